@@ -1,0 +1,97 @@
+// Connections to pg_trickle nodes. The target comes from --dsn, else PGTRICKLE_DSN, else
+// libpq's own defaults (PGHOST, PGPORT, PGUSER, PGDATABASE, ~/.pgpass, service files),
+// which libpq applies when given an empty connection string.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+
+#include <pqxx/connection>
+
+#include "client/conninfo.h"
+
+namespace pgt::client {
+
+/// Where a connection string came from, for messages.
+enum class DsnOrigin { flag, env, libpq_defaults };
+
+/// "--dsn", "PGTRICKLE_DSN" or "libpq defaults (PG* variables)".
+const char* origin_name(DsnOrigin o);
+
+/// A libpq connection string and its origin.
+struct ConnectionSpec {
+    std::string conninfo;  ///< may be empty: libpq defaults
+    DsnOrigin origin = DsnOrigin::libpq_defaults;
+};
+
+/// Picks the connection string: the --dsn value if given, else PGTRICKLE_DSN if set and
+/// not empty (env_dsn is its value, or nullptr), else the empty string for libpq defaults.
+ConnectionSpec resolve_connection(const std::optional<std::string>& flag_dsn, const char* env_dsn);
+
+/// Thrown when the connection string itself is malformed; what() says where it came from.
+class InvalidDsn : public std::runtime_error {
+  public:
+    InvalidDsn(const std::string& msg, DsnOrigin origin)
+        : std::runtime_error(msg), origin_(origin) {}
+    DsnOrigin origin() const { return origin_; }
+
+  private:
+    DsnOrigin origin_;
+};
+
+/// Thrown when a node cannot be reached (refused, unknown host, authentication, missing
+/// database). what() names the node and libpq's reason; hint() says what to check.
+class ConnectionError : public std::runtime_error {
+  public:
+    ConnectionError(const std::string& msg, std::string node, std::string hint)
+        : std::runtime_error(msg), node_(std::move(node)), hint_(std::move(hint)) {}
+    const std::string& node() const { return node_; }
+    const std::string& hint() const { return hint_; }
+
+  private:
+    std::string node_;
+    std::string hint_;
+};
+
+/// The node a connection string would reach, without connecting (see conninfo_target);
+/// throws InvalidDsn when the string is malformed.
+std::string describe_target(const ConnectionSpec& spec);
+
+/// Hooks through which the client layer reports to the user without printing itself.
+struct Diagnostics {
+    /// A NOTICE or WARNING sent by the server (text as libpq formats it).
+    std::function<void(const std::string&)> notice;
+    /// A SQL statement about to run (for -v).
+    std::function<void(const std::string&)> trace;
+};
+
+/// An open connection to one node, with its display name ("host:port").
+class Node {
+  public:
+    /// Connects; throws InvalidDsn or ConnectionError.
+    static std::unique_ptr<Node> connect(const ConnectionSpec& spec, Diagnostics diag);
+    ~Node();
+    Node(const Node&) = delete;
+    Node& operator=(const Node&) = delete;
+
+    /// "host:port" of the server this connection reached.
+    const std::string& name() const { return name_; }
+    /// The libpqxx connection.
+    pqxx::connection& conn() { return *conn_; }
+    /// Reports a statement about to run to the trace hook, if any.
+    void trace(const std::string& sql) const;
+
+  private:
+    class NoticeForwarder;
+    Node(std::string name, std::unique_ptr<pqxx::connection> conn, Diagnostics diag);
+
+    std::string name_;
+    std::unique_ptr<pqxx::connection> conn_;
+    std::unique_ptr<NoticeForwarder> notices_;  // declared after conn_: destroyed first
+    Diagnostics diag_;
+};
+
+}  // namespace pgt::client
