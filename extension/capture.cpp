@@ -1,0 +1,254 @@
+#include "capture.h"
+
+#include <map>
+#include <vector>
+
+#include "core/sql_ident.h"
+#include "core/stable_name.h"
+#include "pg_guard.h"
+#include "spi.h"
+
+extern "C" {
+#include "access/table.h"
+#include "catalog/namespace.h"
+#include "commands/dbcommands.h"
+#include "miscadmin.h"
+#include "utils/errcodes.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+}
+
+namespace pgt::capture {
+namespace {
+
+using sql::qualified;
+using sql::quote_ident;
+using sql::quote_literal;
+
+const char* const kChangeSchema = "pgtrickle_changes";
+
+struct SourceColumn {
+    int attnum;
+    std::string name;
+    std::string type;
+};
+
+struct SourceInfo {
+    std::string schema, name;
+    char relkind = 0;
+    std::vector<SourceColumn> columns;
+};
+
+SourceInfo source_info(Oid relid) {
+    SourceInfo info;
+    char* nsp = nullptr;
+    char* name = nullptr;
+    char kind = 0;
+    pg_call([&] {
+        nsp = get_namespace_name(get_rel_namespace(relid));
+        name = get_rel_name(relid);
+        kind = get_rel_relkind(relid);
+    });
+    if (!nsp || !name) throw Error(ERRCODE_UNDEFINED_TABLE, "relation with OID " + std::to_string(relid) + " does not exist");
+    info.schema = nsp;
+    info.name = name;
+    info.relkind = kind;
+    Relation rel = nullptr;
+    pg_call([&] { rel = table_open(relid, AccessShareLock); });
+    TupleDesc td = RelationGetDescr(rel);
+    for (int i = 0; i < td->natts; ++i) {
+        Form_pg_attribute a = TupleDescAttr(td, i);
+        if (a->attisdropped) continue;
+        std::string type;
+        pg_call([&] { type = sql_type_name(a->atttypid, a->atttypmod); });
+        info.columns.push_back({a->attnum, NameStr(a->attname), type});
+    }
+    pg_call([&] { table_close(rel, AccessShareLock); });
+    return info;
+}
+
+std::string relid_text(Oid relid) { return std::to_string(relid); }
+
+/// The catalog key of a captured source: its stable name, or its OID on 0.31.0-style rows.
+std::optional<std::string> catalog_key(Oid relid) {
+    auto r = spi::exec(
+        "SELECT COALESCE(source_stable_name, source_relid::oid::text) FROM pgtrickle.pgt_change_tracking "
+        "WHERE source_relid = $1::oid",
+        {relid_text(relid)});
+    return r.scalar();
+}
+
+std::string body_tag(const std::string& body) {
+    std::string tag = "$pgt$";
+    for (int i = 0; body.find(tag) != std::string::npos; ++i) tag = "$pgt" + std::to_string(i) + "$";
+    return tag;
+}
+
+/// CREATE OR REPLACE the trigger function that copies transition tables into the buffer.
+void write_trigger_function(const std::string& key, const SourceInfo& src) {
+    const CaptureObjectNames n = capture_object_names(key);
+    const std::string buffer = qualified(kChangeSchema, n.buffer_table);
+    std::string cols = "\"__pgt_xid\", \"__pgt_op\"";
+    std::string old_vals, new_vals;
+    for (const auto& c : src.columns) {
+        cols += ", " + quote_ident("c" + std::to_string(c.attnum));
+        old_vals += ", o." + quote_ident(c.name);
+        new_vals += ", n." + quote_ident(c.name);
+    }
+    const std::string xid = "pg_catalog.pg_current_xact_id()";
+    const std::string ins = "INSERT INTO " + buffer + " (" + cols + ") ";
+    const std::string body =
+        "BEGIN\n"
+        "  IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN\n"
+        "    " + ins + "SELECT " + xid + ", 'I'" + new_vals + " FROM \"__pgt_new\" AS n;\n"
+        "  ELSIF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN\n"
+        "    " + ins + "SELECT " + xid + ", 'D'" + old_vals + " FROM \"__pgt_old\" AS o UNION ALL SELECT " + xid +
+        ", 'I'" + new_vals + " FROM \"__pgt_new\" AS n;\n"
+        "  ELSIF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN\n"
+        "    " + ins + "SELECT " + xid + ", 'D'" + old_vals + " FROM \"__pgt_old\" AS o;\n"
+        "  ELSE\n"
+        "    INSERT INTO " + buffer + " (\"__pgt_xid\", \"__pgt_op\") VALUES (" + xid + ", 'T');\n"
+        "  END IF;\n"
+        "  RETURN NULL;\n"
+        "END";
+    const std::string tag = body_tag(body);
+    spi::run("CREATE OR REPLACE FUNCTION " + qualified(kChangeSchema, n.trigger_function) +
+             "() RETURNS trigger LANGUAGE plpgsql AS " + tag + body + tag);
+    spi::run("COMMENT ON FUNCTION " + qualified(kChangeSchema, n.trigger_function) + "() IS " +
+             quote_literal("pg_trickle: captures changes of " + src.schema + "." + src.name));
+}
+
+/// Buffer columns currently present: name -> SQL type.
+std::map<std::string, std::string> buffer_columns(const std::string& buffer_table) {
+    auto r = spi::exec(
+        "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a "
+        "JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace s ON s.oid = c.relnamespace "
+        "WHERE s.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
+        {std::string(kChangeSchema), buffer_table});
+    std::map<std::string, std::string> out;
+    for (const auto& row : r.rows) out[*row[0]] = row[1].value_or("");
+    return out;
+}
+
+void sync_columns(const std::string& key, const SourceInfo& src) {
+    const CaptureObjectNames n = capture_object_names(key);
+    const std::string buffer = qualified(kChangeSchema, n.buffer_table);
+    auto existing = buffer_columns(n.buffer_table);
+    for (const auto& c : src.columns) {
+        const std::string col = "c" + std::to_string(c.attnum);
+        auto it = existing.find(col);
+        if (it == existing.end()) {
+            spi::run("ALTER TABLE " + buffer + " ADD COLUMN " + quote_ident(col) + " " + c.type);
+            continue;
+        }
+        // A retyped column: no stream table can read it (PostgreSQL refuses to retype a
+        // column a view uses), so buffered values of it are not needed.
+        auto now = spi::exec("SELECT pg_catalog.format_type($1::regtype, NULL) = pg_catalog.format_type(" +
+                                 quote_literal(it->second) + "::regtype, NULL)",
+                             {c.type});
+        if (now.scalar() && *now.scalar() == "f") {
+            spi::run("ALTER TABLE " + buffer + " ALTER COLUMN " + quote_ident(col) + " TYPE " + c.type + " USING NULL");
+        }
+    }
+    write_trigger_function(key, src);
+}
+
+}  // namespace
+
+SourceNames resolve(Oid relid) {
+    SourceNames out;
+    auto key = catalog_key(relid);
+    if (key) {
+        out.stable_name = *key;
+    } else {
+        const SourceInfo src = source_info(relid);
+        char* db = nullptr;
+        pg_call([&] { db = get_database_name(MyDatabaseId); });
+        out.stable_name = stable_name(db, src.schema, src.name);
+    }
+    out.buffer = qualified(kChangeSchema, capture_object_names(out.stable_name).buffer_table);
+    return out;
+}
+
+bool is_captured(Oid relid) { return catalog_key(relid).has_value(); }
+
+std::string ensure_source(Oid relid) {
+    const SourceInfo src = source_info(relid);
+    if (auto key = catalog_key(relid)) {
+        sync_columns(*key, src);
+        return *key;
+    }
+    if (src.relkind != 'r' && src.relkind != 'p') {
+        throw Error(ERRCODE_WRONG_OBJECT_TYPE, "cannot capture changes of \"" + src.schema + "." + src.name + "\"",
+                    "Only plain and partitioned tables can be sources of a stream table.",
+                    "Read the underlying tables instead, or use refresh_mode => 'full'.");
+    }
+    char* db = nullptr;
+    pg_call([&] { db = get_database_name(MyDatabaseId); });
+    const std::string sn = stable_name(db, src.schema, src.name);
+    auto clash = spi::exec(
+        "SELECT source_relid::text FROM pgtrickle.pgt_change_tracking WHERE source_stable_name = $1", {sn});
+    if (clash.scalar()) {
+        throw Error(ERRCODE_DUPLICATE_OBJECT,
+                    "stable name collision: \"" + src.schema + "." + src.name + "\" and " + *clash.scalar() +
+                        " both have stable name " + sn,
+                    "The stable name is a 64-bit hash of database/schema.table; a collision is astronomically "
+                    "unlikely and usually means the other table was renamed to this table's former name.",
+                    "Rename one of the tables and create the stream table again.");
+    }
+    const CaptureObjectNames n = capture_object_names(sn);
+    auto leftover = spi::exec("SELECT pg_catalog.to_regclass($1) IS NOT NULL",
+                              {qualified(kChangeSchema, n.buffer_table)});
+    if (leftover.scalar() && *leftover.scalar() == "t") {
+        throw Error(ERRCODE_DUPLICATE_TABLE, "change buffer " + qualified(kChangeSchema, n.buffer_table) + " already exists",
+                    "No source in pgtrickle.pgt_change_tracking owns it.",
+                    "Drop the leftover table if it holds nothing you need, then try again.");
+    }
+    const std::string buffer = qualified(kChangeSchema, n.buffer_table);
+    std::string cols = "\"__pgt_xid\" pg_catalog.xid8 NOT NULL, \"__pgt_op\" \"char\" NOT NULL";
+    for (const auto& c : src.columns) cols += ", " + quote_ident("c" + std::to_string(c.attnum)) + " " + c.type;
+    spi::run("CREATE TABLE " + buffer + " (" + cols + ")");
+    spi::run("CREATE INDEX " + quote_ident(n.xid_index) + " ON " + buffer + " (\"__pgt_xid\")");
+    spi::run("COMMENT ON TABLE " + buffer + " IS " +
+             quote_literal("pg_trickle change buffer of " + src.schema + "." + src.name));
+    write_trigger_function(sn, src);
+    const std::string fn = qualified(kChangeSchema, n.trigger_function) + "()";
+    const std::string tbl = qualified(src.schema, src.name);
+    spi::run("CREATE TRIGGER " + quote_ident(n.trigger_insert) + " AFTER INSERT ON " + tbl +
+             " REFERENCING NEW TABLE AS \"__pgt_new\" FOR EACH STATEMENT EXECUTE FUNCTION " + fn);
+    spi::run("CREATE TRIGGER " + quote_ident(n.trigger_update) + " AFTER UPDATE ON " + tbl +
+             " REFERENCING OLD TABLE AS \"__pgt_old\" NEW TABLE AS \"__pgt_new\" FOR EACH STATEMENT EXECUTE FUNCTION " + fn);
+    spi::run("CREATE TRIGGER " + quote_ident(n.trigger_delete) + " AFTER DELETE ON " + tbl +
+             " REFERENCING OLD TABLE AS \"__pgt_old\" FOR EACH STATEMENT EXECUTE FUNCTION " + fn);
+    spi::run("CREATE TRIGGER " + quote_ident(n.trigger_truncate) + " AFTER TRUNCATE ON " + tbl +
+             " FOR EACH STATEMENT EXECUTE FUNCTION " + fn);
+    spi::run("INSERT INTO pgtrickle.pgt_change_tracking (source_relid, source_stable_name, cdc_mode) "
+             "VALUES ($1::oid, $2, 'trigger')",
+             {relid_text(relid), sn});
+    return sn;
+}
+
+void sync_source(Oid relid) {
+    auto key = catalog_key(relid);
+    if (!key) return;
+    sync_columns(*key, source_info(relid));
+}
+
+void drop_source_if_unused(Oid relid) {
+    auto key = catalog_key(relid);
+    if (!key) return;
+    auto readers = spi::exec("SELECT count(*) FROM pgtrickle.pgt_dependencies WHERE source_relid = $1::oid",
+                             {relid_text(relid)});
+    if (readers.scalar() && *readers.scalar() != "0") return;
+    const CaptureObjectNames n = capture_object_names(*key);
+    const SourceInfo src = source_info(relid);
+    const std::string tbl = qualified(src.schema, src.name);
+    for (const auto* t : {&n.trigger_insert, &n.trigger_update, &n.trigger_delete, &n.trigger_truncate}) {
+        spi::run("DROP TRIGGER IF EXISTS " + quote_ident(*t) + " ON " + tbl);
+    }
+    spi::run("DROP FUNCTION IF EXISTS " + qualified(kChangeSchema, n.trigger_function) + "()");
+    spi::run("DROP TABLE IF EXISTS " + qualified(kChangeSchema, n.buffer_table));
+    spi::run("DELETE FROM pgtrickle.pgt_change_tracking WHERE source_relid = $1::oid", {relid_text(relid)});
+}
+
+}  // namespace pgt::capture

@@ -1,0 +1,36 @@
+// Trigger-based change capture: one change buffer per source table, shared by every stream
+// table that reads it, filled by statement-level AFTER triggers with transition tables.
+//
+// Buffer rows: "__pgt_xid" (xid8 of the writing transaction), "__pgt_op" ('I' inserted row,
+// 'D' deleted row, 'T' truncate marker) and one column c<attnum> per source column (named by
+// attribute number, so renaming a source column needs no buffer change).
+#pragma once
+
+#include <string>
+
+#include "translate.h"
+
+extern "C" {
+#include "postgres.h"
+}
+
+namespace pgt::capture {
+
+/// Stable name and buffer of a source: from the catalog when captured, else as it would be.
+SourceNames resolve(Oid relid);
+
+/// Capture `relid` (plain or partitioned table) if it is not captured yet, and make sure the
+/// buffer has a column for every current source column. Returns the stable name.
+std::string ensure_source(Oid relid);
+
+/// Re-sync buffer columns and the trigger function with the source's current columns (after
+/// ALTER TABLE on the source).
+void sync_source(Oid relid);
+
+/// Remove capture of `relid` when no stream table reads it any more.
+void drop_source_if_unused(Oid relid);
+
+/// Whether `relid` is a captured source.
+bool is_captured(Oid relid);
+
+}  // namespace pgt::capture

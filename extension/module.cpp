@@ -1,0 +1,44 @@
+// Module entry point: version magic and settings (pg_trickle.*).
+#include <climits>
+extern "C" {
+#include "postgres.h"
+#include "fmgr.h"
+#include "utils/guc.h"
+}
+
+extern "C" {
+PG_MODULE_MAGIC;
+}
+
+namespace pgt::settings {
+bool enabled = true;
+int scheduler_interval_ms = 1000;
+int citus_worker_retry_ticks = 5;
+int citus_st_lock_lease_ms = 60000;
+int citus_slot_max_lag_bytes = 1024 * 1024 * 1024;
+bool log_remote_commands = false;
+}  // namespace pgt::settings
+
+extern "C" PGDLLEXPORT void _PG_init(void);
+
+void _PG_init(void) {
+    using namespace pgt::settings;
+    DefineCustomBoolVariable("pg_trickle.enabled", "Whether the scheduler refreshes stream tables.", nullptr, &enabled,
+                             true, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("pg_trickle.scheduler_interval_ms", "How often the scheduler looks for due refreshes.",
+                            nullptr, &scheduler_interval_ms, 1000, 10, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
+                            nullptr, nullptr);
+    DefineCustomIntVariable("pg_trickle.citus_worker_retry_ticks",
+                            "Consecutive per-worker poll failures before a WARNING (0 disables).", nullptr,
+                            &citus_worker_retry_ticks, 5, 0, 1000000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("pg_trickle.citus_st_lock_lease_ms", "Duration of a distributed refresh lease.", nullptr,
+                            &citus_st_lock_lease_ms, 60000, 1000, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr,
+                            nullptr);
+    DefineCustomIntVariable("pg_trickle.citus_slot_max_lag_bytes",
+                            "Worker slot lag beyond which a stream table falls back to a full refresh.", nullptr,
+                            &citus_slot_max_lag_bytes, 1024 * 1024 * 1024, 1024 * 1024, INT_MAX, PGC_SIGHUP,
+                            GUC_UNIT_BYTE, nullptr, nullptr, nullptr);
+    DefineCustomBoolVariable("pg_trickle.log_remote_commands", "Log every command sent to another node.", nullptr,
+                             &log_remote_commands, false, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+    MarkGUCPrefixReserved("pg_trickle");
+}

@@ -1,0 +1,121 @@
+// The C++ / PostgreSQL boundary (see STYLE.md).
+//
+// PostgreSQL reports errors with ereport(ERROR), a longjmp that skips C++ destructors; C++
+// reports errors with exceptions, which PostgreSQL cannot catch. Two guards keep them apart:
+//  - PGT_FUNCTION(name) declares an SQL-callable function: an extern "C" shim that runs the
+//    C++ body inside a catch-all and turns any exception into ereport(ERROR) with an errcode.
+//  - pg_call(fn) runs PostgreSQL code that may raise from C++ code that holds RAII objects:
+//    it catches the PostgreSQL error, restores the memory context and rethrows it as PgError.
+//    fn itself must not throw C++ exceptions.
+#pragma once
+
+extern "C" {
+#include "postgres.h"
+#include "fmgr.h"
+#include "nodes/nodes.h"
+#include "utils/elog.h"
+}
+
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+namespace pgt {
+
+/// An error with a SQLSTATE, raised as ereport(ERROR) when it reaches the boundary.
+class Error : public std::runtime_error {
+public:
+    Error(int sqlstate, std::string message, std::string detail = {}, std::string hint = {})
+        : std::runtime_error(std::move(message)), sqlstate_(sqlstate), detail_(std::move(detail)),
+          hint_(std::move(hint)) {}
+    int sqlstate() const { return sqlstate_; }
+    const std::string& detail() const { return detail_; }
+    const std::string& hint() const { return hint_; }
+
+private:
+    int sqlstate_;
+    std::string detail_, hint_;
+};
+
+/// A PostgreSQL error caught by pg_call, carried as a C++ exception. Re-raised unchanged
+/// (SQLSTATE, detail, hint, context) at the boundary.
+class PgError : public std::exception {
+public:
+    explicit PgError(ErrorData* edata) : edata_(edata) {}
+    ErrorData* data() const { return edata_; }
+    const char* what() const noexcept override { return edata_ && edata_->message ? edata_->message : "error"; }
+
+private:
+    ErrorData* edata_;  // palloc'd in the caller's memory context
+};
+
+namespace detail {
+[[noreturn]] void rethrow_as_pg_error(const std::exception* e, bool unknown);
+[[noreturn]] void rethrow_pg_error(ErrorData* edata);
+void throw_pending(ErrorData* edata);
+}  // namespace detail
+
+/// Run PostgreSQL code that may ereport; its error becomes a PgError exception.
+template <typename F>
+void pg_call(F&& fn) {
+    MemoryContext ctx = CurrentMemoryContext;
+    ErrorData* volatile edata = nullptr;
+    PG_TRY();
+    {
+        fn();
+    }
+    PG_CATCH();
+    {
+        MemoryContextSwitchTo(ctx);
+        edata = CopyErrorData();
+        FlushErrorState();
+    }
+    PG_END_TRY();
+    detail::throw_pending(edata);
+}
+
+/// Run a C++ body at the boundary; exceptions become ereport(ERROR).
+template <typename F>
+Datum guard_cpp(F&& body) {
+    // Only trivially destructible state may live here: ereport below longjmps.
+    ErrorData* pg_error = nullptr;
+    bool failed = false;
+    bool unknown = false;
+    Error* own = nullptr;
+    std::runtime_error* other = nullptr;
+    try {
+        return body();
+    } catch (const PgError& e) {
+        pg_error = e.data();
+    } catch (const Error& e) {
+        own = new Error(e);
+    } catch (const std::exception& e) {
+        other = new std::runtime_error(e.what());
+    } catch (...) {
+        unknown = true;
+    }
+    failed = true;
+    if (pg_error) detail::rethrow_pg_error(pg_error);
+    if (own) detail::rethrow_as_pg_error(own, false);
+    detail::rethrow_as_pg_error(other, unknown && failed);
+}
+
+/// copyObject for C++ (PostgreSQL's macro relies on C typeof).
+template <typename T>
+T* pg_copy(const T* node) {
+    return static_cast<T*>(copyObjectImpl(node));
+}
+
+}  // namespace pgt
+
+/// Declare an SQL-callable function `name` whose C++ body follows, e.g.
+///   PGT_FUNCTION(pgtrickle_row_id) { ... return Int64GetDatum(h); }
+#define PGT_FUNCTION(name)                                                       \
+    static Datum name##_body(PG_FUNCTION_ARGS);                                  \
+    extern "C" {                                                                 \
+    PGDLLEXPORT PG_FUNCTION_INFO_V1(name);                                       \
+    PGDLLEXPORT Datum name(PG_FUNCTION_ARGS) {                                   \
+        return pgt::guard_cpp([&]() -> Datum { return name##_body(fcinfo); });   \
+    }                                                                            \
+    }                                                                            \
+    static Datum name##_body(PG_FUNCTION_ARGS)

@@ -1,0 +1,40 @@
+// The refresh executor: brings one stream table up to date in the current transaction.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "core/delta_sql.h"
+#include "translate.h"
+
+extern "C" {
+#include "postgres.h"
+}
+
+namespace pgt {
+
+struct RefreshOutcome {
+    std::string mode;   ///< "differential", "full" or "none" (nothing changed)
+    int64_t rows = 0;   ///< rows written to the storage table
+    std::string reason; ///< why a full refresh, if it was one
+};
+
+/// Refresh stream table `pgt_id`: take its lock, then, under one snapshot, consume the
+/// changes its frontier has not seen (by transaction visibility), apply them, advance the
+/// frontier and clean up buffers, all in the caller's transaction. `force_full` recomputes.
+RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full);
+
+/// The defining query of a stream table, translated (reads its query view).
+Translation translate_stream_table(Oid query_view);
+
+/// Translate an analyzed query and decide how it is maintained.
+struct Analysis {
+    Translation translation;
+    bool differential = false;
+    std::string reason;           ///< why not differential
+    ivm::StorageLayout layout;
+};
+Analysis analyze_for_mode(Query* query, const std::string& refresh_mode,
+                          const std::vector<ivm::Column>& columns);
+
+}  // namespace pgt

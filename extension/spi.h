@@ -1,0 +1,49 @@
+// SPI from C++: every call goes through pg_call, results come back as C++ values (text).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+extern "C" {
+#include "postgres.h"
+#include "utils/snapshot.h"
+}
+
+namespace pgt::spi {
+
+using Value = std::optional<std::string>;
+using Row = std::vector<Value>;
+
+struct Result {
+    std::vector<Row> rows;
+    uint64_t processed = 0;
+    /// First column of the first row, or nullopt.
+    Value scalar() const { return rows.empty() || rows[0].empty() ? std::nullopt : rows[0][0]; }
+};
+
+/// An SPI connection for the current C++ scope. Finish explicitly on success; on an error
+/// the transaction abort cleans SPI up.
+class Session {
+public:
+    Session();
+    ~Session();
+    Session(const Session&) = delete;
+    Session& operator=(const Session&) = delete;
+    void finish();
+
+private:
+    bool open_ = false;
+};
+
+/// Run `sql` with text parameters ($1..$n, typed as text: cast in SQL). When `snapshot` is
+/// given the statement runs under it (all statements of a refresh share one snapshot).
+Result exec(const std::string& sql, const std::vector<Value>& params = {},
+            Snapshot snapshot = InvalidSnapshot);
+
+/// Run a utility or DML statement, no result expected.
+void run(const std::string& sql, const std::vector<Value>& params = {},
+         Snapshot snapshot = InvalidSnapshot);
+
+}  // namespace pgt::spi

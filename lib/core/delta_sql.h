@@ -1,0 +1,61 @@
+// SQL generation for stream-table maintenance: storage layout, full refresh, and the
+// differential apply statement of one refresh.
+//
+// The delta of a query is a Z-set: rows with integer weights (+n inserted, -n deleted).
+// Change buffers give the delta of each base table; every operator turns the deltas of its
+// inputs into its own (see delta_sql.cpp for the rules). Terms read the base tables in their
+// *current* state (the refresh snapshot), so no copy of an old state is ever materialised.
+#pragma once
+
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/ivm_plan.h"
+
+namespace pgt::ivm {
+
+/// What one refresh consumes: buffer rows written by transactions that the frontier
+/// snapshot did not see (and the refresh snapshot does: that part is implicit, the SQL runs
+/// under the refresh snapshot).
+struct ChangeWindow {
+    std::string frontier_snapshot;   ///< pg_snapshot text of the previous refresh
+    std::set<std::string> changed;   ///< stable names of sources with rows in the window
+};
+
+/// The storage table's columns and how it is maintained.
+struct StorageLayout {
+    StorageKind kind = StorageKind::rows;
+    bool global_aggregate = false;   ///< aggregates without GROUP BY: exactly one row
+    bool algebraic = false;          ///< groups updated from deltas alone (else recomputed)
+    std::vector<Column> visible;     ///< the query's output columns
+    std::vector<HiddenColumn> hidden;
+};
+
+/// Layout for a differentially maintained query.
+StorageLayout differential_layout(const Query& q);
+
+/// Layout for a query maintained by full refresh only: rows with a content row id.
+StorageLayout full_layout(const std::vector<Column>& columns);
+
+/// INSERT that fills an empty storage table `target` from the current state. For the rows
+/// layout it reads `query_view` (the defining query kept as a view); for groups it renders
+/// the aggregation itself so that the hidden columns are filled too.
+std::string full_refresh_sql(const Query* q, const StorageLayout& layout,
+                             const std::string& target, const std::string& query_view);
+
+/// One statement that applies the window's delta to `target`. It returns one row with one
+/// bigint column (rows written) or is a MERGE (rows written = processed count).
+std::string delta_apply_sql(const Query& q, const StorageLayout& layout,
+                            const std::string& target, const ChangeWindow& window);
+
+/// The rows of the query's delta (output columns + "__pgt_w"), for tests and explain.
+std::string delta_rows_sql(const Query& q, const ChangeWindow& window);
+
+/// Human-readable operator tree, one operator a line, indented by depth.
+std::string explain_tree(const Query& q, const StorageLayout& layout);
+
+/// Stable names of every base table the query reads.
+std::set<std::string> base_stable_names(const Query& q);
+
+}  // namespace pgt::ivm

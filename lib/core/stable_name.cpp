@@ -1,0 +1,42 @@
+#include "core/stable_name.h"
+
+#include <xxhash.h>
+
+#include <cstdio>
+
+namespace pgt {
+
+std::string stable_name(std::string_view database, std::string_view schema,
+                        std::string_view table) {
+    std::string key;
+    key.reserve(database.size() + schema.size() + table.size() + 2);
+    key.append(database).append("/").append(schema).append(".").append(table);
+    const XXH64_hash_t h = XXH64(key.data(), key.size(), 0);
+    char buf[17];
+    std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+    return std::string(buf, 16);
+}
+
+bool is_stable_name(std::string_view s) {
+    if (s.size() != 16) return false;
+    for (char c : s) {
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+    }
+    return true;
+}
+
+CaptureObjectNames capture_object_names(std::string_view key) {
+    const std::string k(key);
+    CaptureObjectNames n;
+    n.buffer_table = "changes_" + k;
+    n.trigger_function = "pg_trickle_cdc_fn_" + k;
+    n.trigger_insert = "pg_trickle_cdc_ins_" + k;
+    n.trigger_update = "pg_trickle_cdc_upd_" + k;
+    n.trigger_delete = "pg_trickle_cdc_del_" + k;
+    n.trigger_truncate = "pg_trickle_cdc_trunc_" + k;
+    n.xid_index = "idx_changes_" + k + "_xid";
+    n.slot = "pgtrickle_" + k;
+    return n;
+}
+
+}  // namespace pgt

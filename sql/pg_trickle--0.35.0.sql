@@ -1,0 +1,243 @@
+-- pg_trickle 0.35.0: catalog and SQL API.
+-- Complain if the script is sourced in psql rather than via CREATE EXTENSION.
+\echo Use "CREATE EXTENSION pg_trickle" to load this file. \quit
+
+-- The extension's schema (pgtrickle) is created by CREATE EXTENSION from the control file.
+-- Change buffers, their trigger functions and nothing else live in pgtrickle_changes.
+CREATE SCHEMA pgtrickle_changes;
+COMMENT ON SCHEMA pgtrickle_changes IS 'pg_trickle change buffers (one per captured source)';
+
+--------------------------------------------------------------------------------------------
+-- Catalog
+--------------------------------------------------------------------------------------------
+
+-- One row per stream table.
+CREATE TABLE pgtrickle.pgt_stream_tables (
+    pgt_id            bigserial PRIMARY KEY,
+    pgt_schema        text NOT NULL,
+    pgt_name          text NOT NULL,
+    pgt_relid         regclass NOT NULL,           -- the storage table (regclass survives dump/restore)
+    defining_query    text NOT NULL,               -- the query as the user gave it
+    query_view        regclass NOT NULL,           -- pgtrickle.pgt_query_<pgt_id>: the query, kept by PostgreSQL
+    schedule          text,                        -- NULL: refreshed only on demand
+    refresh_mode      text NOT NULL DEFAULT 'auto'
+                      CHECK (refresh_mode IN ('auto', 'differential', 'full')),
+    effective_mode    text NOT NULL DEFAULT 'full'
+                      CHECK (effective_mode IN ('differential', 'full')),
+    mode_reason       text,                        -- why effective_mode is 'full', if it is
+    cdc_mode          text NOT NULL DEFAULT 'auto'
+                      CHECK (cdc_mode IN ('auto', 'trigger', 'wal')),
+    st_placement      text NOT NULL DEFAULT 'local'
+                      CHECK (st_placement IN ('local', 'reference', 'distributed')),
+    output_distribution_column text,
+    storage_kind      text NOT NULL                -- 'rows' (duplicates kept) or 'groups'
+                      CHECK (storage_kind IN ('rows', 'groups')),
+    status            text NOT NULL DEFAULT 'active'
+                      CHECK (status IN ('initializing', 'active', 'suspended', 'error')),
+    frontier          jsonb,                       -- {"format":1,"sysid":..,"sources":{<stable_name>:{"snapshot":..}}}
+    needs_full_refresh boolean NOT NULL DEFAULT false,
+    created_at        timestamptz NOT NULL DEFAULT now(),
+    last_refresh_at   timestamptz,
+    last_refresh_mode text,
+    last_refresh_rows bigint,
+    last_error        text,
+    consecutive_errors integer NOT NULL DEFAULT 0,
+    UNIQUE (pgt_schema, pgt_name)
+);
+COMMENT ON TABLE pgtrickle.pgt_stream_tables IS 'pg_trickle: one row per stream table';
+
+-- Which sources each stream table reads.
+CREATE TABLE pgtrickle.pgt_dependencies (
+    pgt_id             bigint NOT NULL REFERENCES pgtrickle.pgt_stream_tables ON DELETE CASCADE,
+    source_relid       regclass NOT NULL,
+    source_stable_name text,
+    source_placement   text NOT NULL DEFAULT 'local'
+                       CHECK (source_placement IN ('local', 'reference', 'distributed')),
+    PRIMARY KEY (pgt_id, source_relid)
+);
+COMMENT ON TABLE pgtrickle.pgt_dependencies IS 'pg_trickle: sources read by each stream table';
+
+-- One row per captured source: its change buffer and how changes reach it.
+CREATE TABLE pgtrickle.pgt_change_tracking (
+    source_relid       regclass PRIMARY KEY,
+    source_stable_name text UNIQUE,
+    source_placement   text NOT NULL DEFAULT 'local'
+                       CHECK (source_placement IN ('local', 'reference', 'distributed')),
+    cdc_mode           text NOT NULL DEFAULT 'trigger' CHECK (cdc_mode IN ('trigger', 'wal')),
+    frontier_per_node  jsonb,                      -- distributed sources: {"<node>": "<lsn>"}
+    created_at         timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE pgtrickle.pgt_change_tracking IS 'pg_trickle: captured sources and their change buffers';
+
+-- Citus: per-worker publication/slot of a distributed source (used from a later release on).
+CREATE TABLE pgtrickle.pgt_worker_slots (
+    source_stable_name text NOT NULL,
+    worker_name        text NOT NULL,
+    worker_port        integer NOT NULL,
+    slot_name          text NOT NULL,
+    publication_name   text NOT NULL,
+    worker_frontier    pg_lsn,
+    last_polled_at     timestamptz,
+    consecutive_failures integer NOT NULL DEFAULT 0,
+    last_error         text,
+    PRIMARY KEY (source_stable_name, worker_name, worker_port)
+);
+
+-- Citus: cross-node refresh leases (advisory locks are node-local).
+CREATE TABLE pgtrickle.pgt_st_locks (
+    pgt_id      bigint PRIMARY KEY REFERENCES pgtrickle.pgt_stream_tables ON DELETE CASCADE,
+    locked_by   text NOT NULL,
+    acquired_at timestamptz NOT NULL DEFAULT now(),
+    expires_at  timestamptz NOT NULL
+);
+
+SELECT pg_catalog.pg_extension_config_dump('pgtrickle.pgt_stream_tables', '');
+SELECT pg_catalog.pg_extension_config_dump('pgtrickle.pgt_stream_tables_pgt_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('pgtrickle.pgt_dependencies', '');
+SELECT pg_catalog.pg_extension_config_dump('pgtrickle.pgt_change_tracking', '');
+SELECT pg_catalog.pg_extension_config_dump('pgtrickle.pgt_worker_slots', '');
+
+--------------------------------------------------------------------------------------------
+-- Functions implemented in pg_trickle.so
+--------------------------------------------------------------------------------------------
+
+CREATE FUNCTION pgtrickle.source_stable_name(source oid) RETURNS text
+    LANGUAGE C STRICT STABLE AS 'MODULE_PATHNAME', 'pgtrickle_source_stable_name';
+COMMENT ON FUNCTION pgtrickle.source_stable_name(oid) IS
+    'stable name of a source table: lower-hex XXH64 of database/schema.table; the stored one if the table is captured';
+
+-- Row identity: a 64-bit xxHash over the values' equality-consistent hashes, NULL-aware.
+CREATE FUNCTION pgtrickle.row_id(VARIADIC "any") RETURNS bigint
+    LANGUAGE C IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgtrickle_row_id';
+
+CREATE PROCEDURE pgtrickle.create_stream_table(
+    name text,
+    query text,
+    schedule text DEFAULT NULL,
+    refresh_mode text DEFAULT 'auto',
+    cdc_mode text DEFAULT 'auto',
+    output_distribution_column text DEFAULT NULL,
+    initialize boolean DEFAULT true)
+    LANGUAGE C AS 'MODULE_PATHNAME', 'pgtrickle_create_stream_table';
+
+CREATE PROCEDURE pgtrickle.alter_stream_table(
+    name text,
+    query text DEFAULT NULL,
+    schedule text DEFAULT NULL,
+    refresh_mode text DEFAULT NULL,
+    status text DEFAULT NULL)
+    LANGUAGE C AS 'MODULE_PATHNAME', 'pgtrickle_alter_stream_table';
+
+CREATE PROCEDURE pgtrickle.drop_stream_table(name text, "cascade" boolean DEFAULT false)
+    LANGUAGE C AS 'MODULE_PATHNAME', 'pgtrickle_drop_stream_table';
+
+CREATE PROCEDURE pgtrickle.refresh_stream_table(name text, "full" boolean DEFAULT false)
+    LANGUAGE C AS 'MODULE_PATHNAME', 'pgtrickle_refresh_stream_table';
+
+-- How a query would be maintained: {"mode","differential","reason","tree","text"}.
+CREATE FUNCTION pgtrickle.explain_stream_table(query text) RETURNS jsonb
+    LANGUAGE C STRICT VOLATILE AS 'MODULE_PATHNAME', 'pgtrickle_explain_stream_table';
+
+-- Changes buffered for a stream table and not yet applied to it.
+CREATE FUNCTION pgtrickle.pending_changes(pgt_id bigint) RETURNS bigint
+    LANGUAGE C STRICT STABLE AS 'MODULE_PATHNAME', 'pgtrickle_pending_changes';
+
+-- Event triggers: keep capture in step with source DDL, refuse DDL that would leave a stream
+-- table silently stale.
+CREATE FUNCTION pgtrickle.on_ddl_command_end() RETURNS event_trigger
+    LANGUAGE C AS 'MODULE_PATHNAME', 'pgtrickle_on_ddl_command_end';
+CREATE FUNCTION pgtrickle.on_sql_drop() RETURNS event_trigger
+    LANGUAGE C AS 'MODULE_PATHNAME', 'pgtrickle_on_sql_drop';
+CREATE EVENT TRIGGER pgtrickle_ddl_command_end ON ddl_command_end
+    EXECUTE FUNCTION pgtrickle.on_ddl_command_end();
+CREATE EVENT TRIGGER pgtrickle_sql_drop ON sql_drop
+    EXECUTE FUNCTION pgtrickle.on_sql_drop();
+
+--------------------------------------------------------------------------------------------
+-- Status
+--------------------------------------------------------------------------------------------
+
+CREATE VIEW pgtrickle.pgt_status AS
+SELECT st.pgt_id,
+       st.pgt_schema,
+       st.pgt_name,
+       st.status,
+       st.refresh_mode,
+       st.effective_mode,
+       st.mode_reason,
+       st.schedule,
+       st.cdc_mode,
+       st.st_placement,
+       st.created_at,
+       st.last_refresh_at,
+       st.last_refresh_mode,
+       st.last_refresh_rows,
+       st.last_error,
+       st.consecutive_errors,
+       pgtrickle.pending_changes(st.pgt_id) AS pending_changes,
+       pg_catalog.now() - st.last_refresh_at AS staleness
+  FROM pgtrickle.pgt_stream_tables st;
+COMMENT ON VIEW pgtrickle.pgt_status IS 'pg_trickle: health of every stream table';
+
+CREATE VIEW pgtrickle.pgt_source_status AS
+SELECT ct.source_relid,
+       ct.source_stable_name,
+       ct.source_placement,
+       ct.cdc_mode,
+       'pgtrickle_changes.changes_' || ct.source_stable_name AS change_buffer,
+       (SELECT pg_catalog.count(*) FROM pgtrickle.pgt_dependencies d
+         WHERE d.source_relid = ct.source_relid) AS readers
+  FROM pgtrickle.pgt_change_tracking ct;
+COMMENT ON VIEW pgtrickle.pgt_source_status IS 'pg_trickle: captured sources and their buffers';
+
+-- Citus observability (columns as in the Citus guide). Empty until distributed sources exist.
+CREATE VIEW pgtrickle.citus_status AS
+SELECT st.pgt_schema,
+       st.pgt_name,
+       d.source_stable_name,
+       d.source_placement,
+       NULL::text AS coordinator_slot,
+       ws.worker_name,
+       ws.worker_port,
+       ws.slot_name AS worker_slot,
+       ws.worker_frontier,
+       ws.last_polled_at,
+       l.locked_by AS lease_holder,
+       l.acquired_at AS lease_acquired_at,
+       l.expires_at AS lease_expires_at,
+       CASE WHEN l.pgt_id IS NULL THEN 'unlocked'
+            WHEN l.expires_at < pg_catalog.now() THEN 'expired'
+            ELSE 'locked' END AS lease_health
+  FROM pgtrickle.pgt_stream_tables st
+  JOIN pgtrickle.pgt_dependencies d ON d.pgt_id = st.pgt_id AND d.source_placement = 'distributed'
+  LEFT JOIN pgtrickle.pgt_worker_slots ws ON ws.source_stable_name = d.source_stable_name
+  LEFT JOIN pgtrickle.pgt_st_locks l ON l.pgt_id = st.pgt_id;
+
+-- pg_ripple VP promotion hook. Validates the payload and reports whether the table is a
+-- tracked distributed source; worker-slot probing arrives with distributed CDC.
+CREATE FUNCTION pgtrickle.handle_vp_promoted(payload text) RETURNS boolean
+    LANGUAGE plpgsql AS $fn$
+DECLARE
+    doc jsonb;
+    tracked boolean;
+BEGIN
+    BEGIN
+        doc := payload::jsonb;
+    EXCEPTION WHEN invalid_text_representation THEN
+        RAISE EXCEPTION 'invalid vp_promoted payload: not JSON'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass the payload of the pg_ripple.vp_promoted notification unchanged.';
+    END;
+    IF pg_catalog.jsonb_typeof(doc) <> 'object' OR NOT doc ? 'table' THEN
+        RAISE EXCEPTION 'invalid vp_promoted payload: key "table" missing'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Expected {"table": ..., "shard_count": ..., "shard_table_prefix": ..., "predicate_id": ...}.';
+    END IF;
+    SELECT EXISTS (SELECT 1 FROM pgtrickle.pgt_change_tracking ct
+                    WHERE ct.source_placement = 'distributed'
+                      AND ct.source_relid::text = doc->>'table')
+      INTO tracked;
+    RAISE LOG 'pg_trickle: vp_promoted for % (tracked distributed source: %)', doc->>'table', tracked;
+    RETURN tracked;
+END
+$fn$;
