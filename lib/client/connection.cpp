@@ -26,7 +26,7 @@ const char* origin_name(DsnOrigin o) {
         case DsnOrigin::env:
             return "PGTRICKLE_DSN";
         case DsnOrigin::libpq_defaults:
-            return "libpq defaults (PG* variables)";
+            return "libpq defaults";
     }
     return "";
 }

@@ -18,7 +18,7 @@ namespace pgt::client {
 /// Where a connection string came from, for messages.
 enum class DsnOrigin { flag, env, libpq_defaults };
 
-/// "--dsn", "PGTRICKLE_DSN" or "libpq defaults (PG* variables)".
+/// "--dsn", "PGTRICKLE_DSN" or "libpq defaults".
 const char* origin_name(DsnOrigin o);
 
 /// A libpq connection string and its origin.

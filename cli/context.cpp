@@ -1,0 +1,40 @@
+#include "context.h"
+
+#include <cstdlib>
+
+#include "client/catalog.h"
+#include "core/cli_format.h"
+
+namespace pgt::cli {
+
+Context::Context(const GlobalOptions& globals, std::string command)
+    : globals_(globals),
+      console_(globals.format == "json" ? Format::json : Format::table, globals.verbose,
+               globals.quiet),
+      command_(std::move(command)) {}
+
+std::unique_ptr<client::Node> Context::connect(int timeout_s) const {
+    // Not overwriting: the user's PGCONNECT_TIMEOUT (or connect_timeout) wins.
+    setenv("PGCONNECT_TIMEOUT", std::to_string(timeout_s).c_str(), 0);
+    const client::ConnectionSpec spec =
+        client::resolve_connection(globals_.dsn, std::getenv("PGTRICKLE_DSN"));
+    const std::string target = client::describe_target(spec);
+    console_.debug(
+        "connecting to " + target + " (from " + client::origin_name(spec.origin) +
+        (spec.conninfo.empty() ? std::string() : ": " + cli_format::mask_password(spec.conninfo)) +
+        ")");
+    client::Diagnostics diag;
+    diag.notice = [this](const std::string& msg) { console_.info(msg); };
+    diag.trace = [this](const std::string& sql) { console_.debug("sql: " + sql); };
+    auto node = client::Node::connect(spec, std::move(diag));
+    console_.debug("connected to " + node->name());
+    return node;
+}
+
+std::unique_ptr<client::Node> Context::connect_with_extension() const {
+    auto node = connect();
+    client::require_extension(*node);
+    return node;
+}
+
+}  // namespace pgt::cli

@@ -1,0 +1,33 @@
+// Turning failures into exit codes (lib/core/exit_codes.h) and into output: a message on
+// stderr and, with --format json, one error document on stdout.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+#include <CLI/CLI.hpp>
+
+#include "command_tree.h"
+#include "context.h"
+#include "core/exit_codes.h"
+
+namespace pgt::cli {
+
+/// A command line that parsed but makes no sense (exit code 2).
+class UsageError : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
+};
+
+/// Reports the exception being handled (call from a catch block) and returns its exit
+/// code: usage 2, invalid DSN 2 (--dsn) or 3 (PGTRICKLE_DSN), missing extension 3,
+/// connection 4, SQL error 5, unknown stream table 1, anything unexpected 70.
+ExitCode report_current_exception(const Context& ctx);
+
+/// Reports a CLI11 parse error (or help request) and returns its exit code: 0 for
+/// --help, 2 otherwise. With --format json among the arguments an error document is
+/// printed too.
+ExitCode report_parse_error(CommandTree& tree, const CLI::ParseError& e, int argc,
+                            const char* const* argv);
+
+}  // namespace pgt::cli
