@@ -431,8 +431,8 @@ PGT_FUNCTION(pgtrickle_pending_changes) {
     const int64_t id = PG_GETARG_INT64(0);
     spi::Session spi;
     auto srcs = spi::exec(
-        "SELECT COALESCE(ct.source_stable_name, ct.source_relid::oid::text), st.frontier->'sources'->>"
-        "COALESCE(ct.source_stable_name, ct.source_relid::oid::text) FROM pgtrickle.pgt_stream_tables st "
+        "SELECT COALESCE(ct.source_stable_name, ct.source_relid::oid::text), st.frontier->'sources'->"
+        "COALESCE(ct.source_stable_name, ct.source_relid::oid::text)->>'snapshot' FROM pgtrickle.pgt_stream_tables st "
         "JOIN pgtrickle.pgt_dependencies d ON d.pgt_id = st.pgt_id "
         "JOIN pgtrickle.pgt_change_tracking ct ON ct.source_relid = d.source_relid WHERE st.pgt_id = $1::bigint",
         {std::to_string(id)});

@@ -25,7 +25,7 @@ PGT_FUNCTION(pgtrickle_on_ddl_command_end) {
     }
     spi::Session spi;
     auto cmds = spi::exec("SELECT DISTINCT objid::text FROM pg_catalog.pg_event_trigger_ddl_commands() "
-                          "WHERE command_tag = 'ALTER TABLE' AND object_type = 'table'");
+                          "WHERE command_tag = 'ALTER TABLE' AND object_type IN ('table', 'table column')");
     for (const auto& row : cmds.rows) {
         const Oid relid = static_cast<Oid>(std::stoul(*row[0]));
         capture::sync_source(relid);
