@@ -140,11 +140,12 @@ ExitCode run_refresh_all(const Context& ctx, bool full) {
              r.error ? cli_format::one_line(r.error->sqlstate + ": " + r.error->message) : ""});
     }
     const ExitCode code = failed ? ExitCode::failure : ExitCode::ok;
-    const std::string message =
-        results.empty() ? "no stream tables to refresh"
-        : failed        ? std::to_string(failed) + " of " + std::to_string(results.size()) +
-                       " stream tables failed to refresh"
-                 : "refreshed " + std::to_string(results.size()) + " stream tables";
+    const std::string count =
+        std::to_string(results.size()) + (results.size() == 1 ? " stream table" : " stream tables");
+    const std::string message = results.empty() ? "no stream tables to refresh"
+                                : failed
+                                    ? std::to_string(failed) + " of " + count + " failed to refresh"
+                                    : "refreshed " + count;
     if (console.json()) {
         json::Value doc = new_document("refresh");
         doc.set("results", std::move(list));

@@ -71,11 +71,14 @@ void render(const Context& ctx, const client::StatusSnapshot& snap, const client
         ctx.console().document(doc);
         return;
     }
-    std::string text = stream_tables_table(snap.stream_tables);
-    if (!snap.sources.as_array().empty()) {
-        text += "\n" + sources_table(snap.sources);
+    std::string text;
+    if (!snap.stream_tables.as_array().empty()) {
+        text += stream_tables_table(snap.stream_tables) + "\n";
     }
-    ctx.console().out(text + "\n" + health.message + "\n");
+    if (!snap.sources.as_array().empty()) {
+        text += sources_table(snap.sources) + "\n";
+    }
+    ctx.console().out(text + health.message + "\n");
 }
 
 }  // namespace
