@@ -5,10 +5,12 @@
 #include "capture.h"
 #include "core/delta_sql.h"
 #include "core/schedule.h"
+#include "core/scheduling.h"
 #include "core/stable_name.h"
 #include "core/sql_ident.h"
 #include "pg_guard.h"
 #include "refresh.h"
+#include "scheduler.h"
 #include "spi.h"
 #include "state.h"
 
@@ -28,6 +30,7 @@ extern "C" {
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/regproc.h"
+#include "utils/timestamp.h"
 }
 
 namespace pgt {
@@ -307,6 +310,13 @@ PGT_FUNCTION(pgtrickle_create_stream_table) {
                     "Omit output_distribution_column to store the stream table on this node.");
     }
     check_schedule(schedule);
+    if (schedule && !schedule->empty() && !scheduler::preloaded()) {
+        throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    "pg_trickle is not loaded through shared_preload_libraries: a schedule would never run",
+                    "The scheduler is a background worker started by the postmaster.",
+                    "Add pg_trickle to shared_preload_libraries and restart the server, or omit the schedule and "
+                    "call pgtrickle.refresh_stream_table yourself.");
+    }
     bool xact_snapshot = false;
     pg_call([&] { xact_snapshot = IsolationUsesXactSnapshot(); });
     require(!xact_snapshot, ERRCODE_ACTIVE_SQL_TRANSACTION,
@@ -329,6 +339,7 @@ PGT_FUNCTION(pgtrickle_create_stream_table) {
     record_definition(id, d, query, refresh_mode);
     if (initialize) refresh_stream_table(id, true);
     spi.finish();
+    scheduler::wake_launcher();
     PG_RETURN_VOID();
 }
 
@@ -467,4 +478,35 @@ PGT_FUNCTION(pgtrickle_source_stable_name) {
     text* t = nullptr;
     pg_call([&] { t = cstring_to_text_with_len(sn.data(), static_cast<int>(sn.size())); });
     PG_RETURN_TEXT_P(t);
+}
+
+// pgtrickle.note_change(): called by capture triggers; the commit then wakes the scheduler.
+PGT_FUNCTION(pgtrickle_note_change) {
+    scheduler::note_captured_write();
+    PG_RETURN_VOID();
+}
+
+// pgtrickle.scheduler_pid() -> int: this database's scheduler, NULL when none runs.
+PGT_FUNCTION(pgtrickle_scheduler_pid) {
+    const int pid = scheduler::scheduler_pid();
+    if (pid == 0) PG_RETURN_NULL();
+    PG_RETURN_INT32(pid);
+}
+
+// pgtrickle.schedule_interval(text) -> interval: the period of a schedule (for a cron
+// expression, the gap between its next two firings); NULL for NULL or an invalid schedule.
+PGT_FUNCTION(pgtrickle_schedule_interval) {
+    const Schedule s = parse_schedule(text_arg(fcinfo, 0));
+    if (s.error) PG_RETURN_NULL();
+    int64_t ms = s.every.count();
+    if (s.kind == Schedule::Kind::cron) {
+        const int64_t now = static_cast<int64_t>(time(nullptr)) * 1000;
+        const auto a = next_cron_fire(s.cron, now);
+        const auto b = a ? next_cron_fire(s.cron, *a) : std::nullopt;
+        if (!b) PG_RETURN_NULL();
+        ms = *b - *a;
+    }
+    Interval* iv = static_cast<Interval*>(palloc0(sizeof(Interval)));
+    iv->time = ms * 1000;
+    PG_RETURN_INTERVAL_P(iv);
 }

@@ -109,6 +109,7 @@ void write_trigger_function(const std::string& key, const SourceInfo& src) {
         "  ELSE\n"
         "    INSERT INTO " + buffer + " (\"__pgt_xid\", \"__pgt_op\") VALUES (" + xid + ", 'T');\n"
         "  END IF;\n"
+        "  PERFORM pgtrickle.note_change();\n"
         "  RETURN NULL;\n"
         "END";
     const std::string tag = body_tag(body);

@@ -1,8 +1,12 @@
 // Module entry point: version magic and settings (pg_trickle.*).
 #include <climits>
+
+#include "scheduler.h"
+#include "settings.h"
 extern "C" {
 #include "postgres.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/guc.h"
 }
 
@@ -13,6 +17,9 @@ PG_MODULE_MAGIC;
 namespace pgt::settings {
 bool enabled = true;
 int scheduler_interval_ms = 1000;
+int max_consecutive_errors = 5;
+int wake_threshold_ms = 1000;
+int history_rows_per_table = 100;
 int citus_worker_retry_ticks = 5;
 int citus_st_lock_lease_ms = 60000;
 int citus_slot_max_lag_bytes = 1024 * 1024 * 1024;
@@ -40,5 +47,16 @@ void _PG_init(void) {
                             GUC_UNIT_BYTE, nullptr, nullptr, nullptr);
     DefineCustomBoolVariable("pg_trickle.log_remote_commands", "Log every command sent to another node.", nullptr,
                              &log_remote_commands, false, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("pg_trickle.max_consecutive_errors",
+                            "Consecutive failed refreshes after which a stream table is suspended.", nullptr,
+                            &max_consecutive_errors, 5, 1, 1000000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("pg_trickle.wake_threshold_ms",
+                            "Stream tables scheduled at most this often are refreshed as soon as a writer commits.",
+                            nullptr, &wake_threshold_ms, 1000, 0, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
+                            nullptr, nullptr);
+    DefineCustomIntVariable("pg_trickle.history_rows_per_table", "Refresh history rows kept per stream table.",
+                            nullptr, &history_rows_per_table, 100, 1, 1000000, PGC_SIGHUP, 0, nullptr, nullptr,
+                            nullptr);
     MarkGUCPrefixReserved("pg_trickle");
+    if (process_shared_preload_libraries_in_progress) pgt::scheduler::init_preloaded();
 }

@@ -6,6 +6,7 @@
 #include "core/sql_ident.h"
 #include "core/stable_name.h"
 #include "pg_guard.h"
+#include "settings.h"
 #include "spi.h"
 
 extern "C" {
@@ -37,8 +38,6 @@ struct SourceRow {
     bool captured = false;
 };
 
-std::string b(bool v) { return v ? "true" : "false"; }
-
 }  // namespace
 
 Translation translate_stream_table(Oid query_view) {
@@ -65,7 +64,7 @@ Analysis analyze_for_mode(Query* query, const std::string& refresh_mode, const s
     return a;
 }
 
-RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full) {
+RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full, bool wait_for_lock, const char* trigger) {
     bool xact_snapshot = false;
     pg_call([&] { xact_snapshot = IsolationUsesXactSnapshot(); });
     if (xact_snapshot) {
@@ -75,8 +74,15 @@ RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full) {
     }
     const std::string id = std::to_string(pgt_id);
     // Lock first, snapshot second: a refresh that committed while we waited is then visible.
-    spi::run("SELECT pg_catalog.pg_advisory_xact_lock(" + std::to_string(kLockClass) + ", ($1::bigint % 2147483647)::int)",
-             {id});
+    const std::string lock_args = "(" + std::to_string(kLockClass) + ", ($1::bigint % 2147483647)::int)";
+    if (wait_for_lock) {
+        spi::run("SELECT pg_catalog.pg_advisory_xact_lock" + lock_args, {id});
+    } else if (spi::exec("SELECT pg_catalog.pg_try_advisory_xact_lock" + lock_args, {id}).scalar() != "t") {
+        RefreshOutcome busy;
+        busy.mode = "busy";
+        return busy;
+    }
+    const std::string started = *spi::exec("SELECT pg_catalog.clock_timestamp()::text").scalar();
     Snapshot snap = InvalidSnapshot;
     pg_call([&] {
         CommandCounterIncrement();
@@ -210,12 +216,21 @@ RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full) {
         "'sources', COALESCE((SELECT pg_catalog.jsonb_object_agg(COALESCE(ct.source_stable_name, ct.source_relid::oid::text), "
         "pg_catalog.jsonb_build_object('snapshot', $3::text)) FROM pgtrickle.pgt_dependencies d "
         "JOIN pgtrickle.pgt_change_tracking ct ON ct.source_relid = d.source_relid WHERE d.pgt_id = $1::bigint), '{}'::jsonb)), "
-        "needs_full_refresh = false, last_refresh_at = pg_catalog.now(), last_refresh_mode = $4, "
+        "needs_full_refresh = false, next_attempt_at = NULL, last_refresh_at = pg_catalog.now(), last_refresh_mode = $4, "
         "last_refresh_rows = $5::bigint, last_error = NULL, consecutive_errors = 0, "
         "status = CASE WHEN status = 'initializing' OR status = 'error' THEN 'active' ELSE status END "
         "WHERE pgt_id = $1::bigint",
         {id, sysid, new_snapshot, out.mode, std::to_string(out.rows)}, snap);
     if (out.mode != "none") {
+        spi::run("INSERT INTO pgtrickle.pgt_refresh_history (pgt_id, started_at, finished_at, mode, rows_changed, "
+                 "reason, trigger) VALUES ($1::bigint, $2::timestamptz, pg_catalog.clock_timestamp(), $3, $4::bigint, $5, $6)",
+                 {id, started, out.mode, std::to_string(out.rows),
+                  out.reason.empty() ? std::nullopt : std::optional<std::string>(out.reason), std::string(trigger)},
+                 snap);
+        spi::run("DELETE FROM pgtrickle.pgt_refresh_history WHERE pgt_id = $1::bigint AND history_id <= "
+                 "(SELECT history_id FROM pgtrickle.pgt_refresh_history WHERE pgt_id = $1::bigint "
+                 "ORDER BY history_id DESC OFFSET $2::int LIMIT 1)",
+                 {id, std::to_string(settings::history_rows_per_table)}, snap);
         for (const auto& s : sources) {
             if (!s.captured) continue;
             const std::string buf = qualified("pgtrickle_changes", capture_object_names(s.stable_name).buffer_table);
@@ -228,7 +243,6 @@ RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full) {
                      {s.stable_name, s.relid, sysid}, snap);
         }
     }
-    (void)b;
     return out;
 }
 

@@ -22,7 +22,10 @@ struct RefreshOutcome {
 /// Refresh stream table `pgt_id`: take its lock, then, under one snapshot, consume the
 /// changes its frontier has not seen (by transaction visibility), apply them, advance the
 /// frontier and clean up buffers, all in the caller's transaction. `force_full` recomputes.
-RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full);
+/// Without `wait_for_lock` a refresh already running elsewhere makes this return mode
+/// "busy" at once. `trigger` ("manual", "schedule", "wake") goes into the refresh history.
+RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full, bool wait_for_lock = true,
+                                    const char* trigger = "manual");
 
 /// The defining query of a stream table, translated (reads its query view).
 Translation translate_stream_table(Oid query_view);

@@ -1,5 +1,7 @@
 #include "spi.h"
 
+#include <exception>
+
 #include "pg_guard.h"
 
 extern "C" {
@@ -17,7 +19,11 @@ Session::Session() {
     open_ = true;
 }
 
-Session::~Session() = default;
+Session::~Session() {
+    // On a normal scope exit (early return) disconnect; while an exception unwinds, the
+    // transaction abort that follows cleans SPI up.
+    if (open_ && std::uncaught_exceptions() == 0) SPI_finish();
+}
 
 void Session::finish() {
     if (!open_) return;

@@ -23,8 +23,8 @@ struct Result {
     Value scalar() const { return rows.empty() || rows[0].empty() ? std::nullopt : rows[0][0]; }
 };
 
-/// An SPI connection for the current C++ scope. Finish explicitly on success; on an error
-/// the transaction abort cleans SPI up.
+/// An SPI connection for the current C++ scope: finished when the scope ends normally; when
+/// an exception leaves the scope the transaction abort that follows cleans SPI up.
 class Session {
 public:
     Session();

@@ -36,6 +36,7 @@ CREATE TABLE pgtrickle.pgt_stream_tables (
                       CHECK (status IN ('initializing', 'active', 'suspended', 'error')),
     frontier          jsonb,                       -- {"format":1,"sysid":..,"sources":{<stable_name>:{"snapshot":..}}}
     needs_full_refresh boolean NOT NULL DEFAULT false,
+    next_attempt_at   timestamptz,                 -- after a failure: not retried before this
     created_at        timestamptz NOT NULL DEFAULT now(),
     last_refresh_at   timestamptz,
     last_refresh_mode text,
@@ -68,6 +69,21 @@ CREATE TABLE pgtrickle.pgt_change_tracking (
     created_at         timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE pgtrickle.pgt_change_tracking IS 'pg_trickle: captured sources and their change buffers';
+
+-- Bounded history of refreshes (pg_trickle.history_rows_per_table per stream table).
+CREATE TABLE pgtrickle.pgt_refresh_history (
+    history_id   bigserial PRIMARY KEY,
+    pgt_id       bigint NOT NULL REFERENCES pgtrickle.pgt_stream_tables ON DELETE CASCADE,
+    started_at   timestamptz NOT NULL,
+    finished_at  timestamptz,                      -- NULL while running (or interrupted)
+    mode         text NOT NULL,                    -- differential | full | failed
+    rows_changed bigint,
+    reason       text,                             -- why a full refresh
+    error        text,
+    trigger      text NOT NULL DEFAULT 'manual'    -- manual | schedule | wake
+);
+CREATE INDEX ON pgtrickle.pgt_refresh_history (pgt_id, history_id);
+COMMENT ON TABLE pgtrickle.pgt_refresh_history IS 'pg_trickle: recent refreshes of each stream table';
 
 -- Citus: per-worker publication/slot of a distributed source (used from a later release on).
 CREATE TABLE pgtrickle.pgt_worker_slots (
@@ -142,6 +158,15 @@ CREATE FUNCTION pgtrickle.explain_stream_table(query text) RETURNS jsonb
 CREATE FUNCTION pgtrickle.pending_changes(pgt_id bigint) RETURNS bigint
     LANGUAGE C STRICT STABLE AS 'MODULE_PATHNAME', 'pgtrickle_pending_changes';
 
+-- Scheduler: capture triggers note writes (the commit then wakes the scheduler).
+CREATE FUNCTION pgtrickle.note_change() RETURNS void
+    LANGUAGE C VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'pgtrickle_note_change';
+CREATE FUNCTION pgtrickle.scheduler_pid() RETURNS integer
+    LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pgtrickle_scheduler_pid';
+COMMENT ON FUNCTION pgtrickle.scheduler_pid() IS 'PID of this database''s pg_trickle scheduler, NULL when none runs';
+CREATE FUNCTION pgtrickle.schedule_interval(schedule text) RETURNS interval
+    LANGUAGE C STRICT STABLE AS 'MODULE_PATHNAME', 'pgtrickle_schedule_interval';
+
 -- Event triggers: keep capture in step with source DDL, refuse DDL that would leave a stream
 -- table silently stale.
 CREATE FUNCTION pgtrickle.on_ddl_command_end() RETURNS event_trigger
@@ -174,8 +199,12 @@ SELECT st.pgt_id,
        st.last_refresh_rows,
        st.last_error,
        st.consecutive_errors,
+       st.next_attempt_at,
        pgtrickle.pending_changes(st.pgt_id) AS pending_changes,
-       pg_catalog.now() - st.last_refresh_at AS staleness
+       pg_catalog.now() - st.last_refresh_at AS staleness,
+       pgtrickle.schedule_interval(st.schedule) AS schedule_interval,
+       COALESCE(st.status = 'active'
+                AND pg_catalog.now() - st.last_refresh_at > 2 * pgtrickle.schedule_interval(st.schedule), false) AS stale
   FROM pgtrickle.pgt_stream_tables st;
 COMMENT ON VIEW pgtrickle.pgt_status IS 'pg_trickle: health of every stream table';
 

@@ -1,0 +1,561 @@
+// Background workers (model: pg_cron, the Citus maintenance daemon): signal handlers before
+// unblocking signals, WaitLatch with WL_EXIT_ON_PM_DEATH, one transaction per refresh, the
+// worker's name in pg_stat_activity, work left in flight by a crash marked on start.
+#include "scheduler.h"
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/schedule.h"
+#include "core/scheduling.h"
+#include "pg_guard.h"
+#include "refresh.h"
+#include "settings.h"
+#include "spi.h"
+
+extern "C" {
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_database.h"
+#include "commands/dbcommands.h"
+#include "commands/defrem.h"
+#include "commands/extension.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "tcop/tcopprot.h"
+#include "tcop/utility.h"
+#include "utils/backend_status.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+}
+
+namespace pgt::scheduler {
+namespace {
+
+constexpr int kMaxDatabases = 128;
+constexpr long kLauncherNapMs = 5000;
+constexpr long kNoExtensionRecheckMs = 60000;
+constexpr long kQuiesceMs = 10000;
+
+struct DbSlot {
+    Oid dboid;
+    pid_t worker_pid;
+    Latch* latch;              // the worker's latch, set by committing writers
+    bool no_extension;         // the last worker found no pg_trickle here
+    TimestampTz checked_at;
+    TimestampTz quiesce_until; // database being dropped/renamed: do not start a worker
+};
+
+struct Shared {
+    LWLock* lock;
+    pid_t launcher_pid;
+    Latch* launcher_latch;
+    DbSlot dbs[kMaxDatabases];
+};
+
+Shared* g_shared = nullptr;
+bool g_preloaded = false;
+bool g_wrote_captured_source = false;
+shmem_request_hook_type prev_shmem_request_hook = nullptr;
+shmem_startup_hook_type prev_shmem_startup_hook = nullptr;
+ProcessUtility_hook_type prev_process_utility_hook = nullptr;
+
+
+void shmem_request() {
+    if (prev_shmem_request_hook) prev_shmem_request_hook();
+    RequestAddinShmemSpace(MAXALIGN(sizeof(Shared)));
+    RequestNamedLWLockTranche("pg_trickle", 1);
+}
+
+void shmem_startup() {
+    if (prev_shmem_startup_hook) prev_shmem_startup_hook();
+    LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+    bool found = false;
+    g_shared = static_cast<Shared*>(ShmemInitStruct("pg_trickle scheduler", sizeof(Shared), &found));
+    if (!found) {
+        memset(g_shared, 0, sizeof(Shared));
+        g_shared->lock = &(GetNamedLWLockTranche("pg_trickle"))->lock;
+    }
+    LWLockRelease(AddinShmemInitLock);
+}
+
+DbSlot* find_slot(Oid dboid, bool create) {
+    DbSlot* free_slot = nullptr;
+    for (auto& s : g_shared->dbs) {
+        if (s.dboid == dboid) return &s;
+        if (s.dboid == InvalidOid && free_slot == nullptr) free_slot = &s;
+    }
+    if (create && free_slot) {
+        memset(free_slot, 0, sizeof(DbSlot));
+        free_slot->dboid = dboid;
+    }
+    return create ? free_slot : nullptr;
+}
+
+/// Commit callback: a transaction that wrote to a captured source wakes the scheduler.
+void on_xact(XactEvent event, void*) {
+    if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT && event != XACT_EVENT_PARALLEL_COMMIT &&
+        event != XACT_EVENT_PARALLEL_ABORT) {
+        return;
+    }
+    const bool wake = g_wrote_captured_source && (event == XACT_EVENT_COMMIT);
+    g_wrote_captured_source = false;
+    if (!wake || g_shared == nullptr) return;
+    LWLockAcquire(g_shared->lock, LW_SHARED);
+    DbSlot* s = find_slot(MyDatabaseId, false);
+    Latch* latch = s ? s->latch : nullptr;
+    LWLockRelease(g_shared->lock);
+    if (latch) SetLatch(latch);
+}
+
+/// DROP DATABASE (and renames, and use as a template) need the database to themselves: stop
+/// its scheduler first and keep the launcher from restarting it for a while.
+void quiesce_database(const char* dbname) {
+    if (g_shared == nullptr || dbname == nullptr) return;
+    const Oid dboid = get_database_oid(dbname, true);
+    if (!OidIsValid(dboid)) return;
+    pid_t pid = 0;
+    LWLockAcquire(g_shared->lock, LW_EXCLUSIVE);
+    if (DbSlot* s = find_slot(dboid, false)) {
+        s->quiesce_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), kQuiesceMs);
+        pid = s->worker_pid;
+    }
+    LWLockRelease(g_shared->lock);
+    if (pid == 0) return;
+    kill(pid, SIGTERM);
+    for (int i = 0; i < 500; ++i) {  // up to 5 s
+        LWLockAcquire(g_shared->lock, LW_SHARED);
+        DbSlot* s = find_slot(dboid, false);
+        const bool gone = s == nullptr || s->worker_pid != pid;
+        LWLockRelease(g_shared->lock);
+        if (gone) return;
+        pg_usleep(10000);
+        CHECK_FOR_INTERRUPTS();
+    }
+}
+
+void process_utility(PlannedStmt* pstmt, const char* query, bool read_only_tree, ProcessUtilityContext context,
+                     ParamListInfo params, QueryEnvironment* env, DestReceiver* dest, QueryCompletion* qc) {
+    Node* stmt = pstmt->utilityStmt;
+    if (IsA(stmt, DropdbStmt)) {
+        quiesce_database(reinterpret_cast<DropdbStmt*>(stmt)->dbname);
+    } else if (IsA(stmt, RenameStmt) && reinterpret_cast<RenameStmt*>(stmt)->renameType == OBJECT_DATABASE) {
+        quiesce_database(reinterpret_cast<RenameStmt*>(stmt)->subname);
+    } else if (IsA(stmt, CreatedbStmt)) {
+        ListCell* lc;
+        foreach (lc, reinterpret_cast<CreatedbStmt*>(stmt)->options) {
+            auto* opt = static_cast<DefElem*>(lfirst(lc));
+            if (strcmp(opt->defname, "template") == 0 && opt->arg) quiesce_database(defGetString(opt));
+        }
+    }
+    const bool creates_extension = IsA(stmt, CreateExtensionStmt) &&
+                                   strcmp(reinterpret_cast<CreateExtensionStmt*>(stmt)->extname, "pg_trickle") == 0;
+    if (prev_process_utility_hook) {
+        prev_process_utility_hook(pstmt, query, read_only_tree, context, params, env, dest, qc);
+    } else {
+        standard_ProcessUtility(pstmt, query, read_only_tree, context, params, env, dest, qc);
+    }
+    if (creates_extension) wake_launcher();
+}
+
+void register_launcher() {
+    BackgroundWorker w;
+    memset(&w, 0, sizeof(w));
+    w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+    w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+    w.bgw_restart_time = 5;
+    snprintf(w.bgw_library_name, BGW_MAXLEN, "pg_trickle");
+    snprintf(w.bgw_function_name, BGW_MAXLEN, "pgtrickle_launcher_main");
+    snprintf(w.bgw_name, BGW_MAXLEN, "pg_trickle launcher");
+    snprintf(w.bgw_type, BGW_MAXLEN, "pg_trickle launcher");
+    RegisterBackgroundWorker(&w);
+}
+
+std::vector<Oid> connectable_databases() {
+    std::vector<Oid> out;
+    StartTransactionCommand();
+    (void)GetTransactionSnapshot();
+    Relation rel = table_open(DatabaseRelationId, AccessShareLock);
+    TableScanDesc scan = table_beginscan_catalog(rel, 0, nullptr);
+    HeapTuple tup;
+    while (HeapTupleIsValid(tup = heap_getnext(scan, ForwardScanDirection))) {
+        auto* db = reinterpret_cast<Form_pg_database>(GETSTRUCT(tup));
+        if (db->datallowconn && !db->datistemplate) out.push_back(db->oid);
+    }
+    table_endscan(scan);
+    table_close(rel, AccessShareLock);
+    CommitTransactionCommand();
+    return out;
+}
+
+bool start_db_worker(Oid dboid, BackgroundWorkerHandle** handle) {
+    BackgroundWorker w;
+    memset(&w, 0, sizeof(w));
+    w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+    w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+    w.bgw_restart_time = BGW_NEVER_RESTART;  // the launcher restarts it, unless told not to
+    snprintf(w.bgw_library_name, BGW_MAXLEN, "pg_trickle");
+    snprintf(w.bgw_function_name, BGW_MAXLEN, "pgtrickle_scheduler_main");
+    snprintf(w.bgw_name, BGW_MAXLEN, "pg_trickle scheduler for database %u", dboid);
+    snprintf(w.bgw_type, BGW_MAXLEN, "pg_trickle scheduler");
+    w.bgw_main_arg = ObjectIdGetDatum(dboid);
+    w.bgw_notify_pid = MyProcPid;
+    return RegisterDynamicBackgroundWorker(&w, handle);
+}
+
+// ---- the per-database scheduler ---------------------------------------------------------
+
+struct StreamTable {
+    int64_t id;
+    Schedule schedule;
+    std::optional<int64_t> last_ms;
+    std::optional<int64_t> retry_ms;
+    std::string status;
+};
+
+int64_t now_ms() { return GetCurrentTimestamp() / 1000 + (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * 86400000LL; }
+
+std::optional<int64_t> opt_ms(const spi::Value& v) {
+    if (!v) return std::nullopt;
+    return static_cast<int64_t>(std::stod(*v));
+}
+
+/// Read the catalog: scheduled stream tables and the dependency edges between them.
+bool load(std::vector<StreamTable>& sts, std::multimap<int64_t, int64_t>& edges) {
+    spi::Session spi;
+    auto ext = spi::exec("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_trickle'");
+    if (ext.rows.empty()) return false;
+    auto rows = spi::exec(
+        "SELECT pgt_id::text, schedule, (extract(epoch FROM last_refresh_at) * 1000)::text, "
+        "(extract(epoch FROM next_attempt_at) * 1000)::text, status FROM pgtrickle.pgt_stream_tables "
+        "WHERE schedule IS NOT NULL AND status IN ('active', 'error', 'initializing')");
+    for (const auto& r : rows.rows) {
+        StreamTable st;
+        st.id = std::stoll(*r[0]);
+        st.schedule = parse_schedule(*r[1]);
+        if (st.schedule.error) continue;
+        st.last_ms = opt_ms(r[2]);
+        st.retry_ms = opt_ms(r[3]);
+        st.status = *r[4];
+        sts.push_back(std::move(st));
+    }
+    auto e = spi::exec(
+        "SELECT up.pgt_id::text, d.pgt_id::text FROM pgtrickle.pgt_dependencies d "
+        "JOIN pgtrickle.pgt_stream_tables up ON up.pgt_relid = d.source_relid");
+    for (const auto& r : e.rows) edges.emplace(std::stoll(*r[0]), std::stoll(*r[1]));
+    spi.finish();
+    return true;
+}
+
+void record_failure(int64_t id, const std::string& message, TimestampTz started) {
+    spi::Session spi;
+    auto n = spi::exec(
+        "UPDATE pgtrickle.pgt_stream_tables SET consecutive_errors = consecutive_errors + 1, last_error = $2, "
+        "needs_full_refresh = true, "
+        "status = CASE WHEN consecutive_errors + 1 >= $3::int THEN 'suspended' ELSE 'error' END "
+        "WHERE pgt_id = $1::bigint AND status <> 'suspended' RETURNING consecutive_errors::text",
+        {std::to_string(id), message, std::to_string(settings::max_consecutive_errors)});
+    if (n.scalar()) {
+        spi::run("UPDATE pgtrickle.pgt_stream_tables SET next_attempt_at = pg_catalog.now() + "
+                 "pg_catalog.make_interval(secs => $2::float8 / 1000) WHERE pgt_id = $1::bigint",
+                 {std::to_string(id), std::to_string(backoff_ms(std::stoi(*n.scalar())))});
+    }
+    spi::run("INSERT INTO pgtrickle.pgt_refresh_history (pgt_id, started_at, finished_at, mode, error, trigger) "
+             "VALUES ($1::bigint, $2::timestamptz, pg_catalog.clock_timestamp(), 'failed', $3, 'schedule')",
+             {std::to_string(id), std::string(timestamptz_to_str(started)), message});
+    spi.finish();
+}
+
+/// One refresh in its own transaction; a failure is recorded in another.
+void refresh_one(int64_t id, const char* trigger) {
+    const TimestampTz started = GetCurrentTimestamp();
+    std::string error;
+    bool failed = false;
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    PushActiveSnapshot(GetTransactionSnapshot());
+    try {
+        spi::Session spi;
+        const RefreshOutcome out = refresh_stream_table(id, false, /*wait_for_lock=*/false, trigger);
+        (void)out;
+        spi.finish();
+    } catch (const PgError& e) {
+        error = e.what();
+        failed = true;
+    } catch (const std::exception& e) {
+        error = e.what();
+        failed = true;
+    }
+    if (!failed) {
+        PopActiveSnapshot();
+        CommitTransactionCommand();
+        return;
+    }
+    AbortCurrentTransaction();
+    ereport(LOG, (errmsg("pg_trickle: refresh of stream table %lld failed: %s", static_cast<long long>(id), error.c_str())));
+    StartTransactionCommand();
+    PushActiveSnapshot(GetTransactionSnapshot());
+    try {
+        record_failure(id, error, started);
+    } catch (const std::exception& e) {
+        ereport(LOG, (errmsg("pg_trickle: could not record the failure: %s", e.what())));
+    }
+    PopActiveSnapshot();
+    CommitTransactionCommand();
+}
+
+/// One pass: refresh what is due, upstream before downstream. Returns ms until the next due
+/// refresh (capped by the caller).
+long tick(bool woken) {
+    std::vector<StreamTable> sts;
+    std::multimap<int64_t, int64_t> edges;
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    PushActiveSnapshot(GetTransactionSnapshot());
+    bool installed = false;
+    try {
+        installed = load(sts, edges);
+    } catch (const std::exception& e) {
+        ereport(LOG, (errmsg("pg_trickle: scheduler could not read the catalog: %s", e.what())));
+    }
+    PopActiveSnapshot();
+    CommitTransactionCommand();
+    if (!installed) {
+        ereport(LOG, (errmsg("pg_trickle: extension not installed in this database, scheduler exits")));
+        proc_exit(0);
+    }
+    const int64_t now = now_ms();
+    std::map<int64_t, const StreamTable*> by_id;
+    std::vector<int64_t> due;
+    long wait = LONG_MAX;
+    for (const auto& st : sts) {
+        by_id[st.id] = &st;
+        int64_t at = next_due_ms(st.schedule, st.last_ms, now);
+        const bool eager = woken && st.schedule.kind == Schedule::Kind::duration &&
+                           st.schedule.every.count() <= settings::wake_threshold_ms;
+        if (eager) at = now;
+        if (st.status == "error" && st.retry_ms) at = std::max(at, *st.retry_ms);
+        if (at <= now) {
+            due.push_back(st.id);
+        } else {
+            wait = std::min<long>(wait, static_cast<long>(at - now));
+        }
+    }
+    std::vector<int64_t> all;
+    for (const auto& st : sts) all.push_back(st.id);
+    auto order = topo_order(all, edges);
+    std::vector<int64_t> ordered = order ? *order : all;
+    for (int64_t id : ordered) {
+        if (std::find(due.begin(), due.end(), id) == due.end()) continue;
+        CHECK_FOR_INTERRUPTS();
+        refresh_one(id, woken ? "wake" : "schedule");
+    }
+    return wait;
+}
+
+void mark_interrupted_work() {
+    SetCurrentStatementStartTimestamp();
+    StartTransactionCommand();
+    PushActiveSnapshot(GetTransactionSnapshot());
+    try {
+        spi::Session spi;
+        auto ext = spi::exec("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_trickle'");
+        if (!ext.rows.empty()) {
+            spi::run("UPDATE pgtrickle.pgt_refresh_history SET finished_at = pg_catalog.now(), mode = 'failed', "
+                     "error = 'interrupted: the scheduler stopped during this refresh' WHERE finished_at IS NULL");
+        }
+        spi.finish();
+    } catch (const std::exception& e) {
+        ereport(LOG, (errmsg("pg_trickle: %s", e.what())));
+    }
+    PopActiveSnapshot();
+    CommitTransactionCommand();
+}
+
+void detach_slot(int, Datum arg) {
+    const Oid dboid = DatumGetObjectId(arg);
+    LWLockAcquire(g_shared->lock, LW_EXCLUSIVE);
+    if (DbSlot* s = find_slot(dboid, false); s && s->worker_pid == MyProcPid) {
+        s->worker_pid = 0;
+        s->latch = nullptr;
+    }
+    LWLockRelease(g_shared->lock);
+}
+
+}  // namespace
+
+void init_preloaded() {
+    g_preloaded = true;
+    prev_shmem_request_hook = shmem_request_hook;
+    shmem_request_hook = shmem_request;
+    prev_shmem_startup_hook = shmem_startup_hook;
+    shmem_startup_hook = shmem_startup;
+    prev_process_utility_hook = ProcessUtility_hook;
+    ProcessUtility_hook = process_utility;
+    RegisterXactCallback(on_xact, nullptr);
+    register_launcher();
+}
+
+bool preloaded() { return g_preloaded; }
+
+void wake_launcher() {
+    if (g_shared == nullptr) return;
+    LWLockAcquire(g_shared->lock, LW_EXCLUSIVE);
+    if (DbSlot* s = find_slot(MyDatabaseId, true)) s->no_extension = false;
+    Latch* l = g_shared->launcher_latch;
+    LWLockRelease(g_shared->lock);
+    if (l) SetLatch(l);
+}
+
+int scheduler_pid() {
+    if (g_shared == nullptr) return 0;
+    LWLockAcquire(g_shared->lock, LW_SHARED);
+    DbSlot* s = find_slot(MyDatabaseId, false);
+    const int pid = s ? s->worker_pid : 0;
+    LWLockRelease(g_shared->lock);
+    return pid;
+}
+
+void note_captured_write() { g_wrote_captured_source = true; }
+
+}  // namespace pgt::scheduler
+
+using namespace pgt::scheduler;
+
+extern "C" {
+
+PGDLLEXPORT void pgtrickle_launcher_main(Datum);
+PGDLLEXPORT void pgtrickle_scheduler_main(Datum);
+
+void pgtrickle_launcher_main(Datum) {
+    pqsignal(SIGHUP, SignalHandlerForConfigReload);
+    pqsignal(SIGTERM, die);
+    BackgroundWorkerUnblockSignals();
+    BackgroundWorkerInitializeConnection(nullptr, nullptr, 0);
+    pgstat_report_appname("pg_trickle launcher");
+    LWLockAcquire(g_shared->lock, LW_EXCLUSIVE);
+    g_shared->launcher_pid = MyProcPid;
+    g_shared->launcher_latch = MyLatch;
+    LWLockRelease(g_shared->lock);
+    std::map<Oid, BackgroundWorkerHandle*> handles;
+    for (;;) {
+        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, kLauncherNapMs, PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
+        CHECK_FOR_INTERRUPTS();
+        if (ConfigReloadPending) {
+            ConfigReloadPending = false;
+            ProcessConfigFile(PGC_SIGHUP);
+        }
+        const std::vector<Oid> dbs = connectable_databases();
+        const TimestampTz now = GetCurrentTimestamp();
+        for (Oid db : dbs) {
+            auto h = handles.find(db);
+            if (h != handles.end()) {
+                pid_t pid;
+                const BgwHandleStatus st = GetBackgroundWorkerPid(h->second, &pid);
+                if (st == BGWH_STARTED || st == BGWH_NOT_YET_STARTED) continue;
+                pfree(h->second);
+                handles.erase(h);
+            }
+            LWLockAcquire(g_shared->lock, LW_EXCLUSIVE);
+            DbSlot* s = find_slot(db, true);
+            bool start = s != nullptr && s->worker_pid == 0 && now >= s->quiesce_until &&
+                         !(s->no_extension && !TimestampDifferenceExceeds(s->checked_at, now, kNoExtensionRecheckMs));
+            LWLockRelease(g_shared->lock);
+            if (!start) continue;
+            BackgroundWorkerHandle* handle = nullptr;
+            if (start_db_worker(db, &handle)) {
+                handles[db] = handle;
+            } else {
+                ereport(LOG, (errmsg("pg_trickle: could not start a scheduler for database %u", db),
+                              errhint("Raise max_worker_processes.")));
+            }
+        }
+        // Forget slots of databases that no longer exist.
+        LWLockAcquire(g_shared->lock, LW_EXCLUSIVE);
+        for (auto& s : g_shared->dbs) {
+            if (s.dboid != InvalidOid && s.worker_pid == 0 && std::find(dbs.begin(), dbs.end(), s.dboid) == dbs.end()) {
+                memset(&s, 0, sizeof(s));
+            }
+        }
+        LWLockRelease(g_shared->lock);
+    }
+}
+
+void pgtrickle_scheduler_main(Datum arg) {
+    const Oid dboid = DatumGetObjectId(arg);
+    pqsignal(SIGHUP, SignalHandlerForConfigReload);
+    pqsignal(SIGTERM, die);
+    BackgroundWorkerUnblockSignals();
+    BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+    pgstat_report_appname("pg_trickle scheduler");
+
+    StartTransactionCommand();
+    const bool installed = OidIsValid(get_extension_oid("pg_trickle", true));
+    CommitTransactionCommand();
+    LWLockAcquire(g_shared->lock, LW_EXCLUSIVE);
+    DbSlot* slot = find_slot(dboid, true);
+    if (slot) {
+        slot->checked_at = GetCurrentTimestamp();
+        slot->no_extension = !installed;
+        if (installed) {
+            slot->worker_pid = MyProcPid;
+            slot->latch = MyLatch;
+        }
+    }
+    LWLockRelease(g_shared->lock);
+    if (!installed || slot == nullptr) proc_exit(0);
+    on_shmem_exit(detach_slot, ObjectIdGetDatum(dboid));
+    mark_interrupted_work();
+
+    MemoryContext loop_cxt = AllocSetContextCreate(TopMemoryContext, "pg_trickle scheduler loop", ALLOCSET_DEFAULT_SIZES);
+    bool woken = false;
+    long wait = 0;
+    for (;;) {
+        CHECK_FOR_INTERRUPTS();
+        if (ConfigReloadPending) {
+            ConfigReloadPending = false;
+            ProcessConfigFile(PGC_SIGHUP);
+        }
+        if (pgt::settings::enabled) {
+            MemoryContext old = MemoryContextSwitchTo(loop_cxt);
+            PG_TRY();
+            {
+                wait = tick(woken);
+            }
+            PG_CATCH();
+            {
+                MemoryContextSwitchTo(loop_cxt);
+                EmitErrorReport();
+                FlushErrorState();
+                AbortCurrentTransaction();
+                wait = 1000;
+            }
+            PG_END_TRY();
+            MemoryContextSwitchTo(old);
+            MemoryContextReset(loop_cxt);
+        } else {
+            wait = LONG_MAX;
+        }
+        const long nap = std::max<long>(1, std::min<long>(wait, pgt::settings::scheduler_interval_ms));
+        const int rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, nap, PG_WAIT_EXTENSION);
+        ResetLatch(MyLatch);
+        woken = (rc & WL_LATCH_SET) != 0;
+    }
+}
+
+}  // extern "C"

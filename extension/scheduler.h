@@ -1,0 +1,30 @@
+// The scheduler: a launcher background worker starts one scheduler worker per database
+// that has pg_trickle installed; each refreshes its stream tables when due, in dependency
+// order. Writers wake their database's scheduler at commit (a latch, not LISTEN).
+#pragma once
+
+extern "C" {
+#include "postgres.h"
+}
+
+namespace pgt::scheduler {
+
+/// Called from _PG_init when loaded through shared_preload_libraries: shared memory,
+/// the launcher worker, the commit callback and the utility hook.
+void init_preloaded();
+
+/// Whether the library was preloaded (the scheduler exists).
+bool preloaded();
+
+/// Ask the launcher to (re)start this database's scheduler soon (after CREATE EXTENSION or
+/// create_stream_table).
+void wake_launcher();
+
+/// PID of this database's scheduler, or 0.
+int scheduler_pid();
+
+/// Called by capture triggers: this transaction wrote to a captured source, so its commit
+/// wakes the scheduler.
+void note_captured_write();
+
+}  // namespace pgt::scheduler

@@ -1,0 +1,14 @@
+// pg_trickle.* settings (defined in module.cpp, documented in docs/settings.md).
+#pragma once
+
+namespace pgt::settings {
+extern bool enabled;
+extern int scheduler_interval_ms;
+extern int max_consecutive_errors;
+extern int wake_threshold_ms;
+extern int history_rows_per_table;
+extern int citus_worker_retry_ticks;
+extern int citus_st_lock_lease_ms;
+extern int citus_slot_max_lag_bytes;
+extern bool log_remote_commands;
+}  // namespace pgt::settings
