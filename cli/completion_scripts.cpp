@@ -45,9 +45,10 @@ std::string bash_value_arms(const std::vector<OptionSpec>& options, const std::s
             free_values.insert(free_values.end(), names.begin(), names.end());
             continue;
         }
-        out += indent + "    " + join(spellings(o), " | ") + ")\n" + indent +
-               "        mapfile -t COMPREPLY < <(compgen -W \"" + join(o.values) +
-               "\" -- \"$cur\")\n" + indent + "        return\n" + indent + "        ;;\n";
+        out.append(indent).append("    ").append(join(spellings(o), " | ")).append(")\n");
+        out.append(indent).append("        mapfile -t COMPREPLY < <(compgen -W \"");
+        out.append(join(o.values)).append("\" -- \"$cur\")\n");
+        out.append(indent).append("        return\n").append(indent).append("        ;;\n");
     }
     if (!free_values.empty()) {
         out += indent + "    " + join(free_values, " | ") + ")\n" + indent + "        return\n" +
@@ -156,13 +157,13 @@ std::vector<std::string> zsh_option_specs(const OptionSpec& o) {
         o.values.empty() ? std::string(" ") : "(" + zsh_quote(join(o.values)) + ")";
     const std::string& label = o.long_names.empty() ? o.short_names.front() : o.long_names.front();
     const std::string value_part = o.takes_value ? ":" + label + ":" + action : "";
+    const std::string explanation = "[" + zsh_explanation(o.description) + "]" + value_part + "'";
+    // -x+ / --xx=: the value may follow in the same word or in the next one.
     for (const std::string& n : o.short_names) {
-        out.push_back("'-" + n + (o.takes_value ? "+" : "") + "[" + zsh_explanation(o.description) +
-                      "]" + value_part + "'");
+        out.push_back(std::string("'-").append(n).append(o.takes_value ? "+" : "") + explanation);
     }
     for (const std::string& n : o.long_names) {
-        out.push_back("'--" + n + (o.takes_value ? "=" : "") + "[" +
-                      zsh_explanation(o.description) + "]" + value_part + "'");
+        out.push_back(std::string("'--").append(n).append(o.takes_value ? "=" : "") + explanation);
     }
     return out;
 }

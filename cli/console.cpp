@@ -10,7 +10,6 @@ namespace pgt::cli {
 namespace {
 
 constexpr const char* red = "\033[31m";
-constexpr const char* yellow = "\033[33m";
 constexpr const char* dim = "\033[2m";
 constexpr const char* reset = "\033[0m";
 
@@ -52,12 +51,6 @@ void Console::info(std::string_view msg) const {
 void Console::debug(std::string_view msg) const {
     if (verbose_ > 0) {
         message(dim, "debug: ", msg);
-    }
-}
-
-void Console::warning(std::string_view msg) const {
-    if (!quiet_) {
-        message(yellow, "warning: ", msg);
     }
 }
 

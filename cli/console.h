@@ -30,8 +30,6 @@ class Console {
     void info(std::string_view msg) const;
     /// Connection and SQL details; shown only with -v.
     void debug(std::string_view msg) const;
-    /// Something the user should know; hidden by -q.
-    void warning(std::string_view msg) const;
     /// A failure; always shown.
     void error(std::string_view msg) const;
     /// A labelled continuation line of an error ("detail", "hint"); always shown.

@@ -15,9 +15,11 @@ namespace {
 
 // A failure ready to report: exit code, message and optional extra status fields.
 struct Failure {
+    Failure(ExitCode c, std::string m) : code(c), message(std::move(m)) {}
     ExitCode code;
     std::string message;
     json::Value extra = json::Value::object();  // merged into the status object
+    std::string position;                       // "LINE n: ..." excerpt, stderr only
 };
 
 void set_if(json::Value& obj, const char* key, const std::string& value) {
@@ -26,6 +28,7 @@ void set_if(json::Value& obj, const char* key, const std::string& value) {
 
 Failure sql_failure(const client::ServerError& e) {
     Failure f{ExitCode::sql_error, e.message};
+    f.position = e.position;
     f.extra.set("sqlstate", e.sqlstate);
     set_if(f.extra, "detail", e.detail);
     set_if(f.extra, "hint", e.hint);
@@ -72,6 +75,9 @@ void emit(const Console& console, const std::string& command, const Failure& f) 
     const json::Value* sqlstate = f.extra.find("sqlstate");
     console.error(f.message +
                   (sqlstate ? " (SQLSTATE " + sqlstate->as_string() + ")" : std::string()));
+    if (!f.position.empty()) {
+        console.error_field("position", f.position);
+    }
     for (const char* field : {"detail", "hint", "context"}) {
         if (const json::Value* v = f.extra.find(field); v && v->is_string()) {
             console.error_field(field, v->as_string());

@@ -59,10 +59,9 @@ ServerError parse_server_error(std::string_view text, std::string sqlstate) {
         std::string_view line = lines[i];
         if (i == 0) {
             // "ERROR:  message"; with other verbosities the severity may be absent.
-            std::size_t colon = line.find(":  ");
+            const std::size_t colon = line.find(":  ");
             if (colon != std::string_view::npos && colon > 0 &&
                 line.substr(0, colon).find(' ') == std::string_view::npos) {
-                e.severity = std::string(line.substr(0, colon));
                 line.remove_prefix(colon + 3);
             }
             e.message = std::string(line);

@@ -13,7 +13,6 @@ namespace pgt::client {
 /// One server error, field by field. Absent fields are empty.
 struct ServerError {
     std::string sqlstate;  ///< five-character SQLSTATE, e.g. "42P01"
-    std::string severity;  ///< "ERROR", "FATAL", ...
     std::string message;   ///< primary message
     std::string detail;    ///< DETAIL
     std::string hint;      ///< HINT

@@ -138,7 +138,7 @@ void write_number(std::string& out, double d) {
 void newline(std::string& out, int indent, int depth) {
     if (indent >= 0) {
         out += '\n';
-        out.append(static_cast<std::size_t>(indent * depth), ' ');
+        out.append(static_cast<std::size_t>(indent) * static_cast<std::size_t>(depth), ' ');
     }
 }
 
