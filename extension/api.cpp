@@ -219,7 +219,10 @@ Defined define(int64_t id, const std::string& schema, const std::string& name, c
     for (const auto& c : d.columns) cols += (cols.empty() ? "" : ", ") + quote_ident(c.name) + " " + c.type;
     for (const auto& h : d.analysis.layout.hidden) cols += ", " + quote_ident(h.name) + " " + h.type + " NOT NULL";
     const std::string storage = qualified(schema, name);
-    spi::run("CREATE TABLE " + storage + " (" + cols + ")");
+    // Groups are updated in place at every refresh: leave room on each page so that those
+    // updates stay HOT (the only index is on __pgt_row_id, which never changes).
+    spi::run("CREATE TABLE " + storage + " (" + cols + ")" +
+             (d.analysis.layout.kind == ivm::StorageKind::groups ? " WITH (fillfactor = 80)" : ""));
     spi::run(std::string(d.analysis.layout.kind == ivm::StorageKind::groups ? "CREATE UNIQUE INDEX" : "CREATE INDEX") +
              " ON " + storage + " (\"__pgt_row_id\")");
     spi::run("COMMENT ON TABLE " + storage + " IS " +
@@ -424,6 +427,9 @@ PGT_FUNCTION(pgtrickle_explain_stream_table) {
     }
     auto r = spi::exec(
         "SELECT pg_catalog.jsonb_build_object('mode', $1, 'differential', $2::boolean, 'reason', $3, 'text', $4, "
+        "'tree', (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('depth', "
+        "(pg_catalog.length(l) - pg_catalog.length(pg_catalog.ltrim(l))) / 2, 'node', pg_catalog.ltrim(l)) ORDER BY n) "
+        "FROM pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.rtrim($4, E'\\n'), E'\\n')) WITH ORDINALITY AS u(l, n)), "
         "'storage', $5, 'sources', COALESCE((SELECT pg_catalog.jsonb_agg(o::regclass::text ORDER BY o) "
         "FROM pg_catalog.unnest(pg_catalog.string_to_array(NULLIF($6, ''), ',')::oid[]) AS o), '[]'::jsonb))::text",
         {std::string(a.differential ? "differential" : "full"), std::string(a.differential ? "true" : "false"),

@@ -78,43 +78,12 @@ std::optional<std::string> catalog_key(Oid relid) {
     return r.scalar();
 }
 
-std::string body_tag(const std::string& body) {
-    std::string tag = "$pgt$";
-    for (int i = 0; body.find(tag) != std::string::npos; ++i) tag = "$pgt" + std::to_string(i) + "$";
-    return tag;
-}
-
-/// CREATE OR REPLACE the trigger function that copies transition tables into the buffer.
+/// (Re)create the source's capture function: a C trigger function (capture_trigger.cpp)
+/// whose name tells it which buffer to write. Created through a SECURITY DEFINER helper of
+/// the extension, since creating a C function needs a superuser.
 void write_trigger_function(const std::string& key, const SourceInfo& src) {
     const CaptureObjectNames n = capture_object_names(key);
-    const std::string buffer = qualified(kChangeSchema, n.buffer_table);
-    std::string cols = "\"__pgt_xid\", \"__pgt_op\"";
-    std::string old_vals, new_vals;
-    for (const auto& c : src.columns) {
-        cols += ", " + quote_ident("c" + std::to_string(c.attnum));
-        old_vals += ", o." + quote_ident(c.name);
-        new_vals += ", n." + quote_ident(c.name);
-    }
-    const std::string xid = "pg_catalog.pg_current_xact_id()";
-    const std::string ins = "INSERT INTO " + buffer + " (" + cols + ") ";
-    const std::string body =
-        "BEGIN\n"
-        "  IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN\n"
-        "    " + ins + "SELECT " + xid + ", 'I'" + new_vals + " FROM \"__pgt_new\" AS n;\n"
-        "  ELSIF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' THEN\n"
-        "    " + ins + "SELECT " + xid + ", 'D'" + old_vals + " FROM \"__pgt_old\" AS o UNION ALL SELECT " + xid +
-        ", 'I'" + new_vals + " FROM \"__pgt_new\" AS n;\n"
-        "  ELSIF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN\n"
-        "    " + ins + "SELECT " + xid + ", 'D'" + old_vals + " FROM \"__pgt_old\" AS o;\n"
-        "  ELSE\n"
-        "    INSERT INTO " + buffer + " (\"__pgt_xid\", \"__pgt_op\") VALUES (" + xid + ", 'T');\n"
-        "  END IF;\n"
-        "  PERFORM pgtrickle.note_change();\n"
-        "  RETURN NULL;\n"
-        "END";
-    const std::string tag = body_tag(body);
-    spi::run("CREATE OR REPLACE FUNCTION " + qualified(kChangeSchema, n.trigger_function) +
-             "() RETURNS trigger LANGUAGE plpgsql AS " + tag + body + tag);
+    spi::run("SELECT pgtrickle._create_capture_function($1)", {n.trigger_function});
     spi::run("COMMENT ON FUNCTION " + qualified(kChangeSchema, n.trigger_function) + "() IS " +
              quote_literal("pg_trickle: captures changes of " + src.schema + "." + src.name));
 }

@@ -76,13 +76,13 @@ RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full, bool wait_f
     // Lock first, snapshot second: a refresh that committed while we waited is then visible.
     const std::string lock_args = "(" + std::to_string(kLockClass) + ", ($1::bigint % 2147483647)::int)";
     if (wait_for_lock) {
-        spi::run("SELECT pg_catalog.pg_advisory_xact_lock" + lock_args, {id});
-    } else if (spi::exec("SELECT pg_catalog.pg_try_advisory_xact_lock" + lock_args, {id}).scalar() != "t") {
+        spi::exec_cached("SELECT pg_catalog.pg_advisory_xact_lock" + lock_args, {id});
+    } else if (spi::exec_cached("SELECT pg_catalog.pg_try_advisory_xact_lock" + lock_args, {id}).scalar() != "t") {
         RefreshOutcome busy;
         busy.mode = "busy";
         return busy;
     }
-    const std::string started = *spi::exec("SELECT pg_catalog.clock_timestamp()::text").scalar();
+    const std::string started = *spi::exec_cached("SELECT pg_catalog.clock_timestamp()::text").scalar();
     Snapshot snap = InvalidSnapshot;
     pg_call([&] {
         CommandCounterIncrement();
@@ -95,7 +95,7 @@ RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full, bool wait_f
         }
     } unregister{snap};
 
-    auto st_rows = spi::exec(
+    auto st_rows = spi::exec_cached(
         "SELECT pgt_schema, pgt_name, pgt_relid::oid::text, query_view::oid::text, effective_mode, storage_kind, status, "
         "frontier->>'sysid', (SELECT min(v->>'snapshot') FROM pg_catalog.jsonb_each(frontier->'sources') AS e(k, v)), "
         "(SELECT count(DISTINCT v->>'snapshot') FROM pg_catalog.jsonb_each(frontier->'sources') AS e(k, v)) > 1 "
@@ -108,13 +108,13 @@ RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full, bool wait_f
     StreamTableRow st{*r[0], *r[1], *r[2], *r[3], *r[4], *r[5], *r[6], r[8], r[7], r[9] && *r[9] == "t"};
     const std::string storage = qualified(st.schema, st.name);
 
-    auto now = spi::exec("SELECT pg_catalog.pg_current_snapshot()::text, "
+    auto now = spi::exec_cached("SELECT pg_catalog.pg_current_snapshot()::text, "
                          "(SELECT system_identifier::text FROM pg_catalog.pg_control_system())",
                          {}, snap);
     const std::string new_snapshot = *now.rows[0][0];
     const std::string sysid = *now.rows[0][1];
 
-    auto src_rows = spi::exec(
+    auto src_rows = spi::exec_cached(
         "SELECT d.source_relid::oid::text, COALESCE(ct.source_stable_name, ct.source_relid::oid::text), "
         "ct.source_relid IS NOT NULL FROM pgtrickle.pgt_dependencies d LEFT JOIN pgtrickle.pgt_change_tracking ct "
         "ON ct.source_relid = d.source_relid WHERE d.pgt_id = $1::bigint",
@@ -145,7 +145,7 @@ RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full, bool wait_f
     bool any_change = uncaptured;
     if (st.frontier_snapshot) {
         window.frontier_snapshot = *st.frontier_snapshot;
-        const std::string snap_lit = quote_literal(*st.frontier_snapshot) + "::pg_catalog.pg_snapshot";
+        const std::string snap_lit = "$1::pg_catalog.pg_snapshot";
         std::vector<std::string> parts;
         for (const auto& s : sources) {
             if (!s.captured) continue;
@@ -158,7 +158,7 @@ RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full, bool wait_f
         if (!parts.empty()) {
             std::string q;
             for (size_t i = 0; i < parts.size(); ++i) q += (i ? " UNION ALL " : "") + parts[i];
-            for (const auto& row : spi::exec(q, {}, snap).rows) {
+            for (const auto& row : spi::exec_cached(q, {*st.frontier_snapshot}, snap).rows) {
                 if (*row[1] == "t") {
                     window.changed.insert(*row[0]);
                     any_change = true;
@@ -211,7 +211,7 @@ RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full, bool wait_f
     }
 
     // Frontier advance and buffer clean-up, in the same transaction as the apply.
-    spi::run(
+    spi::exec_cached(
         "UPDATE pgtrickle.pgt_stream_tables SET frontier = pg_catalog.jsonb_build_object('format', 1, 'sysid', $2::text, "
         "'sources', COALESCE((SELECT pg_catalog.jsonb_object_agg(COALESCE(ct.source_stable_name, ct.source_relid::oid::text), "
         "pg_catalog.jsonb_build_object('snapshot', $3::text)) FROM pgtrickle.pgt_dependencies d "
@@ -222,12 +222,12 @@ RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full, bool wait_f
         "WHERE pgt_id = $1::bigint",
         {id, sysid, new_snapshot, out.mode, std::to_string(out.rows)}, snap);
     if (out.mode != "none") {
-        spi::run("INSERT INTO pgtrickle.pgt_refresh_history (pgt_id, started_at, finished_at, mode, rows_changed, "
+        spi::exec_cached("INSERT INTO pgtrickle.pgt_refresh_history (pgt_id, started_at, finished_at, mode, rows_changed, "
                  "reason, trigger) VALUES ($1::bigint, $2::timestamptz, pg_catalog.clock_timestamp(), $3, $4::bigint, $5, $6)",
                  {id, started, out.mode, std::to_string(out.rows),
                   out.reason.empty() ? std::nullopt : std::optional<std::string>(out.reason), std::string(trigger)},
                  snap);
-        spi::run("DELETE FROM pgtrickle.pgt_refresh_history WHERE pgt_id = $1::bigint AND history_id <= "
+        spi::exec_cached("DELETE FROM pgtrickle.pgt_refresh_history WHERE pgt_id = $1::bigint AND history_id <= "
                  "(SELECT history_id FROM pgtrickle.pgt_refresh_history WHERE pgt_id = $1::bigint "
                  "ORDER BY history_id DESC OFFSET $2::int LIMIT 1)",
                  {id, std::to_string(settings::history_rows_per_table)}, snap);
@@ -236,7 +236,7 @@ RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full, bool wait_f
             const std::string buf = qualified("pgtrickle_changes", capture_object_names(s.stable_name).buffer_table);
             // Rows below the oldest reader's frontier xmin are visible to every reader (or
             // aborted): consumed by all.
-            spi::run("DELETE FROM " + buf + " WHERE \"__pgt_xid\" OPERATOR(pg_catalog.<) (SELECT "
+            spi::exec_cached("DELETE FROM " + buf + " WHERE \"__pgt_xid\" OPERATOR(pg_catalog.<) (SELECT "
                      "pg_catalog.min(pg_catalog.pg_snapshot_xmin((st.frontier->'sources'->$1->>'snapshot')::pg_catalog.pg_snapshot)) "
                      "FROM pgtrickle.pgt_stream_tables st JOIN pgtrickle.pgt_dependencies d ON d.pgt_id = st.pgt_id "
                      "WHERE d.source_relid = $2::oid AND st.frontier->'sources' ? $1 AND st.frontier->>'sysid' = $3)",

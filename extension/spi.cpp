@@ -1,6 +1,7 @@
 #include "spi.h"
 
 #include <exception>
+#include <unordered_map>
 
 #include "pg_guard.h"
 
@@ -31,52 +32,108 @@ void Session::finish() {
     pg_call([&] { SPI_finish(); });
 }
 
-Result exec(const std::string& sql, const std::vector<Value>& params, Snapshot snapshot) {
-    Result result;
-    const int nargs = static_cast<int>(params.size());
-    // Copy parameters into palloc'd memory so the PostgreSQL section touches no C++ objects
-    // that could throw.
-    Oid* types = nargs ? static_cast<Oid*>(palloc(sizeof(Oid) * nargs)) : nullptr;
-    Datum* values = nargs ? static_cast<Datum*>(palloc(sizeof(Datum) * nargs)) : nullptr;
-    char* nulls = nargs ? static_cast<char*>(palloc(nargs + 1)) : nullptr;
-    for (int i = 0; i < nargs; ++i) {
-        types[i] = TEXTOID;
-        nulls[i] = params[i] ? ' ' : 'n';
-        values[i] = params[i] ? PointerGetDatum(cstring_to_text_with_len(params[i]->data(), params[i]->size())) : 0;
+namespace {
+
+struct Args {
+    int n = 0;
+    Oid* types = nullptr;
+    Datum* values = nullptr;
+    char* nulls = nullptr;
+};
+
+/// Parameters as text datums in palloc'd memory, so the PostgreSQL sections below touch no
+/// C++ objects that could throw.
+Args make_args(const std::vector<Value>& params) {
+    Args a;
+    a.n = static_cast<int>(params.size());
+    if (a.n == 0) return a;
+    a.types = static_cast<Oid*>(palloc(sizeof(Oid) * a.n));
+    a.values = static_cast<Datum*>(palloc(sizeof(Datum) * a.n));
+    a.nulls = static_cast<char*>(palloc(a.n + 1));
+    for (int i = 0; i < a.n; ++i) {
+        a.types[i] = TEXTOID;
+        a.nulls[i] = params[i] ? ' ' : 'n';
+        a.values[i] = params[i] ? PointerGetDatum(cstring_to_text_with_len(params[i]->data(), params[i]->size())) : 0;
     }
-    const char* query = sql.c_str();
+    return a;
+}
+
+Result collect(SPITupleTable* tuptable, uint64 processed) {
+    Result result;
+    result.processed = processed;
+    if (tuptable == nullptr || tuptable->tupdesc == nullptr) return result;
+    const int ncols = tuptable->tupdesc->natts;
+    result.rows.reserve(processed);
+    for (uint64 r = 0; r < processed; ++r) {
+        Row row;
+        row.reserve(ncols);
+        for (int c = 1; c <= ncols; ++c) {
+            char* v = nullptr;
+            pg_call([&] { v = SPI_getvalue(tuptable->vals[r], tuptable->tupdesc, c); });
+            row.push_back(v ? Value(std::string(v)) : std::nullopt);
+        }
+        result.rows.push_back(std::move(row));
+    }
+    return result;
+}
+
+Result execute_plan(SPIPlanPtr plan, const Args& a, Snapshot snapshot, const char* query) {
     int rc = 0;
     SPITupleTable* tuptable = nullptr;
     uint64 processed = 0;
     pg_call([&] {
         if (snapshot != InvalidSnapshot) {
-            SPIPlanPtr plan = SPI_prepare(query, nargs, types);
-            if (plan == nullptr) elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-            rc = SPI_execute_snapshot(plan, values, nulls, snapshot, InvalidSnapshot, false, true, 0);
-            SPI_freeplan(plan);
+            rc = SPI_execute_snapshot(plan, a.values, a.nulls, snapshot, InvalidSnapshot, false, true, 0);
         } else {
-            rc = SPI_execute_with_args(query, nargs, types, values, nulls, false, 0);
+            rc = SPI_execute_plan(plan, a.values, a.nulls, false, 0);
         }
         if (rc < 0) elog(ERROR, "SPI failed (%s) for: %s", SPI_result_code_string(rc), query);
         tuptable = SPI_tuptable;
         processed = SPI_processed;
     });
-    result.processed = processed;
-    if (tuptable != nullptr && tuptable->tupdesc != nullptr) {
-        const int ncols = tuptable->tupdesc->natts;
-        result.rows.reserve(processed);
-        for (uint64 r = 0; r < processed; ++r) {
-            Row row;
-            row.reserve(ncols);
-            for (int c = 1; c <= ncols; ++c) {
-                char* v = nullptr;
-                pg_call([&] { v = SPI_getvalue(tuptable->vals[r], tuptable->tupdesc, c); });
-                row.push_back(v ? Value(std::string(v)) : std::nullopt);
-            }
-            result.rows.push_back(std::move(row));
-        }
+    return collect(tuptable, processed);
+}
+
+SPIPlanPtr prepare(const std::string& sql, const Args& a, bool keep) {
+    SPIPlanPtr plan = nullptr;
+    pg_call([&] {
+        plan = SPI_prepare(sql.c_str(), a.n, a.types);
+        if (plan == nullptr) elog(ERROR, "SPI_prepare failed (%s): %s", SPI_result_code_string(SPI_result), sql.c_str());
+        if (keep && SPI_keepplan(plan) != 0) elog(ERROR, "SPI_keepplan failed");
+    });
+    return plan;
+}
+
+}  // namespace
+
+Result exec(const std::string& sql, const std::vector<Value>& params, Snapshot snapshot) {
+    const Args a = make_args(params);
+    if (snapshot != InvalidSnapshot) {
+        SPIPlanPtr plan = prepare(sql, a, false);
+        Result r = execute_plan(plan, a, snapshot, sql.c_str());
+        pg_call([&] { SPI_freeplan(plan); });
+        return r;
     }
-    return result;
+    int rc = 0;
+    SPITupleTable* tuptable = nullptr;
+    uint64 processed = 0;
+    const char* query = sql.c_str();
+    pg_call([&] {
+        rc = SPI_execute_with_args(query, a.n, a.types, a.values, a.nulls, false, 0);
+        if (rc < 0) elog(ERROR, "SPI failed (%s) for: %s", SPI_result_code_string(rc), query);
+        tuptable = SPI_tuptable;
+        processed = SPI_processed;
+    });
+    return collect(tuptable, processed);
+}
+
+Result exec_cached(const std::string& sql, const std::vector<Value>& params, Snapshot snapshot) {
+    // Backend-lifetime cache; kept plans live in CacheMemoryContext.
+    static auto* plans = new std::unordered_map<std::string, SPIPlanPtr>();
+    const Args a = make_args(params);
+    auto it = plans->find(sql);
+    if (it == plans->end()) it = plans->emplace(sql, prepare(sql, a, true)).first;
+    return execute_plan(it->second, a, snapshot, sql.c_str());
 }
 
 void run(const std::string& sql, const std::vector<Value>& params, Snapshot snapshot) {

@@ -42,6 +42,11 @@ private:
 Result exec(const std::string& sql, const std::vector<Value>& params = {},
             Snapshot snapshot = InvalidSnapshot);
 
+/// Like exec, for a statement run often with the same text: its plan is prepared once per
+/// backend and kept (PostgreSQL's plan cache revalidates it after DDL).
+Result exec_cached(const std::string& sql, const std::vector<Value>& params = {},
+                   Snapshot snapshot = InvalidSnapshot);
+
 /// Run a utility or DML statement, no result expected.
 void run(const std::string& sql, const std::vector<Value>& params = {},
          Snapshot snapshot = InvalidSnapshot);

@@ -150,13 +150,29 @@ CREATE PROCEDURE pgtrickle.drop_stream_table(name text, "cascade" boolean DEFAUL
 CREATE PROCEDURE pgtrickle.refresh_stream_table(name text, "full" boolean DEFAULT false)
     LANGUAGE C AS 'MODULE_PATHNAME', 'pgtrickle_refresh_stream_table';
 
--- How a query would be maintained: {"mode","differential","reason","tree","text"}.
+-- How a query would be maintained: {"mode","differential","reason","text","tree","storage","sources"};
+-- "tree" lists the operators as {"depth", "node"} in display order (NULL when not differential).
 CREATE FUNCTION pgtrickle.explain_stream_table(query text) RETURNS jsonb
     LANGUAGE C STRICT VOLATILE AS 'MODULE_PATHNAME', 'pgtrickle_explain_stream_table';
 
 -- Changes buffered for a stream table and not yet applied to it.
 CREATE FUNCTION pgtrickle.pending_changes(pgt_id bigint) RETURNS bigint
     LANGUAGE C STRICT STABLE AS 'MODULE_PATHNAME', 'pgtrickle_pending_changes';
+
+-- Capture: each source gets pgtrickle_changes.pg_trickle_cdc_fn_<stable name>(), a C
+-- trigger function; created through this helper because C functions need a superuser.
+CREATE FUNCTION pgtrickle._create_capture_function(fname text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $fn$
+BEGIN
+    IF fname !~ '^pg_trickle_cdc_fn_[0-9a-f]+$' THEN
+        RAISE EXCEPTION 'invalid capture function name "%"', fname
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    EXECUTE format('CREATE OR REPLACE FUNCTION pgtrickle_changes.%I() RETURNS trigger LANGUAGE C AS %L, %L',
+                   fname, '$libdir/pg_trickle', 'pgtrickle_capture');
+END
+$fn$;
+REVOKE ALL ON FUNCTION pgtrickle._create_capture_function(text) FROM PUBLIC;
 
 -- Scheduler: capture triggers note writes (the commit then wakes the scheduler).
 CREATE FUNCTION pgtrickle.note_change() RETURNS void
