@@ -12,6 +12,7 @@
 extern "C" {
 #include "access/table.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "rewrite/rewriteHandler.h"
 #include "utils/errcodes.h"
 #include "utils/rel.h"
@@ -108,11 +109,10 @@ RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full, bool wait_f
     StreamTableRow st{*r[0], *r[1], *r[2], *r[3], *r[4], *r[5], *r[6], r[8], r[7], r[9] && *r[9] == "t"};
     const std::string storage = qualified(st.schema, st.name);
 
-    auto now = spi::exec_cached("SELECT pg_catalog.pg_current_snapshot()::text, "
-                         "(SELECT system_identifier::text FROM pg_catalog.pg_control_system())",
-                         {}, snap);
+    auto now = spi::exec_cached("SELECT pg_catalog.pg_current_snapshot()::text", {}, snap);
     const std::string new_snapshot = *now.rows[0][0];
-    const std::string sysid = *now.rows[0][1];
+    // The cluster's identity (as pg_control_system() shows it), without reading pg_control.
+    const std::string sysid = std::to_string(static_cast<int64_t>(GetSystemIdentifier()));
 
     auto src_rows = spi::exec_cached(
         "SELECT d.source_relid::oid::text, COALESCE(ct.source_stable_name, ct.source_relid::oid::text), "
