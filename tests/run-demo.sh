@@ -29,10 +29,10 @@ INSERT INTO customers SELECT g, 'customer ' || g, (ARRAY['north','south','east',
 INSERT INTO orders SELECT g, 1 + g % 1000, (g % 97) * 1.25 FROM generate_series(1, 100000) g;
 SQL
 
-step "A stream table: revenue per region (maintained differentially)"
+step "A stream table: revenue per region, maintained differentially, refreshed every second"
 "$PGTRICKLE" explain --query "SELECT c.region, count(*) AS orders, sum(o.amount) AS revenue
     FROM orders o JOIN customers c ON c.id = o.customer_id GROUP BY c.region"
-"$PGTRICKLE" create region_revenue --query "SELECT c.region, count(*) AS orders, sum(o.amount) AS revenue
+"$PGTRICKLE" create region_revenue --schedule 1s --query "SELECT c.region, count(*) AS orders, sum(o.amount) AS revenue
     FROM orders o JOIN customers c ON c.id = o.customer_id GROUP BY c.region"
 sql -c "SELECT region, orders, revenue FROM region_revenue ORDER BY region"
 
@@ -42,12 +42,12 @@ INSERT INTO orders SELECT 100000 + g, 1 + g % 10, 1000 FROM generate_series(1, 5
 UPDATE customers SET region = 'north' WHERE id = 2;
 DELETE FROM orders WHERE id = 7;
 SQL
-"$PGTRICKLE" status region_revenue || true
 
-step "Refresh applies only the delta"
-"$PGTRICKLE" refresh region_revenue
+step "No refresh call: the scheduler (woken by the commits) applies only the delta"
+sleep 1.5
 sql -c "SELECT region, orders, revenue FROM region_revenue ORDER BY region"
-sql -c "SELECT last_refresh_mode, last_refresh_rows FROM pgtrickle.pgt_status WHERE pgt_name = 'region_revenue'"
+sql -c "SELECT started_at::time(3), mode, rows_changed, trigger FROM pgtrickle.pgt_refresh_history ORDER BY history_id"
+"$PGTRICKLE" status region_revenue || true
 
 step "Check: the stream table equals its query re-run"
 sql -c "SELECT count(*) AS rows_differing FROM (
