@@ -9,12 +9,17 @@
 //   3. capture overhead: bulk INSERT ... SELECT generate_series into a captured vs an
 //      identical uncaptured table.
 //   4. pgbench single-row UPDATE throughput on a captured vs an identical uncaptured table.
+//   5. scheduler (database `sched`): commit -> visible latency of a stream table refreshed by
+//      the background scheduler under a steady single-row write load, with wake-ups off vs on;
+//      CPU time of the scheduler process with 100 idle stream tables vs pg_trickle.enabled=off.
 //
 // stdout: the report (table with ratios and PASS/MISS against the targets). stderr: progress.
 // Exit 0 when it ran (missed targets are reported, not failures); 2 when a stream table was
 // wrong; 1 when setup or anything else failed.
 
 #include <algorithm>
+#include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -22,6 +27,7 @@
 #include <optional>
 #include <random>
 #include <regex>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -52,6 +58,13 @@ struct Options {
     int pgbench_rounds = 3;
     int pgbench_clients = 2;
     bool quick = false;
+    bool sections_1_to_4 = true;  // --scheduler runs section 5 only
+    bool scheduler = true;        // --no-scheduler skips section 5
+    int sched_rate = 100;         // commits per second of the freshness writer
+    int sched_seconds = 25;       // duration of each freshness configuration
+    int probe_ms = 5;             // pause between polls of the freshness probe
+    int idle_tables = 100;
+    int idle_seconds = 60;
     std::string server_log;  // copy the server log here (and log every statement)
 };
 
@@ -73,7 +86,8 @@ void progress(const std::string& msg) {
     (rc ? std::cerr : std::cout)
         << "usage: pgtrickle_bench [--rows N] [--changes N] [--quick] [--cycles N] [--zero-runs N]\n"
            "                       [--bulk-rows N] [--pgbench-seconds N] [--pgbench-rounds N]\n"
-           "                       [--server-log PATH]\n"
+           "                       [--scheduler | --no-scheduler] [--sched-rate N] [--sched-seconds N]\n"
+           "                       [--probe-ms N] [--idle-tables N] [--idle-seconds N] [--server-log PATH]\n"
            "  --rows N             rows in orders (default 1000000)\n"
            "  --changes N          changed rows per refresh cycle (default 1000)\n"
            "  --quick              smoke run: 100000 rows, 3 cycles, pgbench 1 x 5 s\n"
@@ -82,6 +96,13 @@ void progress(const std::string& msg) {
            "  --bulk-rows N        rows of the capture-overhead INSERT (default 100000)\n"
            "  --pgbench-seconds N  duration of each pgbench run (default 10)\n"
            "  --pgbench-rounds N   pgbench runs per table and client count (default 3)\n"
+           "  --scheduler          run only the scheduler part (freshness, idle cost)\n"
+           "  --no-scheduler       skip the scheduler part\n"
+           "  --sched-rate N       freshness: single-row commits per second (default 100)\n"
+           "  --sched-seconds N    freshness: seconds of writing per configuration (default 25)\n"
+           "  --probe-ms N         freshness: pause between probe polls in ms (default 5)\n"
+           "  --idle-tables N      idle cost: idle stream tables, half '1s', half '5s' (default 100)\n"
+           "  --idle-seconds N     idle cost: seconds of each CPU measurement (default 60)\n"
            "  --server-log PATH    log every statement (log_min_duration_statement=0) and copy\n"
            "                       the server log to PATH at the end (timings then include logging)\n";
     std::exit(rc);
@@ -90,7 +111,7 @@ void progress(const std::string& msg) {
 Options parse(int argc, char** argv) {
     Options o;
     std::optional<long long> rows;
-    std::optional<int> cycles, secs, rounds;
+    std::optional<int> cycles, secs, rounds, sched_secs, idle_secs;
     auto num = [&](int& i) -> long long {
         if (i + 1 >= argc) usage(1);
         try {
@@ -113,6 +134,13 @@ Options parse(int argc, char** argv) {
         else if (a == "--bulk-rows") o.bulk_rows = num(i);
         else if (a == "--pgbench-seconds") secs = static_cast<int>(num(i));
         else if (a == "--pgbench-rounds") rounds = static_cast<int>(num(i));
+        else if (a == "--scheduler") o.sections_1_to_4 = false;
+        else if (a == "--no-scheduler") o.scheduler = false;
+        else if (a == "--sched-rate") o.sched_rate = static_cast<int>(num(i));
+        else if (a == "--sched-seconds") sched_secs = static_cast<int>(num(i));
+        else if (a == "--probe-ms") o.probe_ms = static_cast<int>(num(i));
+        else if (a == "--idle-tables") o.idle_tables = static_cast<int>(num(i));
+        else if (a == "--idle-seconds") idle_secs = static_cast<int>(num(i));
         else if (a == "--server-log") {
             if (i + 1 >= argc) usage(1);
             o.server_log = argv[++i];
@@ -127,6 +155,14 @@ Options parse(int argc, char** argv) {
         o.cycles = 3;
         o.pgbench_seconds = 5;
         o.pgbench_rounds = 1;
+        o.sched_seconds = 10;
+        o.idle_seconds = 20;
+    }
+    if (sched_secs) o.sched_seconds = *sched_secs;
+    if (idle_secs) o.idle_seconds = *idle_secs;
+    if (!o.sections_1_to_4 && !o.scheduler) {
+        std::cerr << "pgtrickle_bench: --scheduler and --no-scheduler together leave nothing to run\n";
+        std::exit(1);
     }
     if (rows) o.rows = *rows;
     if (cycles) o.cycles = *cycles;
@@ -467,6 +503,37 @@ void capture_overhead(Db& db, const Options& o) {
 }
 
 // ---------------------------------------------------------------------------------------
+// Scheduler process helpers (sections 4 and 5)
+// ---------------------------------------------------------------------------------------
+
+/// CPU time (utime + stime) of process `pid` in ms from /proc/<pid>/stat; nullopt if gone.
+std::optional<double> process_cpu_ms(int pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+    std::string s;
+    if (pid <= 0 || !std::getline(f, s)) return std::nullopt;
+    const auto rp = s.rfind(')');  // the command name may contain spaces and parentheses
+    if (rp == std::string::npos) return std::nullopt;
+    std::istringstream in(s.substr(rp + 1));
+    std::vector<std::string> fields;  // fields[0] is field 3 (state)
+    for (std::string x; in >> x;) fields.push_back(x);
+    if (fields.size() < 13) return std::nullopt;
+    const double ticks = std::stod(fields[11]) + std::stod(fields[12]);  // fields 14 and 15
+    return ticks * 1000.0 / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+/// The pid of the database's scheduler (pgtrickle.scheduler_pid()), waiting for the launcher
+/// to start one.
+int wait_for_scheduler(Db& db, double timeout_s) {
+    const auto t0 = Clock::now();
+    for (;;) {
+        const std::string pid = db.scalar("SELECT pgtrickle.scheduler_pid()");
+        if (!pid.empty() && pid != "0") return std::stoi(pid);
+        if (ms_since(t0) > timeout_s * 1000) throw std::runtime_error("no pg_trickle scheduler started in time");
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // 4: pgbench single-row UPDATE throughput
 // ---------------------------------------------------------------------------------------
 
@@ -518,18 +585,24 @@ void pgbench_updates(Db& db, const Server& srv, const Options& o) {
                            table);
     };
     TempFile cap_script(script("cap_t")), plain_script(script("plain_t"));
+    // No stream table here has a schedule, but every commit to a captured table still wakes
+    // this database's scheduler: its CPU time per run shows what those wake-ups cost.
+    const int sched_pid = wait_for_scheduler(db, 20);
     // -c 2 saturates both cores (the target's configuration); -c 1 leaves CPU idle between
     // statements, so it shows the per-statement latency the capture trigger adds.
     for (int clients : {o.pgbench_clients, 1}) {
         progress(fmt::format("pgbench: {} round(s) of {} s per table, -c {} -j {}", o.pgbench_rounds, o.pgbench_seconds,
                              clients, clients));
-        std::vector<double> cap, plain;
+        std::vector<double> cap, plain, cap_cpu, plain_cpu;
         for (int round = 0; round < o.pgbench_rounds; ++round) {
             for (int k = 0; k < 2; ++k) {
                 const bool captured = (round + k) % 2 == 1;  // plain first in even rounds
                 db.exec("CHECKPOINT");
+                const auto cpu0 = process_cpu_ms(sched_pid);
                 const double tps = run_pgbench(srv, o, clients, pgbench, captured ? cap_script.path : plain_script.path);
+                const auto cpu1 = process_cpu_ms(sched_pid);
                 (captured ? cap : plain).push_back(tps);
+                (captured ? cap_cpu : plain_cpu).push_back(cpu0 && cpu1 ? *cpu1 - *cpu0 : -1);
                 progress(fmt::format("pgbench -c {} round {}: {} {:.0f} tps", clients, round + 1,
                                      captured ? "captured" : "plain", tps));
                 if (captured) {  // start every captured run with an empty buffer
@@ -543,6 +616,9 @@ void pgbench_updates(Db& db, const Server& srv, const Options& o) {
         verify(db, "cap_agg", kCapQuery, "after pgbench");
         g_samples.push_back(fmt::format("pgbench -c {} tps captured: {}; uncaptured: {}", clients, list(cap, 0),
                                         list(plain, 0)));
+        g_samples.push_back(fmt::format("pgbench -c {}: CPU ms of database bench's scheduler (pid {}, no scheduled "
+                                        "stream tables) per {} s run, captured: {}; uncaptured: {}",
+                                        clients, sched_pid, o.pgbench_seconds, list(cap_cpu, 0), list(plain_cpu, 0)));
         const double r = median(cap) / median(plain);
         const double added_us = 1e6 * clients / median(cap) - 1e6 * clients / median(plain);
         g_rows.push_back({fmt::format("pgbench 1-row UPDATE, captured table (-c {} -T {}, median of {})", clients,
@@ -552,6 +628,291 @@ void pgbench_updates(Db& db, const Server& srv, const Options& o) {
                           fmt::format("{:.1f}% of plain (+{:.0f} us/txn)", 100.0 * r, added_us), ">= 90%",
                           verdict(r >= 0.9)});
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// 5: scheduler: commit -> visible freshness under a steady write load; idle cost
+// ---------------------------------------------------------------------------------------
+
+/// ALTER SYSTEM SET (or RESET when `value` is empty) + reload, then give the scheduler time to
+/// process its SIGHUP (it does so at the top of its loop, woken by the signal).
+void set_system(Db& db, const std::string& name, const std::string& value) {
+    db.exec(value.empty() ? "ALTER SYSTEM RESET " + name : "ALTER SYSTEM SET " + name + " = " + db.quote(value));
+    db.exec("SELECT pg_reload_conf()");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+}
+
+const char* const kFreshQuery =
+    "SELECT customer_id, count(*) AS n, sum(amount) AS total FROM f_orders GROUP BY customer_id";
+constexpr long long kFreshRows = 100000;
+constexpr int kFreshCustomers = 1000;
+
+struct Freshness {
+    std::vector<double> latency_ms;  // one per commit
+    long long commits = 0, late = 0, polls = 0;
+    double write_s = 0, poll_rtt_us = 0, cpu_ms = 0;
+    long long refreshes = 0, wake = 0, schedule = 0, failed = 0;  // from the refresh history
+    double refresh_ms = 0, refresh_span_s = 0;
+};
+
+/// Writer: `rate` single-row autocommit statements per second for `seconds`, each adding exactly
+/// 1.00 to sum(amount) of f_orders (alternately an INSERT with amount 1.00 and an UPDATE
+/// amount = amount + 1.00 of a random original row). Probe: another connection polls the stream
+/// table's sum(total) every `probe_ms`; commit k is visible once that sum reached base + k.
+Freshness measure_freshness(const Server& srv, Db& db, const Options& o, int sched_pid, const std::string& label) {
+    // Start from a caught-up stream table (the '1s' schedule catches up by itself).
+    const auto t_wait = Clock::now();
+    while (db.scalar("SELECT (SELECT sum(total) FROM f_agg) = (SELECT sum(amount) FROM f_orders)") != "t") {
+        if (ms_since(t_wait) > 15000) throw std::runtime_error("f_agg did not catch up with f_orders within 15 s");
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    const long long base = db.count("SELECT (sum(total) * 100)::bigint FROM f_agg");
+    long long next_id = db.count("SELECT max(id) + 1 FROM f_orders");
+    const std::string hist0 = db.scalar(
+        "SELECT coalesce(max(history_id), 0) FROM pgtrickle.pgt_refresh_history h JOIN pgtrickle.pgt_stream_tables s "
+        "USING (pgt_id) WHERE s.pgt_name = 'f_agg'");
+    const long long k_total = static_cast<long long>(o.sched_rate) * o.sched_seconds;
+    std::vector<double> commit_ms(static_cast<size_t>(k_total) + 1, 0);
+    struct Poll {
+        double at_ms;
+        long long seen;
+    };
+    std::vector<Poll> seen;  // only polls that saw a new value
+    std::vector<double> rtt_us;
+    std::atomic<bool> writer_done{false};
+    std::exception_ptr writer_err, probe_err;
+    Freshness f;
+
+    Db writer_db(srv.dsn("sched")), probe_db(srv.dsn("sched"));
+    const auto cpu0 = process_cpu_ms(sched_pid);
+    const auto t0 = Clock::now();
+    std::thread writer([&] {
+        try {
+            std::mt19937_64 rng(7);
+            std::uniform_int_distribution<long long> row(1, kFreshRows);
+            std::uniform_int_distribution<int> cust(1, kFreshCustomers);
+            const auto period = std::chrono::duration<double, std::milli>(1000.0 / o.sched_rate);
+            for (long long k = 1; k <= k_total; ++k) {
+                const auto due = t0 + std::chrono::duration_cast<Clock::duration>(period * static_cast<double>(k - 1));
+                if (Clock::now() > due + period) ++f.late;  // the writer fell a full period behind
+                std::this_thread::sleep_until(due);
+                if (k % 2) {
+                    writer_db.exec(fmt::format("INSERT INTO f_orders VALUES ({}, {}, 1.00, now())", next_id++, cust(rng)));
+                } else {
+                    writer_db.exec(fmt::format("UPDATE f_orders SET amount = amount + 1.00 WHERE id = {}", row(rng)));
+                }
+                commit_ms[static_cast<size_t>(k)] = ms_since(t0);  // after COMMIT returned
+            }
+        } catch (...) {
+            writer_err = std::current_exception();
+        }
+        writer_done = true;
+    });
+    std::thread probe([&] {
+        try {
+            long long last = 0;
+            std::optional<Clock::time_point> done_at;
+            for (;;) {
+                const auto ts = Clock::now();
+                const long long v = (probe_db.count("SELECT (sum(total) * 100)::bigint FROM f_agg") - base) / 100;
+                const double at = ms_since(t0);
+                rtt_us.push_back(ms_since(ts) * 1000.0);
+                if (v > last) {
+                    seen.push_back({at, v});
+                    last = v;
+                }
+                if (writer_done) {
+                    if (!done_at) done_at = Clock::now();
+                    if (last >= k_total || ms_since(*done_at) > 10000) break;
+                }
+                std::this_thread::sleep_for(std::chrono::milliseconds(o.probe_ms));
+            }
+        } catch (...) {
+            probe_err = std::current_exception();
+        }
+    });
+    writer.join();
+    f.write_s = ms_since(t0) / 1000.0;
+    probe.join();
+    const auto cpu1 = process_cpu_ms(sched_pid);
+    if (writer_err) std::rethrow_exception(writer_err);
+    if (probe_err) std::rethrow_exception(probe_err);
+    if (!cpu0 || !cpu1 || db.scalar("SELECT pgtrickle.scheduler_pid()") != std::to_string(sched_pid)) {
+        throw std::runtime_error("the scheduler process changed during the freshness measurement (" + label + ")");
+    }
+    f.cpu_ms = *cpu1 - *cpu0;
+    f.commits = k_total;
+    f.polls = static_cast<long long>(rtt_us.size());
+    f.poll_rtt_us = median(rtt_us);
+
+    long long k = 1;
+    for (const auto& p : seen) {
+        for (; k <= p.seen && k <= k_total; ++k) f.latency_ms.push_back(std::max(0.0, p.at_ms - commit_ms[k]));
+    }
+    if (k <= k_total) {
+        throw std::runtime_error(fmt::format("{}: {} of {} commits never became visible in f_agg within 10 s", label,
+                                             k_total - k + 1, k_total));
+    }
+    verify(db, "f_agg", kFreshQuery, "after the freshness run (" + label + ")");
+
+    // The history keeps the last pg_trickle.history_rows_per_table (100) rows per stream table,
+    // so these describe the end of the run.
+    const auto h = db.exec(
+        "SELECT count(*), count(*) FILTER (WHERE trigger = 'wake'), count(*) FILTER (WHERE trigger = 'schedule'), "
+        "count(*) FILTER (WHERE mode = 'failed'), "
+        "coalesce(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - started_at) * 1000), 0), "
+        "coalesce(extract(epoch FROM max(started_at) - min(started_at)), 0) "
+        "FROM pgtrickle.pgt_refresh_history h JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) "
+        "WHERE s.pgt_name = 'f_agg' AND history_id > " + hist0);
+    f.refreshes = h[0][0].as<long long>();
+    f.wake = h[0][1].as<long long>();
+    f.schedule = h[0][2].as<long long>();
+    f.failed = h[0][3].as<long long>();
+    f.refresh_ms = h[0][4].as<double>();
+    f.refresh_span_s = h[0][5].as<double>();
+    progress(fmt::format("freshness {}: p50 {:.1f} ms, p99 {:.1f} ms, max {:.1f} ms over {} commits; scheduler CPU "
+                         "{:.0f} ms in {:.1f} s",
+                         label, percentile(f.latency_ms, 50), percentile(f.latency_ms, 99), max_of(f.latency_ms),
+                         f.commits, f.cpu_ms, f.write_s));
+    return f;
+}
+
+std::string describe(const Freshness& f) {
+    const double rate = f.refresh_span_s > 0 ? static_cast<double>(f.refreshes - 1) / f.refresh_span_s : 0;
+    return fmt::format("{} commits in {:.1f} s ({} late by > 1 period); latency ms p50 {:.1f}, p90 {:.1f}, p99 {:.1f}, "
+                       "max {:.1f}; scheduler CPU {:.0f} ms ({:.1f}% of a core); last {} history rows: {} wake, {} "
+                       "schedule, {} failed, median refresh {:.2f} ms, {:.1f} refreshes/s; probe: {} polls, median "
+                       "round trip {:.0f} us (busy {:.1f}% of the time)",
+                       f.commits, f.write_s, f.late, percentile(f.latency_ms, 50), percentile(f.latency_ms, 90),
+                       percentile(f.latency_ms, 99), max_of(f.latency_ms), f.cpu_ms, 100.0 * f.cpu_ms / (f.write_s * 1000),
+                       f.refreshes, f.wake, f.schedule, f.failed, f.refresh_ms, rate, f.polls, f.poll_rtt_us,
+                       100.0 * static_cast<double>(f.polls) * f.poll_rtt_us / 1e6 / f.write_s);
+}
+
+/// CPU ms of the scheduler over `seconds`; throws if the process changed meanwhile.
+double scheduler_cpu_over(Db& db, int pid, int seconds) {
+    const auto c0 = process_cpu_ms(pid);
+    const auto t0 = Clock::now();
+    std::this_thread::sleep_for(std::chrono::seconds(seconds));
+    const auto c1 = process_cpu_ms(pid);
+    const double wall = ms_since(t0);
+    if (!c0 || !c1 || db.scalar("SELECT pgtrickle.scheduler_pid()") != std::to_string(pid)) {
+        throw std::runtime_error("the scheduler process changed during the idle measurement");
+    }
+    return (*c1 - *c0) * (seconds * 1000.0 / wall);  // normalised to exactly `seconds`
+}
+
+void scheduler_section(const Server& srv, const Options& o) {
+    progress("scheduler: database sched, f_orders (" + std::to_string(kFreshRows) + " rows, " +
+             std::to_string(kFreshCustomers) + " customers), stream table f_agg with schedule '1s'");
+    {
+        Db admin(srv.dsn("postgres"));
+        admin.exec("CREATE DATABASE sched");
+    }
+    Db db(srv.dsn("sched"));
+    db.exec("CREATE EXTENSION pg_trickle");
+    db.exec("CREATE TABLE f_orders (id bigint PRIMARY KEY, customer_id int, amount numeric(12,2), created_at timestamptz)");
+    db.exec(fmt::format("INSERT INTO f_orders SELECT g, 1 + g % {}, ((g % 1000) / 10.0)::numeric(12,2), "
+                        "timestamptz '2024-01-01' + g * interval '1 second' FROM generate_series(1, {}) AS g",
+                        kFreshCustomers, kFreshRows));
+    db.exec("CREATE INDEX f_orders_customer_id_idx ON f_orders (customer_id)");
+    db.exec("VACUUM ANALYZE f_orders");
+    db.exec(std::string("CALL pgtrickle.create_stream_table(name => 'f_agg', query => ") + db.quote(kFreshQuery) +
+            ", schedule => '1s')");
+    if (db.scalar("SELECT effective_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'f_agg'") != "differential") {
+        throw std::runtime_error("f_agg is not differential");
+    }
+    const int pid = wait_for_scheduler(db, 20);
+    progress(fmt::format("scheduler of database sched: pid {}", pid));
+    g_notes.push_back(fmt::format(
+        "scheduler freshness: f_agg = `{}` over f_orders ({} rows, {} customers), schedule '1s'; a writer commits {} "
+        "single-row statements/s for {} s (alternately INSERT amount 1.00 and UPDATE amount = amount + 1.00 of a random "
+        "row, so every commit adds exactly 1.00 to the sum); a second connection polls `SELECT sum(total) FROM f_agg` "
+        "(1,000 rows) every {} ms; commit k counts as visible at the end of the first poll whose sum reached base + k. "
+        "Latency = that poll's return - the writer's COMMIT return (client steady clock), i.e. an upper bound that "
+        "includes up to one poll interval plus round trip",
+        kFreshQuery, kFreshRows, kFreshCustomers, o.sched_rate, o.sched_seconds, o.probe_ms));
+
+    progress("freshness (a): schedule '1s', pg_trickle.wake_threshold_ms = 0 (wake-ups off)");
+    set_system(db, "pg_trickle.wake_threshold_ms", "0");
+    const Freshness off = measure_freshness(srv, db, o, pid, "wake-ups off");
+    progress("freshness (b): schedule '1s', pg_trickle.wake_threshold_ms default (1000, wake-ups on)");
+    set_system(db, "pg_trickle.wake_threshold_ms", "");
+    const Freshness on = measure_freshness(srv, db, o, pid, "wake-ups on");
+    g_samples.push_back("freshness, wake-ups off: " + describe(off));
+    g_samples.push_back("freshness, wake-ups on: " + describe(on));
+
+    const std::string what = fmt::format("{} commits at {}/s, schedule 1s + wake-ups", on.commits, o.sched_rate);
+    for (const auto& [name, p, target, limit] :
+         {std::tuple{"p50", 50.0, "<= 50 ms", 50.0}, std::tuple{"p99", 99.0, "<= 1 s", 1000.0}}) {
+        const double a = percentile(on.latency_ms, p), b = percentile(off.latency_ms, p);
+        g_rows.push_back({fmt::format("commit->visible {} ({})", name, what), fmt::format("{:.1f} ms", a),
+                          "same, wake_threshold_ms = 0", fmt::format("{:.1f} ms", b), fmt::format("{:.1f}x lower", b / a),
+                          target, verdict(a <= limit)});
+    }
+    g_rows.push_back({fmt::format("commit->visible max ({})", what), fmt::format("{:.1f} ms", max_of(on.latency_ms)),
+                      "same, wake_threshold_ms = 0", fmt::format("{:.1f} ms", max_of(off.latency_ms)),
+                      fmt::format("{:.1f}x lower", max_of(off.latency_ms) / max_of(on.latency_ms)), "(context)", "-"});
+    g_rows.push_back({fmt::format("scheduler CPU while writing ({} commits/s)", o.sched_rate),
+                      fmt::format("{:.1f}% of a core", 100.0 * on.cpu_ms / (on.write_s * 1000)),
+                      "same, wake_threshold_ms = 0",
+                      fmt::format("{:.1f}% of a core", 100.0 * off.cpu_ms / (off.write_s * 1000)),
+                      fmt::format("{:.1f}x", on.cpu_ms / std::max(off.cpu_ms, 1.0)), "(context)", "-"});
+
+    // Idle stream tables: half with schedule '1s', half '5s', sources never written.
+    progress(fmt::format("idle cost: {} idle stream tables", o.idle_tables));
+    for (int i = 1; i <= o.idle_tables; ++i) {
+        const std::string t = fmt::format("idle_src_{:03d}", i);
+        db.exec("CREATE TABLE " + t + " (id int PRIMARY KEY, v int)");
+        db.exec("INSERT INTO " + t + " SELECT g, g % 3 FROM generate_series(1, 10) AS g");
+        db.exec(fmt::format("CALL pgtrickle.create_stream_table(name => 'idle_{:03d}', query => 'SELECT id, v FROM {}', "
+                            "schedule => '{}')",
+                            i, t, i % 2 ? "1s" : "5s"));
+    }
+    // With the idle stream tables present, the same write load (wake-ups on) on f_orders, which
+    // none of them reads.
+    progress("freshness (c): wake-ups on, with the idle stream tables present");
+    Options oc = o;
+    oc.sched_seconds = std::max(5, o.sched_seconds / 2);
+    const Freshness crowd = measure_freshness(srv, db, oc, pid, "wake-ups on, idle tables present");
+    g_samples.push_back(fmt::format("freshness, wake-ups on, {} idle stream tables present: ", o.idle_tables) +
+                        describe(crowd));
+    g_rows.push_back({fmt::format("commit->visible p50, wake-ups, {} idle stream tables present", o.idle_tables),
+                      fmt::format("{:.1f} ms", percentile(crowd.latency_ms, 50)), "same without them",
+                      fmt::format("{:.1f} ms", percentile(on.latency_ms, 50)),
+                      fmt::format("{:.1f}x the latency", percentile(crowd.latency_ms, 50) / percentile(on.latency_ms, 50)),
+                      "(context)", "-"});
+    g_rows.push_back({fmt::format("scheduler CPU while writing, {} idle stream tables present", o.idle_tables),
+                      fmt::format("{:.1f}% of a core", 100.0 * crowd.cpu_ms / (crowd.write_s * 1000)), "same without them",
+                      fmt::format("{:.1f}% of a core", 100.0 * on.cpu_ms / (on.write_s * 1000)),
+                      fmt::format("{:.1f}x", crowd.cpu_ms / crowd.write_s / std::max(on.cpu_ms / on.write_s, 1e-9)),
+                      "(context)", "-"});
+
+    // Only the idle stream tables remain scheduled.
+    db.exec("CALL pgtrickle.drop_stream_table('f_agg')");
+    std::this_thread::sleep_for(std::chrono::seconds(6));  // every idle table refreshed at least once
+    const long long scheduled =
+        db.count("SELECT count(*) FROM pgtrickle.pgt_stream_tables WHERE schedule IS NOT NULL AND status = 'active'");
+    progress(fmt::format("idle cost: scheduler CPU over {} s with {} active scheduled stream tables", o.idle_seconds,
+                         scheduled));
+    const double busy = scheduler_cpu_over(db, pid, o.idle_seconds);
+    progress("idle cost baseline: pg_trickle.enabled = off");
+    set_system(db, "pg_trickle.enabled", "off");
+    const double base = scheduler_cpu_over(db, pid, o.idle_seconds);
+    set_system(db, "pg_trickle.enabled", "");
+    const double per_min = busy * 60.0 / o.idle_seconds, base_per_min = base * 60.0 / o.idle_seconds;
+    const double tick_ms = 1000.0 / static_cast<double>(sysconf(_SC_CLK_TCK));
+    g_samples.push_back(fmt::format("scheduler CPU over {} s: {:.0f} ms with {} idle stream tables, {:.0f} ms with "
+                                    "pg_trickle.enabled = off (resolution {:.0f} ms)",
+                                    o.idle_seconds, busy, scheduled, base, tick_ms));
+    g_rows.push_back({fmt::format("scheduler CPU, {} idle stream tables (half 1s, half 5s), {} s", scheduled,
+                                  o.idle_seconds),
+                      fmt::format("{:.0f} ms/min ({:.2f}% of a core)", per_min, per_min / 600.0),
+                      "same, pg_trickle.enabled = off",
+                      fmt::format("{:.0f} ms/min ({:.2f}% of a core)", base_per_min, base_per_min / 600.0),
+                      base > 0 ? fmt::format("{:.0f}x", busy / base)
+                               : fmt::format("> {:.0f}x (baseline < 1 tick)", busy / tick_ms),
+                      "(context)", "-"});
 }
 
 // ---------------------------------------------------------------------------------------
@@ -579,8 +940,15 @@ void report(const Options& o, const std::string& pg_version, const std::string& 
     std::cout << fmt::format("  load average (1/5/15 min): {} at start, {} at end (2 cores: above ~0.5 at start\n"
                              "           means other work competed with this run)\n",
                              load_start, load_average());
-    std::cout << fmt::format("  data:    orders {} rows, customers {}, {} changes per cycle, {} cycles\n", o.rows,
-                             o.customers, o.changes, o.cycles);
+    if (o.sections_1_to_4) {
+        std::cout << fmt::format("  data:    orders {} rows, customers {}, {} changes per cycle, {} cycles\n", o.rows,
+                                 o.customers, o.changes, o.cycles);
+    }
+    if (o.scheduler) {
+        std::cout << fmt::format("  scheduler: {} commits/s for {} s per configuration, probe every {} ms; {} idle "
+                                 "stream tables, {} s per CPU measurement\n",
+                                 o.sched_rate, o.sched_seconds, o.probe_ms, o.idle_tables, o.idle_seconds);
+    }
     std::cout << "  server settings: pgtmp.sh defaults (fsync=off, synchronous_commit=off, shared_buffers=256MB)"
               << (o.server_log.empty() ? "" : ", log_min_duration_statement=0 (timings include statement logging)")
               << "\n  times are wall-clock at the client (localhost round trip included)\n\n";
@@ -634,11 +1002,14 @@ int run(const Options& o) {
     }
     Db db(srv.dsn("bench"));
     const std::string pg_version = db.scalar("SELECT version()");
-    setup(db, o);
-    const std::string ext_version = db.scalar("SELECT extversion FROM pg_extension WHERE extname = 'pg_trickle'");
-    refresh_cycles(db, o);
-    capture_overhead(db, o);
-    pgbench_updates(db, srv, o);
+    if (o.sections_1_to_4) {
+        setup(db, o);
+        refresh_cycles(db, o);
+        capture_overhead(db, o);
+        pgbench_updates(db, srv, o);
+    }
+    if (o.scheduler) scheduler_section(srv, o);
+    const std::string ext_version = db.scalar("SELECT default_version FROM pg_available_extensions WHERE name = 'pg_trickle'");
     progress("done; stopping the server");
     report(o, pg_version, ext_version, load_start);
     return 0;

@@ -1,6 +1,7 @@
 #include "bench_server.h"
 
 #include <algorithm>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -93,6 +94,14 @@ double median(std::vector<double> v) {
 
 double min_of(const std::vector<double>& v) { return v.empty() ? 0 : *std::min_element(v.begin(), v.end()); }
 double max_of(const std::vector<double>& v) { return v.empty() ? 0 : *std::max_element(v.begin(), v.end()); }
+
+double percentile(std::vector<double> v, double p) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    const double rank = std::ceil(p / 100.0 * static_cast<double>(v.size()));
+    const size_t i = rank < 1 ? 0 : std::min(v.size() - 1, static_cast<size_t>(rank) - 1);
+    return v[i];
+}
 
 std::string list(const std::vector<double>& v, int precision) {
     std::string out = "[";

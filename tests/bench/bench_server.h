@@ -42,6 +42,8 @@ inline double ms_since(Clock::time_point t0) {
 double median(std::vector<double> v);
 double min_of(const std::vector<double>& v);
 double max_of(const std::vector<double>& v);
+/// Nearest-rank percentile, p in [0, 100] (p=50 of an even count is the lower middle).
+double percentile(std::vector<double> v, double p);
 
 /// A string with all values, e.g. "[1.2, 3.4]" (given precision).
 std::string list(const std::vector<double>& v, int precision);
