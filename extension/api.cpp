@@ -41,35 +41,43 @@ using sql::quote_ident;
 using sql::quote_literal;
 
 std::string text_arg(FunctionCallInfo fcinfo, int i) {
-    if (PG_ARGISNULL(i)) return {};
+    if (PG_ARGISNULL(i))
+        return {};
     char* s = nullptr;
     pg_call([&] { s = text_to_cstring(PG_GETARG_TEXT_PP(i)); });
     return s;
 }
 
 std::optional<std::string> opt_text_arg(FunctionCallInfo fcinfo, int i) {
-    if (PG_ARGISNULL(i)) return std::nullopt;
+    if (PG_ARGISNULL(i))
+        return std::nullopt;
     return text_arg(fcinfo, i);
 }
 
 void require(bool ok, int code, const std::string& msg, const std::string& hint = {}) {
-    if (!ok) throw Error(code, msg, {}, hint);
+    if (!ok)
+        throw Error(code, msg, {}, hint);
 }
 
-void check_one_of(const std::string& what, const std::string& v, std::initializer_list<const char*> allowed) {
+void check_one_of(const std::string& what, const std::string& v,
+                  std::initializer_list<const char*> allowed) {
     std::string list;
     for (const char* a : allowed) {
-        if (v == a) return;
+        if (v == a)
+            return;
         list += std::string(list.empty() ? "" : ", ") + "'" + a + "'";
     }
-    throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "invalid " + what + " \"" + v + "\"", {}, "Use one of " + list + ".");
+    throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "invalid " + what + " \"" + v + "\"", {},
+                "Use one of " + list + ".");
 }
 
 void check_schedule(const std::optional<std::string>& s) {
-    if (!s || s->empty()) return;
+    if (!s || s->empty())
+        return;
     if (auto err = parse_schedule(*s).error) {
         throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "invalid schedule \"" + *s + "\": " + *err, {},
-                    "Use a duration such as '30s', '5m' or '1h30m', or a cron expression such as '*/5 * * * *' or '@hourly'.");
+                    "Use a duration such as '30s', '5m' or '1h30m', or a cron expression such as "
+                    "'*/5 * * * *' or '@hourly'.");
     }
 }
 
@@ -81,7 +89,8 @@ Query* analyze_select(const std::string& text) {
     pg_call([&] {
         List* raw = raw_parser(text.c_str(), RAW_PARSE_DEFAULT);
         count = list_length(raw);
-        if (count != 1) return;
+        if (count != 1)
+            return;
         auto* rs = static_cast<RawStmt*>(linitial(raw));
         if (!IsA(rs->stmt, SelectStmt)) {
             not_select = true;
@@ -130,14 +139,18 @@ StreamTableRef find_stream_table(const std::string& name) {
     });
     std::optional<spi::Row> row;
     if (OidIsValid(relid)) {
-        auto r = spi::exec("SELECT pgt_id::text, pgt_schema, pgt_name, query_view::oid::text, refresh_mode, storage_kind "
-                           "FROM pgtrickle.pgt_stream_tables WHERE pgt_relid = $1::oid",
-                           {std::to_string(relid)});
-        if (!r.rows.empty()) row = r.rows[0];
+        auto r = spi::exec(
+            "SELECT pgt_id::text, pgt_schema, pgt_name, query_view::oid::text, refresh_mode, "
+            "storage_kind "
+            "FROM pgtrickle.pgt_stream_tables WHERE pgt_relid = $1::oid",
+            {std::to_string(relid)});
+        if (!r.rows.empty())
+            row = r.rows[0];
     }
     if (!row) {
         throw Error(ERRCODE_UNDEFINED_TABLE, "stream table \"" + name + "\" does not exist", {},
-                    "List stream tables with: SELECT pgt_schema, pgt_name FROM pgtrickle.pgt_stream_tables;");
+                    "List stream tables with: SELECT pgt_schema, pgt_name FROM "
+                    "pgtrickle.pgt_stream_tables;");
     }
     StreamTableRef st;
     st.id = std::stoll(*(*row)[0]);
@@ -168,7 +181,8 @@ std::vector<ivm::Column> view_columns(Oid view) {
     for (const auto& c : cols) {
         if (c.name.rfind("__pgt_", 0) == 0) {
             throw Error(ERRCODE_RESERVED_NAME, "column name \"" + c.name + "\" is reserved",
-                        "Columns starting with __pgt_ are pg_trickle's hidden columns.", "Rename the column in the query.");
+                        "Columns starting with __pgt_ are pg_trickle's hidden columns.",
+                        "Rename the column in the query.");
         }
     }
     return cols;
@@ -197,62 +211,75 @@ struct Defined {
     std::vector<ivm::Column> columns;
 };
 
-Defined define(int64_t id, const std::string& schema, const std::string& name, const std::string& query,
-               const std::string& refresh_mode) {
+Defined define(int64_t id, const std::string& schema, const std::string& name,
+               const std::string& query, const std::string& refresh_mode) {
     Defined d;
     const std::string view = "pgtrickle." + quote_ident("pgt_query_" + std::to_string(id));
     (void)analyze_select(query);  // one SELECT, or a clear error before CREATE VIEW sees it
     spi::run("CREATE VIEW " + view + " AS " + query);
     d.view = regclass_oid(view);
-    spi::run("COMMENT ON VIEW " + view + " IS " + quote_literal("pg_trickle: defining query of " + schema + "." + name));
+    spi::run("COMMENT ON VIEW " + view + " IS " +
+             quote_literal("pg_trickle: defining query of " + schema + "." + name));
     d.columns = view_columns(d.view);
     d.analysis = analyze_for_mode(view_query(d.view), refresh_mode, d.columns);
     if (refresh_mode == "differential" && !d.analysis.differential) {
-        throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
-                    "query cannot be maintained differentially: " + d.analysis.translation.unsupported,
-                    "refresh_mode 'differential' requires every construct of the query to be differentiable.",
-                    "Use refresh_mode => 'auto' to maintain it by full refresh, or rewrite the query.");
+        throw Error(
+            ERRCODE_FEATURE_NOT_SUPPORTED,
+            "query cannot be maintained differentially: " + d.analysis.translation.unsupported,
+            "refresh_mode 'differential' requires every construct of the query to be "
+            "differentiable.",
+            "Use refresh_mode => 'auto' to maintain it by full refresh, or rewrite the query.");
     }
     for (Oid rel : d.analysis.translation.relations) capture::ensure_source(rel);
 
     std::string cols;
-    for (const auto& c : d.columns) cols += (cols.empty() ? "" : ", ") + quote_ident(c.name) + " " + c.type;
-    for (const auto& h : d.analysis.layout.hidden) cols += ", " + quote_ident(h.name) + " " + h.type + " NOT NULL";
+    for (const auto& c : d.columns)
+        cols += (cols.empty() ? "" : ", ") + quote_ident(c.name) + " " + c.type;
+    for (const auto& h : d.analysis.layout.hidden)
+        cols += ", " + quote_ident(h.name) + " " + h.type + " NOT NULL";
     const std::string storage = qualified(schema, name);
     // Groups are updated in place at every refresh: leave room on each page so that those
     // updates stay HOT (the only index is on __pgt_row_id, which never changes).
     spi::run("CREATE TABLE " + storage + " (" + cols + ")" +
              (d.analysis.layout.kind == ivm::StorageKind::groups ? " WITH (fillfactor = 80)" : ""));
-    spi::run(std::string(d.analysis.layout.kind == ivm::StorageKind::groups ? "CREATE UNIQUE INDEX" : "CREATE INDEX") +
+    spi::run(std::string(d.analysis.layout.kind == ivm::StorageKind::groups ? "CREATE UNIQUE INDEX"
+                                                                            : "CREATE INDEX") +
              " ON " + storage + " (\"__pgt_row_id\")");
     spi::run("COMMENT ON TABLE " + storage + " IS " +
              quote_literal("pg_trickle stream table (maintained; do not write to it)"));
     return d;
 }
 
-void record_definition(int64_t id, const Defined& d, const std::string& query, const std::string& refresh_mode) {
+void record_definition(int64_t id, const Defined& d, const std::string& query,
+                       const std::string& refresh_mode) {
     const std::string sid = std::to_string(id);
-    spi::run("UPDATE pgtrickle.pgt_stream_tables SET defining_query = $2, query_view = $3::oid, refresh_mode = $4, "
-             "effective_mode = $5, mode_reason = $6, storage_kind = $7, frontier = NULL WHERE pgt_id = $1::bigint",
-             {sid, query, std::to_string(d.view), refresh_mode, std::string(d.analysis.differential ? "differential" : "full"),
-              d.analysis.differential ? std::nullopt : std::optional<std::string>(d.analysis.reason),
-              std::string(d.analysis.layout.kind == ivm::StorageKind::groups ? "groups" : "rows")});
+    spi::run(
+        "UPDATE pgtrickle.pgt_stream_tables SET defining_query = $2, query_view = $3::oid, "
+        "refresh_mode = $4, "
+        "effective_mode = $5, mode_reason = $6, storage_kind = $7, frontier = NULL WHERE pgt_id = "
+        "$1::bigint",
+        {sid, query, std::to_string(d.view), refresh_mode,
+         std::string(d.analysis.differential ? "differential" : "full"),
+         d.analysis.differential ? std::nullopt : std::optional<std::string>(d.analysis.reason),
+         std::string(d.analysis.layout.kind == ivm::StorageKind::groups ? "groups" : "rows")});
     spi::run("DELETE FROM pgtrickle.pgt_dependencies WHERE pgt_id = $1::bigint", {sid});
     for (Oid rel : d.analysis.translation.relations) {
-        spi::run("INSERT INTO pgtrickle.pgt_dependencies (pgt_id, source_relid, source_stable_name) "
-                 "SELECT $1::bigint, $2::oid, source_stable_name FROM pgtrickle.pgt_change_tracking "
-                 "WHERE source_relid = $2::oid ON CONFLICT DO NOTHING",
-                 {sid, std::to_string(rel)});
+        spi::run(
+            "INSERT INTO pgtrickle.pgt_dependencies (pgt_id, source_relid, source_stable_name) "
+            "SELECT $1::bigint, $2::oid, source_stable_name FROM pgtrickle.pgt_change_tracking "
+            "WHERE source_relid = $2::oid ON CONFLICT DO NOTHING",
+            {sid, std::to_string(rel)});
     }
 }
 
 /// Stream tables whose defining query reads the storage table of `st`.
 std::vector<std::string> dependents_of(const StreamTableRef& st) {
-    auto r = spi::exec("SELECT pg_catalog.quote_ident(s.pgt_schema) || '.' || pg_catalog.quote_ident(s.pgt_name) "
-                       "FROM pgtrickle.pgt_dependencies d "
-                       "JOIN pgtrickle.pgt_stream_tables s ON s.pgt_id = d.pgt_id "
-                       "WHERE d.source_relid = $1::oid AND s.pgt_id <> $2::bigint ORDER BY 1",
-                       {std::to_string(st.relid), std::to_string(st.id)});
+    auto r = spi::exec(
+        "SELECT pg_catalog.quote_ident(s.pgt_schema) || '.' || pg_catalog.quote_ident(s.pgt_name) "
+        "FROM pgtrickle.pgt_dependencies d "
+        "JOIN pgtrickle.pgt_stream_tables s ON s.pgt_id = d.pgt_id "
+        "WHERE d.source_relid = $1::oid AND s.pgt_id <> $2::bigint ORDER BY 1",
+        {std::to_string(st.relid), std::to_string(st.id)});
     std::vector<std::string> out;
     for (const auto& row : r.rows) out.push_back(*row[0]);
     return out;
@@ -261,28 +288,35 @@ std::vector<std::string> dependents_of(const StreamTableRef& st) {
 /// Remove the view, storage and catalog rows of `st`; release sources nobody reads any more.
 void undefine(const StreamTableRef& st, bool drop_storage) {
     DroppingGuard guard;
-    auto srcs = spi::exec("SELECT source_relid::oid::text FROM pgtrickle.pgt_dependencies WHERE pgt_id = $1::bigint",
-                          {std::to_string(st.id)});
+    auto srcs = spi::exec(
+        "SELECT source_relid::oid::text FROM pgtrickle.pgt_dependencies WHERE pgt_id = $1::bigint",
+        {std::to_string(st.id)});
     spi::run("DROP VIEW IF EXISTS pgtrickle." + quote_ident("pgt_query_" + std::to_string(st.id)));
-    if (drop_storage) spi::run("DROP TABLE IF EXISTS " + qualified(st.schema, st.name));
-    spi::run("DELETE FROM pgtrickle.pgt_dependencies WHERE pgt_id = $1::bigint", {std::to_string(st.id)});
-    for (const auto& row : srcs.rows) capture::drop_source_if_unused(static_cast<Oid>(std::stoul(*row[0])));
+    if (drop_storage)
+        spi::run("DROP TABLE IF EXISTS " + qualified(st.schema, st.name));
+    spi::run("DELETE FROM pgtrickle.pgt_dependencies WHERE pgt_id = $1::bigint",
+             {std::to_string(st.id)});
+    for (const auto& row : srcs.rows)
+        capture::drop_source_if_unused(static_cast<Oid>(std::stoul(*row[0])));
 }
 
 void drop_recursive(const StreamTableRef& st, bool cascade, std::set<int64_t>& seen) {
-    if (!seen.insert(st.id).second) return;
+    if (!seen.insert(st.id).second)
+        return;
     const auto deps = dependents_of(st);
     if (!deps.empty() && !cascade) {
         std::string list;
         for (const auto& d : deps) list += (list.empty() ? "" : ", ") + d;
         throw Error(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
-                    "cannot drop stream table \"" + st.schema + "." + st.name + "\" because other stream tables depend on it",
+                    "cannot drop stream table \"" + st.schema + "." + st.name +
+                        "\" because other stream tables depend on it",
                     "Stream tables reading it: " + list + ".",
                     "Drop those first, or call drop_stream_table(..., cascade => true).");
     }
     for (const auto& d : deps) drop_recursive(find_stream_table(d), true, seen);
     undefine(st, true);
-    spi::run("DELETE FROM pgtrickle.pgt_stream_tables WHERE pgt_id = $1::bigint", {std::to_string(st.id)});
+    spi::run("DELETE FROM pgtrickle.pgt_stream_tables WHERE pgt_id = $1::bigint",
+             {std::to_string(st.id)});
 }
 
 }  // namespace
@@ -293,7 +327,8 @@ using namespace pgt;
 // CALL pgtrickle.create_stream_table(name, query, schedule, refresh_mode, cdc_mode,
 //                                    output_distribution_column, initialize)
 PGT_FUNCTION(pgtrickle_create_stream_table) {
-    require(!PG_ARGISNULL(0) && !PG_ARGISNULL(1), ERRCODE_NULL_VALUE_NOT_ALLOWED, "name and query must not be NULL");
+    require(!PG_ARGISNULL(0) && !PG_ARGISNULL(1), ERRCODE_NULL_VALUE_NOT_ALLOWED,
+            "name and query must not be NULL");
     const std::string name = text_arg(fcinfo, 0);
     const std::string query = text_arg(fcinfo, 1);
     const auto schedule = opt_text_arg(fcinfo, 2);
@@ -308,39 +343,50 @@ PGT_FUNCTION(pgtrickle_create_stream_table) {
                     "Use cdc_mode => 'auto' or 'trigger'.");
     }
     if (!PG_ARGISNULL(5)) {
-        throw Error(ERRCODE_FEATURE_NOT_SUPPORTED, "output_distribution_column is not supported yet",
+        throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
+                    "output_distribution_column is not supported yet",
                     "Distributed stream-table storage arrives with Citus support.",
                     "Omit output_distribution_column to store the stream table on this node.");
     }
     check_schedule(schedule);
     if (schedule && !schedule->empty() && !scheduler::preloaded()) {
-        throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                    "pg_trickle is not loaded through shared_preload_libraries: a schedule would never run",
-                    "The scheduler is a background worker started by the postmaster.",
-                    "Add pg_trickle to shared_preload_libraries and restart the server, or omit the schedule and "
-                    "call pgtrickle.refresh_stream_table yourself.");
+        throw Error(
+            ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "pg_trickle is not loaded through shared_preload_libraries: a schedule would never run",
+            "The scheduler is a background worker started by the postmaster.",
+            "Add pg_trickle to shared_preload_libraries and restart the server, or omit the "
+            "schedule and "
+            "call pgtrickle.refresh_stream_table yourself.");
     }
     bool xact_snapshot = false;
     pg_call([&] { xact_snapshot = IsolationUsesXactSnapshot(); });
     require(!xact_snapshot, ERRCODE_ACTIVE_SQL_TRANSACTION,
             "create_stream_table must run in a READ COMMITTED transaction",
-            "Under REPEATABLE READ the initial snapshot could predate changes that capture would then miss.");
+            "Under REPEATABLE READ the initial snapshot could predate changes that capture would "
+            "then miss.");
     spi::Session spi;
     const QualifiedName qn = creation_name(name);
-    auto exists = spi::exec("SELECT pg_catalog.to_regclass($1) IS NOT NULL", {qualified(qn.schema, qn.name)});
+    auto exists =
+        spi::exec("SELECT pg_catalog.to_regclass($1) IS NOT NULL", {qualified(qn.schema, qn.name)});
     require(*exists.scalar() == "f", ERRCODE_DUPLICATE_TABLE,
             "relation \"" + qn.schema + "." + qn.name + "\" already exists",
             "Choose another name, or drop the existing relation first.");
-    const int64_t id = std::stoll(*spi::exec("SELECT pg_catalog.nextval('pgtrickle.pgt_stream_tables_pgt_id_seq')::text").scalar());
+    const int64_t id = std::stoll(
+        *spi::exec("SELECT pg_catalog.nextval('pgtrickle.pgt_stream_tables_pgt_id_seq')::text")
+             .scalar());
     const Defined d = define(id, qn.schema, qn.name, query, refresh_mode);
-    spi::run("INSERT INTO pgtrickle.pgt_stream_tables (pgt_id, pgt_schema, pgt_name, pgt_relid, defining_query, query_view, "
-             "schedule, refresh_mode, cdc_mode, storage_kind, status) VALUES ($1::bigint, $2, $3, $4::regclass, $5, $6::oid, "
-             "$7, $8, $9, 'rows', $10)",
-             {std::to_string(id), qn.schema, qn.name, qualified(qn.schema, qn.name), query, std::to_string(d.view),
-              schedule && !schedule->empty() ? schedule : std::nullopt, refresh_mode, cdc_mode,
-              std::string(initialize ? "initializing" : "active")});
+    spi::run(
+        "INSERT INTO pgtrickle.pgt_stream_tables (pgt_id, pgt_schema, pgt_name, pgt_relid, "
+        "defining_query, query_view, "
+        "schedule, refresh_mode, cdc_mode, storage_kind, status) VALUES ($1::bigint, $2, $3, "
+        "$4::regclass, $5, $6::oid, "
+        "$7, $8, $9, 'rows', $10)",
+        {std::to_string(id), qn.schema, qn.name, qualified(qn.schema, qn.name), query,
+         std::to_string(d.view), schedule && !schedule->empty() ? schedule : std::nullopt,
+         refresh_mode, cdc_mode, std::string(initialize ? "initializing" : "active")});
     record_definition(id, d, query, refresh_mode);
-    if (initialize) refresh_stream_table(id, true);
+    if (initialize)
+        refresh_stream_table(id, true);
     spi.finish();
     scheduler::wake_launcher();
     PG_RETURN_VOID();
@@ -353,36 +399,52 @@ PGT_FUNCTION(pgtrickle_alter_stream_table) {
     const auto schedule = opt_text_arg(fcinfo, 2);
     const auto refresh_mode = opt_text_arg(fcinfo, 3);
     const auto status = opt_text_arg(fcinfo, 4);
-    if (refresh_mode) check_one_of("refresh_mode", *refresh_mode, {"auto", "differential", "full"});
-    if (status) check_one_of("status", *status, {"active", "suspended"});
+    if (refresh_mode)
+        check_one_of("refresh_mode", *refresh_mode, {"auto", "differential", "full"});
+    if (status)
+        check_one_of("status", *status, {"active", "suspended"});
     check_schedule(schedule);
     spi::Session spi;
     const StreamTableRef st = find_stream_table(text_arg(fcinfo, 0));
     const std::string sid = std::to_string(st.id);
     if (schedule) {
-        spi::run("UPDATE pgtrickle.pgt_stream_tables SET schedule = NULLIF($2, '') WHERE pgt_id = $1::bigint", {sid, *schedule});
+        spi::run(
+            "UPDATE pgtrickle.pgt_stream_tables SET schedule = NULLIF($2, '') WHERE pgt_id = "
+            "$1::bigint",
+            {sid, *schedule});
     }
     if (status) {
-        spi::run("UPDATE pgtrickle.pgt_stream_tables SET status = $2, consecutive_errors = CASE WHEN $2 = 'active' "
-                 "THEN 0 ELSE consecutive_errors END, last_error = CASE WHEN $2 = 'active' THEN NULL ELSE last_error END "
-                 "WHERE pgt_id = $1::bigint",
-                 {sid, *status});
+        spi::run(
+            "UPDATE pgtrickle.pgt_stream_tables SET status = $2, consecutive_errors = CASE WHEN $2 "
+            "= 'active' "
+            "THEN 0 ELSE consecutive_errors END, last_error = CASE WHEN $2 = 'active' THEN NULL "
+            "ELSE last_error END "
+            "WHERE pgt_id = $1::bigint",
+            {sid, *status});
     }
     if (query || refresh_mode) {
         const auto deps = dependents_of(st);
         if (!deps.empty()) {
             throw Error(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
-                        "cannot redefine stream table \"" + st.schema + "." + st.name + "\" while other stream tables read it",
-                        {}, "Drop the dependent stream tables first, then redefine and recreate them.");
+                        "cannot redefine stream table \"" + st.schema + "." + st.name +
+                            "\" while other stream tables read it",
+                        {},
+                        "Drop the dependent stream tables first, then redefine and recreate them.");
         }
-        const std::string new_query = query ? *query
-                                            : *spi::exec("SELECT defining_query FROM pgtrickle.pgt_stream_tables "
-                                                         "WHERE pgt_id = $1::bigint", {sid}).scalar();
+        const std::string new_query =
+            query ? *query
+                  : *spi::exec(
+                         "SELECT defining_query FROM pgtrickle.pgt_stream_tables "
+                         "WHERE pgt_id = $1::bigint",
+                         {sid})
+                         .scalar();
         const std::string mode = refresh_mode ? *refresh_mode : st.refresh_mode;
         undefine(st, true);
         const Defined d = define(st.id, st.schema, st.name, new_query, mode);
-        spi::run("UPDATE pgtrickle.pgt_stream_tables SET pgt_relid = $2::regclass WHERE pgt_id = $1::bigint",
-                 {sid, qualified(st.schema, st.name)});
+        spi::run(
+            "UPDATE pgtrickle.pgt_stream_tables SET pgt_relid = $2::regclass WHERE pgt_id = "
+            "$1::bigint",
+            {sid, qualified(st.schema, st.name)});
         record_definition(st.id, d, new_query, mode);
         refresh_stream_table(st.id, true);
     }
@@ -420,19 +482,26 @@ PGT_FUNCTION(pgtrickle_explain_stream_table) {
     std::vector<ivm::Column> cols;
     Analysis a = analyze_for_mode(q, "auto", cols);
     std::string tree;
-    if (a.translation.plan) tree = ivm::explain_tree(*a.translation.plan, a.layout);
+    if (a.translation.plan)
+        tree = ivm::explain_tree(*a.translation.plan, a.layout);
     std::string sources;
     for (Oid rel : a.translation.relations) {
         sources += (sources.empty() ? "" : ",") + std::to_string(rel);
     }
     auto r = spi::exec(
-        "SELECT pg_catalog.jsonb_build_object('mode', $1, 'differential', $2::boolean, 'reason', $3, 'text', $4, "
+        "SELECT pg_catalog.jsonb_build_object('mode', $1, 'differential', $2::boolean, 'reason', "
+        "$3, 'text', $4, "
         "'tree', (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('depth', "
-        "(pg_catalog.length(l) - pg_catalog.length(pg_catalog.ltrim(l))) / 2, 'node', pg_catalog.ltrim(l)) ORDER BY n) "
-        "FROM pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.rtrim($4, E'\\n'), E'\\n')) WITH ORDINALITY AS u(l, n)), "
-        "'storage', $5, 'sources', COALESCE((SELECT pg_catalog.jsonb_agg(o::regclass::text ORDER BY o) "
-        "FROM pg_catalog.unnest(pg_catalog.string_to_array(NULLIF($6, ''), ',')::oid[]) AS o), '[]'::jsonb))::text",
-        {std::string(a.differential ? "differential" : "full"), std::string(a.differential ? "true" : "false"),
+        "(pg_catalog.length(l) - pg_catalog.length(pg_catalog.ltrim(l))) / 2, 'node', "
+        "pg_catalog.ltrim(l)) ORDER BY n) "
+        "FROM pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.rtrim($4, E'\\n'), E'\\n')) "
+        "WITH ORDINALITY AS u(l, n)), "
+        "'storage', $5, 'sources', COALESCE((SELECT pg_catalog.jsonb_agg(o::regclass::text ORDER "
+        "BY o) "
+        "FROM pg_catalog.unnest(pg_catalog.string_to_array(NULLIF($6, ''), ',')::oid[]) AS o), "
+        "'[]'::jsonb))::text",
+        {std::string(a.differential ? "differential" : "full"),
+         std::string(a.differential ? "true" : "false"),
          a.differential ? std::nullopt : std::optional<std::string>(a.reason),
          a.translation.plan ? std::optional<std::string>(tree) : std::nullopt,
          std::string(a.layout.kind == ivm::StorageKind::groups ? "groups" : "rows"), sources});
@@ -448,10 +517,13 @@ PGT_FUNCTION(pgtrickle_pending_changes) {
     const int64_t id = PG_GETARG_INT64(0);
     spi::Session spi;
     auto srcs = spi::exec(
-        "SELECT COALESCE(ct.source_stable_name, ct.source_relid::oid::text), st.frontier->'sources'->"
-        "COALESCE(ct.source_stable_name, ct.source_relid::oid::text)->>'snapshot' FROM pgtrickle.pgt_stream_tables st "
+        "SELECT COALESCE(ct.source_stable_name, ct.source_relid::oid::text), "
+        "st.frontier->'sources'->"
+        "COALESCE(ct.source_stable_name, ct.source_relid::oid::text)->>'snapshot' FROM "
+        "pgtrickle.pgt_stream_tables st "
         "JOIN pgtrickle.pgt_dependencies d ON d.pgt_id = st.pgt_id "
-        "JOIN pgtrickle.pgt_change_tracking ct ON ct.source_relid = d.source_relid WHERE st.pgt_id = $1::bigint",
+        "JOIN pgtrickle.pgt_change_tracking ct ON ct.source_relid = d.source_relid WHERE st.pgt_id "
+        "= $1::bigint",
         {std::to_string(id)});
     int64_t total = 0;
     bool unknown = false;
@@ -460,15 +532,19 @@ PGT_FUNCTION(pgtrickle_pending_changes) {
             unknown = true;
             continue;
         }
-        const std::string buf = qualified("pgtrickle_changes", capture_object_names(*row[0]).buffer_table);
+        const std::string buf =
+            qualified("pgtrickle_changes", capture_object_names(*row[0]).buffer_table);
         const std::string snap = quote_literal(*row[1]) + "::pg_catalog.pg_snapshot";
-        auto c = spi::exec("SELECT pg_catalog.count(*)::text FROM " + buf + " WHERE \"__pgt_xid\" OPERATOR(pg_catalog.>=) "
-                           "pg_catalog.pg_snapshot_xmin(" + snap + ") AND NOT pg_catalog.pg_visible_in_snapshot(\"__pgt_xid\", " +
+        auto c = spi::exec("SELECT pg_catalog.count(*)::text FROM " + buf +
+                           " WHERE \"__pgt_xid\" OPERATOR(pg_catalog.>=) "
+                           "pg_catalog.pg_snapshot_xmin(" +
+                           snap + ") AND NOT pg_catalog.pg_visible_in_snapshot(\"__pgt_xid\", " +
                            snap + ")");
         total += std::stoll(c.scalar().value_or("0"));
     }
     spi.finish();
-    if (unknown && total == 0) PG_RETURN_NULL();
+    if (unknown && total == 0)
+        PG_RETURN_NULL();
     PG_RETURN_INT64(total);
 }
 
@@ -477,7 +553,8 @@ PGT_FUNCTION(pgtrickle_source_stable_name) {
     const Oid relid = PG_GETARG_OID(0);
     char* name = nullptr;
     pg_call([&] { name = get_rel_name(relid); });
-    if (name == nullptr) PG_RETURN_NULL();
+    if (name == nullptr)
+        PG_RETURN_NULL();
     spi::Session spi;
     const std::string sn = capture::resolve(relid).stable_name;
     spi.finish();
@@ -495,7 +572,8 @@ PGT_FUNCTION(pgtrickle_note_change) {
 // pgtrickle.scheduler_pid() -> int: this database's scheduler, NULL when none runs.
 PGT_FUNCTION(pgtrickle_scheduler_pid) {
     const int pid = scheduler::scheduler_pid();
-    if (pid == 0) PG_RETURN_NULL();
+    if (pid == 0)
+        PG_RETURN_NULL();
     PG_RETURN_INT32(pid);
 }
 
@@ -503,13 +581,15 @@ PGT_FUNCTION(pgtrickle_scheduler_pid) {
 // expression, the gap between its next two firings); NULL for NULL or an invalid schedule.
 PGT_FUNCTION(pgtrickle_schedule_interval) {
     const Schedule s = parse_schedule(text_arg(fcinfo, 0));
-    if (s.error) PG_RETURN_NULL();
+    if (s.error)
+        PG_RETURN_NULL();
     int64_t ms = s.every.count();
     if (s.kind == Schedule::Kind::cron) {
         const int64_t now = static_cast<int64_t>(time(nullptr)) * 1000;
         const auto a = next_cron_fire(s.cron, now);
         const auto b = a ? next_cron_fire(s.cron, *a) : std::nullopt;
-        if (!b) PG_RETURN_NULL();
+        if (!b)
+            PG_RETURN_NULL();
         ms = *b - *a;
     }
     Interval* iv = static_cast<Interval*>(palloc0(sizeof(Interval)));

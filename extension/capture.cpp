@@ -49,7 +49,9 @@ SourceInfo source_info(Oid relid) {
         name = get_rel_name(relid);
         kind = get_rel_relkind(relid);
     });
-    if (!nsp || !name) throw Error(ERRCODE_UNDEFINED_TABLE, "relation with OID " + std::to_string(relid) + " does not exist");
+    if (!nsp || !name)
+        throw Error(ERRCODE_UNDEFINED_TABLE,
+                    "relation with OID " + std::to_string(relid) + " does not exist");
     info.schema = nsp;
     info.name = name;
     info.relkind = kind;
@@ -58,7 +60,8 @@ SourceInfo source_info(Oid relid) {
     TupleDesc td = RelationGetDescr(rel);
     for (int i = 0; i < td->natts; ++i) {
         Form_pg_attribute a = TupleDescAttr(td, i);
-        if (a->attisdropped) continue;
+        if (a->attisdropped)
+            continue;
         std::string type;
         pg_call([&] { type = sql_type_name(a->atttypid, a->atttypmod); });
         info.columns.push_back({a->attnum, NameStr(a->attname), type});
@@ -67,12 +70,15 @@ SourceInfo source_info(Oid relid) {
     return info;
 }
 
-std::string relid_text(Oid relid) { return std::to_string(relid); }
+std::string relid_text(Oid relid) {
+    return std::to_string(relid);
+}
 
 /// The catalog key of a captured source: its stable name, or its OID on 0.31.0-style rows.
 std::optional<std::string> catalog_key(Oid relid) {
     auto r = spi::exec(
-        "SELECT COALESCE(source_stable_name, source_relid::oid::text) FROM pgtrickle.pgt_change_tracking "
+        "SELECT COALESCE(source_stable_name, source_relid::oid::text) FROM "
+        "pgtrickle.pgt_change_tracking "
         "WHERE source_relid = $1::oid",
         {relid_text(relid)});
     return r.scalar();
@@ -91,8 +97,10 @@ void write_trigger_function(const std::string& key, const SourceInfo& src) {
 /// Buffer columns currently present: name -> SQL type.
 std::map<std::string, std::string> buffer_columns(const std::string& buffer_table) {
     auto r = spi::exec(
-        "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod) FROM pg_catalog.pg_attribute a "
-        "JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace s ON s.oid = c.relnamespace "
+        "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod) FROM "
+        "pg_catalog.pg_attribute a "
+        "JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace s ON s.oid "
+        "= c.relnamespace "
         "WHERE s.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
         {std::string(kChangeSchema), buffer_table});
     std::map<std::string, std::string> out;
@@ -113,11 +121,13 @@ void sync_columns(const std::string& key, const SourceInfo& src) {
         }
         // A retyped column: no stream table can read it (PostgreSQL refuses to retype a
         // column a view uses), so buffered values of it are not needed.
-        auto now = spi::exec("SELECT pg_catalog.format_type($1::regtype, NULL) = pg_catalog.format_type(" +
-                                 quote_literal(it->second) + "::regtype, NULL)",
-                             {c.type});
+        auto now =
+            spi::exec("SELECT pg_catalog.format_type($1::regtype, NULL) = pg_catalog.format_type(" +
+                          quote_literal(it->second) + "::regtype, NULL)",
+                      {c.type});
         if (now.scalar() && *now.scalar() == "f") {
-            spi::run("ALTER TABLE " + buffer + " ALTER COLUMN " + quote_ident(col) + " TYPE " + c.type + " USING NULL");
+            spi::run("ALTER TABLE " + buffer + " ALTER COLUMN " + quote_ident(col) + " TYPE " +
+                     c.type + " USING NULL");
         }
     }
     write_trigger_function(key, src);
@@ -140,7 +150,9 @@ SourceNames resolve(Oid relid) {
     return out;
 }
 
-bool is_captured(Oid relid) { return catalog_key(relid).has_value(); }
+bool is_captured(Oid relid) {
+    return catalog_key(relid).has_value();
+}
 
 std::string ensure_source(Oid relid) {
     const SourceInfo src = source_info(relid);
@@ -149,7 +161,8 @@ std::string ensure_source(Oid relid) {
         return *key;
     }
     if (src.relkind != 'r' && src.relkind != 'p') {
-        throw Error(ERRCODE_WRONG_OBJECT_TYPE, "cannot capture changes of \"" + src.schema + "." + src.name + "\"",
+        throw Error(ERRCODE_WRONG_OBJECT_TYPE,
+                    "cannot capture changes of \"" + src.schema + "." + src.name + "\"",
                     "Only plain and partitioned tables can be sources of a stream table.",
                     "Read the underlying tables instead, or use refresh_mode => 'full'.");
     }
@@ -157,26 +170,32 @@ std::string ensure_source(Oid relid) {
     pg_call([&] { db = get_database_name(MyDatabaseId); });
     const std::string sn = stable_name(db, src.schema, src.name);
     auto clash = spi::exec(
-        "SELECT source_relid::text FROM pgtrickle.pgt_change_tracking WHERE source_stable_name = $1", {sn});
+        "SELECT source_relid::text FROM pgtrickle.pgt_change_tracking WHERE source_stable_name = "
+        "$1",
+        {sn});
     if (clash.scalar()) {
-        throw Error(ERRCODE_DUPLICATE_OBJECT,
-                    "stable name collision: \"" + src.schema + "." + src.name + "\" and " + *clash.scalar() +
-                        " both have stable name " + sn,
-                    "The stable name is a 64-bit hash of database/schema.table; a collision is astronomically "
-                    "unlikely and usually means the other table was renamed to this table's former name.",
-                    "Rename one of the tables and create the stream table again.");
+        throw Error(
+            ERRCODE_DUPLICATE_OBJECT,
+            "stable name collision: \"" + src.schema + "." + src.name + "\" and " +
+                *clash.scalar() + " both have stable name " + sn,
+            "The stable name is a 64-bit hash of database/schema.table; a collision is "
+            "astronomically "
+            "unlikely and usually means the other table was renamed to this table's former name.",
+            "Rename one of the tables and create the stream table again.");
     }
     const CaptureObjectNames n = capture_object_names(sn);
     auto leftover = spi::exec("SELECT pg_catalog.to_regclass($1) IS NOT NULL",
                               {qualified(kChangeSchema, n.buffer_table)});
     if (leftover.scalar() && *leftover.scalar() == "t") {
-        throw Error(ERRCODE_DUPLICATE_TABLE, "change buffer " + qualified(kChangeSchema, n.buffer_table) + " already exists",
+        throw Error(ERRCODE_DUPLICATE_TABLE,
+                    "change buffer " + qualified(kChangeSchema, n.buffer_table) + " already exists",
                     "No source in pgtrickle.pgt_change_tracking owns it.",
                     "Drop the leftover table if it holds nothing you need, then try again.");
     }
     const std::string buffer = qualified(kChangeSchema, n.buffer_table);
     std::string cols = "\"__pgt_xid\" pg_catalog.xid8 NOT NULL, \"__pgt_op\" \"char\" NOT NULL";
-    for (const auto& c : src.columns) cols += ", " + quote_ident("c" + std::to_string(c.attnum)) + " " + c.type;
+    for (const auto& c : src.columns)
+        cols += ", " + quote_ident("c" + std::to_string(c.attnum)) + " " + c.type;
     spi::run("CREATE TABLE " + buffer + " (" + cols + ")");
     spi::run("CREATE INDEX " + quote_ident(n.xid_index) + " ON " + buffer + " (\"__pgt_xid\")");
     spi::run("COMMENT ON TABLE " + buffer + " IS " +
@@ -187,38 +206,47 @@ std::string ensure_source(Oid relid) {
     spi::run("CREATE TRIGGER " + quote_ident(n.trigger_insert) + " AFTER INSERT ON " + tbl +
              " REFERENCING NEW TABLE AS \"__pgt_new\" FOR EACH STATEMENT EXECUTE FUNCTION " + fn);
     spi::run("CREATE TRIGGER " + quote_ident(n.trigger_update) + " AFTER UPDATE ON " + tbl +
-             " REFERENCING OLD TABLE AS \"__pgt_old\" NEW TABLE AS \"__pgt_new\" FOR EACH STATEMENT EXECUTE FUNCTION " + fn);
+             " REFERENCING OLD TABLE AS \"__pgt_old\" NEW TABLE AS \"__pgt_new\" FOR EACH "
+             "STATEMENT EXECUTE FUNCTION " +
+             fn);
     spi::run("CREATE TRIGGER " + quote_ident(n.trigger_delete) + " AFTER DELETE ON " + tbl +
              " REFERENCING OLD TABLE AS \"__pgt_old\" FOR EACH STATEMENT EXECUTE FUNCTION " + fn);
     spi::run("CREATE TRIGGER " + quote_ident(n.trigger_truncate) + " AFTER TRUNCATE ON " + tbl +
              " FOR EACH STATEMENT EXECUTE FUNCTION " + fn);
-    spi::run("INSERT INTO pgtrickle.pgt_change_tracking (source_relid, source_stable_name, cdc_mode) "
-             "VALUES ($1::oid, $2, 'trigger')",
-             {relid_text(relid), sn});
+    spi::run(
+        "INSERT INTO pgtrickle.pgt_change_tracking (source_relid, source_stable_name, cdc_mode) "
+        "VALUES ($1::oid, $2, 'trigger')",
+        {relid_text(relid), sn});
     return sn;
 }
 
 void sync_source(Oid relid) {
     auto key = catalog_key(relid);
-    if (!key) return;
+    if (!key)
+        return;
     sync_columns(*key, source_info(relid));
 }
 
 void drop_source_if_unused(Oid relid) {
     auto key = catalog_key(relid);
-    if (!key) return;
-    auto readers = spi::exec("SELECT count(*) FROM pgtrickle.pgt_dependencies WHERE source_relid = $1::oid",
-                             {relid_text(relid)});
-    if (readers.scalar() && *readers.scalar() != "0") return;
+    if (!key)
+        return;
+    auto readers =
+        spi::exec("SELECT count(*) FROM pgtrickle.pgt_dependencies WHERE source_relid = $1::oid",
+                  {relid_text(relid)});
+    if (readers.scalar() && *readers.scalar() != "0")
+        return;
     const CaptureObjectNames n = capture_object_names(*key);
     const SourceInfo src = source_info(relid);
     const std::string tbl = qualified(src.schema, src.name);
-    for (const auto* t : {&n.trigger_insert, &n.trigger_update, &n.trigger_delete, &n.trigger_truncate}) {
+    for (const auto* t :
+         {&n.trigger_insert, &n.trigger_update, &n.trigger_delete, &n.trigger_truncate}) {
         spi::run("DROP TRIGGER IF EXISTS " + quote_ident(*t) + " ON " + tbl);
     }
     spi::run("DROP FUNCTION IF EXISTS " + qualified(kChangeSchema, n.trigger_function) + "()");
     spi::run("DROP TABLE IF EXISTS " + qualified(kChangeSchema, n.buffer_table));
-    spi::run("DELETE FROM pgtrickle.pgt_change_tracking WHERE source_relid = $1::oid", {relid_text(relid)});
+    spi::run("DELETE FROM pgtrickle.pgt_change_tracking WHERE source_relid = $1::oid",
+             {relid_text(relid)});
 }
 
 }  // namespace pgt::capture

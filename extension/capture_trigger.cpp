@@ -33,17 +33,19 @@ Relation open_buffer(Oid fn_oid) {
     const char* fname = get_func_name(fn_oid);
     if (fname == nullptr || strncmp(fname, kFunctionPrefix, sizeof(kFunctionPrefix) - 1) != 0) {
         ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg("pg_trickle capture trigger function has an unexpected name \"%s\"", fname ? fname : "?"),
+                        errmsg("pg_trickle capture trigger function has an unexpected name \"%s\"",
+                               fname ? fname : "?"),
                         errhint("Capture functions are named pg_trickle_cdc_fn_<stable name>.")));
     }
     char* buffer = psprintf("changes_%s", fname + sizeof(kFunctionPrefix) - 1);
     const Oid nsp = get_namespace_oid("pgtrickle_changes", false);
     const Oid relid = get_relname_relid(buffer, nsp);
     if (!OidIsValid(relid)) {
-        ereport(ERROR, (errcode(ERRCODE_UNDEFINED_TABLE),
-                        errmsg("pg_trickle change buffer pgtrickle_changes.%s does not exist", buffer),
-                        errdetail("The capture trigger of a source has no buffer to write into."),
-                        errhint("Drop and recreate the stream tables that read this source.")));
+        ereport(ERROR,
+                (errcode(ERRCODE_UNDEFINED_TABLE),
+                 errmsg("pg_trickle change buffer pgtrickle_changes.%s does not exist", buffer),
+                 errdetail("The capture trigger of a source has no buffer to write into."),
+                 errhint("Drop and recreate the stream tables that read this source.")));
     }
     return table_open(relid, RowExclusiveLock);
 }
@@ -55,11 +57,14 @@ int* buffer_to_source(TupleDesc buf, TupleDesc src) {
         map[j] = -1;
         Form_pg_attribute a = TupleDescAttr(buf, j);
         const char* name = NameStr(a->attname);
-        if (a->attisdropped || name[0] != 'c') continue;
+        if (a->attisdropped || name[0] != 'c')
+            continue;
         char* end = nullptr;
         const long attnum = strtol(name + 1, &end, 10);
-        if (end == name + 1 || *end != '\0' || attnum < 1 || attnum > src->natts) continue;
-        if (TupleDescAttr(src, attnum - 1)->attisdropped) continue;
+        if (end == name + 1 || *end != '\0' || attnum < 1 || attnum > src->natts)
+            continue;
+        if (TupleDescAttr(src, attnum - 1)->attisdropped)
+            continue;
         map[j] = static_cast<int>(attnum - 1);
     }
     return map;
@@ -89,7 +94,8 @@ void write_row(Writer& w, char op, TupleTableSlot* in, const int* map) {
     out->tts_isnull[1] = false;
     if (in != nullptr) {
         for (int j = 2; j < natts; ++j) {
-            if (map[j] < 0) continue;
+            if (map[j] < 0)
+                continue;
             out->tts_values[j] = in->tts_values[map[j]];
             out->tts_isnull[j] = in->tts_isnull[map[j]];
         }
@@ -103,7 +109,8 @@ void write_row(Writer& w, char op, TupleTableSlot* in, const int* map) {
 }
 
 void write_transition(Writer& w, char op, Tuplestorestate* ts, TupleDesc src, const int* map) {
-    if (ts == nullptr) return;
+    if (ts == nullptr)
+        return;
     TupleTableSlot* in = MakeSingleTupleTableSlot(src, &TTSOpsMinimalTuple);
     // Own read pointer: other triggers of the statement read the same tuplestore.
     const int ptr = tuplestore_alloc_read_pointer(ts, 0);
@@ -129,8 +136,9 @@ PGDLLEXPORT Datum pgtrickle_capture(PG_FUNCTION_ARGS) {
     }
     auto* td = reinterpret_cast<TriggerData*>(fcinfo->context);
     if (!TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) || !TRIGGER_FIRED_AFTER(td->tg_event)) {
-        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                        errmsg("pg_trickle capture triggers must be statement-level AFTER triggers")));
+        ereport(ERROR,
+                (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                 errmsg("pg_trickle capture triggers must be statement-level AFTER triggers")));
     }
     Writer w;
     w.buffer = open_buffer(fcinfo->flinfo->fn_oid);

@@ -30,33 +30,41 @@ extern "C" PGDLLEXPORT void _PG_init(void);
 
 void _PG_init(void) {
     using namespace pgt::settings;
-    DefineCustomBoolVariable("pg_trickle.enabled", "Whether the scheduler refreshes stream tables.", nullptr, &enabled,
-                             true, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
-    DefineCustomIntVariable("pg_trickle.scheduler_interval_ms", "How often the scheduler looks for due refreshes.",
-                            nullptr, &scheduler_interval_ms, 1000, 10, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
-                            nullptr, nullptr);
+    DefineCustomBoolVariable("pg_trickle.enabled", "Whether the scheduler refreshes stream tables.",
+                             nullptr, &enabled, true, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("pg_trickle.scheduler_interval_ms",
+                            "How often the scheduler looks for due refreshes.", nullptr,
+                            &scheduler_interval_ms, 1000, 10, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS,
+                            nullptr, nullptr, nullptr);
     DefineCustomIntVariable("pg_trickle.citus_worker_retry_ticks",
-                            "Consecutive per-worker poll failures before a WARNING (0 disables).", nullptr,
-                            &citus_worker_retry_ticks, 5, 0, 1000000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
-    DefineCustomIntVariable("pg_trickle.citus_st_lock_lease_ms", "Duration of a distributed refresh lease.", nullptr,
-                            &citus_st_lock_lease_ms, 60000, 1000, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS, nullptr, nullptr,
-                            nullptr);
-    DefineCustomIntVariable("pg_trickle.citus_slot_max_lag_bytes",
-                            "Worker slot lag beyond which a stream table falls back to a full refresh.", nullptr,
-                            &citus_slot_max_lag_bytes, 1024 * 1024 * 1024, 1024 * 1024, INT_MAX, PGC_SIGHUP,
-                            GUC_UNIT_BYTE, nullptr, nullptr, nullptr);
-    DefineCustomBoolVariable("pg_trickle.log_remote_commands", "Log every command sent to another node.", nullptr,
+                            "Consecutive per-worker poll failures before a WARNING (0 disables).",
+                            nullptr, &citus_worker_retry_ticks, 5, 0, 1000000, PGC_SIGHUP, 0,
+                            nullptr, nullptr, nullptr);
+    DefineCustomIntVariable("pg_trickle.citus_st_lock_lease_ms",
+                            "Duration of a distributed refresh lease.", nullptr,
+                            &citus_st_lock_lease_ms, 60000, 1000, INT_MAX, PGC_SIGHUP, GUC_UNIT_MS,
+                            nullptr, nullptr, nullptr);
+    DefineCustomIntVariable(
+        "pg_trickle.citus_slot_max_lag_bytes",
+        "Worker slot lag beyond which a stream table falls back to a full refresh.", nullptr,
+        &citus_slot_max_lag_bytes, 1024 * 1024 * 1024, 1024 * 1024, INT_MAX, PGC_SIGHUP,
+        GUC_UNIT_BYTE, nullptr, nullptr, nullptr);
+    DefineCustomBoolVariable("pg_trickle.log_remote_commands",
+                             "Log every command sent to another node.", nullptr,
                              &log_remote_commands, false, PGC_SUSET, 0, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("pg_trickle.max_consecutive_errors",
-                            "Consecutive failed refreshes after which a stream table is suspended.", nullptr,
-                            &max_consecutive_errors, 5, 1, 1000000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
-    DefineCustomIntVariable("pg_trickle.wake_threshold_ms",
-                            "Stream tables scheduled at most this often are refreshed as soon as a writer commits.",
-                            nullptr, &wake_threshold_ms, 1000, 0, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
+                            "Consecutive failed refreshes after which a stream table is suspended.",
+                            nullptr, &max_consecutive_errors, 5, 1, 1000000, PGC_SIGHUP, 0, nullptr,
                             nullptr, nullptr);
-    DefineCustomIntVariable("pg_trickle.history_rows_per_table", "Refresh history rows kept per stream table.",
-                            nullptr, &history_rows_per_table, 100, 1, 1000000, PGC_SIGHUP, 0, nullptr, nullptr,
-                            nullptr);
+    DefineCustomIntVariable(
+        "pg_trickle.wake_threshold_ms",
+        "Stream tables scheduled at most this often are refreshed as soon as a writer commits.",
+        nullptr, &wake_threshold_ms, 1000, 0, 3600 * 1000, PGC_SIGHUP, GUC_UNIT_MS, nullptr,
+        nullptr, nullptr);
+    DefineCustomIntVariable(
+        "pg_trickle.history_rows_per_table", "Refresh history rows kept per stream table.", nullptr,
+        &history_rows_per_table, 100, 1, 1000000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
     MarkGUCPrefixReserved("pg_trickle");
-    if (process_shared_preload_libraries_in_progress) pgt::scheduler::init_preloaded();
+    if (process_shared_preload_libraries_in_progress)
+        pgt::scheduler::init_preloaded();
 }

@@ -5,7 +5,8 @@
 namespace pgt::detail {
 
 void throw_pending(ErrorData* edata) {
-    if (edata != nullptr) throw PgError(edata);
+    if (edata != nullptr)
+        throw PgError(edata);
 }
 
 void rethrow_pg_error(ErrorData* edata) {
@@ -23,16 +24,19 @@ void rethrow_as_pg_error(const std::exception* e, bool unknown) {
         if (const auto* own = dynamic_cast<const Error*>(e)) {
             code = own->sqlstate();
             message = pstrdup(own->what());
-            if (!own->detail().empty()) detail = pstrdup(own->detail().c_str());
-            if (!own->hint().empty()) hint = pstrdup(own->hint().c_str());
+            if (!own->detail().empty())
+                detail = pstrdup(own->detail().c_str());
+            if (!own->hint().empty())
+                hint = pstrdup(own->hint().c_str());
         } else if (e != nullptr) {
             message = psprintf("pg_trickle internal error: %s", e->what());
         } else {
-            message = pstrdup(unknown ? "pg_trickle internal error: unknown exception" : "pg_trickle internal error");
+            message = pstrdup(unknown ? "pg_trickle internal error: unknown exception"
+                                      : "pg_trickle internal error");
         }
     }
-    ereport(ERROR, (errcode(code), errmsg_internal("%s", message), detail ? errdetail_internal("%s", detail) : 0,
-                    hint ? errhint("%s", hint) : 0));
+    ereport(ERROR, (errcode(code), errmsg_internal("%s", message),
+                    detail ? errdetail_internal("%s", detail) : 0, hint ? errhint("%s", hint) : 0));
     pg_unreachable();
 }
 

@@ -24,15 +24,17 @@ namespace pgt {
 
 /// An error with a SQLSTATE, raised as ereport(ERROR) when it reaches the boundary.
 class Error : public std::runtime_error {
-public:
+  public:
     Error(int sqlstate, std::string message, std::string detail = {}, std::string hint = {})
-        : std::runtime_error(std::move(message)), sqlstate_(sqlstate), detail_(std::move(detail)),
+        : std::runtime_error(std::move(message)),
+          sqlstate_(sqlstate),
+          detail_(std::move(detail)),
           hint_(std::move(hint)) {}
     int sqlstate() const { return sqlstate_; }
     const std::string& detail() const { return detail_; }
     const std::string& hint() const { return hint_; }
 
-private:
+  private:
     int sqlstate_;
     std::string detail_, hint_;
 };
@@ -40,12 +42,14 @@ private:
 /// A PostgreSQL error caught by pg_call, carried as a C++ exception. Re-raised unchanged
 /// (SQLSTATE, detail, hint, context) at the boundary.
 class PgError : public std::exception {
-public:
+  public:
     explicit PgError(ErrorData* edata) : edata_(edata) {}
     ErrorData* data() const { return edata_; }
-    const char* what() const noexcept override { return edata_ && edata_->message ? edata_->message : "error"; }
+    const char* what() const noexcept override {
+        return edata_ && edata_->message ? edata_->message : "error";
+    }
 
-private:
+  private:
     ErrorData* edata_;  // palloc'd in the caller's memory context
 };
 
@@ -61,9 +65,7 @@ void pg_call(F&& fn) {
     MemoryContext ctx = CurrentMemoryContext;
     ErrorData* volatile edata = nullptr;
     PG_TRY();
-    {
-        fn();
-    }
+    { fn(); }
     PG_CATCH();
     {
         MemoryContextSwitchTo(ctx);
@@ -95,8 +97,10 @@ Datum guard_cpp(F&& body) {
         unknown = true;
     }
     failed = true;
-    if (pg_error) detail::rethrow_pg_error(pg_error);
-    if (own) detail::rethrow_as_pg_error(own, false);
+    if (pg_error)
+        detail::rethrow_pg_error(pg_error);
+    if (own)
+        detail::rethrow_as_pg_error(own, false);
     detail::rethrow_as_pg_error(other, unknown && failed);
 }
 
@@ -110,12 +114,12 @@ T* pg_copy(const T* node) {
 
 /// Declare an SQL-callable function `name` whose C++ body follows, e.g.
 ///   PGT_FUNCTION(pgtrickle_row_id) { ... return Int64GetDatum(h); }
-#define PGT_FUNCTION(name)                                                       \
-    static Datum name##_body(PG_FUNCTION_ARGS);                                  \
-    extern "C" {                                                                 \
-    PGDLLEXPORT PG_FUNCTION_INFO_V1(name);                                       \
-    PGDLLEXPORT Datum name(PG_FUNCTION_ARGS) {                                   \
-        return pgt::guard_cpp([&]() -> Datum { return name##_body(fcinfo); });   \
-    }                                                                            \
-    }                                                                            \
+#define PGT_FUNCTION(name)                                                     \
+    static Datum name##_body(PG_FUNCTION_ARGS);                                \
+    extern "C" {                                                               \
+    PGDLLEXPORT PG_FUNCTION_INFO_V1(name);                                     \
+    PGDLLEXPORT Datum name(PG_FUNCTION_ARGS) {                                 \
+        return pgt::guard_cpp([&]() -> Datum { return name##_body(fcinfo); }); \
+    }                                                                          \
+    }                                                                          \
     static Datum name##_body(PG_FUNCTION_ARGS)

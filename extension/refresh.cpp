@@ -51,7 +51,8 @@ Translation translate_stream_table(Oid query_view) {
     return translate_query(q, capture::resolve);
 }
 
-Analysis analyze_for_mode(Query* query, const std::string& refresh_mode, const std::vector<ivm::Column>& columns) {
+Analysis analyze_for_mode(Query* query, const std::string& refresh_mode,
+                          const std::vector<ivm::Column>& columns) {
     Analysis a;
     a.translation = translate_query(query, capture::resolve);
     if (refresh_mode == "full") {
@@ -61,29 +62,37 @@ Analysis analyze_for_mode(Query* query, const std::string& refresh_mode, const s
     } else {
         a.differential = true;
     }
-    a.layout = a.differential ? ivm::differential_layout(*a.translation.plan) : ivm::full_layout(columns);
+    a.layout =
+        a.differential ? ivm::differential_layout(*a.translation.plan) : ivm::full_layout(columns);
     return a;
 }
 
-RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full, bool wait_for_lock, const char* trigger) {
+RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full, bool wait_for_lock,
+                                    const char* trigger) {
     bool xact_snapshot = false;
     pg_call([&] { xact_snapshot = IsolationUsesXactSnapshot(); });
     if (xact_snapshot) {
-        throw Error(ERRCODE_ACTIVE_SQL_TRANSACTION, "stream tables are refreshed in READ COMMITTED transactions only",
-                    "Under REPEATABLE READ or SERIALIZABLE the transaction's snapshot may predate the previous refresh.",
-                    "Run the refresh outside an explicit REPEATABLE READ/SERIALIZABLE transaction.");
+        throw Error(
+            ERRCODE_ACTIVE_SQL_TRANSACTION,
+            "stream tables are refreshed in READ COMMITTED transactions only",
+            "Under REPEATABLE READ or SERIALIZABLE the transaction's snapshot may predate the "
+            "previous refresh.",
+            "Run the refresh outside an explicit REPEATABLE READ/SERIALIZABLE transaction.");
     }
     const std::string id = std::to_string(pgt_id);
     // Lock first, snapshot second: a refresh that committed while we waited is then visible.
-    const std::string lock_args = "(" + std::to_string(kLockClass) + ", ($1::bigint % 2147483647)::int)";
+    const std::string lock_args =
+        "(" + std::to_string(kLockClass) + ", ($1::bigint % 2147483647)::int)";
     if (wait_for_lock) {
         spi::exec_cached("SELECT pg_catalog.pg_advisory_xact_lock" + lock_args, {id});
-    } else if (spi::exec_cached("SELECT pg_catalog.pg_try_advisory_xact_lock" + lock_args, {id}).scalar() != "t") {
+    } else if (spi::exec_cached("SELECT pg_catalog.pg_try_advisory_xact_lock" + lock_args, {id})
+                   .scalar() != "t") {
         RefreshOutcome busy;
         busy.mode = "busy";
         return busy;
     }
-    const std::string started = *spi::exec_cached("SELECT pg_catalog.clock_timestamp()::text").scalar();
+    const std::string started =
+        *spi::exec_cached("SELECT pg_catalog.clock_timestamp()::text").scalar();
     Snapshot snap = InvalidSnapshot;
     pg_call([&] {
         CommandCounterIncrement();
@@ -92,21 +101,26 @@ RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full, bool wait_f
     struct Unregister {
         Snapshot s;
         ~Unregister() {
-            if (s != InvalidSnapshot) UnregisterSnapshot(s);
+            if (s != InvalidSnapshot)
+                UnregisterSnapshot(s);
         }
     } unregister{snap};
 
     auto st_rows = spi::exec_cached(
-        "SELECT pgt_schema, pgt_name, pgt_relid::oid::text, query_view::oid::text, effective_mode, storage_kind, status, "
-        "frontier->>'sysid', (SELECT min(v->>'snapshot') FROM pg_catalog.jsonb_each(frontier->'sources') AS e(k, v)), "
-        "(SELECT count(DISTINCT v->>'snapshot') FROM pg_catalog.jsonb_each(frontier->'sources') AS e(k, v)) > 1 "
+        "SELECT pgt_schema, pgt_name, pgt_relid::oid::text, query_view::oid::text, effective_mode, "
+        "storage_kind, status, "
+        "frontier->>'sysid', (SELECT min(v->>'snapshot') FROM "
+        "pg_catalog.jsonb_each(frontier->'sources') AS e(k, v)), "
+        "(SELECT count(DISTINCT v->>'snapshot') FROM pg_catalog.jsonb_each(frontier->'sources') AS "
+        "e(k, v)) > 1 "
         "OR needs_full_refresh FROM pgtrickle.pgt_stream_tables WHERE pgt_id = $1::bigint",
         {id}, snap);
     if (st_rows.rows.empty()) {
         throw Error(ERRCODE_UNDEFINED_OBJECT, "stream table with id " + id + " does not exist");
     }
     const auto& r = st_rows.rows[0];
-    StreamTableRow st{*r[0], *r[1], *r[2], *r[3], *r[4], *r[5], *r[6], r[8], r[7], r[9] && *r[9] == "t"};
+    StreamTableRow st{*r[0], *r[1], *r[2], *r[3], *r[4],
+                      *r[5], *r[6], r[8],  r[7],  r[9] && *r[9] == "t"};
     const std::string storage = qualified(st.schema, st.name);
 
     auto now = spi::exec_cached("SELECT pg_catalog.pg_current_snapshot()::text", {}, snap);
@@ -115,8 +129,10 @@ RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full, bool wait_f
     const std::string sysid = std::to_string(static_cast<int64_t>(GetSystemIdentifier()));
 
     auto src_rows = spi::exec_cached(
-        "SELECT d.source_relid::oid::text, COALESCE(ct.source_stable_name, ct.source_relid::oid::text), "
-        "ct.source_relid IS NOT NULL FROM pgtrickle.pgt_dependencies d LEFT JOIN pgtrickle.pgt_change_tracking ct "
+        "SELECT d.source_relid::oid::text, COALESCE(ct.source_stable_name, "
+        "ct.source_relid::oid::text), "
+        "ct.source_relid IS NOT NULL FROM pgtrickle.pgt_dependencies d LEFT JOIN "
+        "pgtrickle.pgt_change_tracking ct "
         "ON ct.source_relid = d.source_relid WHERE d.pgt_id = $1::bigint",
         {id}, snap);
     std::vector<SourceRow> sources;
@@ -128,7 +144,8 @@ RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full, bool wait_f
 
     RefreshOutcome out;
     bool full = force_full || st.effective_mode == "full" || st.needs_full;
-    if (force_full) out.reason = "full refresh requested";
+    if (force_full)
+        out.reason = "full refresh requested";
     if (!st.frontier_snapshot) {
         full = true;
         out.reason = "no frontier yet (first refresh)";
@@ -148,12 +165,18 @@ RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full, bool wait_f
         const std::string snap_lit = "$1::pg_catalog.pg_snapshot";
         std::vector<std::string> parts;
         for (const auto& s : sources) {
-            if (!s.captured) continue;
-            const std::string buf = qualified("pgtrickle_changes", capture_object_names(s.stable_name).buffer_table);
-            const std::string win = "FROM " + buf + " WHERE \"__pgt_xid\" OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin(" +
-                                    snap_lit + ") AND NOT pg_catalog.pg_visible_in_snapshot(\"__pgt_xid\", " + snap_lit + ")";
-            parts.push_back("SELECT " + quote_literal(s.stable_name) + "::text, EXISTS (SELECT 1 " + win +
-                            "), EXISTS (SELECT 1 " + win + " AND \"__pgt_op\" OPERATOR(pg_catalog.=) 'T')");
+            if (!s.captured)
+                continue;
+            const std::string buf =
+                qualified("pgtrickle_changes", capture_object_names(s.stable_name).buffer_table);
+            const std::string win =
+                "FROM " + buf +
+                " WHERE \"__pgt_xid\" OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin(" +
+                snap_lit + ") AND NOT pg_catalog.pg_visible_in_snapshot(\"__pgt_xid\", " +
+                snap_lit + ")";
+            parts.push_back("SELECT " + quote_literal(s.stable_name) + "::text, EXISTS (SELECT 1 " +
+                            win + "), EXISTS (SELECT 1 " + win +
+                            " AND \"__pgt_op\" OPERATOR(pg_catalog.=) 'T')");
         }
         if (!parts.empty()) {
             std::string q;
@@ -179,9 +202,11 @@ RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full, bool wait_f
         const ivm::Query* plan = nullptr;
         ivm::StorageLayout layout;
         if (st.storage_kind == "groups") {
-            tr = std::make_unique<Translation>(translate_stream_table(static_cast<Oid>(std::stoul(st.view))));
+            tr = std::make_unique<Translation>(
+                translate_stream_table(static_cast<Oid>(std::stoul(st.view))));
             if (!tr->plan) {
-                throw Error(ERRCODE_INTERNAL_ERROR, "stream table \"" + st.name + "\" can no longer be translated",
+                throw Error(ERRCODE_INTERNAL_ERROR,
+                            "stream table \"" + st.name + "\" can no longer be translated",
                             tr->unsupported, "Drop and recreate the stream table.");
             }
             plan = tr->plan.get();
@@ -189,7 +214,8 @@ RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full, bool wait_f
         } else {
             layout.kind = ivm::StorageKind::rows;
             auto cols = spi::exec(
-                "SELECT attname::text FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND attnum > 0 "
+                "SELECT attname::text FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND "
+                "attnum > 0 "
                 "AND NOT attisdropped AND attname::text NOT LIKE '\\_\\_pgt\\_%' ORDER BY attnum",
                 {st.storage}, snap);
             for (const auto& c : cols.rows) layout.visible.push_back({*c[0], ""});
@@ -202,45 +228,64 @@ RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full, bool wait_f
         out.mode = "differential";
         Translation tr = translate_stream_table(static_cast<Oid>(std::stoul(st.view)));
         if (!tr.plan) {
-            throw Error(ERRCODE_INTERNAL_ERROR, "stream table \"" + st.name + "\" can no longer be maintained differentially",
-                        tr.unsupported, "Run pgtrickle.alter_stream_table(..., refresh_mode => 'full').");
+            throw Error(
+                ERRCODE_INTERNAL_ERROR,
+                "stream table \"" + st.name + "\" can no longer be maintained differentially",
+                tr.unsupported, "Run pgtrickle.alter_stream_table(..., refresh_mode => 'full').");
         }
         const ivm::StorageLayout layout = ivm::differential_layout(*tr.plan);
         auto res = spi::exec(ivm::delta_apply_sql(*tr.plan, layout, storage, window), {}, snap);
-        out.rows = res.rows.empty() ? static_cast<int64_t>(res.processed) : std::stoll(res.scalar().value_or("0"));
+        out.rows = res.rows.empty() ? static_cast<int64_t>(res.processed)
+                                    : std::stoll(res.scalar().value_or("0"));
     }
 
     // Frontier advance and buffer clean-up, in the same transaction as the apply.
     spi::exec_cached(
-        "UPDATE pgtrickle.pgt_stream_tables SET frontier = pg_catalog.jsonb_build_object('format', 1, 'sysid', $2::text, "
-        "'sources', COALESCE((SELECT pg_catalog.jsonb_object_agg(COALESCE(ct.source_stable_name, ct.source_relid::oid::text), "
+        "UPDATE pgtrickle.pgt_stream_tables SET frontier = pg_catalog.jsonb_build_object('format', "
+        "1, 'sysid', $2::text, "
+        "'sources', COALESCE((SELECT pg_catalog.jsonb_object_agg(COALESCE(ct.source_stable_name, "
+        "ct.source_relid::oid::text), "
         "pg_catalog.jsonb_build_object('snapshot', $3::text)) FROM pgtrickle.pgt_dependencies d "
-        "JOIN pgtrickle.pgt_change_tracking ct ON ct.source_relid = d.source_relid WHERE d.pgt_id = $1::bigint), '{}'::jsonb)), "
-        "needs_full_refresh = false, next_attempt_at = NULL, last_refresh_at = pg_catalog.now(), last_refresh_mode = $4, "
+        "JOIN pgtrickle.pgt_change_tracking ct ON ct.source_relid = d.source_relid WHERE d.pgt_id "
+        "= $1::bigint), '{}'::jsonb)), "
+        "needs_full_refresh = false, next_attempt_at = NULL, last_refresh_at = pg_catalog.now(), "
+        "last_refresh_mode = $4, "
         "last_refresh_rows = $5::bigint, last_error = NULL, consecutive_errors = 0, "
-        "status = CASE WHEN status = 'initializing' OR status = 'error' THEN 'active' ELSE status END "
+        "status = CASE WHEN status = 'initializing' OR status = 'error' THEN 'active' ELSE status "
+        "END "
         "WHERE pgt_id = $1::bigint",
         {id, sysid, new_snapshot, out.mode, std::to_string(out.rows)}, snap);
     if (out.mode != "none") {
-        spi::exec_cached("INSERT INTO pgtrickle.pgt_refresh_history (pgt_id, started_at, finished_at, mode, rows_changed, "
-                 "reason, trigger) VALUES ($1::bigint, $2::timestamptz, pg_catalog.clock_timestamp(), $3, $4::bigint, $5, $6)",
-                 {id, started, out.mode, std::to_string(out.rows),
-                  out.reason.empty() ? std::nullopt : std::optional<std::string>(out.reason), std::string(trigger)},
-                 snap);
-        spi::exec_cached("DELETE FROM pgtrickle.pgt_refresh_history WHERE pgt_id = $1::bigint AND history_id <= "
-                 "(SELECT history_id FROM pgtrickle.pgt_refresh_history WHERE pgt_id = $1::bigint "
-                 "ORDER BY history_id DESC OFFSET $2::int LIMIT 1)",
-                 {id, std::to_string(settings::history_rows_per_table)}, snap);
+        spi::exec_cached(
+            "INSERT INTO pgtrickle.pgt_refresh_history (pgt_id, started_at, finished_at, mode, "
+            "rows_changed, "
+            "reason, trigger) VALUES ($1::bigint, $2::timestamptz, pg_catalog.clock_timestamp(), "
+            "$3, $4::bigint, $5, $6)",
+            {id, started, out.mode, std::to_string(out.rows),
+             out.reason.empty() ? std::nullopt : std::optional<std::string>(out.reason),
+             std::string(trigger)},
+            snap);
+        spi::exec_cached(
+            "DELETE FROM pgtrickle.pgt_refresh_history WHERE pgt_id = $1::bigint AND history_id <= "
+            "(SELECT history_id FROM pgtrickle.pgt_refresh_history WHERE pgt_id = $1::bigint "
+            "ORDER BY history_id DESC OFFSET $2::int LIMIT 1)",
+            {id, std::to_string(settings::history_rows_per_table)}, snap);
         for (const auto& s : sources) {
-            if (!s.captured) continue;
-            const std::string buf = qualified("pgtrickle_changes", capture_object_names(s.stable_name).buffer_table);
+            if (!s.captured)
+                continue;
+            const std::string buf =
+                qualified("pgtrickle_changes", capture_object_names(s.stable_name).buffer_table);
             // Rows below the oldest reader's frontier xmin are visible to every reader (or
             // aborted): consumed by all.
-            spi::exec_cached("DELETE FROM " + buf + " WHERE \"__pgt_xid\" OPERATOR(pg_catalog.<) (SELECT "
-                     "pg_catalog.min(pg_catalog.pg_snapshot_xmin((st.frontier->'sources'->$1->>'snapshot')::pg_catalog.pg_snapshot)) "
-                     "FROM pgtrickle.pgt_stream_tables st JOIN pgtrickle.pgt_dependencies d ON d.pgt_id = st.pgt_id "
-                     "WHERE d.source_relid = $2::oid AND st.frontier->'sources' ? $1 AND st.frontier->>'sysid' = $3)",
-                     {s.stable_name, s.relid, sysid}, snap);
+            spi::exec_cached("DELETE FROM " + buf +
+                                 " WHERE \"__pgt_xid\" OPERATOR(pg_catalog.<) (SELECT "
+                                 "pg_catalog.min(pg_catalog.pg_snapshot_xmin((st.frontier->'"
+                                 "sources'->$1->>'snapshot')::pg_catalog.pg_snapshot)) "
+                                 "FROM pgtrickle.pgt_stream_tables st JOIN "
+                                 "pgtrickle.pgt_dependencies d ON d.pgt_id = st.pgt_id "
+                                 "WHERE d.source_relid = $2::oid AND st.frontier->'sources' ? $1 "
+                                 "AND st.frontier->>'sysid' = $3)",
+                             {s.stable_name, s.relid, sysid}, snap);
         }
     }
     return out;

@@ -14,9 +14,9 @@ extern "C" {
 namespace pgt {
 
 struct RefreshOutcome {
-    std::string mode;   ///< "differential", "full" or "none" (nothing changed)
-    int64_t rows = 0;   ///< rows written to the storage table
-    std::string reason; ///< why a full refresh, if it was one
+    std::string mode;    ///< "differential", "full" or "none" (nothing changed)
+    int64_t rows = 0;    ///< rows written to the storage table
+    std::string reason;  ///< why a full refresh, if it was one
 };
 
 /// Refresh stream table `pgt_id`: take its lock, then, under one snapshot, consume the
@@ -34,7 +34,7 @@ Translation translate_stream_table(Oid query_view);
 struct Analysis {
     Translation translation;
     bool differential = false;
-    std::string reason;           ///< why not differential
+    std::string reason;  ///< why not differential
     ivm::StorageLayout layout;
 };
 Analysis analyze_for_mode(Query* query, const std::string& refresh_mode,

@@ -54,10 +54,10 @@ constexpr long kQuiesceMs = 10000;
 struct DbSlot {
     Oid dboid;
     pid_t worker_pid;
-    Latch* latch;              // the worker's latch, set by committing writers
-    bool no_extension;         // the last worker found no pg_trickle here
+    Latch* latch;       // the worker's latch, set by committing writers
+    bool no_extension;  // the last worker found no pg_trickle here
     TimestampTz checked_at;
-    TimestampTz quiesce_until; // database being dropped/renamed: do not start a worker
+    TimestampTz quiesce_until;  // database being dropped/renamed: do not start a worker
 };
 
 struct Shared {
@@ -74,18 +74,20 @@ shmem_request_hook_type prev_shmem_request_hook = nullptr;
 shmem_startup_hook_type prev_shmem_startup_hook = nullptr;
 ProcessUtility_hook_type prev_process_utility_hook = nullptr;
 
-
 void shmem_request() {
-    if (prev_shmem_request_hook) prev_shmem_request_hook();
+    if (prev_shmem_request_hook)
+        prev_shmem_request_hook();
     RequestAddinShmemSpace(MAXALIGN(sizeof(Shared)));
     RequestNamedLWLockTranche("pg_trickle", 1);
 }
 
 void shmem_startup() {
-    if (prev_shmem_startup_hook) prev_shmem_startup_hook();
+    if (prev_shmem_startup_hook)
+        prev_shmem_startup_hook();
     LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
     bool found = false;
-    g_shared = static_cast<Shared*>(ShmemInitStruct("pg_trickle scheduler", sizeof(Shared), &found));
+    g_shared =
+        static_cast<Shared*>(ShmemInitStruct("pg_trickle scheduler", sizeof(Shared), &found));
     if (!found) {
         memset(g_shared, 0, sizeof(Shared));
         g_shared->lock = &(GetNamedLWLockTranche("pg_trickle"))->lock;
@@ -96,8 +98,10 @@ void shmem_startup() {
 DbSlot* find_slot(Oid dboid, bool create) {
     DbSlot* free_slot = nullptr;
     for (auto& s : g_shared->dbs) {
-        if (s.dboid == dboid) return &s;
-        if (s.dboid == InvalidOid && free_slot == nullptr) free_slot = &s;
+        if (s.dboid == dboid)
+            return &s;
+        if (s.dboid == InvalidOid && free_slot == nullptr)
+            free_slot = &s;
     }
     if (create && free_slot) {
         memset(free_slot, 0, sizeof(DbSlot));
@@ -108,26 +112,30 @@ DbSlot* find_slot(Oid dboid, bool create) {
 
 /// Commit callback: a transaction that wrote to a captured source wakes the scheduler.
 void on_xact(XactEvent event, void*) {
-    if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT && event != XACT_EVENT_PARALLEL_COMMIT &&
-        event != XACT_EVENT_PARALLEL_ABORT) {
+    if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
+        event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT) {
         return;
     }
     const bool wake = g_wrote_captured_source && (event == XACT_EVENT_COMMIT);
     g_wrote_captured_source = false;
-    if (!wake || g_shared == nullptr) return;
+    if (!wake || g_shared == nullptr)
+        return;
     LWLockAcquire(g_shared->lock, LW_SHARED);
     DbSlot* s = find_slot(MyDatabaseId, false);
     Latch* latch = s ? s->latch : nullptr;
     LWLockRelease(g_shared->lock);
-    if (latch) SetLatch(latch);
+    if (latch)
+        SetLatch(latch);
 }
 
 /// DROP DATABASE (and renames, and use as a template) need the database to themselves: stop
 /// its scheduler first and keep the launcher from restarting it for a while.
 void quiesce_database(const char* dbname) {
-    if (g_shared == nullptr || dbname == nullptr) return;
+    if (g_shared == nullptr || dbname == nullptr)
+        return;
     const Oid dboid = get_database_oid(dbname, true);
-    if (!OidIsValid(dboid)) return;
+    if (!OidIsValid(dboid))
+        return;
     pid_t pid = 0;
     LWLockAcquire(g_shared->lock, LW_EXCLUSIVE);
     if (DbSlot* s = find_slot(dboid, false)) {
@@ -135,41 +143,48 @@ void quiesce_database(const char* dbname) {
         pid = s->worker_pid;
     }
     LWLockRelease(g_shared->lock);
-    if (pid == 0) return;
+    if (pid == 0)
+        return;
     kill(pid, SIGTERM);
     for (int i = 0; i < 500; ++i) {  // up to 5 s
         LWLockAcquire(g_shared->lock, LW_SHARED);
         DbSlot* s = find_slot(dboid, false);
         const bool gone = s == nullptr || s->worker_pid != pid;
         LWLockRelease(g_shared->lock);
-        if (gone) return;
+        if (gone)
+            return;
         pg_usleep(10000);
         CHECK_FOR_INTERRUPTS();
     }
 }
 
-void process_utility(PlannedStmt* pstmt, const char* query, bool read_only_tree, ProcessUtilityContext context,
-                     ParamListInfo params, QueryEnvironment* env, DestReceiver* dest, QueryCompletion* qc) {
+void process_utility(PlannedStmt* pstmt, const char* query, bool read_only_tree,
+                     ProcessUtilityContext context, ParamListInfo params, QueryEnvironment* env,
+                     DestReceiver* dest, QueryCompletion* qc) {
     Node* stmt = pstmt->utilityStmt;
     if (IsA(stmt, DropdbStmt)) {
         quiesce_database(reinterpret_cast<DropdbStmt*>(stmt)->dbname);
-    } else if (IsA(stmt, RenameStmt) && reinterpret_cast<RenameStmt*>(stmt)->renameType == OBJECT_DATABASE) {
+    } else if (IsA(stmt, RenameStmt) &&
+               reinterpret_cast<RenameStmt*>(stmt)->renameType == OBJECT_DATABASE) {
         quiesce_database(reinterpret_cast<RenameStmt*>(stmt)->subname);
     } else if (IsA(stmt, CreatedbStmt)) {
         ListCell* lc;
         foreach (lc, reinterpret_cast<CreatedbStmt*>(stmt)->options) {
             auto* opt = static_cast<DefElem*>(lfirst(lc));
-            if (strcmp(opt->defname, "template") == 0 && opt->arg) quiesce_database(defGetString(opt));
+            if (strcmp(opt->defname, "template") == 0 && opt->arg)
+                quiesce_database(defGetString(opt));
         }
     }
-    const bool creates_extension = IsA(stmt, CreateExtensionStmt) &&
-                                   strcmp(reinterpret_cast<CreateExtensionStmt*>(stmt)->extname, "pg_trickle") == 0;
+    const bool creates_extension =
+        IsA(stmt, CreateExtensionStmt) &&
+        strcmp(reinterpret_cast<CreateExtensionStmt*>(stmt)->extname, "pg_trickle") == 0;
     if (prev_process_utility_hook) {
         prev_process_utility_hook(pstmt, query, read_only_tree, context, params, env, dest, qc);
     } else {
         standard_ProcessUtility(pstmt, query, read_only_tree, context, params, env, dest, qc);
     }
-    if (creates_extension) wake_launcher();
+    if (creates_extension)
+        wake_launcher();
 }
 
 void register_launcher() {
@@ -194,7 +209,8 @@ std::vector<Oid> connectable_databases() {
     HeapTuple tup;
     while (HeapTupleIsValid(tup = heap_getnext(scan, ForwardScanDirection))) {
         auto* db = reinterpret_cast<Form_pg_database>(GETSTRUCT(tup));
-        if (db->datallowconn && !db->datistemplate) out.push_back(db->oid);
+        if (db->datallowconn && !db->datistemplate)
+            out.push_back(db->oid);
     }
     table_endscan(scan);
     table_close(rel, AccessShareLock);
@@ -227,10 +243,13 @@ struct StreamTable {
     std::string status;
 };
 
-int64_t now_ms() { return GetCurrentTimestamp() / 1000 + (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * 86400000LL; }
+int64_t now_ms() {
+    return GetCurrentTimestamp() / 1000 + (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * 86400000LL;
+}
 
 std::optional<int64_t> opt_ms(const spi::Value& v) {
-    if (!v) return std::nullopt;
+    if (!v)
+        return std::nullopt;
     return static_cast<int64_t>(std::stod(*v));
 }
 
@@ -238,16 +257,19 @@ std::optional<int64_t> opt_ms(const spi::Value& v) {
 bool load(std::vector<StreamTable>& sts, std::multimap<int64_t, int64_t>& edges) {
     spi::Session spi;
     auto ext = spi::exec("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_trickle'");
-    if (ext.rows.empty()) return false;
+    if (ext.rows.empty())
+        return false;
     auto rows = spi::exec(
         "SELECT pgt_id::text, schedule, (extract(epoch FROM last_refresh_at) * 1000)::text, "
-        "(extract(epoch FROM next_attempt_at) * 1000)::text, status FROM pgtrickle.pgt_stream_tables "
+        "(extract(epoch FROM next_attempt_at) * 1000)::text, status FROM "
+        "pgtrickle.pgt_stream_tables "
         "WHERE schedule IS NOT NULL AND status IN ('active', 'error', 'initializing')");
     for (const auto& r : rows.rows) {
         StreamTable st;
         st.id = std::stoll(*r[0]);
         st.schedule = parse_schedule(*r[1]);
-        if (st.schedule.error) continue;
+        if (st.schedule.error)
+            continue;
         st.last_ms = opt_ms(r[2]);
         st.retry_ms = opt_ms(r[3]);
         st.status = *r[4];
@@ -264,19 +286,24 @@ bool load(std::vector<StreamTable>& sts, std::multimap<int64_t, int64_t>& edges)
 void record_failure(int64_t id, const std::string& message, TimestampTz started) {
     spi::Session spi;
     auto n = spi::exec(
-        "UPDATE pgtrickle.pgt_stream_tables SET consecutive_errors = consecutive_errors + 1, last_error = $2, "
+        "UPDATE pgtrickle.pgt_stream_tables SET consecutive_errors = consecutive_errors + 1, "
+        "last_error = $2, "
         "needs_full_refresh = true, "
         "status = CASE WHEN consecutive_errors + 1 >= $3::int THEN 'suspended' ELSE 'error' END "
         "WHERE pgt_id = $1::bigint AND status <> 'suspended' RETURNING consecutive_errors::text",
         {std::to_string(id), message, std::to_string(settings::max_consecutive_errors)});
     if (n.scalar()) {
-        spi::run("UPDATE pgtrickle.pgt_stream_tables SET next_attempt_at = pg_catalog.now() + "
-                 "pg_catalog.make_interval(secs => $2::float8 / 1000) WHERE pgt_id = $1::bigint",
-                 {std::to_string(id), std::to_string(backoff_ms(std::stoi(*n.scalar())))});
+        spi::run(
+            "UPDATE pgtrickle.pgt_stream_tables SET next_attempt_at = pg_catalog.now() + "
+            "pg_catalog.make_interval(secs => $2::float8 / 1000) WHERE pgt_id = $1::bigint",
+            {std::to_string(id), std::to_string(backoff_ms(std::stoi(*n.scalar())))});
     }
-    spi::run("INSERT INTO pgtrickle.pgt_refresh_history (pgt_id, started_at, finished_at, mode, error, trigger) "
-             "VALUES ($1::bigint, $2::timestamptz, pg_catalog.clock_timestamp(), 'failed', $3, 'schedule')",
-             {std::to_string(id), std::string(timestamptz_to_str(started)), message});
+    spi::run(
+        "INSERT INTO pgtrickle.pgt_refresh_history (pgt_id, started_at, finished_at, mode, error, "
+        "trigger) "
+        "VALUES ($1::bigint, $2::timestamptz, pg_catalog.clock_timestamp(), 'failed', $3, "
+        "'schedule')",
+        {std::to_string(id), std::string(timestamptz_to_str(started)), message});
     spi.finish();
 }
 
@@ -290,7 +317,8 @@ void refresh_one(int64_t id, const char* trigger) {
     PushActiveSnapshot(GetTransactionSnapshot());
     try {
         spi::Session spi;
-        const RefreshOutcome out = refresh_stream_table(id, false, /*wait_for_lock=*/false, trigger);
+        const RefreshOutcome out =
+            refresh_stream_table(id, false, /*wait_for_lock=*/false, trigger);
         (void)out;
         spi.finish();
     } catch (const PgError& e) {
@@ -306,7 +334,8 @@ void refresh_one(int64_t id, const char* trigger) {
         return;
     }
     AbortCurrentTransaction();
-    ereport(LOG, (errmsg("pg_trickle: refresh of stream table %lld failed: %s", static_cast<long long>(id), error.c_str())));
+    ereport(LOG, (errmsg("pg_trickle: refresh of stream table %lld failed: %s",
+                         static_cast<long long>(id), error.c_str())));
     StartTransactionCommand();
     PushActiveSnapshot(GetTransactionSnapshot());
     try {
@@ -335,7 +364,8 @@ long tick(bool woken) {
     PopActiveSnapshot();
     CommitTransactionCommand();
     if (!installed) {
-        ereport(LOG, (errmsg("pg_trickle: extension not installed in this database, scheduler exits")));
+        ereport(LOG,
+                (errmsg("pg_trickle: extension not installed in this database, scheduler exits")));
         proc_exit(0);
     }
     const int64_t now = now_ms();
@@ -347,8 +377,10 @@ long tick(bool woken) {
         int64_t at = next_due_ms(st.schedule, st.last_ms, now);
         const bool eager = woken && st.schedule.kind == Schedule::Kind::duration &&
                            st.schedule.every.count() <= settings::wake_threshold_ms;
-        if (eager) at = now;
-        if (st.status == "error" && st.retry_ms) at = std::max(at, *st.retry_ms);
+        if (eager)
+            at = now;
+        if (st.status == "error" && st.retry_ms)
+            at = std::max(at, *st.retry_ms);
         if (at <= now) {
             due.push_back(st.id);
         } else {
@@ -360,7 +392,8 @@ long tick(bool woken) {
     auto order = topo_order(all, edges);
     std::vector<int64_t> ordered = order ? *order : all;
     for (int64_t id : ordered) {
-        if (std::find(due.begin(), due.end(), id) == due.end()) continue;
+        if (std::find(due.begin(), due.end(), id) == due.end())
+            continue;
         CHECK_FOR_INTERRUPTS();
         refresh_one(id, woken ? "wake" : "schedule");
     }
@@ -375,8 +408,11 @@ void mark_interrupted_work() {
         spi::Session spi;
         auto ext = spi::exec("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_trickle'");
         if (!ext.rows.empty()) {
-            spi::run("UPDATE pgtrickle.pgt_refresh_history SET finished_at = pg_catalog.now(), mode = 'failed', "
-                     "error = 'interrupted: the scheduler stopped during this refresh' WHERE finished_at IS NULL");
+            spi::run(
+                "UPDATE pgtrickle.pgt_refresh_history SET finished_at = pg_catalog.now(), mode = "
+                "'failed', "
+                "error = 'interrupted: the scheduler stopped during this refresh' WHERE "
+                "finished_at IS NULL");
         }
         spi.finish();
     } catch (const std::exception& e) {
@@ -410,19 +446,25 @@ void init_preloaded() {
     register_launcher();
 }
 
-bool preloaded() { return g_preloaded; }
+bool preloaded() {
+    return g_preloaded;
+}
 
 void wake_launcher() {
-    if (g_shared == nullptr) return;
+    if (g_shared == nullptr)
+        return;
     LWLockAcquire(g_shared->lock, LW_EXCLUSIVE);
-    if (DbSlot* s = find_slot(MyDatabaseId, true)) s->no_extension = false;
+    if (DbSlot* s = find_slot(MyDatabaseId, true))
+        s->no_extension = false;
     Latch* l = g_shared->launcher_latch;
     LWLockRelease(g_shared->lock);
-    if (l) SetLatch(l);
+    if (l)
+        SetLatch(l);
 }
 
 int scheduler_pid() {
-    if (g_shared == nullptr) return 0;
+    if (g_shared == nullptr)
+        return 0;
     LWLockAcquire(g_shared->lock, LW_SHARED);
     DbSlot* s = find_slot(MyDatabaseId, false);
     const int pid = s ? s->worker_pid : 0;
@@ -430,7 +472,9 @@ int scheduler_pid() {
     return pid;
 }
 
-void note_captured_write() { g_wrote_captured_source = true; }
+void note_captured_write() {
+    g_wrote_captured_source = true;
+}
 
 }  // namespace pgt::scheduler
 
@@ -453,7 +497,8 @@ void pgtrickle_launcher_main(Datum) {
     LWLockRelease(g_shared->lock);
     std::map<Oid, BackgroundWorkerHandle*> handles;
     for (;;) {
-        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, kLauncherNapMs, PG_WAIT_EXTENSION);
+        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, kLauncherNapMs,
+                        PG_WAIT_EXTENSION);
         ResetLatch(MyLatch);
         CHECK_FOR_INTERRUPTS();
         if (ConfigReloadPending) {
@@ -467,16 +512,19 @@ void pgtrickle_launcher_main(Datum) {
             if (h != handles.end()) {
                 pid_t pid;
                 const BgwHandleStatus st = GetBackgroundWorkerPid(h->second, &pid);
-                if (st == BGWH_STARTED || st == BGWH_NOT_YET_STARTED) continue;
+                if (st == BGWH_STARTED || st == BGWH_NOT_YET_STARTED)
+                    continue;
                 pfree(h->second);
                 handles.erase(h);
             }
             LWLockAcquire(g_shared->lock, LW_EXCLUSIVE);
             DbSlot* s = find_slot(db, true);
             bool start = s != nullptr && s->worker_pid == 0 && now >= s->quiesce_until &&
-                         !(s->no_extension && !TimestampDifferenceExceeds(s->checked_at, now, kNoExtensionRecheckMs));
+                         !(s->no_extension &&
+                           !TimestampDifferenceExceeds(s->checked_at, now, kNoExtensionRecheckMs));
             LWLockRelease(g_shared->lock);
-            if (!start) continue;
+            if (!start)
+                continue;
             BackgroundWorkerHandle* handle = nullptr;
             if (start_db_worker(db, &handle)) {
                 handles[db] = handle;
@@ -488,7 +536,8 @@ void pgtrickle_launcher_main(Datum) {
         // Forget slots of databases that no longer exist.
         LWLockAcquire(g_shared->lock, LW_EXCLUSIVE);
         for (auto& s : g_shared->dbs) {
-            if (s.dboid != InvalidOid && s.worker_pid == 0 && std::find(dbs.begin(), dbs.end(), s.dboid) == dbs.end()) {
+            if (s.dboid != InvalidOid && s.worker_pid == 0 &&
+                std::find(dbs.begin(), dbs.end(), s.dboid) == dbs.end()) {
                 memset(&s, 0, sizeof(s));
             }
         }
@@ -518,11 +567,13 @@ void pgtrickle_scheduler_main(Datum arg) {
         }
     }
     LWLockRelease(g_shared->lock);
-    if (!installed || slot == nullptr) proc_exit(0);
+    if (!installed || slot == nullptr)
+        proc_exit(0);
     on_shmem_exit(detach_slot, ObjectIdGetDatum(dboid));
     mark_interrupted_work();
 
-    MemoryContext loop_cxt = AllocSetContextCreate(TopMemoryContext, "pg_trickle scheduler loop", ALLOCSET_DEFAULT_SIZES);
+    MemoryContext loop_cxt = AllocSetContextCreate(TopMemoryContext, "pg_trickle scheduler loop",
+                                                   ALLOCSET_DEFAULT_SIZES);
     bool woken = false;
     long wait = 0;
     for (;;) {
@@ -534,9 +585,7 @@ void pgtrickle_scheduler_main(Datum arg) {
         if (pgt::settings::enabled) {
             MemoryContext old = MemoryContextSwitchTo(loop_cxt);
             PG_TRY();
-            {
-                wait = tick(woken);
-            }
+            { wait = tick(woken); }
             PG_CATCH();
             {
                 MemoryContextSwitchTo(loop_cxt);
@@ -551,8 +600,10 @@ void pgtrickle_scheduler_main(Datum arg) {
         } else {
             wait = LONG_MAX;
         }
-        const long nap = std::max<long>(1, std::min<long>(wait, pgt::settings::scheduler_interval_ms));
-        const int rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, nap, PG_WAIT_EXTENSION);
+        const long nap =
+            std::max<long>(1, std::min<long>(wait, pgt::settings::scheduler_interval_ms));
+        const int rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, nap,
+                                 PG_WAIT_EXTENSION);
         ResetLatch(MyLatch);
         woken = (rc & WL_LATCH_SET) != 0;
     }

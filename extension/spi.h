@@ -26,14 +26,14 @@ struct Result {
 /// An SPI connection for the current C++ scope: finished when the scope ends normally; when
 /// an exception leaves the scope the transaction abort that follows cleans SPI up.
 class Session {
-public:
+  public:
     Session();
     ~Session();
     Session(const Session&) = delete;
     Session& operator=(const Session&) = delete;
     void finish();
 
-private:
+  private:
     bool open_ = false;
 };
 

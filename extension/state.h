@@ -9,13 +9,13 @@ extern bool g_dropping;
 
 /// Sets g_dropping for a C++ scope; restored also when an error unwinds the scope.
 class DroppingGuard {
-public:
+  public:
     DroppingGuard() : saved_(g_dropping) { g_dropping = true; }
     ~DroppingGuard() { g_dropping = saved_; }
     DroppingGuard(const DroppingGuard&) = delete;
     DroppingGuard& operator=(const DroppingGuard&) = delete;
 
-private:
+  private:
     bool saved_;
 };
 

@@ -37,6 +37,7 @@ extern "C" {
 namespace pgt {
 namespace {
 
+using sql::join;
 using sql::quote_ident;
 using sql::quote_literal;
 
@@ -44,21 +45,15 @@ struct Unsupported {
     std::string reason;
 };
 
-[[noreturn]] void unsupported(std::string reason) { throw Unsupported{std::move(reason)}; }
+[[noreturn]] void unsupported(std::string reason) {
+    throw Unsupported{std::move(reason)};
+}
 
 std::string ns_name(Oid nsp) {
     const char* n = get_namespace_name(nsp);
     return n ? n : "pg_catalog";
 }
 
-std::string join(const std::vector<std::string>& v, const char* sep) {
-    std::string out;
-    for (size_t i = 0; i < v.size(); ++i) {
-        if (i) out += sep;
-        out += v[i];
-    }
-    return out;
-}
 
 /// One query level while rendering: its Query and the alias of each range table entry.
 struct Level {
@@ -69,13 +64,13 @@ struct Level {
 };
 
 class Translator {
-public:
+  public:
     explicit Translator(const SourceResolver& resolve) : resolve_(resolve) {}
 
     std::shared_ptr<ivm::Query> query(Query* q, const std::vector<std::string>* names);
     std::vector<Oid> relations, views;
 
-private:
+  private:
     const SourceResolver& resolve_;
     std::deque<Level> levels_;  // deque: references stay valid while nested levels are pushed
     std::set<std::string> used_aliases_;
@@ -91,35 +86,52 @@ private:
     }
 
     void check_query_shape(Query* q) {
-        if (q->commandType != CMD_SELECT) unsupported("a statement other than SELECT");
-        if (q->utilityStmt) unsupported("a utility statement");
-        if (q->hasWindowFuncs) unsupported("window functions");
-        if (q->hasTargetSRFs) unsupported("set-returning functions in the select list");
-        if (q->hasRecursive) unsupported("WITH RECURSIVE");
-        if (q->cteList) unsupported("WITH (common table expressions)");
-        if (q->hasModifyingCTE) unsupported("data-modifying WITH");
-        if (q->hasForUpdate || q->rowMarks) unsupported("FOR UPDATE/SHARE");
-        if (q->limitCount || q->limitOffset) unsupported("LIMIT/OFFSET");
-        if (q->groupingSets) unsupported("GROUPING SETS/ROLLUP/CUBE");
-        if (q->hasDistinctOn) unsupported("DISTINCT ON");
-        if (q->groupDistinct) unsupported("GROUP BY DISTINCT");
+        if (q->commandType != CMD_SELECT)
+            unsupported("a statement other than SELECT");
+        if (q->utilityStmt)
+            unsupported("a utility statement");
+        if (q->hasWindowFuncs)
+            unsupported("window functions");
+        if (q->hasTargetSRFs)
+            unsupported("set-returning functions in the select list");
+        if (q->hasRecursive)
+            unsupported("WITH RECURSIVE");
+        if (q->cteList)
+            unsupported("WITH (common table expressions)");
+        if (q->hasModifyingCTE)
+            unsupported("data-modifying WITH");
+        if (q->hasForUpdate || q->rowMarks)
+            unsupported("FOR UPDATE/SHARE");
+        if (q->limitCount || q->limitOffset)
+            unsupported("LIMIT/OFFSET");
+        if (q->groupingSets)
+            unsupported("GROUPING SETS/ROLLUP/CUBE");
+        if (q->hasDistinctOn)
+            unsupported("DISTINCT ON");
+        if (q->groupDistinct)
+            unsupported("GROUP BY DISTINCT");
     }
 
     // ---- expressions --------------------------------------------------------------------
     std::string var(Var* v) {
-        if (v->varlevelsup >= levels_.size()) unsupported("an outer reference that cannot be resolved");
+        if (v->varlevelsup >= levels_.size())
+            unsupported("an outer reference that cannot be resolved");
         Level& lv = levels_[levels_.size() - 1 - v->varlevelsup];
-        if (v->varattno <= 0) unsupported(v->varattno == 0 ? "a whole-row reference" : "a system column");
+        if (v->varattno <= 0)
+            unsupported(v->varattno == 0 ? "a whole-row reference" : "a system column");
         const std::string& alias = lv.alias[v->varno - 1];
-        if (alias.empty()) unsupported("a reference to a join alias column");
+        if (alias.empty())
+            unsupported("a reference to a join alias column");
         const auto& cols = lv.columns[v->varno - 1];
-        if (v->varattno > static_cast<int>(cols.size())) unsupported("a column beyond the relation's width");
+        if (v->varattno > static_cast<int>(cols.size()))
+            unsupported("a column beyond the relation's width");
         return quote_ident(alias) + "." + quote_ident(cols[v->varattno - 1]);
     }
 
     std::string constant(Const* c) {
         const std::string type = sql_type_name(c->consttype, c->consttypmod);
-        if (c->constisnull) return "NULL::" + type;
+        if (c->constisnull)
+            return "NULL::" + type;
         Oid out;
         bool varlena;
         getTypeOutputInfo(c->consttype, &out, &varlena);
@@ -129,16 +141,19 @@ private:
 
     std::string operator_name(Oid opno) {
         HeapTuple tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opno));
-        if (!HeapTupleIsValid(tup)) unsupported("an unknown operator");
+        if (!HeapTupleIsValid(tup))
+            unsupported("an unknown operator");
         auto* form = reinterpret_cast<Form_pg_operator>(GETSTRUCT(tup));
-        std::string s = "OPERATOR(" + quote_ident(ns_name(form->oprnamespace)) + "." + NameStr(form->oprname) + ")";
+        std::string s = "OPERATOR(" + quote_ident(ns_name(form->oprnamespace)) + "." +
+                        NameStr(form->oprname) + ")";
         ReleaseSysCache(tup);
         return s;
     }
 
     std::string function_name(Oid fn) {
         const char* name = get_func_name(fn);
-        if (!name) unsupported("an unknown function");
+        if (!name)
+            unsupported("an unknown function");
         return quote_ident(ns_name(get_func_namespace(fn))) + "." + quote_ident(name);
     }
 
@@ -149,7 +164,8 @@ private:
         const int n = list_length(l);
         foreach (lc, l) {
             std::string a = expr(static_cast<Node*>(lfirst(lc)));
-            if (variadic && i == n - 1) a = "VARIADIC " + a;
+            if (variadic && i == n - 1)
+                a = "VARIADIC " + a;
             out.push_back(a);
             ++i;
         }
@@ -157,41 +173,49 @@ private:
     }
 
     void check_not_time_varying(Oid fn) {
-        static const std::set<std::string> time_varying = {"now", "statement_timestamp", "transaction_timestamp",
-                                                           "clock_timestamp", "timeofday", "localtimestamp",
-                                                           "current_timestamp"};
+        static const std::set<std::string> time_varying = {
+            "now",       "statement_timestamp", "transaction_timestamp", "clock_timestamp",
+            "timeofday", "localtimestamp",      "current_timestamp"};
         if (func_volatile(fn) == PROVOLATILE_VOLATILE) {
             unsupported("volatile function " + function_name(fn) + "()");
         }
         const char* name = get_func_name(fn);
-        if (name && time_varying.count(name)) unsupported("time-dependent function " + std::string(name) + "()");
+        if (name && time_varying.count(name))
+            unsupported("time-dependent function " + std::string(name) + "()");
     }
 
     std::string aggregate(Aggref* a) {
-        if (a->agglevelsup > 0) unsupported("an aggregate of an outer query");
-        if (a->aggkind != AGGKIND_NORMAL) unsupported("ordered-set aggregates (WITHIN GROUP)");
+        if (a->agglevelsup > 0)
+            unsupported("an aggregate of an outer query");
+        if (a->aggkind != AGGKIND_NORMAL)
+            unsupported("ordered-set aggregates (WITHIN GROUP)");
         check_not_time_varying(a->aggfnoid);
         std::string s = function_name(a->aggfnoid) + "(";
         if (a->aggstar) {
             s += "*";
         } else {
-            if (a->aggdistinct) s += "DISTINCT ";
+            if (a->aggdistinct)
+                s += "DISTINCT ";
             std::vector<std::string> av;
             ListCell* lc;
             int i = 0;
             foreach (lc, a->args) {
                 auto* tle = static_cast<TargetEntry*>(lfirst(lc));
-                if (tle->resjunk) continue;
+                if (tle->resjunk)
+                    continue;
                 std::string e = expr(reinterpret_cast<Node*>(tle->expr));
-                if (a->aggvariadic && i == list_length(a->args) - 1) e = "VARIADIC " + e;
+                if (a->aggvariadic && i == list_length(a->args) - 1)
+                    e = "VARIADIC " + e;
                 av.push_back(e);
                 ++i;
             }
             s += join(av, ", ");
-            if (a->aggorder && !a->aggdistinct) s += " ORDER BY " + sort_clause(a->aggorder, a->args);
+            if (a->aggorder && !a->aggdistinct)
+                s += " ORDER BY " + sort_clause(a->aggorder, a->args);
         }
         s += ")";
-        if (a->aggfilter) s += " FILTER (WHERE " + expr(reinterpret_cast<Node*>(a->aggfilter)) + ")";
+        if (a->aggfilter)
+            s += " FILTER (WHERE " + expr(reinterpret_cast<Node*>(a->aggfilter)) + ")";
         return s;
     }
 
@@ -221,20 +245,25 @@ private:
         return "(" + expr(arg) + ")::" + sql_type_name(type, typmod);
     }
 
-public:
+  public:
     std::string expr(Node* n) {
-        if (n == nullptr) return "NULL";
+        if (n == nullptr)
+            return "NULL";
         switch (nodeTag(n)) {
-            case T_Var: return var(reinterpret_cast<Var*>(n));
-            case T_Const: return constant(reinterpret_cast<Const*>(n));
+            case T_Var:
+                return var(reinterpret_cast<Var*>(n));
+            case T_Const:
+                return constant(reinterpret_cast<Const*>(n));
             case T_OpExpr: {
                 auto* o = reinterpret_cast<OpExpr*>(n);
                 check_not_time_varying(get_opcode(o->opno));
                 if (list_length(o->args) == 2) {
-                    return "(" + expr(static_cast<Node*>(linitial(o->args))) + " " + operator_name(o->opno) + " " +
+                    return "(" + expr(static_cast<Node*>(linitial(o->args))) + " " +
+                           operator_name(o->opno) + " " +
                            expr(static_cast<Node*>(lsecond(o->args))) + ")";
                 }
-                return "(" + operator_name(o->opno) + " " + expr(static_cast<Node*>(linitial(o->args))) + ")";
+                return "(" + operator_name(o->opno) + " " +
+                       expr(static_cast<Node*>(linitial(o->args))) + ")";
             }
             case T_DistinctExpr: {
                 auto* o = reinterpret_cast<DistinctExpr*>(n);
@@ -248,12 +277,14 @@ public:
             case T_ScalarArrayOpExpr: {
                 auto* o = reinterpret_cast<ScalarArrayOpExpr*>(n);
                 check_not_time_varying(get_opcode(o->opno));
-                return "(" + expr(static_cast<Node*>(linitial(o->args))) + " " + operator_name(o->opno) +
-                       (o->useOr ? " ANY (" : " ALL (") + expr(static_cast<Node*>(lsecond(o->args))) + "))";
+                return "(" + expr(static_cast<Node*>(linitial(o->args))) + " " +
+                       operator_name(o->opno) + (o->useOr ? " ANY (" : " ALL (") +
+                       expr(static_cast<Node*>(lsecond(o->args))) + "))";
             }
             case T_BoolExpr: {
                 auto* b = reinterpret_cast<BoolExpr*>(n);
-                if (b->boolop == NOT_EXPR) return "(NOT " + expr(static_cast<Node*>(linitial(b->args))) + ")";
+                if (b->boolop == NOT_EXPR)
+                    return "(NOT " + expr(static_cast<Node*>(linitial(b->args))) + ")";
                 std::vector<std::string> parts;
                 ListCell* lc;
                 foreach (lc, b->args) parts.push_back(expr(static_cast<Node*>(lfirst(lc))));
@@ -266,16 +297,19 @@ public:
             }
             case T_BooleanTest: {
                 auto* t = reinterpret_cast<BooleanTest*>(n);
-                static const char* const kinds[] = {" IS TRUE", " IS NOT TRUE", " IS FALSE",
-                                                    " IS NOT FALSE", " IS UNKNOWN", " IS NOT UNKNOWN"};
+                static const char* const kinds[] = {" IS TRUE",    " IS NOT TRUE",
+                                                    " IS FALSE",   " IS NOT FALSE",
+                                                    " IS UNKNOWN", " IS NOT UNKNOWN"};
                 return "(" + expr(reinterpret_cast<Node*>(t->arg)) + kinds[t->booltesttype] + ")";
             }
             case T_FuncExpr: {
                 auto* f = reinterpret_cast<FuncExpr*>(n);
                 check_not_time_varying(f->funcid);
-                if ((f->funcformat == COERCE_EXPLICIT_CAST || f->funcformat == COERCE_IMPLICIT_CAST) &&
+                if ((f->funcformat == COERCE_EXPLICIT_CAST ||
+                     f->funcformat == COERCE_IMPLICIT_CAST) &&
                     list_length(f->args) >= 1) {
-                    return cast(static_cast<Node*>(linitial(f->args)), f->funcresulttype, exprTypmod(n));
+                    return cast(static_cast<Node*>(linitial(f->args)), f->funcresulttype,
+                                exprTypmod(n));
                 }
                 return function_name(f->funcid) + "(" + args(f->args, f->funcvariadic) + ")";
             }
@@ -301,12 +335,14 @@ public:
             }
             case T_CollateExpr: {
                 auto* c = reinterpret_cast<CollateExpr*>(n);
-                return "(" + expr(reinterpret_cast<Node*>(c->arg)) + " COLLATE " + sql_collation_name(c->collOid) + ")";
+                return "(" + expr(reinterpret_cast<Node*>(c->arg)) + " COLLATE " +
+                       sql_collation_name(c->collOid) + ")";
             }
             case T_CaseExpr: {
                 auto* c = reinterpret_cast<CaseExpr*>(n);
                 std::string saved = case_test_sql_;
-                if (c->arg) case_test_sql_ = "(" + expr(reinterpret_cast<Node*>(c->arg)) + ")";
+                if (c->arg)
+                    case_test_sql_ = "(" + expr(reinterpret_cast<Node*>(c->arg)) + ")";
                 std::string s = "CASE";
                 ListCell* lc;
                 foreach (lc, c->args) {
@@ -314,71 +350,94 @@ public:
                     s += " WHEN " + expr(reinterpret_cast<Node*>(w->expr)) + " THEN " +
                          expr(reinterpret_cast<Node*>(w->result));
                 }
-                if (c->defresult) s += " ELSE " + expr(reinterpret_cast<Node*>(c->defresult));
+                if (c->defresult)
+                    s += " ELSE " + expr(reinterpret_cast<Node*>(c->defresult));
                 case_test_sql_ = saved;
                 return s + " END";
             }
             case T_CaseTestExpr:
-                if (case_test_sql_.empty()) unsupported("a CASE placeholder outside CASE");
+                if (case_test_sql_.empty())
+                    unsupported("a CASE placeholder outside CASE");
                 return case_test_sql_;
-            case T_CoalesceExpr: return "COALESCE(" + args(reinterpret_cast<CoalesceExpr*>(n)->args) + ")";
+            case T_CoalesceExpr:
+                return "COALESCE(" + args(reinterpret_cast<CoalesceExpr*>(n)->args) + ")";
             case T_MinMaxExpr: {
                 auto* m = reinterpret_cast<MinMaxExpr*>(n);
-                return std::string(m->op == IS_GREATEST ? "GREATEST(" : "LEAST(") + args(m->args) + ")";
+                return std::string(m->op == IS_GREATEST ? "GREATEST(" : "LEAST(") + args(m->args) +
+                       ")";
             }
             case T_ArrayExpr: {
                 auto* a = reinterpret_cast<ArrayExpr*>(n);
-                return "(ARRAY[" + args(a->elements) + "]::" + sql_type_name(a->array_typeid, -1) + ")";
+                return "(ARRAY[" + args(a->elements) + "]::" + sql_type_name(a->array_typeid, -1) +
+                       ")";
             }
-            case T_RowExpr: return "ROW(" + args(reinterpret_cast<RowExpr*>(n)->args) + ")";
+            case T_RowExpr:
+                return "ROW(" + args(reinterpret_cast<RowExpr*>(n)->args) + ")";
             case T_FieldSelect: {
                 auto* f = reinterpret_cast<FieldSelect*>(n);
                 Oid rowtype = exprType(reinterpret_cast<Node*>(f->arg));
                 const char* field = get_attname(get_typ_typrelid(rowtype), f->fieldnum, true);
-                if (!field) unsupported("a field of an anonymous record");
-                return "((" + expr(reinterpret_cast<Node*>(f->arg)) + ")." + quote_ident(field) + ")";
+                if (!field)
+                    unsupported("a field of an anonymous record");
+                return "((" + expr(reinterpret_cast<Node*>(f->arg)) + ")." + quote_ident(field) +
+                       ")";
             }
             case T_SubscriptingRef: {
                 auto* s = reinterpret_cast<SubscriptingRef*>(n);
-                if (s->refassgnexpr || s->reflowerindexpr) unsupported("array slices or assignments");
+                if (s->refassgnexpr || s->reflowerindexpr)
+                    unsupported("array slices or assignments");
                 std::string out = "(" + expr(reinterpret_cast<Node*>(s->refexpr)) + ")";
                 ListCell* lc;
-                foreach (lc, s->refupperindexpr) out += "[" + expr(static_cast<Node*>(lfirst(lc))) + "]";
+                foreach (lc, s->refupperindexpr)
+                    out += "[" + expr(static_cast<Node*>(lfirst(lc))) + "]";
                 return "(" + out + ")";
             }
-            case T_Aggref: return aggregate(reinterpret_cast<Aggref*>(n));
+            case T_Aggref:
+                return aggregate(reinterpret_cast<Aggref*>(n));
             case T_Param: {
                 auto* p = reinterpret_cast<Param*>(n);
                 if (p->paramkind == PARAM_SUBLINK) {
                     for (auto it = levels_.rbegin(); it != levels_.rend(); ++it) {
-                        if (!it->sublink_targets) continue;
-                        if (p->paramid < 1 || p->paramid > list_length(it->sublink_targets)) break;
-                        auto* tle = static_cast<TargetEntry*>(list_nth(it->sublink_targets, p->paramid - 1));
+                        if (!it->sublink_targets)
+                            continue;
+                        if (p->paramid < 1 || p->paramid > list_length(it->sublink_targets))
+                            break;
+                        auto* tle = static_cast<TargetEntry*>(
+                            list_nth(it->sublink_targets, p->paramid - 1));
                         return expr(reinterpret_cast<Node*>(tle->expr));
                     }
                 }
                 unsupported("a query parameter");
             }
-            case T_SubLink: unsupported("a subquery inside an expression (only [NOT] EXISTS and IN in WHERE)");
-            case T_SQLValueFunction: unsupported("CURRENT_DATE/CURRENT_TIMESTAMP/CURRENT_USER-style values");
-            case T_WindowFunc: unsupported("window functions");
-            case T_GroupingFunc: unsupported("GROUPING()");
-            case T_RowCompareExpr: unsupported("row comparisons");
-            case T_XmlExpr: unsupported("XML expressions");
-            case T_NextValueExpr: unsupported("sequence values");
-            default: break;
+            case T_SubLink:
+                unsupported("a subquery inside an expression (only [NOT] EXISTS and IN in WHERE)");
+            case T_SQLValueFunction:
+                unsupported("CURRENT_DATE/CURRENT_TIMESTAMP/CURRENT_USER-style values");
+            case T_WindowFunc:
+                unsupported("window functions");
+            case T_GroupingFunc:
+                unsupported("GROUPING()");
+            case T_RowCompareExpr:
+                unsupported("row comparisons");
+            case T_XmlExpr:
+                unsupported("XML expressions");
+            case T_NextValueExpr:
+                unsupported("sequence values");
+            default:
+                break;
         }
         unsupported(std::string("expression node ") + nodeToString(n));
     }
 
-private:
+  private:
     // ---- FROM -----------------------------------------------------------------------------
     void add_item_for_rte(Level& lv, int rtindex, ivm::SpjCore& core) {
         RangeTblEntry* rte = rt_fetch(rtindex, lv.query->rtable);
         ivm::FromItem item;
         item.alias = lv.alias[rtindex - 1];
         if (rte->rtekind == RTE_RELATION) {
-            if (rte->tablesample) unsupported("TABLESAMPLE");
+            if (rte->tablesample)
+                unsupported("TABLESAMPLE");
             const char relkind = get_rel_relkind(rte->relid);
             if (relkind == RELKIND_VIEW) {
                 views.push_back(rte->relid);
@@ -386,7 +445,8 @@ private:
                 Query* vq = pg_copy(get_view_query(rel));
                 table_close(rel, AccessShareLock);
                 item.kind = ivm::FromItem::Kind::subquery;
-                item.query = subquery(vq, &lv.columns[rtindex - 1], "view " + std::string(get_rel_name(rte->relid)));
+                item.query = subquery(vq, &lv.columns[rtindex - 1],
+                                      "view " + std::string(get_rel_name(rte->relid)));
                 item.columns = item.query->columns;
             } else if (relkind == RELKIND_RELATION || relkind == RELKIND_PARTITIONED_TABLE) {
                 relations.push_back(rte->relid);
@@ -401,8 +461,10 @@ private:
                 TupleDesc td = RelationGetDescr(rel);
                 for (int i = 0; i < td->natts; ++i) {
                     Form_pg_attribute a = TupleDescAttr(td, i);
-                    if (a->attisdropped) continue;
-                    t.columns.push_back({NameStr(a->attname), sql_type_name(a->atttypid, a->atttypmod)});
+                    if (a->attisdropped)
+                        continue;
+                    t.columns.push_back(
+                        {NameStr(a->attname), sql_type_name(a->atttypid, a->atttypmod)});
                     t.buffer_columns.push_back(buffer_column_name(a->attnum));
                 }
                 table_close(rel, AccessShareLock);
@@ -412,26 +474,31 @@ private:
                             "' (materialized view, foreign table or other non-table)");
             }
         } else if (rte->rtekind == RTE_SUBQUERY) {
-            if (rte->lateral) unsupported("LATERAL subqueries");
+            if (rte->lateral)
+                unsupported("LATERAL subqueries");
             item.kind = ivm::FromItem::Kind::subquery;
             item.query = subquery(rte->subquery, &lv.columns[rtindex - 1], "subquery in FROM");
             item.columns = item.query->columns;
         } else {
-            static const char* const kinds[] = {"table", "subquery", "join", "function in FROM", "table function",
-                                                "VALUES", "CTE reference", "named tuplestore", "result"};
+            static const char* const kinds[] = {
+                "table",          "subquery", "join",          "function in FROM",
+                "table function", "VALUES",   "CTE reference", "named tuplestore",
+                "result"};
             const int k = static_cast<int>(rte->rtekind);
             unsupported(std::string(k >= 0 && k < 9 ? kinds[k] : "range table entry") + " in FROM");
         }
         core.items.push_back(std::move(item));
     }
 
-    std::shared_ptr<ivm::Query> subquery(Query* q, const std::vector<std::string>* names, const std::string& what) {
+    std::shared_ptr<ivm::Query> subquery(Query* q, const std::vector<std::string>* names,
+                                         const std::string& what) {
         auto sub = query(q, names);
         if (!sub->union_all && (sub->block.grouped || sub->block.distinct)) {
             unsupported("aggregation or DISTINCT inside a " + what);
         }
         for (const auto& br : sub->branches) {
-            if (br->block.grouped || br->block.distinct) unsupported("aggregation or DISTINCT inside a " + what);
+            if (br->block.grouped || br->block.distinct)
+                unsupported("aggregation or DISTINCT inside a " + what);
         }
         return sub;
     }
@@ -445,25 +512,33 @@ private:
             add_item_for_rte(lv, rtindex, core);
             return tree;
         }
-        if (!IsA(n, JoinExpr)) unsupported("a FROM item of an unexpected kind");
+        if (!IsA(n, JoinExpr))
+            unsupported("a FROM item of an unexpected kind");
         auto* j = reinterpret_cast<JoinExpr*>(n);
         Node* larg = j->larg;
         Node* rarg = j->rarg;
         switch (j->jointype) {
-            case JOIN_INNER: tree->kind = ivm::JoinTree::Kind::inner; break;
-            case JOIN_LEFT: tree->kind = ivm::JoinTree::Kind::left; break;
+            case JOIN_INNER:
+                tree->kind = ivm::JoinTree::Kind::inner;
+                break;
+            case JOIN_LEFT:
+                tree->kind = ivm::JoinTree::Kind::left;
+                break;
             case JOIN_RIGHT:
                 tree->kind = ivm::JoinTree::Kind::left;
                 std::swap(larg, rarg);
                 break;
-            case JOIN_FULL: unsupported("FULL OUTER JOIN");
-            default: unsupported("this join type");
+            case JOIN_FULL:
+                unsupported("FULL OUTER JOIN");
+            default:
+                unsupported("this join type");
         }
         tree->left = from_node(lv, larg, core);
         tree->right = from_node(lv, rarg, core);
         if (j->quals) {
             Node* quals = flatten_join_alias_vars(lv.query, j->quals);
-            if (contain_subplans_or_sublinks(quals)) unsupported("a subquery in a JOIN condition");
+            if (contain_subplans_or_sublinks(quals))
+                unsupported("a subquery in a JOIN condition");
             tree->on = expr(quals);
         } else {
             tree->on = "true";
@@ -478,8 +553,10 @@ private:
         auto c = std::make_shared<ivm::SpjCore>();
         FromExpr* jt = lv.query->jointree;
         ListCell* lc;
-        foreach (lc, jt->fromlist) c->from.push_back(*from_node(lv, static_cast<Node*>(lfirst(lc)), *c));
-        if (c->from.empty()) unsupported("a SELECT without FROM");
+        foreach (lc, jt->fromlist)
+            c->from.push_back(*from_node(lv, static_cast<Node*>(lfirst(lc)), *c));
+        if (c->from.empty())
+            unsupported("a SELECT without FROM");
         if (jt->quals) {
             Node* quals = flatten_join_alias_vars(lv.query, jt->quals);
             List* conj = make_ands_implicit(reinterpret_cast<Expr*>(quals));
@@ -494,7 +571,9 @@ private:
                     anti = true;
                     q = static_cast<Node*>(linitial(reinterpret_cast<BoolExpr*>(q)->args));
                 }
-                if (!IsA(q, SubLink)) unsupported("a subquery inside an expression (only [NOT] EXISTS and IN in WHERE)");
+                if (!IsA(q, SubLink))
+                    unsupported(
+                        "a subquery inside an expression (only [NOT] EXISTS and IN in WHERE)");
                 c->semijoins.push_back(semijoin(reinterpret_cast<SubLink*>(q), anti));
             }
         }
@@ -505,12 +584,16 @@ private:
         if (s->subLinkType != EXISTS_SUBLINK && s->subLinkType != ANY_SUBLINK) {
             unsupported("a subquery of this kind (only [NOT] EXISTS and IN in WHERE)");
         }
-        if (s->subLinkType == ANY_SUBLINK && anti) unsupported("NOT IN (subquery): use NOT EXISTS");
+        if (s->subLinkType == ANY_SUBLINK && anti)
+            unsupported("NOT IN (subquery): use NOT EXISTS");
         auto* sq = reinterpret_cast<Query*>(s->subselect);
         check_query_shape(sq);
-        if (sq->setOperations) unsupported("UNION inside [NOT] EXISTS/IN");
-        if (sq->hasAggs || sq->groupClause || sq->havingQual) unsupported("aggregation inside [NOT] EXISTS/IN");
-        if (sq->distinctClause) unsupported("DISTINCT inside [NOT] EXISTS/IN");
+        if (sq->setOperations)
+            unsupported("UNION inside [NOT] EXISTS/IN");
+        if (sq->hasAggs || sq->groupClause || sq->havingQual)
+            unsupported("aggregation inside [NOT] EXISTS/IN");
+        if (sq->distinctClause)
+            unsupported("DISTINCT inside [NOT] EXISTS/IN");
         levels_.push_back(level_for(sq));
         ivm::SemiJoin sj;
         sj.anti = anti;
@@ -580,25 +663,32 @@ private:
                 const Oid argtype = exprType(reinterpret_cast<Node*>(tle->expr));
                 agg.arg = expr(reinterpret_cast<Node*>(tle->expr));
                 agg.arg_type = sql_type_name(argtype, -1);
-                const bool exact = argtype == INT2OID || argtype == INT4OID || argtype == INT8OID || argtype == NUMERICOID;
-                if (name == "count") agg.kind = ivm::Aggregate::Kind::count;
-                if (name == "sum" && exact) agg.kind = ivm::Aggregate::Kind::sum;
-                if (name == "avg" && exact) agg.kind = ivm::Aggregate::Kind::avg;
-                if (name == "min") agg.kind = ivm::Aggregate::Kind::min;
-                if (name == "max") agg.kind = ivm::Aggregate::Kind::max;
+                const bool exact = argtype == INT2OID || argtype == INT4OID || argtype == INT8OID ||
+                                   argtype == NUMERICOID;
+                if (name == "count")
+                    agg.kind = ivm::Aggregate::Kind::count;
+                if (name == "sum" && exact)
+                    agg.kind = ivm::Aggregate::Kind::sum;
+                if (name == "avg" && exact)
+                    agg.kind = ivm::Aggregate::Kind::avg;
+                if (name == "min")
+                    agg.kind = ivm::Aggregate::Kind::min;
+                if (name == "max")
+                    agg.kind = ivm::Aggregate::Kind::max;
             }
         }
         agg.algebraic = agg.kind != ivm::Aggregate::Kind::other;
         return agg;
     }
 
-public:
+  public:
     std::shared_ptr<ivm::Query> block_query(Query* q, const std::vector<std::string>* names);
 };
 
 std::shared_ptr<ivm::Query> Translator::query(Query* q, const std::vector<std::string>* names) {
     check_query_shape(q);
-    if (q->setOperations == nullptr) return block_query(q, names);
+    if (q->setOperations == nullptr)
+        return block_query(q, names);
     auto out = std::make_shared<ivm::Query>();
     out->union_all = true;
     // Output columns come from the top target list.
@@ -608,10 +698,14 @@ std::shared_ptr<ivm::Query> Translator::query(Query* q, const std::vector<std::s
     int i = 0;
     foreach (lc, q->targetList) {
         auto* tle = static_cast<TargetEntry*>(lfirst(lc));
-        if (tle->resjunk) continue;
+        if (tle->resjunk)
+            continue;
         const Oid t = exprType(reinterpret_cast<Node*>(tle->expr));
-        std::string name = names && i < static_cast<int>(names->size()) ? (*names)[i] : (tle->resname ? tle->resname : "?column?");
-        out->columns.push_back({name, sql_type_name(t, exprTypmod(reinterpret_cast<Node*>(tle->expr)))});
+        std::string name = names && i < static_cast<int>(names->size())
+                               ? (*names)[i]
+                               : (tle->resname ? tle->resname : "?column?");
+        out->columns.push_back(
+            {name, sql_type_name(t, exprTypmod(reinterpret_cast<Node*>(tle->expr)))});
         cols.push_back(name);
         types.push_back(t);
         ++i;
@@ -619,7 +713,8 @@ std::shared_ptr<ivm::Query> Translator::query(Query* q, const std::vector<std::s
     std::function<void(Node*)> leaves = [&](Node* n) {
         if (IsA(n, SetOperationStmt)) {
             auto* s = reinterpret_cast<SetOperationStmt*>(n);
-            if (s->op != SETOP_UNION || !s->all) unsupported("UNION/INTERSECT/EXCEPT without ALL (only UNION ALL)");
+            if (s->op != SETOP_UNION || !s->all)
+                unsupported("UNION/INTERSECT/EXCEPT without ALL (only UNION ALL)");
             leaves(s->larg);
             leaves(s->rarg);
             return;
@@ -635,7 +730,8 @@ std::shared_ptr<ivm::Query> Translator::query(Query* q, const std::vector<std::s
             auto fixed = std::make_shared<ivm::Query>(*br);
             for (size_t k = 0; k < fixed->columns.size() && k < out->columns.size(); ++k) {
                 if (fixed->columns[k].type != out->columns[k].type) {
-                    fixed->block.targets[k].expr = "(" + fixed->block.targets[k].expr + ")::" + out->columns[k].type;
+                    fixed->block.targets[k].expr =
+                        "(" + fixed->block.targets[k].expr + ")::" + out->columns[k].type;
                     fixed->block.targets[k].column.type = out->columns[k].type;
                     fixed->columns[k].type = out->columns[k].type;
                 }
@@ -648,7 +744,8 @@ std::shared_ptr<ivm::Query> Translator::query(Query* q, const std::vector<std::s
     return out;
 }
 
-std::shared_ptr<ivm::Query> Translator::block_query(Query* q, const std::vector<std::string>* names) {
+std::shared_ptr<ivm::Query> Translator::block_query(Query* q,
+                                                    const std::vector<std::string>* names) {
     levels_.push_back(level_for(q));
     auto out = std::make_shared<ivm::Query>();
     ivm::Block& b = out->block;
@@ -656,7 +753,8 @@ std::shared_ptr<ivm::Query> Translator::block_query(Query* q, const std::vector<
     b.grouped = q->hasAggs || q->groupClause != nullptr;
     if (q->havingQual) {
         Node* h = flatten_join_alias_vars(q, q->havingQual);
-        if (checkExprHasSubLink(h)) unsupported("a subquery in HAVING");
+        if (checkExprHasSubLink(h))
+            unsupported("a subquery in HAVING");
         b.having = expr(h);
     }
     std::map<Index, int> group_ref;  // ressortgroupref -> group key index
@@ -675,7 +773,8 @@ std::shared_ptr<ivm::Query> Translator::block_query(Query* q, const std::vector<
         }
     };
     if (q->distinctClause) {
-        if (b.grouped) unsupported("DISTINCT together with GROUP BY or aggregates");
+        if (b.grouped)
+            unsupported("DISTINCT together with GROUP BY or aggregates");
         b.grouped = true;
         b.distinct = true;
         add_keys(q->distinctClause);
@@ -687,14 +786,18 @@ std::shared_ptr<ivm::Query> Translator::block_query(Query* q, const std::vector<
     int i = 0;
     foreach (lc, q->targetList) {
         auto* tle = static_cast<TargetEntry*>(lfirst(lc));
-        if (tle->resjunk) continue;
+        if (tle->resjunk)
+            continue;
         Node* e = flatten_join_alias_vars(q, reinterpret_cast<Node*>(tle->expr));
-        if (checkExprHasSubLink(e)) unsupported("a subquery in the select list");
+        if (checkExprHasSubLink(e))
+            unsupported("a subquery in the select list");
         ivm::Target t;
         t.expr = expr(e);
         const Oid type = exprType(e);
         types.push_back(type);
-        t.column.name = names && i < static_cast<int>(names->size()) ? (*names)[i] : (tle->resname ? tle->resname : "?column?");
+        t.column.name = names && i < static_cast<int>(names->size())
+                            ? (*names)[i]
+                            : (tle->resname ? tle->resname : "?column?");
         t.column.type = sql_type_name(type, exprTypmod(e));
         if (b.grouped) {
             auto g = group_ref.find(tle->ressortgroupref);
@@ -711,7 +814,8 @@ std::shared_ptr<ivm::Query> Translator::block_query(Query* q, const std::vector<
         b.targets.push_back(std::move(t));
         ++i;
     }
-    if (!b.grouped) check_output_types(out->columns, types);
+    if (!b.grouped)
+        check_output_types(out->columns, types);
     levels_.pop_back();
     return out;
 }
@@ -725,7 +829,8 @@ Walker walker_cast(bool (*fn)(Node*, void*)) {
 }
 
 bool collect_walker(Node* n, void* ctx) {
-    if (n == nullptr) return false;
+    if (n == nullptr)
+        return false;
     if (IsA(n, Query)) {
         collect_relations(reinterpret_cast<Query*>(n), *static_cast<std::vector<Oid>*>(ctx));
         return false;
@@ -765,17 +870,22 @@ void collect_relations(Query* q, std::vector<Oid>& rels) {
 
 std::string sql_collation_name(Oid collation) {
     HeapTuple tup = SearchSysCache1(COLLOID, ObjectIdGetDatum(collation));
-    if (!HeapTupleIsValid(tup)) elog(ERROR, "cache lookup failed for collation %u", collation);
+    if (!HeapTupleIsValid(tup))
+        elog(ERROR, "cache lookup failed for collation %u", collation);
     auto* form = reinterpret_cast<Form_pg_collation>(GETSTRUCT(tup));
-    std::string s = quote_ident(ns_name(form->collnamespace)) + "." + quote_ident(NameStr(form->collname));
+    std::string s =
+        quote_ident(ns_name(form->collnamespace)) + "." + quote_ident(NameStr(form->collname));
     ReleaseSysCache(tup);
     return s;
 }
 
-std::string buffer_column_name(int attnum) { return "c" + std::to_string(attnum); }
+std::string buffer_column_name(int attnum) {
+    return "c" + std::to_string(attnum);
+}
 
 std::string sql_type_name(Oid type, int32 typmod) {
-    char* s = format_type_extended(type, typmod, FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY);
+    char* s =
+        format_type_extended(type, typmod, FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY);
     return s;
 }
 
@@ -790,7 +900,8 @@ Translation translate_query(Query* query, const SourceResolver& resolve) {
         collect_relations(q, all);
         std::set<Oid> seen;
         for (Oid r : all) {
-            if (seen.insert(r).second) rels.push_back(r);
+            if (seen.insert(r).second)
+                rels.push_back(r);
         }
         try {
             Translator t(resolve);

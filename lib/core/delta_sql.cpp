@@ -28,24 +28,20 @@
 namespace pgt::ivm {
 namespace {
 
+using sql::join;
 using sql::quote_ident;
 using sql::quote_literal;
 
 const char* const kW = "\"__pgt_w\"";
 
-std::string op(const char* o) { return std::string(" OPERATOR(pg_catalog.") + o + ") "; }
-
-std::string join(const std::vector<std::string>& parts, const std::string& sep) {
-    std::string out;
-    for (size_t i = 0; i < parts.size(); ++i) {
-        if (i) out += sep;
-        out += parts[i];
-    }
-    return out;
+std::string op(const char* o) {
+    return std::string(" OPERATOR(pg_catalog.") + o + ") ";
 }
 
+
 std::string and_all(const std::vector<std::string>& conds) {
-    if (conds.empty()) return "true";
+    if (conds.empty())
+        return "true";
     std::vector<std::string> wrapped;
     wrapped.reserve(conds.size());
     for (const auto& c : conds) wrapped.push_back("(" + c + ")");
@@ -66,7 +62,7 @@ struct Term {
 
 /// Everything the generator needs from the refresh: the window.
 class Generator {
-public:
+  public:
     explicit Generator(const ChangeWindow* win) : win_(win) {}
 
     // ---- relations -------------------------------------------------------------------
@@ -83,39 +79,46 @@ public:
             return "(" + query_delta(*it.query) + ") AS " + quote_ident(it.alias);
         }
         const BaseTable& t = it.table;
-        const std::string snap = quote_literal(win_->frontier_snapshot) + "::pg_catalog.pg_snapshot";
+        const std::string snap =
+            quote_literal(win_->frontier_snapshot) + "::pg_catalog.pg_snapshot";
         std::vector<std::string> cols;
         for (size_t i = 0; i < t.columns.size(); ++i) {
             cols.push_back("b." + quote_ident(t.buffer_columns[i]) + " AS " +
                            quote_ident(t.columns[i].name));
         }
         cols.push_back("CASE WHEN b.\"__pgt_op\"" + op("=") + "'I' THEN 1 ELSE -1 END AS " + kW);
-        return "(SELECT " + join(cols, ", ") + " FROM " + t.buffer +
-               " AS b WHERE b.\"__pgt_op\"" + op("<>") + "'T' AND b.\"__pgt_xid\"" + op(">=") +
-               "pg_catalog.pg_snapshot_xmin(" + snap + ") AND NOT pg_catalog.pg_visible_in_snapshot(b.\"__pgt_xid\", " +
-               snap + ")) AS " + quote_ident(it.alias);
+        return "(SELECT " + join(cols, ", ") + " FROM " + t.buffer + " AS b WHERE b.\"__pgt_op\"" +
+               op("<>") + "'T' AND b.\"__pgt_xid\"" + op(">=") + "pg_catalog.pg_snapshot_xmin(" +
+               snap + ") AND NOT pg_catalog.pg_visible_in_snapshot(b.\"__pgt_xid\", " + snap +
+               ")) AS " + quote_ident(it.alias);
     }
 
     static std::string null_rel(const FromItem& it) {
         std::vector<std::string> cols;
-        for (const auto& c : it.columns) cols.push_back("NULL::" + c.type + " AS " + quote_ident(c.name));
-        if (cols.empty()) cols.push_back("NULL AS \"__pgt_none\"");
+        for (const auto& c : it.columns)
+            cols.push_back("NULL::" + c.type + " AS " + quote_ident(c.name));
+        if (cols.empty())
+            cols.push_back("NULL AS \"__pgt_none\"");
         return "(SELECT " + join(cols, ", ") + ") AS " + quote_ident(it.alias);
     }
 
     bool item_changed(const FromItem& it) const {
-        if (it.kind == FromItem::Kind::table) return win_->changed.count(it.table.stable_name) > 0;
+        if (it.kind == FromItem::Kind::table)
+            return win_->changed.count(it.table.stable_name) > 0;
         return query_changed(*it.query);
     }
 
     // ---- join trees ------------------------------------------------------------------
     std::string tree_new(const SpjCore& c, const JoinTree& t) const {
         switch (t.kind) {
-            case JoinTree::Kind::item: return current_rel(c.items[t.item]);
+            case JoinTree::Kind::item:
+                return current_rel(c.items[t.item]);
             case JoinTree::Kind::inner:
-                return "(" + tree_new(c, *t.left) + " JOIN " + tree_new(c, *t.right) + " ON (" + t.on + "))";
+                return "(" + tree_new(c, *t.left) + " JOIN " + tree_new(c, *t.right) + " ON (" +
+                       t.on + "))";
             case JoinTree::Kind::left:
-                return "(" + tree_new(c, *t.left) + " LEFT JOIN " + tree_new(c, *t.right) + " ON (" + t.on + "))";
+                return "(" + tree_new(c, *t.left) + " LEFT JOIN " + tree_new(c, *t.right) +
+                       " ON (" + t.on + "))";
         }
         throw std::logic_error("join tree kind");
     }
@@ -130,7 +133,8 @@ public:
     }
 
     bool tree_changed(const SpjCore& c, const JoinTree& t) const {
-        if (t.kind == JoinTree::Kind::item) return item_changed(c.items[t.item]);
+        if (t.kind == JoinTree::Kind::item)
+            return item_changed(c.items[t.item]);
         return tree_changed(c, *t.left) || tree_changed(c, *t.right);
     }
 
@@ -142,7 +146,8 @@ public:
                                            const std::string& on) {
         std::vector<Term> out;
         auto add_on = [&](Term& t) {
-            if (!on.empty()) t.conds.push_back(on);
+            if (!on.empty())
+                t.conds.push_back(on);
         };
         for (const auto& tl : l_delta) {
             Term t = tl;
@@ -177,12 +182,14 @@ public:
                                   const std::vector<std::string>& new_conds,
                                   const std::vector<Term>& delta, const std::string& cond) {
         std::vector<std::string> nc = new_conds;
-        if (!cond.empty()) nc.push_back(cond);
+        if (!cond.empty())
+            nc.push_back(cond);
         std::string s = "((SELECT pg_catalog.count(*) FROM " + join(new_from, ", ") + " WHERE " +
                         and_all(nc) + ")";
         for (const auto& t : delta) {
             std::vector<std::string> tc = t.conds;
-            if (!cond.empty()) tc.push_back(cond);
+            if (!cond.empty())
+                tc.push_back(cond);
             s += op("-") + "(SELECT COALESCE(pg_catalog.sum(" + t.weight_sql() + "), 0) FROM " +
                  join(t.from, ", ") + " WHERE " + and_all(tc) + ")";
         }
@@ -190,9 +197,11 @@ public:
     }
 
     static std::string exists_new(const std::vector<std::string>& new_from,
-                                  const std::vector<std::string>& new_conds, const std::string& cond) {
+                                  const std::vector<std::string>& new_conds,
+                                  const std::string& cond) {
         std::vector<std::string> nc = new_conds;
-        if (!cond.empty()) nc.push_back(cond);
+        if (!cond.empty())
+            nc.push_back(cond);
         return "EXISTS (SELECT 1 FROM " + join(new_from, ", ") + " WHERE " + and_all(nc) + ")";
     }
 
@@ -200,18 +209,23 @@ public:
         std::vector<std::string> ex;
         for (const auto& t : delta) {
             std::vector<std::string> tc = t.conds;
-            if (!cond.empty()) tc.push_back(cond);
-            ex.push_back("EXISTS (SELECT 1 FROM " + join(t.from, ", ") + " WHERE " + and_all(tc) + ")");
+            if (!cond.empty())
+                tc.push_back(cond);
+            ex.push_back("EXISTS (SELECT 1 FROM " + join(t.from, ", ") + " WHERE " + and_all(tc) +
+                         ")");
         }
         return "(" + join(ex, " OR ") + ")";
     }
 
-    static std::string as_int(const std::string& pred) { return "(CASE WHEN " + pred + " THEN 1 ELSE 0 END)"; }
+    static std::string as_int(const std::string& pred) {
+        return "(CASE WHEN " + pred + " THEN 1 ELSE 0 END)";
+    }
 
     std::vector<Term> tree_delta(const SpjCore& c, const JoinTree& t) const {
         if (t.kind == JoinTree::Kind::item) {
             const FromItem& it = c.items[t.item];
-            if (!item_changed(it)) return {};
+            if (!item_changed(it))
+                return {};
             Term term;
             term.from.push_back(delta_rel(it));
             term.weight.push_back(quote_ident(it.alias) + "." + kW);
@@ -222,13 +236,15 @@ public:
         const std::vector<Term> dl = tree_delta(c, *t.left);
         const std::vector<Term> dr = tree_delta(c, *t.right);
         std::vector<Term> out = combine_inner(l_new, dl, r_new, dr, t.on);
-        if (t.kind == JoinTree::Kind::inner) return out;
+        if (t.kind == JoinTree::Kind::inner)
+            return out;
 
         // Anti part of the left join: rows of L with no match in R, R bound to NULLs.
         std::vector<std::string> nulls;
         tree_nulls(c, *t.right, nulls);
         const std::string a_new = as_int("NOT " + exists_new(r_new, {}, t.on));
-        const std::string a_old = dr.empty() ? a_new : as_int("NOT " + exists_old(r_new, {}, dr, t.on));
+        const std::string a_old =
+            dr.empty() ? a_new : as_int("NOT " + exists_old(r_new, {}, dr, t.on));
         for (const auto& tl : dl) {
             Term term = tl;
             term.from.insert(term.from.end(), nulls.begin(), nulls.end());
@@ -267,10 +283,12 @@ public:
 
     bool core_changed(const SpjCore& c) const {
         for (const auto& t : c.from) {
-            if (tree_changed(c, t)) return true;
+            if (tree_changed(c, t))
+                return true;
         }
         for (const auto& s : c.semijoins) {
-            if (core_changed(*s.sub)) return true;
+            if (core_changed(*s.sub))
+                return true;
         }
         return false;
     }
@@ -293,7 +311,8 @@ public:
 
         std::vector<const SemiJoin*> changed;
         for (const auto& s : c.semijoins) {
-            if (core_changed(*s.sub)) changed.push_back(&s);
+            if (core_changed(*s.sub))
+                changed.push_back(&s);
         }
         if (changed.empty()) {
             for (auto& t : acc_delta) {
@@ -311,7 +330,8 @@ public:
                 continue;
             }
             const std::vector<Term> sd = core_delta(*s.sub);
-            const std::string eo = exists_old(core_from_new(*s.sub), core_where_new(*s.sub), sd, "");
+            const std::string eo =
+                exists_old(core_from_new(*s.sub), core_where_new(*s.sub), sd, "");
             p_old.push_back(s.anti ? "NOT " + eo : eo);
             affected.push_back(any_delta_match(sd, ""));
         }
@@ -339,21 +359,25 @@ public:
             for (const auto& k : b.group_by) g.push_back(k.expr);
             s += " GROUP BY " + join(g, ", ");
         }
-        if (!b.having.empty()) s += " HAVING " + b.having;
+        if (!b.having.empty())
+            s += " HAVING " + b.having;
         return s;
     }
 
     std::string query_new(const Query& q) const {
-        if (!q.union_all) return block_new(q.block);
+        if (!q.union_all)
+            return block_new(q.block);
         std::vector<std::string> parts;
         for (const auto& br : q.branches) parts.push_back("(" + query_new(*br) + ")");
         return join(parts, " UNION ALL ");
     }
 
     bool query_changed(const Query& q) const {
-        if (!q.union_all) return core_changed(q.block.core);
+        if (!q.union_all)
+            return core_changed(q.block.core);
         for (const auto& br : q.branches) {
-            if (query_changed(*br)) return true;
+            if (query_changed(*br))
+                return true;
         }
         return false;
     }
@@ -362,8 +386,8 @@ public:
     std::string block_delta(const Block& b, const std::vector<std::string>& select_list) const {
         std::vector<std::string> parts;
         for (const auto& t : core_delta(b.core)) {
-            parts.push_back("SELECT " + join(select_list, ", ") + ", " + t.weight_sql() + " AS " + kW +
-                            " FROM " + join(t.from, ", ") + " WHERE " + and_all(t.conds));
+            parts.push_back("SELECT " + join(select_list, ", ") + ", " + t.weight_sql() + " AS " +
+                            kW + " FROM " + join(t.from, ", ") + " WHERE " + and_all(t.conds));
         }
         if (parts.empty()) {
             // Nothing changed under this block: an empty relation of the right shape.
@@ -379,7 +403,8 @@ public:
                 throw std::logic_error("grouped block below the top of a differential query");
             }
             std::vector<std::string> sel;
-            for (const auto& t : q.block.targets) sel.push_back(t.expr + " AS " + quote_ident(t.column.name));
+            for (const auto& t : q.block.targets)
+                sel.push_back(t.expr + " AS " + quote_ident(t.column.name));
             return block_delta(q.block, sel);
         }
         std::vector<std::string> parts;
@@ -387,7 +412,7 @@ public:
         return join(parts, " UNION ALL ");
     }
 
-private:
+  private:
     const ChangeWindow* win_;
 };
 
@@ -397,20 +422,26 @@ std::string col_list(const std::vector<Column>& cols, const std::string& prefix 
     return join(out, ", ");
 }
 
-std::string hidden_name(const char* what, size_t i) { return std::string("__pgt_") + what + "_" + std::to_string(i + 1); }
+std::string hidden_name(const char* what, size_t i) {
+    return std::string("__pgt_") + what + "_" + std::to_string(i + 1);
+}
 
 bool is_algebraic(const Block& b) {
-    if (!b.having.empty()) return false;
+    if (!b.having.empty())
+        return false;
     for (const auto& t : b.targets) {
-        if (t.kind == Target::Kind::expr) return false;
-        if (t.kind == Target::Kind::aggregate && !b.aggs[t.ref].algebraic) return false;
+        if (t.kind == Target::Kind::expr)
+            return false;
+        if (t.kind == Target::Kind::aggregate && !b.aggs[t.ref].algebraic)
+            return false;
     }
     return true;
 }
 
 /// Row id of a group from the grouping values (same expression in full and delta SQL).
 std::string group_row_id(const std::vector<std::string>& values) {
-    if (values.empty()) return "0::bigint";
+    if (values.empty())
+        return "0::bigint";
     return "pgtrickle.row_id(" + join(values, ", ") + ")";
 }
 
@@ -422,30 +453,36 @@ std::vector<std::string> group_exprs(const Block& b) {
 
 std::vector<std::string> g_cols(const Block& b, const std::string& prefix) {
     std::vector<std::string> g;
-    for (size_t i = 0; i < b.group_by.size(); ++i) g.push_back(prefix + quote_ident(hidden_name("g", i)));
+    for (size_t i = 0; i < b.group_by.size(); ++i)
+        g.push_back(prefix + quote_ident(hidden_name("g", i)));
     return g;
 }
 
 /// Hidden aggregate state for one target of an algebraic groups layout.
 std::vector<std::string> hidden_aggregate_exprs(const Block& b, const StorageLayout& layout) {
     std::vector<std::string> out{"pg_catalog.count(*)"};
-    if (!layout.algebraic) return out;
+    if (!layout.algebraic)
+        return out;
     for (const auto& t : b.targets) {
-        if (t.kind != Target::Kind::aggregate) continue;
+        if (t.kind != Target::Kind::aggregate)
+            continue;
         const Aggregate& a = b.aggs[t.ref];
         if (a.kind == Aggregate::Kind::sum || a.kind == Aggregate::Kind::avg) {
             out.push_back("pg_catalog.count(" + a.arg + ")");
         }
-        if (a.kind == Aggregate::Kind::avg) out.push_back("pg_catalog.sum((" + a.arg + ")::pg_catalog.numeric)");
+        if (a.kind == Aggregate::Kind::avg)
+            out.push_back("pg_catalog.sum((" + a.arg + ")::pg_catalog.numeric)");
     }
     return out;
 }
 
-std::string rows_full(const StorageLayout& layout, const std::string& target, const std::string& view) {
+std::string rows_full(const StorageLayout& layout, const std::string& target,
+                      const std::string& view) {
     std::vector<std::string> q;
     for (const auto& c : layout.visible) q.push_back("q." + quote_ident(c.name));
-    return "INSERT INTO " + target + " (" + col_list(layout.visible) + ", \"__pgt_row_id\") SELECT " +
-           join(q, ", ") + ", pgtrickle.row_id(" + join(q, ", ") + ") FROM " + view + " AS q";
+    return "INSERT INTO " + target + " (" + col_list(layout.visible) +
+           ", \"__pgt_row_id\") SELECT " + join(q, ", ") + ", pgtrickle.row_id(" + join(q, ", ") +
+           ") FROM " + view + " AS q";
 }
 
 std::string groups_full(const Generator& gen, const Block& b, const StorageLayout& layout,
@@ -457,11 +494,13 @@ std::string groups_full(const Generator& gen, const Block& b, const StorageLayou
     std::vector<std::string> cols;
     for (const auto& c : layout.visible) cols.push_back(quote_ident(c.name));
     for (const auto& h : layout.hidden) cols.push_back(quote_ident(h.name));
-    std::string s = "INSERT INTO " + target + " (" + join(cols, ", ") + ") SELECT " + join(sel, ", ") +
-                    " FROM " + join(gen.core_from_new(b.core), ", ") + " WHERE " +
+    std::string s = "INSERT INTO " + target + " (" + join(cols, ", ") + ") SELECT " +
+                    join(sel, ", ") + " FROM " + join(gen.core_from_new(b.core), ", ") + " WHERE " +
                     and_all(gen.core_where_new(b.core));
-    if (!b.group_by.empty()) s += " GROUP BY " + join(group_exprs(b), ", ");
-    if (!b.having.empty()) s += " HAVING " + b.having;
+    if (!b.group_by.empty())
+        s += " GROUP BY " + join(group_exprs(b), ", ");
+    if (!b.having.empty())
+        s += " HAVING " + b.having;
     return s;
 }
 
@@ -475,21 +514,25 @@ std::string rows_apply(const Generator& gen, const Query& q, const StorageLayout
     const std::string cols = col_list(layout.visible);
     const std::string dcols = col_list(layout.visible, "d.");
     const std::string rcols = col_list(layout.visible, "r.");
-    return "WITH \"__pgt_d\" AS (SELECT " + cols + ", pg_catalog.sum(" + kW + ") AS \"__pgt_dw\" FROM (" +
-           gen.query_delta(q) + ") AS \"__pgt_x\" GROUP BY " + join(pos, ", ") + " HAVING pg_catalog.sum(" + kW +
-           ")" + op("<>") + "0), " +
-           "\"__pgt_dr\" AS MATERIALIZED (SELECT " + dcols + ", d.\"__pgt_dw\", pgtrickle.row_id(" + dcols +
-           ") AS \"__pgt_rid\" FROM \"__pgt_d\" AS d), " +
-           "\"__pgt_del\" AS (DELETE FROM " + target + " AS t USING (SELECT z.tid FROM (SELECT t2.ctid AS tid, "
-           "pg_catalog.row_number() OVER (PARTITION BY t2.\"__pgt_row_id\") AS rn, r.\"__pgt_dw\" AS dw FROM " +
+    return "WITH \"__pgt_d\" AS (SELECT " + cols + ", pg_catalog.sum(" + kW +
+           ") AS \"__pgt_dw\" FROM (" + gen.query_delta(q) + ") AS \"__pgt_x\" GROUP BY " +
+           join(pos, ", ") + " HAVING pg_catalog.sum(" + kW + ")" + op("<>") + "0), " +
+           "\"__pgt_dr\" AS MATERIALIZED (SELECT " + dcols + ", d.\"__pgt_dw\", pgtrickle.row_id(" +
+           dcols + ") AS \"__pgt_rid\" FROM \"__pgt_d\" AS d), " +
+           "\"__pgt_del\" AS (DELETE FROM " + target +
+           " AS t USING (SELECT z.tid FROM (SELECT t2.ctid AS tid, "
+           "pg_catalog.row_number() OVER (PARTITION BY t2.\"__pgt_row_id\") AS rn, r.\"__pgt_dw\" "
+           "AS dw FROM " +
            target + " AS t2 JOIN \"__pgt_dr\" AS r ON t2.\"__pgt_row_id\"" + op("=") +
-           "r.\"__pgt_rid\" WHERE r.\"__pgt_dw\"" + op("<") + "0) AS z WHERE z.rn" + op("<=") + "(0" + op("-") +
-           "z.dw)) AS k WHERE t.ctid" + op("=") + "k.tid RETURNING 1), " +
-           "\"__pgt_ins\" AS (INSERT INTO " + target + " (" + cols + ", \"__pgt_row_id\") SELECT " + rcols +
-           ", r.\"__pgt_rid\" FROM \"__pgt_dr\" AS r CROSS JOIN LATERAL pg_catalog.generate_series(1::bigint, "
-           "r.\"__pgt_dw\"::bigint) AS n WHERE r.\"__pgt_dw\"" + op(">") + "0 RETURNING 1) " +
-           "SELECT (SELECT pg_catalog.count(*) FROM \"__pgt_del\")" + op("+") +
-           "(SELECT pg_catalog.count(*) FROM \"__pgt_ins\")";
+           "r.\"__pgt_rid\" WHERE r.\"__pgt_dw\"" + op("<") + "0) AS z WHERE z.rn" + op("<=") +
+           "(0" + op("-") + "z.dw)) AS k WHERE t.ctid" + op("=") + "k.tid RETURNING 1), " +
+           "\"__pgt_ins\" AS (INSERT INTO " + target + " (" + cols + ", \"__pgt_row_id\") SELECT " +
+           rcols +
+           ", r.\"__pgt_rid\" FROM \"__pgt_dr\" AS r CROSS JOIN LATERAL "
+           "pg_catalog.generate_series(1::bigint, "
+           "r.\"__pgt_dw\"::bigint) AS n WHERE r.\"__pgt_dw\"" +
+           op(">") + "0 RETURNING 1) " + "SELECT (SELECT pg_catalog.count(*) FROM \"__pgt_del\")" +
+           op("+") + "(SELECT pg_catalog.count(*) FROM \"__pgt_ins\")";
 }
 
 /// Terms of a grouped block's delta projected to grouping values (and aggregate args).
@@ -500,11 +543,13 @@ std::string grouped_delta_rows(const Generator& gen, const Block& b, bool with_a
     }
     if (with_args) {
         for (size_t j = 0; j < b.aggs.size(); ++j) {
-            if (b.aggs[j].kind == Aggregate::Kind::count_star) continue;
+            if (b.aggs[j].kind == Aggregate::Kind::count_star)
+                continue;
             sel.push_back(b.aggs[j].arg + " AS " + quote_ident(hidden_name("a", j)));
         }
     }
-    if (sel.empty()) sel.push_back("1 AS \"__pgt_one\"");
+    if (sel.empty())
+        sel.push_back("1 AS \"__pgt_one\"");
     return gen.block_delta(b, sel);
 }
 
@@ -516,28 +561,32 @@ std::string group_match(const Block& b, const std::string& s) {
         const auto& k = b.group_by[i];
         const std::string sv = s + "." + quote_ident(hidden_name("g", i));
         eq.push_back("(" + k.expr + ")" + k.eq_op + sv);
-        nullsafe.push_back("((" + k.expr + ")" + k.eq_op + sv + " OR ((" + k.expr + ") IS NULL AND " + sv +
-                           " IS NULL))");
+        nullsafe.push_back("((" + k.expr + ")" + k.eq_op + sv + " OR ((" + k.expr +
+                           ") IS NULL AND " + sv + " IS NULL))");
         notnull.push_back(sv + " IS NOT NULL");
     }
-    return "(CASE WHEN " + and_all(notnull) + " THEN " + and_all(eq) + " ELSE " + and_all(nullsafe) + " END)";
+    return "(CASE WHEN " + and_all(notnull) + " THEN " + and_all(eq) + " ELSE " +
+           and_all(nullsafe) + " END)";
 }
 
-std::string groups_algebraic_apply(const Generator& gen, const Block& b, const StorageLayout& layout,
-                                   const std::string& target) {
+std::string groups_algebraic_apply(const Generator& gen, const Block& b,
+                                   const StorageLayout& layout, const std::string& target) {
     // 1. consolidate the delta per (group, argument values); 2. fold per group.
     std::vector<std::string> c_cols = g_cols(b, "");
     std::vector<std::string> a_cols;
     for (size_t j = 0; j < b.aggs.size(); ++j) {
-        if (b.aggs[j].kind != Aggregate::Kind::count_star) a_cols.push_back(quote_ident(hidden_name("a", j)));
+        if (b.aggs[j].kind != Aggregate::Kind::count_star)
+            a_cols.push_back(quote_ident(hidden_name("a", j)));
     }
     std::vector<std::string> all = c_cols;
     all.insert(all.end(), a_cols.begin(), a_cols.end());
     std::vector<std::string> pos;
     for (size_t i = 0; i < all.size(); ++i) pos.push_back(std::to_string(i + 1));
-    std::string s = "WITH \"__pgt_c\" AS (SELECT " + (all.empty() ? std::string("1 AS \"__pgt_one\"") : join(all, ", ")) +
-                    ", pg_catalog.sum(" + kW + ") AS " + kW + " FROM (" + grouped_delta_rows(gen, b, true) +
-                    ") AS \"__pgt_x\"" + (all.empty() ? "" : " GROUP BY " + join(pos, ", ")) +
+    std::string s = "WITH \"__pgt_c\" AS (SELECT " +
+                    (all.empty() ? std::string("1 AS \"__pgt_one\"") : join(all, ", ")) +
+                    ", pg_catalog.sum(" + kW + ") AS " + kW + " FROM (" +
+                    grouped_delta_rows(gen, b, true) + ") AS \"__pgt_x\"" +
+                    (all.empty() ? "" : " GROUP BY " + join(pos, ", ")) +
                     " HAVING pg_catalog.sum(" + kW + ")" + op("<>") + "0), ";
     std::vector<std::string> d = c_cols;
     d.push_back("pg_catalog.sum(" + std::string(kW) + ") AS \"__pgt_dcount\"");
@@ -545,22 +594,29 @@ std::string groups_algebraic_apply(const Generator& gen, const Block& b, const S
     for (size_t j = 0; j < b.aggs.size(); ++j) {
         const Aggregate& a = b.aggs[j];
         const std::string av = quote_ident(hidden_name("a", j));
-        const std::string nn = "pg_catalog.sum(CASE WHEN " + av + " IS NOT NULL THEN " + kW + " ELSE 0 END)";
+        const std::string nn =
+            "pg_catalog.sum(CASE WHEN " + av + " IS NOT NULL THEN " + kW + " ELSE 0 END)";
         switch (a.kind) {
-            case Aggregate::Kind::count_star: break;
-            case Aggregate::Kind::count: d.push_back(nn + " AS " + quote_ident(hidden_name("dnn", j))); break;
+            case Aggregate::Kind::count_star:
+                break;
+            case Aggregate::Kind::count:
+                d.push_back(nn + " AS " + quote_ident(hidden_name("dnn", j)));
+                break;
             case Aggregate::Kind::sum:
             case Aggregate::Kind::avg:
                 d.push_back(nn + " AS " + quote_ident(hidden_name("dnn", j)));
-                d.push_back("pg_catalog.sum((" + av + ")::pg_catalog.numeric" + op("*") + kW + ") AS " +
-                            quote_ident(hidden_name("dsum", j)));
+                d.push_back("pg_catalog.sum((" + av + ")::pg_catalog.numeric" + op("*") + kW +
+                            ") AS " + quote_ident(hidden_name("dsum", j)));
                 break;
             case Aggregate::Kind::min:
             case Aggregate::Kind::max:
-                d.push_back(std::string(a.kind == Aggregate::Kind::min ? "pg_catalog.min(" : "pg_catalog.max(") +
-                            av + ") FILTER (WHERE " + kW + op(">") + "0) AS " + quote_ident(hidden_name("dext", j)));
+                d.push_back(std::string(a.kind == Aggregate::Kind::min ? "pg_catalog.min("
+                                                                       : "pg_catalog.max(") +
+                            av + ") FILTER (WHERE " + kW + op(">") + "0) AS " +
+                            quote_ident(hidden_name("dext", j)));
                 break;
-            case Aggregate::Kind::other: throw std::logic_error("non-algebraic aggregate on algebraic path");
+            case Aggregate::Kind::other:
+                throw std::logic_error("non-algebraic aggregate on algebraic path");
         }
     }
     s += "\"__pgt_d\" AS (SELECT " + join(d, ", ") + " FROM \"__pgt_c\"" +
@@ -604,34 +660,42 @@ std::string groups_algebraic_apply(const Generator& gen, const Block& b, const S
                 set.push_back(quote_ident(nn_name) + " = " + new_nn);
                 ins.emplace_back(quote_ident(nn_name), dnn);
                 if (a.kind == Aggregate::Kind::sum) {
-                    set.push_back(col + " = CASE WHEN " + new_nn + op("=") + "0 THEN NULL ELSE (COALESCE(" + T +
-                                  "." + col + "::pg_catalog.numeric, 0)" + op("+") + dsum + ")" + cast + " END");
-                    ins.emplace_back(col, "CASE WHEN " + dnn + op("=") + "0 THEN NULL ELSE (" + dsum + ")" + cast +
-                                              " END");
+                    set.push_back(col + " = CASE WHEN " + new_nn + op("=") +
+                                  "0 THEN NULL ELSE (COALESCE(" + T + "." + col +
+                                  "::pg_catalog.numeric, 0)" + op("+") + dsum + ")" + cast +
+                                  " END");
+                    ins.emplace_back(col, "CASE WHEN " + dnn + op("=") + "0 THEN NULL ELSE (" +
+                                              dsum + ")" + cast + " END");
                 } else {
                     const std::string sum_name = layout.hidden[hidden_i++].name;
-                    const std::string new_sum = "(COALESCE(" + tcol(sum_name) + ", 0)" + op("+") + dsum + ")";
+                    const std::string new_sum =
+                        "(COALESCE(" + tcol(sum_name) + ", 0)" + op("+") + dsum + ")";
                     set.push_back(quote_ident(sum_name) + " = " + new_sum);
-                    set.push_back(col + " = CASE WHEN " + new_nn + op("=") + "0 THEN NULL ELSE (" + new_sum +
-                                  op("/") + new_nn + "::pg_catalog.numeric)" + cast + " END");
+                    set.push_back(col + " = CASE WHEN " + new_nn + op("=") + "0 THEN NULL ELSE (" +
+                                  new_sum + op("/") + new_nn + "::pg_catalog.numeric)" + cast +
+                                  " END");
                     ins.emplace_back(quote_ident(sum_name), dsum);
-                    ins.emplace_back(col, "CASE WHEN " + dnn + op("=") + "0 THEN NULL ELSE (" + dsum + op("/") +
-                                              dnn + "::pg_catalog.numeric)" + cast + " END");
+                    ins.emplace_back(col, "CASE WHEN " + dnn + op("=") + "0 THEN NULL ELSE (" +
+                                              dsum + op("/") + dnn + "::pg_catalog.numeric)" +
+                                              cast + " END");
                 }
                 break;
             }
             case Aggregate::Kind::min:
             case Aggregate::Kind::max: {
                 const char* fn = a.kind == Aggregate::Kind::min ? "LEAST" : "GREATEST";
-                const std::string rescan = "(SELECT " + a.sql + " FROM " + join(gen.core_from_new(b.core), ", ") +
-                                           " WHERE " + and_all(gen.core_where_new(b.core)) + " AND " +
+                const std::string rescan = "(SELECT " + a.sql + " FROM " +
+                                           join(gen.core_from_new(b.core), ", ") + " WHERE " +
+                                           and_all(gen.core_where_new(b.core)) + " AND " +
                                            group_match(b, S) + ")";
-                set.push_back(col + " = CASE WHEN NOT " + scol("__pgt_dneg") + " THEN " + fn + "(" + T + "." + col +
-                              ", " + scol(hidden_name("dext", j)) + ") ELSE " + rescan + " END");
+                set.push_back(col + " = CASE WHEN NOT " + scol("__pgt_dneg") + " THEN " + fn + "(" +
+                              T + "." + col + ", " + scol(hidden_name("dext", j)) + ") ELSE " +
+                              rescan + " END");
                 ins.emplace_back(col, scol(hidden_name("dext", j)));
                 break;
             }
-            case Aggregate::Kind::other: throw std::logic_error("non-algebraic aggregate on algebraic path");
+            case Aggregate::Kind::other:
+                throw std::logic_error("non-algebraic aggregate on algebraic path");
         }
     }
     std::vector<std::string> ins_cols, ins_vals;
@@ -639,32 +703,37 @@ std::string groups_algebraic_apply(const Generator& gen, const Block& b, const S
         ins_cols.push_back(c);
         ins_vals.push_back(v);
     }
-    s += "MERGE INTO " + target + " AS " + T + " USING (SELECT d.*, " + group_row_id(g_cols(b, "d.")) +
-         " AS \"__pgt_rid\" FROM \"__pgt_d\" AS d) AS " + S + " ON " + tcol("__pgt_row_id") + op("=") +
-         scol("__pgt_rid");
+    s += "MERGE INTO " + target + " AS " + T + " USING (SELECT d.*, " +
+         group_row_id(g_cols(b, "d.")) + " AS \"__pgt_rid\" FROM \"__pgt_d\" AS d) AS " + S +
+         " ON " + tcol("__pgt_row_id") + op("=") + scol("__pgt_rid");
     if (!layout.global_aggregate) {
         s += " WHEN MATCHED AND " + new_count + op("<=") + "0 THEN DELETE";
     }
     s += " WHEN MATCHED THEN UPDATE SET " + join(set, ", ");
-    s += " WHEN NOT MATCHED" + std::string(layout.global_aggregate ? "" : " AND " + scol("__pgt_dcount") + op(">") + "0") +
-         " THEN INSERT (" + join(ins_cols, ", ") + ") VALUES (" + join(ins_vals, ", ") + ")";
+    s +=
+        " WHEN NOT MATCHED" +
+        std::string(layout.global_aggregate ? "" : " AND " + scol("__pgt_dcount") + op(">") + "0") +
+        " THEN INSERT (" + join(ins_cols, ", ") + ") VALUES (" + join(ins_vals, ", ") + ")";
     return s;
 }
 
 /// Apply for groups that are recomputed: the groups touched by the delta are aggregated
 /// again from the current state and replace (or remove) their stored rows.
-std::string groups_recompute_apply(const Generator& gen, const Block& b, const StorageLayout& layout,
-                                   const std::string& target) {
+std::string groups_recompute_apply(const Generator& gen, const Block& b,
+                                   const StorageLayout& layout, const std::string& target) {
     const std::vector<std::string> gc = g_cols(b, "");
     const std::vector<std::string> ge = group_exprs(b);
-    std::string s = "WITH \"__pgt_aff\" AS (SELECT DISTINCT " + (gc.empty() ? std::string("1 AS \"__pgt_one\"") : join(gc, ", ")) +
-                    " FROM (" + grouped_delta_rows(gen, b, false) + ") AS \"__pgt_x\"), ";
+    std::string s = "WITH \"__pgt_aff\" AS (SELECT DISTINCT " +
+                    (gc.empty() ? std::string("1 AS \"__pgt_one\"") : join(gc, ", ")) + " FROM (" +
+                    grouped_delta_rows(gen, b, false) + ") AS \"__pgt_x\"), ";
     std::vector<std::string> sel;
     for (const auto& t : b.targets) sel.push_back(t.expr + " AS " + quote_ident(t.column.name));
     const auto hidden_exprs = hidden_aggregate_exprs(b, layout);
-    for (size_t i = 1; i < layout.hidden.size(); ++i) sel.push_back(hidden_exprs[i - 1] + " AS " + quote_ident(layout.hidden[i].name));
+    for (size_t i = 1; i < layout.hidden.size(); ++i)
+        sel.push_back(hidden_exprs[i - 1] + " AS " + quote_ident(layout.hidden[i].name));
     sel.push_back(group_row_id(ge) + " AS \"__pgt_rid\"");
-    const std::string base = "SELECT " + join(sel, ", ") + " FROM " + join(gen.core_from_new(b.core), ", ") + " WHERE " +
+    const std::string base = "SELECT " + join(sel, ", ") + " FROM " +
+                             join(gen.core_from_new(b.core), ", ") + " WHERE " +
                              and_all(gen.core_where_new(b.core));
     const std::string tail = (ge.empty() ? std::string() : " GROUP BY " + join(ge, ", ")) +
                              (b.having.empty() ? std::string() : " HAVING " + b.having);
@@ -680,10 +749,12 @@ std::string groups_recompute_apply(const Generator& gen, const Block& b, const S
         }
         // Keys without NULLs: a hashable, index-friendly semi-join. Keys with a NULL: matched
         // on the row id, only when such a group was touched (a one-time filter otherwise).
-        newg = base + " AND (" + join(ge, ", ") + ") IN (SELECT " + join(gc, ", ") + " FROM \"__pgt_aff\" WHERE " +
-               and_all(nn) + ")" + tail + " UNION ALL " + base + " AND (" + join(anynull_src, " OR ") +
-               ") AND EXISTS (SELECT 1 FROM \"__pgt_aff\" WHERE " + join(anynull_aff, " OR ") + ") AND " +
-               group_row_id(ge) + " IN (SELECT " + group_row_id(gc) + " FROM \"__pgt_aff\")" + tail;
+        newg = base + " AND (" + join(ge, ", ") + ") IN (SELECT " + join(gc, ", ") +
+               " FROM \"__pgt_aff\" WHERE " + and_all(nn) + ")" + tail + " UNION ALL " + base +
+               " AND (" + join(anynull_src, " OR ") +
+               ") AND EXISTS (SELECT 1 FROM \"__pgt_aff\" WHERE " + join(anynull_aff, " OR ") +
+               ") AND " + group_row_id(ge) + " IN (SELECT " + group_row_id(gc) +
+               " FROM \"__pgt_aff\")" + tail;
     }
     s += "\"__pgt_new\" AS (" + newg + ") ";
     const std::string T = "\"__pgt_t\"", S = "\"__pgt_s\"";
@@ -701,13 +772,15 @@ std::string groups_recompute_apply(const Generator& gen, const Block& b, const S
         ins_cols.push_back(h);
         ins_vals.push_back(S + "." + h);
     }
-    s += "MERGE INTO " + target + " AS " + T + " USING (SELECT a.\"__pgt_arid\", n.* FROM (SELECT " +
-         group_row_id(gc) + " AS \"__pgt_arid\" FROM \"__pgt_aff\") AS a LEFT JOIN \"__pgt_new\" AS n ON n.\"__pgt_rid\"" +
-         op("=") + "a.\"__pgt_arid\") AS " + S + " ON " + T + ".\"__pgt_row_id\"" + op("=") + S + ".\"__pgt_arid\"" +
-         " WHEN MATCHED AND " + S + ".\"__pgt_rid\" IS NULL THEN DELETE" +
-         " WHEN MATCHED THEN UPDATE SET " + join(set, ", ") +
-         " WHEN NOT MATCHED AND " + S + ".\"__pgt_rid\" IS NOT NULL THEN INSERT (" + join(ins_cols, ", ") +
-         ") VALUES (" + join(ins_vals, ", ") + ")";
+    s += "MERGE INTO " + target + " AS " + T +
+         " USING (SELECT a.\"__pgt_arid\", n.* FROM (SELECT " + group_row_id(gc) +
+         " AS \"__pgt_arid\" FROM \"__pgt_aff\") AS a LEFT JOIN \"__pgt_new\" AS n ON "
+         "n.\"__pgt_rid\"" +
+         op("=") + "a.\"__pgt_arid\") AS " + S + " ON " + T + ".\"__pgt_row_id\"" + op("=") + S +
+         ".\"__pgt_arid\"" + " WHEN MATCHED AND " + S + ".\"__pgt_rid\" IS NULL THEN DELETE" +
+         " WHEN MATCHED THEN UPDATE SET " + join(set, ", ") + " WHEN NOT MATCHED AND " + S +
+         ".\"__pgt_rid\" IS NOT NULL THEN INSERT (" + join(ins_cols, ", ") + ") VALUES (" +
+         join(ins_vals, ", ") + ")";
     return s;
 }
 
@@ -735,23 +808,29 @@ void collect_stable_names(const Query& q, std::set<std::string>& out) {
 // ---- explain -------------------------------------------------------------------------
 void explain_query(const Query& q, int depth, std::ostringstream& os);
 
-std::string indent(int depth) { return std::string(static_cast<size_t>(depth) * 2, ' '); }
+std::string indent(int depth) {
+    return std::string(static_cast<size_t>(depth) * 2, ' ');
+}
 
 void explain_tree_node(const SpjCore& c, const JoinTree& t, int depth, std::ostringstream& os) {
     switch (t.kind) {
         case JoinTree::Kind::item: {
             const FromItem& it = c.items[t.item];
             if (it.kind == FromItem::Kind::table) {
-                os << indent(depth) << "Scan " << it.table.schema << "." << it.table.name << " AS " << it.alias
-                   << " (buffer changes_" << it.table.stable_name << ")\n";
+                os << indent(depth) << "Scan " << it.table.schema << "." << it.table.name << " AS "
+                   << it.alias << " (buffer changes_" << it.table.stable_name << ")\n";
             } else {
                 os << indent(depth) << "Subquery AS " << it.alias << "\n";
                 explain_query(*it.query, depth + 1, os);
             }
             return;
         }
-        case JoinTree::Kind::inner: os << indent(depth) << "Inner Join ON " << t.on << "\n"; break;
-        case JoinTree::Kind::left: os << indent(depth) << "Left Join ON " << t.on << "\n"; break;
+        case JoinTree::Kind::inner:
+            os << indent(depth) << "Inner Join ON " << t.on << "\n";
+            break;
+        case JoinTree::Kind::left:
+            os << indent(depth) << "Left Join ON " << t.on << "\n";
+            break;
     }
     explain_tree_node(c, *t.left, depth + 1, os);
     explain_tree_node(c, *t.right, depth + 1, os);
@@ -786,10 +865,14 @@ void explain_query(const Query& q, int depth, std::ostringstream& os) {
     if (b.grouped) {
         std::vector<std::string> aggs;
         for (const auto& a : b.aggs) aggs.push_back(a.sql + (a.algebraic ? "" : " [recomputed]"));
-        os << indent(depth) << (b.distinct ? "Distinct" : "Aggregate") << " (" << join(cols, ", ") << ")";
-        if (!b.group_by.empty()) os << " group by " << join(group_exprs(b), ", ");
-        if (!aggs.empty()) os << ": " << join(aggs, ", ");
-        if (!b.having.empty()) os << " having " << b.having;
+        os << indent(depth) << (b.distinct ? "Distinct" : "Aggregate") << " (" << join(cols, ", ")
+           << ")";
+        if (!b.group_by.empty())
+            os << " group by " << join(group_exprs(b), ", ");
+        if (!aggs.empty())
+            os << ": " << join(aggs, ", ");
+        if (!b.having.empty())
+            os << " having " << b.having;
         os << "\n";
     } else {
         os << indent(depth) << "Project (" << join(cols, ", ") << ")\n";
@@ -808,7 +891,8 @@ StorageLayout full_layout(const std::vector<Column>& columns) {
 }
 
 StorageLayout differential_layout(const Query& q) {
-    if (q.union_all || !q.block.grouped) return full_layout(q.columns);
+    if (q.union_all || !q.block.grouped)
+        return full_layout(q.columns);
     const Block& b = q.block;
     StorageLayout l;
     l.kind = StorageKind::groups;
@@ -820,12 +904,14 @@ StorageLayout differential_layout(const Query& q) {
     if (l.algebraic) {
         for (size_t i = 0; i < b.targets.size(); ++i) {
             const Target& t = b.targets[i];
-            if (t.kind != Target::Kind::aggregate) continue;
+            if (t.kind != Target::Kind::aggregate)
+                continue;
             const Aggregate& a = b.aggs[t.ref];
             if (a.kind == Aggregate::Kind::sum || a.kind == Aggregate::Kind::avg) {
                 l.hidden.push_back({hidden_name("nn", i), "bigint"});
             }
-            if (a.kind == Aggregate::Kind::avg) l.hidden.push_back({hidden_name("sum", i), "numeric"});
+            if (a.kind == Aggregate::Kind::avg)
+                l.hidden.push_back({hidden_name("sum", i), "numeric"});
         }
     }
     return l;
@@ -833,8 +919,10 @@ StorageLayout differential_layout(const Query& q) {
 
 std::string full_refresh_sql(const Query* q, const StorageLayout& layout, const std::string& target,
                              const std::string& query_view) {
-    if (layout.kind == StorageKind::rows) return rows_full(layout, target, query_view);
-    if (q == nullptr || q->union_all) throw std::logic_error("groups layout needs a grouped block");
+    if (layout.kind == StorageKind::rows)
+        return rows_full(layout, target, query_view);
+    if (q == nullptr || q->union_all)
+        throw std::logic_error("groups layout needs a grouped block");
     ChangeWindow none;
     Generator gen(&none);
     return groups_full(gen, q->block, layout, target);
@@ -843,8 +931,10 @@ std::string full_refresh_sql(const Query* q, const StorageLayout& layout, const 
 std::string delta_apply_sql(const Query& q, const StorageLayout& layout, const std::string& target,
                             const ChangeWindow& window) {
     Generator gen(&window);
-    if (layout.kind == StorageKind::rows) return rows_apply(gen, q, layout, target);
-    if (layout.algebraic) return groups_algebraic_apply(gen, q.block, layout, target);
+    if (layout.kind == StorageKind::rows)
+        return rows_apply(gen, q, layout, target);
+    if (layout.algebraic)
+        return groups_algebraic_apply(gen, q.block, layout, target);
     return groups_recompute_apply(gen, q.block, layout, target);
 }
 
@@ -856,9 +946,10 @@ std::string delta_rows_sql(const Query& q, const ChangeWindow& window) {
 std::string explain_tree(const Query& q, const StorageLayout& layout) {
     std::ostringstream os;
     explain_query(q, 0, os);
-    os << "Storage: " << (layout.kind == StorageKind::rows ? "rows (duplicates kept, row id = content hash)"
-                                                            : layout.algebraic ? "groups (algebraic: updated from deltas)"
-                                                                               : "groups (touched groups recomputed)")
+    os << "Storage: "
+       << (layout.kind == StorageKind::rows ? "rows (duplicates kept, row id = content hash)"
+           : layout.algebraic               ? "groups (algebraic: updated from deltas)"
+                                            : "groups (touched groups recomputed)")
        << "\n";
     return os.str();
 }

@@ -19,16 +19,16 @@ namespace pgt::ivm {
 /// snapshot did not see (and the refresh snapshot does: that part is implicit, the SQL runs
 /// under the refresh snapshot).
 struct ChangeWindow {
-    std::string frontier_snapshot;   ///< pg_snapshot text of the previous refresh
-    std::set<std::string> changed;   ///< stable names of sources with rows in the window
+    std::string frontier_snapshot;  ///< pg_snapshot text of the previous refresh
+    std::set<std::string> changed;  ///< stable names of sources with rows in the window
 };
 
 /// The storage table's columns and how it is maintained.
 struct StorageLayout {
     StorageKind kind = StorageKind::rows;
-    bool global_aggregate = false;   ///< aggregates without GROUP BY: exactly one row
-    bool algebraic = false;          ///< groups updated from deltas alone (else recomputed)
-    std::vector<Column> visible;     ///< the query's output columns
+    bool global_aggregate = false;  ///< aggregates without GROUP BY: exactly one row
+    bool algebraic = false;         ///< groups updated from deltas alone (else recomputed)
+    std::vector<Column> visible;    ///< the query's output columns
     std::vector<HiddenColumn> hidden;
 };
 
@@ -41,13 +41,13 @@ StorageLayout full_layout(const std::vector<Column>& columns);
 /// INSERT that fills an empty storage table `target` from the current state. For the rows
 /// layout it reads `query_view` (the defining query kept as a view); for groups it renders
 /// the aggregation itself so that the hidden columns are filled too.
-std::string full_refresh_sql(const Query* q, const StorageLayout& layout,
-                             const std::string& target, const std::string& query_view);
+std::string full_refresh_sql(const Query* q, const StorageLayout& layout, const std::string& target,
+                             const std::string& query_view);
 
 /// One statement that applies the window's delta to `target`. It returns one row with one
 /// bigint column (rows written) or is a MERGE (rows written = processed count).
-std::string delta_apply_sql(const Query& q, const StorageLayout& layout,
-                            const std::string& target, const ChangeWindow& window);
+std::string delta_apply_sql(const Query& q, const StorageLayout& layout, const std::string& target,
+                            const ChangeWindow& window);
 
 /// The rows of the query's delta (output columns + "__pgt_w"), for tests and explain.
 std::string delta_rows_sql(const Query& q, const ChangeWindow& window);

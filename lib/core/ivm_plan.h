@@ -40,9 +40,9 @@ struct FromItem {
     enum class Kind { table, subquery };
     Kind kind = Kind::table;
     std::string alias;
-    BaseTable table;                      ///< Kind::table
-    std::shared_ptr<const Query> query;   ///< Kind::subquery
-    std::vector<Column> columns;          ///< columns visible through the alias
+    BaseTable table;                     ///< Kind::table
+    std::shared_ptr<const Query> query;  ///< Kind::subquery
+    std::vector<Column> columns;         ///< columns visible through the alias
 };
 
 /// A join tree over FromItems (indices into SpjCore::items).
@@ -64,49 +64,49 @@ struct SemiJoin {
 
 struct SpjCore {
     std::vector<FromItem> items;
-    std::vector<JoinTree> from;        ///< FROM list entries (cross-joined)
-    std::vector<std::string> quals;    ///< plain WHERE conjuncts
-    std::vector<SemiJoin> semijoins;   ///< EXISTS-style conjuncts
+    std::vector<JoinTree> from;       ///< FROM list entries (cross-joined)
+    std::vector<std::string> quals;   ///< plain WHERE conjuncts
+    std::vector<SemiJoin> semijoins;  ///< EXISTS-style conjuncts
 };
 
 struct Aggregate {
     enum class Kind { count_star, count, sum, avg, min, max, other };
     Kind kind = Kind::other;
-    std::string sql;                ///< the whole call, e.g. pg_catalog.sum("o"."amount")
-    std::string arg;                ///< rendered single argument (count/sum/avg/min/max)
-    std::string arg_type;           ///< SQL type of arg
-    bool algebraic = false;         ///< maintainable from deltas (see delta_sql.cpp)
+    std::string sql;         ///< the whole call, e.g. pg_catalog.sum("o"."amount")
+    std::string arg;         ///< rendered single argument (count/sum/avg/min/max)
+    std::string arg_type;    ///< SQL type of arg
+    bool algebraic = false;  ///< maintainable from deltas (see delta_sql.cpp)
 };
 
 struct Target {
     enum class Kind { expr, group_key, aggregate };
     Kind kind = Kind::expr;
-    int ref = -1;                   ///< index into Block::group_by or Block::aggs
-    std::string expr;               ///< rendered expression (aggregates inline)
-    Column column;                  ///< output column
+    int ref = -1;      ///< index into Block::group_by or Block::aggs
+    std::string expr;  ///< rendered expression (aggregates inline)
+    Column column;     ///< output column
 };
 
 struct GroupKey {
-    std::string expr;               ///< rendered grouping expression
+    std::string expr;  ///< rendered grouping expression
     std::string type;
-    std::string eq_op;              ///< OPERATOR(schema.=) for the key's type
+    std::string eq_op;  ///< OPERATOR(schema.=) for the key's type
 };
 
 struct Block {
     SpjCore core;
     std::vector<Target> targets;
     bool distinct = false;
-    bool grouped = false;           ///< GROUP BY or aggregates present
+    bool grouped = false;  ///< GROUP BY or aggregates present
     std::vector<GroupKey> group_by;
     std::vector<Aggregate> aggs;
-    std::string having;             ///< rendered, aggregates inline; empty if none
+    std::string having;  ///< rendered, aggregates inline; empty if none
 };
 
 struct Query {
     bool union_all = false;
-    Block block;                    ///< when !union_all
+    Block block;                                         ///< when !union_all
     std::vector<std::shared_ptr<const Query>> branches;  ///< when union_all
-    std::vector<Column> columns;    ///< output columns
+    std::vector<Column> columns;                         ///< output columns
 };
 
 /// How the stream table's storage holds the result.

@@ -7,35 +7,41 @@
 namespace pgt {
 namespace {
 
-std::optional<std::string> check_cron_field(const std::string& field, int lo, int hi, const char* name) {
+std::optional<std::string> check_cron_field(const std::string& field, int lo, int hi,
+                                            const char* name) {
     std::stringstream items(field);
     std::string item;
     while (std::getline(items, item, ',')) {
-        if (item.empty()) return std::string("empty item in the ") + name + " field";
+        if (item.empty())
+            return std::string("empty item in the ") + name + " field";
         std::string range = item;
         const auto slash = item.find('/');
         if (slash != std::string::npos) {
             range = item.substr(0, slash);
             const std::string step = item.substr(slash + 1);
-            if (step.empty() || step.find_first_not_of("0123456789") != std::string::npos || std::stoi(step) == 0) {
+            if (step.empty() || step.find_first_not_of("0123456789") != std::string::npos ||
+                std::stoi(step) == 0) {
                 return std::string("invalid step \"") + step + "\" in the " + name + " field";
             }
         }
-        if (range == "*") continue;
+        if (range == "*")
+            continue;
         const auto dash = range.find('-');
         const std::string a = range.substr(0, dash);
         const std::string b = dash == std::string::npos ? a : range.substr(dash + 1);
         for (const auto& v : {a, b}) {
-            if (v.empty() || v.size() > 4 || v.find_first_not_of("0123456789") != std::string::npos) {
+            if (v.empty() || v.size() > 4 ||
+                v.find_first_not_of("0123456789") != std::string::npos) {
                 return std::string("invalid value \"") + v + "\" in the " + name + " field";
             }
             const int n = std::stoi(v);
             if (n < lo || n > hi) {
-                return std::string(name) + " value " + v + " is out of range " + std::to_string(lo) + "-" +
-                       std::to_string(hi);
+                return std::string(name) + " value " + v + " is out of range " +
+                       std::to_string(lo) + "-" + std::to_string(hi);
             }
         }
-        if (std::stoi(a) > std::stoi(b)) return std::string("descending range \"") + range + "\" in the " + name + " field";
+        if (std::stoi(a) > std::stoi(b))
+            return std::string("descending range \"") + range + "\" in the " + name + " field";
     }
     return std::nullopt;
 }
@@ -53,8 +59,9 @@ Schedule parse_schedule(std::string_view text) {
     }
     if (t[0] == '@') {
         static const std::pair<const char*, const char*> macros[] = {
-            {"@hourly", "0 * * * *"}, {"@daily", "0 0 * * *"},  {"@midnight", "0 0 * * *"},
-            {"@weekly", "0 0 * * 0"}, {"@monthly", "0 0 1 * *"}, {"@yearly", "0 0 1 1 *"}, {"@annually", "0 0 1 1 *"}};
+            {"@hourly", "0 * * * *"},  {"@daily", "0 0 * * *"},   {"@midnight", "0 0 * * *"},
+            {"@weekly", "0 0 * * 0"},  {"@monthly", "0 0 1 * *"}, {"@yearly", "0 0 1 1 *"},
+            {"@annually", "0 0 1 1 *"}};
         for (const auto& [m, expansion] : macros) {
             if (t == m) {
                 s.kind = Schedule::Kind::cron;
@@ -71,8 +78,10 @@ Schedule parse_schedule(std::string_view text) {
         std::string x;
         while (ss >> x) f.push_back(x);
         if (f.size() != 5) {
-            s.error = "a cron expression has 5 fields (minute hour day-of-month month day-of-week), got " +
-                      std::to_string(f.size());
+            s.error =
+                "a cron expression has 5 fields (minute hour day-of-month month day-of-week), "
+                "got " +
+                std::to_string(f.size());
             return s;
         }
         static const int lo[] = {0, 0, 1, 1, 0}, hi[] = {59, 23, 31, 12, 7};
@@ -101,14 +110,20 @@ Schedule parse_schedule(std::string_view text) {
         while (k < t.size() && std::isalpha(static_cast<unsigned char>(t[k]))) ++k;
         const std::string unit = t.substr(j, k - j);
         long long ms;
-        if (unit == "ms") ms = 1;
-        else if (unit == "s") ms = 1000;
-        else if (unit == "m") ms = 60 * 1000;
-        else if (unit == "h") ms = 3600 * 1000;
-        else if (unit == "d") ms = 24LL * 3600 * 1000;
+        if (unit == "ms")
+            ms = 1;
+        else if (unit == "s")
+            ms = 1000;
+        else if (unit == "m")
+            ms = 60 * 1000;
+        else if (unit == "h")
+            ms = 3600 * 1000;
+        else if (unit == "d")
+            ms = 24LL * 3600 * 1000;
         else {
-            s.error = unit.empty() ? "missing unit after " + std::to_string(n) + " (use ms, s, m, h or d)"
-                                   : "unknown unit \"" + unit + "\" (use ms, s, m, h or d)";
+            s.error = unit.empty()
+                          ? "missing unit after " + std::to_string(n) + " (use ms, s, m, h or d)"
+                          : "unknown unit \"" + unit + "\" (use ms, s, m, h or d)";
             return s;
         }
         total += n * ms;

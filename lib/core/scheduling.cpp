@@ -27,7 +27,8 @@ std::bitset<N> field_bits(const std::string& field, int lo, int hi) {
         if (range != "*") {
             const auto dash = range.find('-');
             a = std::stoi(range.substr(0, dash));
-            b = dash == std::string::npos ? (slash != std::string::npos ? hi : a) : std::stoi(range.substr(dash + 1));
+            b = dash == std::string::npos ? (slash != std::string::npos ? hi : a)
+                                          : std::stoi(range.substr(dash + 1));
         }
         for (int v = a; v <= b; v += step) bits.set(static_cast<size_t>(v));
     }
@@ -45,7 +46,8 @@ std::optional<int64_t> next_cron_fire(const std::string& cron, int64_t after_ms)
     const auto dom = field_bits<32>(f[2], 1, 31);
     const auto months = field_bits<13>(f[3], 1, 12);
     auto dow = field_bits<8>(f[4], 0, 7);
-    if (dow.test(7)) dow.set(0);  // 7 is Sunday too
+    if (dow.test(7))
+        dow.set(0);  // 7 is Sunday too
     const bool dom_any = f[2] == "*", dow_any = f[4] == "*";
     // Start at the next whole minute after `after_ms`.
     time_t t = static_cast<time_t>(after_ms / 60000 * 60 + 60);
@@ -66,7 +68,10 @@ std::optional<int64_t> next_cron_fire(const std::string& cron, int64_t after_ms)
         const bool dom_ok = dom.test(static_cast<size_t>(tm.tm_mday));
         const bool dow_ok = dow.test(static_cast<size_t>(tm.tm_wday));
         // Vixie cron: when both day fields are restricted, either may match.
-        const bool day_ok = dom_any && dow_any ? true : dom_any ? dow_ok : dow_any ? dom_ok : (dom_ok || dow_ok);
+        const bool day_ok = dom_any && dow_any ? true
+                            : dom_any          ? dow_ok
+                            : dow_any          ? dom_ok
+                                               : (dom_ok || dow_ok);
         if (!day_ok) {
             t += 24 * 3600 - (tm.tm_hour * 3600 + tm.tm_min * 60);
             continue;
@@ -85,14 +90,17 @@ std::optional<int64_t> next_cron_fire(const std::string& cron, int64_t after_ms)
 }
 
 int64_t next_due_ms(const Schedule& schedule, std::optional<int64_t> last_ms, int64_t now_ms) {
-    if (!last_ms) return now_ms;
-    if (schedule.kind == Schedule::Kind::duration) return *last_ms + schedule.every.count();
+    if (!last_ms)
+        return now_ms;
+    if (schedule.kind == Schedule::Kind::duration)
+        return *last_ms + schedule.every.count();
     auto next = next_cron_fire(schedule.cron, *last_ms);
     return next ? *next : INT64_MAX;
 }
 
 int64_t backoff_ms(int consecutive_errors) {
-    if (consecutive_errors <= 0) return 0;
+    if (consecutive_errors <= 0)
+        return 0;
     const int shift = std::min(consecutive_errors - 1, 20);
     return std::min<int64_t>(1000LL << shift, 5 * 60 * 1000);
 }
@@ -104,11 +112,13 @@ std::optional<std::vector<int64_t>> topo_order(const std::vector<int64_t>& nodes
     std::map<int64_t, int> indegree;
     for (int64_t n : nodes) indegree[n] = 0;
     for (const auto& [from, to] : edges) {
-        if (in.count(from) && in.count(to)) ++indegree[to];
+        if (in.count(from) && in.count(to))
+            ++indegree[to];
     }
     std::set<int64_t> ready;  // ordered: deterministic output
     for (const auto& [n, d] : indegree) {
-        if (d == 0) ready.insert(n);
+        if (d == 0)
+            ready.insert(n);
     }
     std::vector<int64_t> order;
     while (!ready.empty()) {
@@ -117,14 +127,17 @@ std::optional<std::vector<int64_t>> topo_order(const std::vector<int64_t>& nodes
         order.push_back(n);
         auto range = edges.equal_range(n);
         for (auto it = range.first; it != range.second; ++it) {
-            if (in.count(it->second) && --indegree[it->second] == 0) ready.insert(it->second);
+            if (in.count(it->second) && --indegree[it->second] == 0)
+                ready.insert(it->second);
         }
     }
-    if (order.size() == nodes.size()) return order;
+    if (order.size() == nodes.size())
+        return order;
     if (cycle) {
         cycle->clear();
         for (const auto& [n, d] : indegree) {
-            if (d > 0) cycle->push_back(n);
+            if (d > 0)
+                cycle->push_back(n);
         }
     }
     return std::nullopt;

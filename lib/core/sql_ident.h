@@ -4,6 +4,7 @@
 #pragma once
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace pgt::sql {
 
@@ -16,5 +17,8 @@ std::string qualified(std::string_view schema, std::string_view name);
 /// 'text' with quotes doubled; E'...' with doubled backslashes when the text has any, so
 /// the literal means the same under either standard_conforming_strings setting.
 std::string quote_literal(std::string_view text);
+
+/// parts joined with sep (e.g. ", " for select lists, " AND " for conditions).
+std::string join(const std::vector<std::string>& parts, std::string_view sep);
 
 }  // namespace pgt::sql

@@ -11,8 +11,7 @@
 namespace pgt {
 
 /// The 16-character lower-hex stable name of database/schema.table.
-std::string stable_name(std::string_view database, std::string_view schema,
-                        std::string_view table);
+std::string stable_name(std::string_view database, std::string_view schema, std::string_view table);
 
 /// True when `s` has the shape of a stable name (16 lower-hex characters).
 bool is_stable_name(std::string_view s);
@@ -20,11 +19,11 @@ bool is_stable_name(std::string_view s);
 /// Names of the objects that capture one source, derived from its key: a stable name
 /// (0.32.0 and later) or a decimal OID (0.31.0 installations).
 struct CaptureObjectNames {
-    std::string buffer_table;     ///< in schema pgtrickle_changes
-    std::string trigger_function; ///< in schema pgtrickle_changes
+    std::string buffer_table;      ///< in schema pgtrickle_changes
+    std::string trigger_function;  ///< in schema pgtrickle_changes
     std::string trigger_insert, trigger_update, trigger_delete, trigger_truncate;
-    std::string xid_index;        ///< index on the buffer's transaction id
-    std::string slot;             ///< logical replication slot and publication (WAL capture)
+    std::string xid_index;  ///< index on the buffer's transaction id
+    std::string slot;       ///< logical replication slot and publication (WAL capture)
 };
 CaptureObjectNames capture_object_names(std::string_view key);
 

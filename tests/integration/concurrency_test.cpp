@@ -10,13 +10,14 @@ namespace pgt::test {
 namespace {
 
 class Concurrency : public PgTest {
-protected:
+  protected:
     void SetUp() override {
         PgTest::SetUp();
         exec("CREATE TABLE orders (id int PRIMARY KEY, customer_id int, amount int)");
         exec("INSERT INTO orders SELECT g, g % 10, g FROM generate_series(1, 200) g");
     }
-    const std::string agg_ = "SELECT customer_id, count(*) AS n, sum(amount) AS total FROM orders GROUP BY customer_id";
+    const std::string agg_ =
+        "SELECT customer_id, count(*) AS n, sum(amount) AS total FROM orders GROUP BY customer_id";
 };
 
 TEST_F(Concurrency, refresh_after_concurrent_long_txn_sees_its_rows) {
@@ -50,7 +51,8 @@ TEST_F(Concurrency, rolled_back_writes_are_never_applied) {
 }
 
 TEST_F(Concurrency, writers_during_refreshes_lose_nothing) {
-    const std::string join_q = "SELECT o.id, o.amount, o.customer_id FROM orders o WHERE o.amount % 3 <> 0";
+    const std::string join_q =
+        "SELECT o.id, o.amount, o.customer_id FROM orders o WHERE o.amount % 3 <> 0";
     exec("CALL pgtrickle.create_stream_table(name => 'summary', query => $q$" + agg_ + "$q$)");
     exec("CALL pgtrickle.create_stream_table(name => 'filtered', query => $q$" + join_q + "$q$)");
     std::atomic<bool> stop{false};
@@ -64,16 +66,21 @@ TEST_F(Concurrency, writers_during_refreshes_lose_nothing) {
             try {
                 pqxx::work t(*c);
                 if (op == 0) {
-                    t.exec("INSERT INTO orders VALUES (" + std::to_string(id) + ", " + std::to_string(id % 13) + ", " +
-                           std::to_string(id % 50) + ") ON CONFLICT (id) DO NOTHING");
+                    t.exec("INSERT INTO orders VALUES (" + std::to_string(id) + ", " +
+                           std::to_string(id % 13) + ", " + std::to_string(id % 50) +
+                           ") ON CONFLICT (id) DO NOTHING");
                 } else if (op == 1) {
-                    t.exec("UPDATE orders SET amount = amount + 1, customer_id = (customer_id + 1) % 13 WHERE id = " +
-                           std::to_string(id));
+                    t.exec(
+                        "UPDATE orders SET amount = amount + 1, customer_id = (customer_id + 1) % "
+                        "13 WHERE id = " +
+                        std::to_string(id));
                 } else if (op == 2) {
                     t.exec("DELETE FROM orders WHERE id = " + std::to_string(id));
                 } else {
-                    t.exec("UPDATE orders SET amount = amount + 2 WHERE id % 17 = " + std::to_string(id % 17));
-                    std::this_thread::sleep_for(std::chrono::milliseconds(3));  // a longer transaction
+                    t.exec("UPDATE orders SET amount = amount + 2 WHERE id % 17 = " +
+                           std::to_string(id % 17));
+                    std::this_thread::sleep_for(
+                        std::chrono::milliseconds(3));  // a longer transaction
                 }
                 t.commit();
                 ++writes;
@@ -86,7 +93,8 @@ TEST_F(Concurrency, writers_during_refreshes_lose_nothing) {
     auto refresher = connect();
     for (int i = 0; i < 40; ++i) {
         pqxx::nontransaction t(*refresher);
-        t.exec(i % 2 ? "CALL pgtrickle.refresh_stream_table('summary')" : "CALL pgtrickle.refresh_stream_table('filtered')");
+        t.exec(i % 2 ? "CALL pgtrickle.refresh_stream_table('summary')"
+                     : "CALL pgtrickle.refresh_stream_table('filtered')");
     }
     stop = true;
     w1.join();
@@ -98,7 +106,9 @@ TEST_F(Concurrency, writers_during_refreshes_lose_nothing) {
     expect_matches_query("filtered", join_q);
     // Every reader consumed everything: the shared buffer is cleaned.
     exec("CALL pgtrickle.refresh_stream_table('summary')");
-    EXPECT_EQ(scalar("SELECT pgtrickle.pending_changes(pgt_id) FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'summary'"), "0");
+    EXPECT_EQ(scalar("SELECT pgtrickle.pending_changes(pgt_id) FROM pgtrickle.pgt_stream_tables "
+                     "WHERE pgt_name = 'summary'"),
+              "0");
 }
 
 TEST_F(Concurrency, racing_refreshes_of_one_stream_table_are_serialized) {

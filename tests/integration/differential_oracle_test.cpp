@@ -18,42 +18,54 @@ const Shape kShapes[] = {
     {"filter_project", "SELECT id, v * 2 AS v2, s FROM a WHERE v > 10 OR s = 'x'"},
     {"inner_join_2", "SELECT a.id, a.v, b.w FROM a JOIN b ON a.k = b.k"},
     {"inner_join_4",
-     "SELECT a.id, b.id AS bid, c.label, d.qty FROM a JOIN b ON a.k = b.k JOIN c ON c.k = b.k JOIN d ON d.a_id = a.id"},
-    {"implicit_cross_join_where", "SELECT a.id, c.label FROM a, c WHERE a.k = c.k AND c.label <> 'l3'"},
+     "SELECT a.id, b.id AS bid, c.label, d.qty FROM a JOIN b ON a.k = b.k JOIN c ON c.k = b.k JOIN "
+     "d ON d.a_id = a.id"},
+    {"implicit_cross_join_where",
+     "SELECT a.id, c.label FROM a, c WHERE a.k = c.k AND c.label <> 'l3'"},
     {"left_join", "SELECT a.id, a.k, c.label FROM a LEFT JOIN c ON a.k = c.k"},
-    {"left_join_chain", "SELECT a.id, c.label, d.qty FROM a LEFT JOIN c ON a.k = c.k LEFT JOIN d ON d.a_id = a.id"},
+    {"left_join_chain",
+     "SELECT a.id, c.label, d.qty FROM a LEFT JOIN c ON a.k = c.k LEFT JOIN d ON d.a_id = a.id"},
     {"right_join", "SELECT c.label, a.id FROM a RIGHT JOIN c ON a.k = c.k"},
-    {"group_algebraic", "SELECT k, count(*) AS n, count(v) AS nv, sum(v) AS sv, avg(v) AS av FROM a GROUP BY k"},
+    {"group_algebraic",
+     "SELECT k, count(*) AS n, count(v) AS nv, sum(v) AS sv, avg(v) AS av FROM a GROUP BY k"},
     {"group_min_max", "SELECT k, min(v) AS mi, max(s) AS ms FROM a GROUP BY k"},
     {"group_other_aggregates",
-     "SELECT k, count(DISTINCT v) AS dv, string_agg(s, ',' ORDER BY s) AS ss, bool_or(v > 20) AS big FROM a GROUP BY k"},
+     "SELECT k, count(DISTINCT v) AS dv, string_agg(s, ',' ORDER BY s) AS ss, bool_or(v > 20) AS "
+     "big FROM a GROUP BY k"},
     {"group_having", "SELECT k, sum(v) AS sv FROM a GROUP BY k HAVING count(*) > 2"},
     {"group_expression_target", "SELECT k, sum(v) * 2 + count(*) AS score FROM a GROUP BY k"},
-    {"group_multi_key_nulls", "SELECT k, v % 2 AS p, count(*) AS n, min(id) AS mid FROM a GROUP BY k, v % 2"},
+    {"group_multi_key_nulls",
+     "SELECT k, v % 2 AS p, count(*) AS n, min(id) AS mid FROM a GROUP BY k, v % 2"},
     {"global_aggregate", "SELECT count(*) AS n, sum(v) AS sv, max(v) AS mx FROM a"},
-    {"aggregate_over_join", "SELECT c.label, count(*) AS n, sum(a.v) AS sv FROM a JOIN c ON a.k = c.k GROUP BY c.label"},
+    {"aggregate_over_join",
+     "SELECT c.label, count(*) AS n, sum(a.v) AS sv FROM a JOIN c ON a.k = c.k GROUP BY c.label"},
     {"distinct", "SELECT DISTINCT k, v % 3 AS m FROM a"},
     {"union_all", "SELECT k, v FROM a UNION ALL SELECT a_id, qty FROM d"},
     {"subquery_in_from",
-     "SELECT x.k, x.v2, c.label FROM (SELECT k, v * 2 AS v2 FROM a WHERE v IS NOT NULL) AS x JOIN c ON c.k = x.k"},
-    {"exists", "SELECT a.id, a.v FROM a WHERE EXISTS (SELECT 1 FROM d WHERE d.a_id = a.id AND d.qty > 2)"},
+     "SELECT x.k, x.v2, c.label FROM (SELECT k, v * 2 AS v2 FROM a WHERE v IS NOT NULL) AS x JOIN "
+     "c ON c.k = x.k"},
+    {"exists",
+     "SELECT a.id, a.v FROM a WHERE EXISTS (SELECT 1 FROM d WHERE d.a_id = a.id AND d.qty > 2)"},
     {"not_exists", "SELECT b.id, b.k FROM b WHERE NOT EXISTS (SELECT 1 FROM a WHERE a.k = b.k)"},
     {"in_subquery", "SELECT c.k, c.label FROM c WHERE c.k IN (SELECT k FROM b WHERE w > 5)"},
     {"duplicates_projection", "SELECT k, s FROM a"},
 };
 
 class Oracle : public PgTest, public ::testing::WithParamInterface<Shape> {
-protected:
+  protected:
     void SetUp() override {
         PgTest::SetUp();
         exec("CREATE TABLE a (id int, k int, v int, s text)");  // no key: duplicates allowed
         exec("CREATE TABLE b (id int PRIMARY KEY, k int, w numeric)");
         exec("CREATE TABLE c (k int, label text)");
         exec("CREATE TABLE d (id int, a_id int, qty int)");
-        exec("INSERT INTO a SELECT g, CASE WHEN g % 7 = 0 THEN NULL ELSE g % 5 END, g % 31, "
-             "(ARRAY['x','y','z',NULL])[1 + g % 4] FROM generate_series(1, 40) g");
+        exec(
+            "INSERT INTO a SELECT g, CASE WHEN g % 7 = 0 THEN NULL ELSE g % 5 END, g % 31, "
+            "(ARRAY['x','y','z',NULL])[1 + g % 4] FROM generate_series(1, 40) g");
         exec("INSERT INTO a SELECT * FROM a WHERE id % 6 = 0");  // exact duplicates
-        exec("INSERT INTO b SELECT g, CASE WHEN g % 9 = 0 THEN NULL ELSE g % 6 END, g * 0.75 FROM generate_series(1, 15) g");
+        exec(
+            "INSERT INTO b SELECT g, CASE WHEN g % 9 = 0 THEN NULL ELSE g % 6 END, g * 0.75 FROM "
+            "generate_series(1, 15) g");
         exec("INSERT INTO c SELECT g % 6, 'l' || (g % 4) FROM generate_series(1, 8) g");
         exec("INSERT INTO c VALUES (NULL, 'lnull')");
         exec("INSERT INTO d SELECT g, g % 45, g % 5 FROM generate_series(1, 30) g");
@@ -62,30 +74,53 @@ protected:
     std::string random_statement(std::mt19937& rng) {
         auto r = [&](int lo, int hi) { return std::uniform_int_distribution<int>(lo, hi)(rng); };
         auto key = [&]() { return r(0, 9) == 0 ? std::string("NULL") : std::to_string(r(0, 6)); };
-        auto maybe_null = [&](int lo, int hi) { return r(0, 8) == 0 ? std::string("NULL") : std::to_string(r(lo, hi)); };
+        auto maybe_null = [&](int lo, int hi) {
+            return r(0, 8) == 0 ? std::string("NULL") : std::to_string(r(lo, hi));
+        };
         switch (r(0, 15)) {
             case 0:
             case 1:
-                return "INSERT INTO a VALUES (" + std::to_string(r(1, 60)) + ", " + key() + ", " + maybe_null(0, 30) +
-                       ", " + (r(0, 3) == 0 ? "NULL" : "'" + std::string(1, static_cast<char>('x' + r(0, 2))) + "'") + ")";
-            case 2: return "INSERT INTO a SELECT * FROM a WHERE id = " + std::to_string(r(1, 60));  // duplicate rows
-            case 3: return "UPDATE a SET k = " + key() + " WHERE id = " + std::to_string(r(1, 60));
-            case 4: return "UPDATE a SET v = " + maybe_null(0, 30) + " WHERE id % 7 = " + std::to_string(r(0, 6));
-            case 5: return "DELETE FROM a WHERE id = " + std::to_string(r(1, 60));
+                return "INSERT INTO a VALUES (" + std::to_string(r(1, 60)) + ", " + key() + ", " +
+                       maybe_null(0, 30) + ", " +
+                       (r(0, 3) == 0
+                            ? "NULL"
+                            : "'" + std::string(1, static_cast<char>('x' + r(0, 2))) + "'") +
+                       ")";
+            case 2:
+                return "INSERT INTO a SELECT * FROM a WHERE id = " +
+                       std::to_string(r(1, 60));  // duplicate rows
+            case 3:
+                return "UPDATE a SET k = " + key() + " WHERE id = " + std::to_string(r(1, 60));
+            case 4:
+                return "UPDATE a SET v = " + maybe_null(0, 30) +
+                       " WHERE id % 7 = " + std::to_string(r(0, 6));
+            case 5:
+                return "DELETE FROM a WHERE id = " + std::to_string(r(1, 60));
             case 6:
-                return "INSERT INTO b VALUES (" + std::to_string(r(1, 30)) + ", " + key() + ", " + std::to_string(r(0, 20)) +
+                return "INSERT INTO b VALUES (" + std::to_string(r(1, 30)) + ", " + key() + ", " +
+                       std::to_string(r(0, 20)) +
                        ") ON CONFLICT (id) DO UPDATE SET k = EXCLUDED.k, w = EXCLUDED.w";
-            case 7: return "UPDATE b SET w = w + 3 WHERE id = " + std::to_string(r(1, 30));
-            case 8: return "DELETE FROM b WHERE id = " + std::to_string(r(1, 30));
-            case 9: return "INSERT INTO c VALUES (" + key() + ", 'l" + std::to_string(r(0, 4)) + "')";
-            case 10: return "UPDATE c SET k = " + key() + " WHERE label = 'l" + std::to_string(r(0, 4)) + "'";
-            case 11: return "DELETE FROM c WHERE ctid = (SELECT ctid FROM c ORDER BY random() LIMIT 1)";
+            case 7:
+                return "UPDATE b SET w = w + 3 WHERE id = " + std::to_string(r(1, 30));
+            case 8:
+                return "DELETE FROM b WHERE id = " + std::to_string(r(1, 30));
+            case 9:
+                return "INSERT INTO c VALUES (" + key() + ", 'l" + std::to_string(r(0, 4)) + "')";
+            case 10:
+                return "UPDATE c SET k = " + key() + " WHERE label = 'l" + std::to_string(r(0, 4)) +
+                       "'";
+            case 11:
+                return "DELETE FROM c WHERE ctid = (SELECT ctid FROM c ORDER BY random() LIMIT 1)";
             case 12:
-                return "INSERT INTO d VALUES (" + std::to_string(r(1, 60)) + ", " + std::to_string(r(1, 60)) + ", " +
-                       maybe_null(0, 6) + ")";
-            case 13: return "UPDATE d SET a_id = " + std::to_string(r(1, 60)) + " WHERE id = " + std::to_string(r(1, 60));
-            case 14: return "UPDATE d SET qty = qty + 1 WHERE a_id % 5 = " + std::to_string(r(0, 4));
-            default: return "DELETE FROM d WHERE id = " + std::to_string(r(1, 60));
+                return "INSERT INTO d VALUES (" + std::to_string(r(1, 60)) + ", " +
+                       std::to_string(r(1, 60)) + ", " + maybe_null(0, 6) + ")";
+            case 13:
+                return "UPDATE d SET a_id = " + std::to_string(r(1, 60)) +
+                       " WHERE id = " + std::to_string(r(1, 60));
+            case 14:
+                return "UPDATE d SET qty = qty + 1 WHERE a_id % 5 = " + std::to_string(r(0, 4));
+            default:
+                return "DELETE FROM d WHERE id = " + std::to_string(r(1, 60));
         }
     }
 
@@ -94,33 +129,40 @@ protected:
         const bool one_txn = std::uniform_int_distribution<int>(0, 2)(rng) == 0;
         std::string sql = one_txn ? "BEGIN;" : "";
         for (int i = 0; i < n; ++i) sql += random_statement(rng) + ";";
-        if (one_txn) sql += "COMMIT;";
+        if (one_txn)
+            sql += "COMMIT;";
         exec(sql);
     }
 };
 
 TEST_P(Oracle, differential_refresh_equals_query_after_random_batches) {
     const Shape& shape = GetParam();
-    exec(std::string("CALL pgtrickle.create_stream_table(name => 'st', query => $q$") + shape.query +
-         "$q$, refresh_mode => 'differential')");
-    ASSERT_EQ(scalar("SELECT effective_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'st'"), "differential");
+    exec(std::string("CALL pgtrickle.create_stream_table(name => 'st', query => $q$") +
+         shape.query + "$q$, refresh_mode => 'differential')");
+    ASSERT_EQ(
+        scalar("SELECT effective_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'st'"),
+        "differential");
     expect_matches_query("st", shape.query);
     std::mt19937 rng(static_cast<unsigned>(std::hash<std::string>{}(shape.name)));
     int differential = 0;
     for (int batch = 0; batch < 25 && !HasFailure(); ++batch) {
         random_batch(rng);
         exec("CALL pgtrickle.refresh_stream_table('st')");
-        if (scalar("SELECT last_refresh_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'st'") == "differential") {
+        if (scalar("SELECT last_refresh_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_name = "
+                   "'st'") == "differential") {
             ++differential;
         }
         expect_matches_query("st", shape.query);
-        if (HasFailure()) ADD_FAILURE() << "after batch " << batch;
+        if (HasFailure())
+            ADD_FAILURE() << "after batch " << batch;
     }
     EXPECT_GE(differential, 5) << "refreshes after changes to read tables must be differential";
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, Oracle, ::testing::ValuesIn(kShapes),
-                         [](const ::testing::TestParamInfo<Shape>& info) { return std::string(info.param.name); });
+                         [](const ::testing::TestParamInfo<Shape>& info) {
+                             return std::string(info.param.name);
+                         });
 
 }  // namespace
 }  // namespace pgt::test

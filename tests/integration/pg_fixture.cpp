@@ -11,17 +11,22 @@ namespace {
 std::string run_capture(const std::string& cmd) {
     std::string out;
     FILE* p = popen(cmd.c_str(), "r");
-    if (!p) return out;
+    if (!p)
+        return out;
     char buf[512];
     while (fgets(buf, sizeof buf, p)) out += buf;
-    if (pclose(p) != 0) throw std::runtime_error("command failed: " + cmd + "\n" + out);
+    if (pclose(p) != 0)
+        throw std::runtime_error("command failed: " + cmd + "\n" + out);
     return out;
 }
 
 void stop_server() {
     Server& s = Server::instance();
-    if (s.dir.empty()) return;
-    std::system(("bash " PGTRICKLE_SOURCE_DIR "/tests/support/pgtmp.sh stop '" + s.dir + "' >/dev/null 2>&1").c_str());
+    if (s.dir.empty())
+        return;
+    std::system(("bash " PGTRICKLE_SOURCE_DIR "/tests/support/pgtmp.sh stop '" + s.dir +
+                 "' >/dev/null 2>&1")
+                    .c_str());
     s.dir.clear();
 }
 
@@ -32,14 +37,18 @@ void on_signal(int sig) {
 }
 
 class ServerEnvironment : public ::testing::Environment {
-public:
+  public:
     void SetUp() override {
-        const std::string out = run_capture("bash " PGTRICKLE_SOURCE_DIR "/tests/support/pgtmp.sh start");
+        const std::string out =
+            run_capture("bash " PGTRICKLE_SOURCE_DIR "/tests/support/pgtmp.sh start");
         std::smatch m;
         Server& s = Server::instance();
-        if (std::regex_search(out, m, std::regex("PGTMP_DIR=([^;]+);"))) s.dir = m[1];
-        if (std::regex_search(out, m, std::regex("PGPORT=([0-9]+)"))) s.port = m[1];
-        if (s.dir.empty() || s.port.empty()) throw std::runtime_error("could not start a test server: " + out);
+        if (std::regex_search(out, m, std::regex("PGTMP_DIR=([^;]+);")))
+            s.dir = m[1];
+        if (std::regex_search(out, m, std::regex("PGPORT=([0-9]+)")))
+            s.port = m[1];
+        if (s.dir.empty() || s.port.empty())
+            throw std::runtime_error("could not start a test server: " + out);
         std::atexit(stop_server);
         std::signal(SIGINT, on_signal);
         std::signal(SIGTERM, on_signal);
@@ -52,8 +61,10 @@ public:
 std::string test_db_name() {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
     std::string name = std::string(info->test_suite_name()) + "_" + info->name();
-    for (auto& c : name) c = std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(c)) : '_';
-    if (name.size() > 60) name = name.substr(0, 60);
+    for (auto& c : name)
+        c = std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(c)) : '_';
+    if (name.size() > 60)
+        name = name.substr(0, 60);
     return name;
 }
 
@@ -101,7 +112,8 @@ void PgTest::exec(const std::string& sql) {
 std::string PgTest::scalar(const std::string& sql) {
     pqxx::nontransaction tx(*conn_);
     auto r = tx.exec(sql);
-    if (r.empty() || r[0][0].is_null()) return "";
+    if (r.empty() || r[0][0].is_null())
+        return "";
     return r[0][0].c_str();
 }
 
@@ -110,7 +122,8 @@ std::vector<std::string> PgTest::rows(const std::string& sql) {
     std::vector<std::string> out;
     for (const auto& row : tx.exec(sql)) {
         std::string line;
-        for (const auto& f : row) line += (line.empty() ? "" : "|") + std::string(f.is_null() ? "NULL" : f.c_str());
+        for (const auto& f : row)
+            line += (line.empty() ? "" : "|") + std::string(f.is_null() ? "NULL" : f.c_str());
         out.push_back(line);
     }
     std::sort(out.begin(), out.end());
@@ -118,16 +131,19 @@ std::vector<std::string> PgTest::rows(const std::string& sql) {
 }
 
 long long PgTest::multiset_diff(const std::string& a, const std::string& b) {
-    return std::stoll(scalar("SELECT count(*) FROM (((" + a + ") EXCEPT ALL (" + b + ")) UNION ALL ((" + b +
-                             ") EXCEPT ALL (" + a + "))) AS d"));
+    return std::stoll(scalar("SELECT count(*) FROM (((" + a + ") EXCEPT ALL (" + b +
+                             ")) UNION ALL ((" + b + ") EXCEPT ALL (" + a + "))) AS d"));
 }
 
 void PgTest::expect_matches_query(const std::string& st, const std::string& query) {
     const std::string cols = scalar(
-        "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute WHERE attrelid = '" + st +
+        "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute WHERE "
+        "attrelid = '" +
+        st +
         "'::regclass AND attnum > 0 AND NOT attisdropped AND attname NOT LIKE '\\_\\_pgt\\_%'");
     const long long diff = multiset_diff("SELECT " + cols + " FROM " + st, query);
-    EXPECT_EQ(diff, 0) << "stream table " << st << " differs from its query in " << diff << " rows\nquery: " << query;
+    EXPECT_EQ(diff, 0) << "stream table " << st << " differs from its query in " << diff
+                       << " rows\nquery: " << query;
 }
 
 }  // namespace pgt::test

@@ -20,7 +20,7 @@ struct Server {
 
 /// A test with its own database, pg_trickle installed.
 class PgTest : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override;
     void TearDown() override;
 

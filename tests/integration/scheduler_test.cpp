@@ -10,7 +10,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 class Scheduler : public PgTest {
-protected:
+  protected:
     void SetUp() override {
         PgTest::SetUp();
         exec("CREATE TABLE orders (id int PRIMARY KEY, customer_id int, amount int)");
@@ -20,11 +20,12 @@ protected:
     double wait_for(const std::string& sql, const std::string& want, double seconds) {
         const auto start = Clock::now();
         while (std::chrono::duration<double>(Clock::now() - start).count() < seconds) {
-            if (scalar(sql) == want) return std::chrono::duration<double>(Clock::now() - start).count();
+            if (scalar(sql) == want)
+                return std::chrono::duration<double>(Clock::now() - start).count();
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
         }
-        ADD_FAILURE() << "timed out after " << seconds << " s waiting for " << sql << " = " << want << " (last: " << scalar(sql)
-                      << ")";
+        ADD_FAILURE() << "timed out after " << seconds << " s waiting for " << sql << " = " << want
+                      << " (last: " << scalar(sql) << ")";
         return seconds;
     }
     void set_global(const std::string& setting, const std::string& value) {
@@ -34,37 +35,52 @@ protected:
 };
 
 TEST_F(Scheduler, stream_table_with_1s_schedule_reflects_a_write_in_bounded_time) {
-    exec("CALL pgtrickle.create_stream_table(name => 's', query => 'SELECT customer_id, count(*) AS n FROM orders GROUP BY 1', "
-         "schedule => '1s')");
+    exec(
+        "CALL pgtrickle.create_stream_table(name => 's', query => 'SELECT customer_id, count(*) AS "
+        "n FROM orders GROUP BY 1', "
+        "schedule => '1s')");
     wait_for("SELECT pgtrickle.scheduler_pid() IS NOT NULL", "t", 10);
     exec("INSERT INTO orders VALUES (1000, 42, 1)");
     const double took = wait_for("SELECT count(*) FROM s WHERE customer_id = 42", "1", 5);
     EXPECT_LT(took, 3.0);
-    EXPECT_EQ(scalar("SELECT count(*) > 0 FROM pgtrickle.pgt_refresh_history WHERE trigger IN ('schedule', 'wake')"), "t");
+    EXPECT_EQ(scalar("SELECT count(*) > 0 FROM pgtrickle.pgt_refresh_history WHERE trigger IN "
+                     "('schedule', 'wake')"),
+              "t");
 }
 
 TEST_F(Scheduler, writers_wake_the_scheduler_for_short_schedules) {
-    exec("CALL pgtrickle.create_stream_table(name => 's', query => 'SELECT id, amount FROM orders', schedule => '1s')");
+    exec(
+        "CALL pgtrickle.create_stream_table(name => 's', query => 'SELECT id, amount FROM orders', "
+        "schedule => '1s')");
     wait_for("SELECT pgtrickle.scheduler_pid() IS NOT NULL", "t", 10);
-    std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // let the first scheduled refresh pass
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(1500));  // let the first scheduled refresh pass
     exec("INSERT INTO orders VALUES (2000, 1, 1)");
     wait_for("SELECT count(*) FROM s WHERE id = 2000", "1", 5);
-    EXPECT_EQ(scalar("SELECT count(*) > 0 FROM pgtrickle.pgt_refresh_history WHERE trigger = 'wake' AND rows_changed > 0"), "t");
+    EXPECT_EQ(scalar("SELECT count(*) > 0 FROM pgtrickle.pgt_refresh_history WHERE trigger = "
+                     "'wake' AND rows_changed > 0"),
+              "t");
 }
 
 TEST_F(Scheduler, downstream_refreshes_after_upstream_in_one_cycle) {
-    exec("CALL pgtrickle.create_stream_table(name => 'up', query => 'SELECT customer_id, sum(amount) AS total FROM orders "
-         "GROUP BY 1', schedule => '1s')");
-    exec("CALL pgtrickle.create_stream_table(name => 'down', query => 'SELECT customer_id, total FROM up WHERE total > 1000', "
-         "schedule => '1s')");
+    exec(
+        "CALL pgtrickle.create_stream_table(name => 'up', query => 'SELECT customer_id, "
+        "sum(amount) AS total FROM orders "
+        "GROUP BY 1', schedule => '1s')");
+    exec(
+        "CALL pgtrickle.create_stream_table(name => 'down', query => 'SELECT customer_id, total "
+        "FROM up WHERE total > 1000', "
+        "schedule => '1s')");
     wait_for("SELECT pgtrickle.scheduler_pid() IS NOT NULL", "t", 10);
     exec("INSERT INTO orders VALUES (3000, 77, 5000)");
     wait_for("SELECT count(*) FROM down WHERE customer_id = 77", "1", 8);
     // The refresh of `down` that brought customer 77 came after the refresh of `up` that did.
     const std::string order = scalar(
-        "SELECT (SELECT min(history_id) FROM pgtrickle.pgt_refresh_history h JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) "
+        "SELECT (SELECT min(history_id) FROM pgtrickle.pgt_refresh_history h JOIN "
+        "pgtrickle.pgt_stream_tables s USING (pgt_id) "
         "WHERE s.pgt_name = 'up' AND h.rows_changed > 0 AND h.trigger <> 'manual') < "
-        "(SELECT min(history_id) FROM pgtrickle.pgt_refresh_history h JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) "
+        "(SELECT min(history_id) FROM pgtrickle.pgt_refresh_history h JOIN "
+        "pgtrickle.pgt_stream_tables s USING (pgt_id) "
         "WHERE s.pgt_name = 'down' AND h.rows_changed > 0 AND h.trigger <> 'manual')");
     EXPECT_EQ(order, "t");
     expect_matches_query("up", "SELECT customer_id, sum(amount) AS total FROM orders GROUP BY 1");
@@ -72,7 +88,9 @@ TEST_F(Scheduler, downstream_refreshes_after_upstream_in_one_cycle) {
 }
 
 TEST_F(Scheduler, a_dependency_cycle_cannot_be_created) {
-    exec("CALL pgtrickle.create_stream_table(name => 'a', query => 'SELECT customer_id FROM orders')");
+    exec(
+        "CALL pgtrickle.create_stream_table(name => 'a', query => 'SELECT customer_id FROM "
+        "orders')");
     exec("CALL pgtrickle.create_stream_table(name => 'b', query => 'SELECT customer_id FROM a')");
     try {
         exec("CALL pgtrickle.alter_stream_table('a', query => 'SELECT customer_id FROM b')");
@@ -84,38 +102,53 @@ TEST_F(Scheduler, a_dependency_cycle_cannot_be_created) {
 
 TEST_F(Scheduler, failures_back_off_then_suspend_and_resume_recovers) {
     set_global("pg_trickle.max_consecutive_errors", "3");
-    exec("CREATE FUNCTION boom(int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS "
-         "$$ BEGIN IF $1 = 666 THEN RAISE EXCEPTION 'boom %', $1; END IF; RETURN $1; END $$");
-    exec("CALL pgtrickle.create_stream_table(name => 'fragile', query => 'SELECT id, boom(amount) AS b FROM orders', "
-         "schedule => '1s')");
+    exec(
+        "CREATE FUNCTION boom(int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS "
+        "$$ BEGIN IF $1 = 666 THEN RAISE EXCEPTION 'boom %', $1; END IF; RETURN $1; END $$");
+    exec(
+        "CALL pgtrickle.create_stream_table(name => 'fragile', query => 'SELECT id, boom(amount) "
+        "AS b FROM orders', "
+        "schedule => '1s')");
     exec("INSERT INTO orders VALUES (666, 1, 666)");
     wait_for("SELECT status FROM pgtrickle.pgt_status WHERE pgt_name = 'fragile'", "suspended", 20);
-    EXPECT_EQ(scalar("SELECT consecutive_errors FROM pgtrickle.pgt_status WHERE pgt_name = 'fragile'"), "3");
-    EXPECT_NE(scalar("SELECT last_error FROM pgtrickle.pgt_status WHERE pgt_name = 'fragile'").find("boom 666"),
+    EXPECT_EQ(
+        scalar("SELECT consecutive_errors FROM pgtrickle.pgt_status WHERE pgt_name = 'fragile'"),
+        "3");
+    EXPECT_NE(scalar("SELECT last_error FROM pgtrickle.pgt_status WHERE pgt_name = 'fragile'")
+                  .find("boom 666"),
               std::string::npos);
     // Backoff: retries were spaced (1 s, then 2 s) rather than every tick.
-    EXPECT_EQ(scalar("SELECT count(*) FROM pgtrickle.pgt_refresh_history WHERE mode = 'failed'"), "3");
+    EXPECT_EQ(scalar("SELECT count(*) FROM pgtrickle.pgt_refresh_history WHERE mode = 'failed'"),
+              "3");
     exec("DELETE FROM orders WHERE id = 666");
     exec("CALL pgtrickle.alter_stream_table('fragile', status => 'active')");
-    wait_for("SELECT status || ':' || consecutive_errors FROM pgtrickle.pgt_status WHERE pgt_name = 'fragile'", "active:0", 10);
+    wait_for(
+        "SELECT status || ':' || consecutive_errors FROM pgtrickle.pgt_status WHERE pgt_name = "
+        "'fragile'",
+        "active:0", 10);
     expect_matches_query("fragile", "SELECT id, boom(amount) AS b FROM orders");
     set_global("pg_trickle.max_consecutive_errors", "DEFAULT");
 }
 
 TEST_F(Scheduler, terminated_scheduler_is_restarted_and_keeps_refreshing) {
-    exec("CALL pgtrickle.create_stream_table(name => 's', query => 'SELECT id FROM orders', schedule => '1s')");
+    exec(
+        "CALL pgtrickle.create_stream_table(name => 's', query => 'SELECT id FROM orders', "
+        "schedule => '1s')");
     const std::string pid = [&] {
         wait_for("SELECT pgtrickle.scheduler_pid() IS NOT NULL", "t", 10);
         return scalar("SELECT pgtrickle.scheduler_pid()");
     }();
     exec("SELECT pg_terminate_backend(" + pid + ")");
-    wait_for("SELECT pgtrickle.scheduler_pid() IS NOT NULL AND pgtrickle.scheduler_pid() <> " + pid, "t", 15);
+    wait_for("SELECT pgtrickle.scheduler_pid() IS NOT NULL AND pgtrickle.scheduler_pid() <> " + pid,
+             "t", 15);
     exec("INSERT INTO orders VALUES (4000, 1, 1)");
     wait_for("SELECT count(*) FROM s WHERE id = 4000", "1", 5);
 }
 
 TEST_F(Scheduler, drop_extension_stops_the_scheduler_and_drop_database_is_not_blocked) {
-    exec("CALL pgtrickle.create_stream_table(name => 's', query => 'SELECT id FROM orders', schedule => '1s')");
+    exec(
+        "CALL pgtrickle.create_stream_table(name => 's', query => 'SELECT id FROM orders', "
+        "schedule => '1s')");
     wait_for("SELECT pgtrickle.scheduler_pid() IS NOT NULL", "t", 10);
     // A second database with a running scheduler can be dropped without FORCE.
     exec("CREATE DATABASE sched_victim");
@@ -124,16 +157,21 @@ TEST_F(Scheduler, drop_extension_stops_the_scheduler_and_drop_database_is_not_bl
         pqxx::nontransaction t(c);
         t.exec("CREATE EXTENSION pg_trickle");
         t.exec("CREATE TABLE x (a int)");
-        t.exec("CALL pgtrickle.create_stream_table(name => 'sx', query => 'SELECT a FROM x', schedule => '1s')");
-        for (int i = 0; i < 250 && t.exec("SELECT pgtrickle.scheduler_pid() IS NULL")[0][0].as<bool>(); ++i) {
+        t.exec(
+            "CALL pgtrickle.create_stream_table(name => 'sx', query => 'SELECT a FROM x', schedule "
+            "=> '1s')");
+        for (int i = 0;
+             i < 250 && t.exec("SELECT pgtrickle.scheduler_pid() IS NULL")[0][0].as<bool>(); ++i) {
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
         }
     }
     exec("DROP DATABASE sched_victim");
     exec("DROP EXTENSION pg_trickle CASCADE");
-    wait_for("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_trickle scheduler' AND datname = "
-             "current_database()",
-             "0", 10);
+    wait_for(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_trickle scheduler' AND "
+        "datname = "
+        "current_database()",
+        "0", 10);
     exec("CREATE EXTENSION pg_trickle");  // for TearDown symmetry
 }
 

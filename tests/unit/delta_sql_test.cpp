@@ -101,7 +101,8 @@ TEST(DeltaSql, algebraic_groups_keep_counts_for_sum_and_avg) {
     EXPECT_TRUE(l.algebraic);
     std::vector<std::string> names;
     for (const auto& h : l.hidden) names.push_back(h.name);
-    EXPECT_EQ(names, (std::vector<std::string>{"__pgt_row_id", "__pgt_count", "__pgt_nn_2", "__pgt_nn_3", "__pgt_sum_3"}));
+    EXPECT_EQ(names, (std::vector<std::string>{"__pgt_row_id", "__pgt_count", "__pgt_nn_2",
+                                               "__pgt_nn_3", "__pgt_sum_3"}));
     const std::string sql = delta_apply_sql(q, l, "\"public\".\"st\"", {"1:2:", {"sn_a"}});
     EXPECT_EQ(sql.rfind("WITH", 0), 0u);
     EXPECT_NE(sql.find("MERGE INTO \"public\".\"st\""), std::string::npos);

@@ -9,13 +9,13 @@ namespace {
 constexpr int64_t kNow = 1795255650000LL;
 
 TEST(Scheduling, cron_next_fire_follows_fields) {
-    EXPECT_EQ(*next_cron_fire("*/5 * * * *", kNow), 1795255800000LL);    // 10:10
-    EXPECT_EQ(*next_cron_fire("0 * * * *", kNow), 1795258800000LL);      // 11:00
-    EXPECT_EQ(*next_cron_fire("30 9 * * *", kNow), 1795339800000LL);     // next day 09:30
-    EXPECT_EQ(*next_cron_fire("0 0 1 * *", kNow), 1796083200000LL);      // 2026-12-01 00:00
-    EXPECT_EQ(*next_cron_fire("0 12 * * 0", kNow), 1795348800000LL);     // Sunday 2026-11-22 12:00
-    EXPECT_EQ(*next_cron_fire("0 12 * * 7", kNow), 1795348800000LL);     // 7 is Sunday too
-    EXPECT_FALSE(next_cron_fire("0 0 31 2 *", kNow).has_value());        // never
+    EXPECT_EQ(*next_cron_fire("*/5 * * * *", kNow), 1795255800000LL);  // 10:10
+    EXPECT_EQ(*next_cron_fire("0 * * * *", kNow), 1795258800000LL);    // 11:00
+    EXPECT_EQ(*next_cron_fire("30 9 * * *", kNow), 1795339800000LL);   // next day 09:30
+    EXPECT_EQ(*next_cron_fire("0 0 1 * *", kNow), 1796083200000LL);    // 2026-12-01 00:00
+    EXPECT_EQ(*next_cron_fire("0 12 * * 0", kNow), 1795348800000LL);   // Sunday 2026-11-22 12:00
+    EXPECT_EQ(*next_cron_fire("0 12 * * 7", kNow), 1795348800000LL);   // 7 is Sunday too
+    EXPECT_FALSE(next_cron_fire("0 0 31 2 *", kNow).has_value());      // never
 }
 
 TEST(Scheduling, due_times_for_durations_and_first_refresh) {
