@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "capture.h"
+#include "catalog.h"
 #include "core/delta_sql.h"
 #include "core/schedule.h"
 #include "core/scheduling.h"
@@ -264,11 +265,16 @@ void record_definition(int64_t id, const Defined& d, const std::string& query,
          std::string(d.analysis.layout.kind == ivm::StorageKind::groups ? "groups" : "rows")});
     spi::run("DELETE FROM pgtrickle.pgt_dependencies WHERE pgt_id = $1::bigint", {sid});
     for (Oid rel : d.analysis.translation.relations) {
-        spi::run(
-            "INSERT INTO pgtrickle.pgt_dependencies (pgt_id, source_relid, source_stable_name) "
-            "SELECT $1::bigint, $2::oid, source_stable_name FROM pgtrickle.pgt_change_tracking "
-            "WHERE source_relid = $2::oid ON CONFLICT DO NOTHING",
-            {sid, std::to_string(rel)});
+        if (catalog::has_stable_names()) {
+            spi::run("INSERT INTO pgtrickle.pgt_dependencies (pgt_id, source_relid, source_stable_name) "
+                     "SELECT $1::bigint, $2::oid, source_stable_name FROM pgtrickle.pgt_change_tracking "
+                     "WHERE source_relid = $2::oid ON CONFLICT DO NOTHING",
+                     {sid, std::to_string(rel)});
+        } else {
+            spi::run("INSERT INTO pgtrickle.pgt_dependencies (pgt_id, source_relid) VALUES ($1::bigint, $2::oid) "
+                     "ON CONFLICT DO NOTHING",
+                     {sid, std::to_string(rel)});
+        }
     }
 }
 
@@ -334,7 +340,10 @@ PGT_FUNCTION(pgtrickle_create_stream_table) {
     const auto schedule = opt_text_arg(fcinfo, 2);
     const std::string refresh_mode = PG_ARGISNULL(3) ? "auto" : text_arg(fcinfo, 3);
     const std::string cdc_mode = PG_ARGISNULL(4) ? "auto" : text_arg(fcinfo, 4);
-    const bool initialize = PG_ARGISNULL(6) ? true : PG_GETARG_BOOL(6);
+    // Catalogs before 0.33.0 declare the procedure without output_distribution_column.
+    const bool has_odc_arg = PG_NARGS() >= 7;
+    const int init_arg = has_odc_arg ? 6 : 5;
+    const bool initialize = PG_ARGISNULL(init_arg) ? true : PG_GETARG_BOOL(init_arg);
     check_one_of("refresh_mode", refresh_mode, {"auto", "differential", "full"});
     check_one_of("cdc_mode", cdc_mode, {"auto", "trigger", "wal"});
     if (cdc_mode == "wal") {
@@ -342,7 +351,7 @@ PGT_FUNCTION(pgtrickle_create_stream_table) {
                     "WAL-based capture arrives with distributed (Citus) sources.",
                     "Use cdc_mode => 'auto' or 'trigger'.");
     }
-    if (!PG_ARGISNULL(5)) {
+    if (has_odc_arg && !PG_ARGISNULL(5)) {
         throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
                     "output_distribution_column is not supported yet",
                     "Distributed stream-table storage arrives with Citus support.",
@@ -516,15 +525,13 @@ PGT_FUNCTION(pgtrickle_explain_stream_table) {
 PGT_FUNCTION(pgtrickle_pending_changes) {
     const int64_t id = PG_GETARG_INT64(0);
     spi::Session spi;
-    auto srcs = spi::exec(
-        "SELECT COALESCE(ct.source_stable_name, ct.source_relid::oid::text), "
-        "st.frontier->'sources'->"
-        "COALESCE(ct.source_stable_name, ct.source_relid::oid::text)->>'snapshot' FROM "
-        "pgtrickle.pgt_stream_tables st "
-        "JOIN pgtrickle.pgt_dependencies d ON d.pgt_id = st.pgt_id "
-        "JOIN pgtrickle.pgt_change_tracking ct ON ct.source_relid = d.source_relid WHERE st.pgt_id "
-        "= $1::bigint",
-        {std::to_string(id)});
+    const std::string key = catalog::source_key_sql("ct");
+    auto srcs = spi::exec("SELECT " + key + ", st.frontier->'sources'->" + key +
+                              "->>'snapshot' FROM pgtrickle.pgt_stream_tables st "
+                              "JOIN pgtrickle.pgt_dependencies d ON d.pgt_id = st.pgt_id "
+                              "JOIN pgtrickle.pgt_change_tracking ct ON ct.source_relid = d.source_relid "
+                              "WHERE st.pgt_id = $1::bigint",
+                          {std::to_string(id)});
     int64_t total = 0;
     bool unknown = false;
     for (const auto& row : srcs.rows) {
@@ -556,7 +563,7 @@ PGT_FUNCTION(pgtrickle_source_stable_name) {
     if (name == nullptr)
         PG_RETURN_NULL();
     spi::Session spi;
-    const std::string sn = capture::resolve(relid).stable_name;
+    const std::string sn = capture::stable_name_of(relid);
     spi.finish();
     text* t = nullptr;
     pg_call([&] { t = cstring_to_text_with_len(sn.data(), static_cast<int>(sn.size())); });

@@ -3,6 +3,7 @@
 #include <map>
 #include <vector>
 
+#include "catalog.h"
 #include "core/sql_ident.h"
 #include "core/stable_name.h"
 #include "pg_guard.h"
@@ -76,11 +77,9 @@ std::string relid_text(Oid relid) {
 
 /// The catalog key of a captured source: its stable name, or its OID on 0.31.0-style rows.
 std::optional<std::string> catalog_key(Oid relid) {
-    auto r = spi::exec(
-        "SELECT COALESCE(source_stable_name, source_relid::oid::text) FROM "
-        "pgtrickle.pgt_change_tracking "
-        "WHERE source_relid = $1::oid",
-        {relid_text(relid)});
+    auto r = spi::exec("SELECT " + catalog::source_key_sql("ct") +
+                           " FROM pgtrickle.pgt_change_tracking ct WHERE ct.source_relid = $1::oid",
+                       {relid_text(relid)});
     return r.scalar();
 }
 
@@ -133,21 +132,37 @@ void sync_columns(const std::string& key, const SourceInfo& src) {
     write_trigger_function(key, src);
 }
 
+std::string computed_stable_name(Oid relid) {
+    const SourceInfo src = source_info(relid);
+    char* db = nullptr;
+    pg_call([&] { db = get_database_name(MyDatabaseId); });
+    return stable_name(db, src.schema, src.name);
+}
+
+/// The key a source gets when it is first captured: its stable name, or on a 0.31.0
+/// catalog its OID.
+std::string new_key(Oid relid) {
+    return catalog::has_stable_names() ? computed_stable_name(relid) : relid_text(relid);
+}
+
 }  // namespace
 
 SourceNames resolve(Oid relid) {
     SourceNames out;
     auto key = catalog_key(relid);
-    if (key) {
-        out.stable_name = *key;
-    } else {
-        const SourceInfo src = source_info(relid);
-        char* db = nullptr;
-        pg_call([&] { db = get_database_name(MyDatabaseId); });
-        out.stable_name = stable_name(db, src.schema, src.name);
-    }
+    out.stable_name = key ? *key : new_key(relid);
     out.buffer = qualified(kChangeSchema, capture_object_names(out.stable_name).buffer_table);
     return out;
+}
+
+std::string stable_name_of(Oid relid) {
+    if (catalog::has_stable_names()) {
+        auto stored = spi::exec(
+            "SELECT source_stable_name FROM pgtrickle.pgt_change_tracking WHERE source_relid = $1::oid",
+            {relid_text(relid)});
+        if (stored.scalar()) return *stored.scalar();
+    }
+    return computed_stable_name(relid);
 }
 
 bool is_captured(Oid relid) {
@@ -156,7 +171,16 @@ bool is_captured(Oid relid) {
 
 std::string ensure_source(Oid relid) {
     const SourceInfo src = source_info(relid);
+    const std::string sysid = catalog::system_identifier();
     if (auto key = catalog_key(relid)) {
+        // A buffer restored from another cluster holds transaction ids of that cluster; no
+        // reader here has consumed it yet (the first one stamps it), so it is emptied.
+        auto foreign = spi::exec("UPDATE pgtrickle.pgt_change_tracking SET buffer_sysid = $2 WHERE source_relid = "
+                                 "$1::oid AND buffer_sysid IS DISTINCT FROM $2 RETURNING 1",
+                                 {relid_text(relid), sysid});
+        if (!foreign.rows.empty()) {
+            spi::run("DELETE FROM " + qualified(kChangeSchema, capture_object_names(*key).buffer_table));
+        }
         sync_columns(*key, src);
         return *key;
     }
@@ -166,22 +190,19 @@ std::string ensure_source(Oid relid) {
                     "Only plain and partitioned tables can be sources of a stream table.",
                     "Read the underlying tables instead, or use refresh_mode => 'full'.");
     }
-    char* db = nullptr;
-    pg_call([&] { db = get_database_name(MyDatabaseId); });
-    const std::string sn = stable_name(db, src.schema, src.name);
-    auto clash = spi::exec(
-        "SELECT source_relid::text FROM pgtrickle.pgt_change_tracking WHERE source_stable_name = "
-        "$1",
-        {sn});
-    if (clash.scalar()) {
-        throw Error(
-            ERRCODE_DUPLICATE_OBJECT,
-            "stable name collision: \"" + src.schema + "." + src.name + "\" and " +
-                *clash.scalar() + " both have stable name " + sn,
-            "The stable name is a 64-bit hash of database/schema.table; a collision is "
-            "astronomically "
-            "unlikely and usually means the other table was renamed to this table's former name.",
-            "Rename one of the tables and create the stream table again.");
+    const bool stable = catalog::has_stable_names();
+    const std::string sn = new_key(relid);
+    if (stable) {
+        auto clash = spi::exec(
+            "SELECT source_relid::text FROM pgtrickle.pgt_change_tracking WHERE source_stable_name = $1", {sn});
+        if (clash.scalar()) {
+            throw Error(ERRCODE_DUPLICATE_OBJECT,
+                        "stable name collision: \"" + src.schema + "." + src.name + "\" and " + *clash.scalar() +
+                            " both have stable name " + sn,
+                        "The stable name is a 64-bit hash of database/schema.table; a collision is astronomically "
+                        "unlikely and usually means the other table was renamed to this table's former name.",
+                        "Rename one of the tables and create the stream table again.");
+        }
     }
     const CaptureObjectNames n = capture_object_names(sn);
     auto leftover = spi::exec("SELECT pg_catalog.to_regclass($1) IS NOT NULL",
@@ -213,10 +234,15 @@ std::string ensure_source(Oid relid) {
              " REFERENCING OLD TABLE AS \"__pgt_old\" FOR EACH STATEMENT EXECUTE FUNCTION " + fn);
     spi::run("CREATE TRIGGER " + quote_ident(n.trigger_truncate) + " AFTER TRUNCATE ON " + tbl +
              " FOR EACH STATEMENT EXECUTE FUNCTION " + fn);
-    spi::run(
-        "INSERT INTO pgtrickle.pgt_change_tracking (source_relid, source_stable_name, cdc_mode) "
-        "VALUES ($1::oid, $2, 'trigger')",
-        {relid_text(relid), sn});
+    if (stable) {
+        spi::run("INSERT INTO pgtrickle.pgt_change_tracking (source_relid, cdc_mode, buffer_sysid, source_stable_name) "
+                 "VALUES ($1::oid, 'trigger', $2, $3)",
+                 {relid_text(relid), sysid, sn});
+    } else {
+        spi::run("INSERT INTO pgtrickle.pgt_change_tracking (source_relid, cdc_mode, buffer_sysid) "
+                 "VALUES ($1::oid, 'trigger', $2)",
+                 {relid_text(relid), sysid});
+    }
     return sn;
 }
 

@@ -30,6 +30,10 @@ void sync_source(Oid relid);
 /// Remove capture of `relid` when no stream table reads it any more.
 void drop_source_if_unused(Oid relid);
 
+/// The stable name of `relid`: the stored one when it is captured, else computed from its
+/// current database, schema and table names.
+std::string stable_name_of(Oid relid);
+
 /// Whether `relid` is a captured source.
 bool is_captured(Oid relid);
 

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "capture.h"
+#include "catalog.h"
 #include "core/sql_ident.h"
 #include "core/stable_name.h"
 #include "pg_guard.h"
@@ -126,20 +127,31 @@ RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full, bool wait_f
     auto now = spi::exec_cached("SELECT pg_catalog.pg_current_snapshot()::text", {}, snap);
     const std::string new_snapshot = *now.rows[0][0];
     // The cluster's identity (as pg_control_system() shows it), without reading pg_control.
-    const std::string sysid = std::to_string(static_cast<int64_t>(GetSystemIdentifier()));
+    const std::string sysid = catalog::system_identifier();
 
+    const std::string key = catalog::source_key_sql("ct");
     auto src_rows = spi::exec_cached(
-        "SELECT d.source_relid::oid::text, COALESCE(ct.source_stable_name, "
-        "ct.source_relid::oid::text), "
-        "ct.source_relid IS NOT NULL FROM pgtrickle.pgt_dependencies d LEFT JOIN "
-        "pgtrickle.pgt_change_tracking ct "
+        "SELECT d.source_relid::oid::text, " + key + ", ct.source_relid IS NOT NULL, ct.buffer_sysid "
+        "FROM pgtrickle.pgt_dependencies d LEFT JOIN pgtrickle.pgt_change_tracking ct "
         "ON ct.source_relid = d.source_relid WHERE d.pgt_id = $1::bigint",
         {id}, snap);
     std::vector<SourceRow> sources;
     bool uncaptured = false;
+    bool restored = false;
     for (const auto& s : src_rows.rows) {
         sources.push_back({*s[0], s[1].value_or(""), s[2] && *s[2] == "t"});
         uncaptured = uncaptured || !sources.back().captured;
+        if (sources.back().captured && s[3] != sysid) {
+            // The buffer came from another cluster (dump/restore, pg_upgrade): its transaction
+            // ids mean nothing here. Every reader's frontier is foreign too, so each one
+            // recomputes; the buffer is emptied once, by the first of them.
+            spi::run("DELETE FROM " +
+                         qualified("pgtrickle_changes", capture_object_names(sources.back().stable_name).buffer_table),
+                     {}, snap);
+            spi::run("UPDATE pgtrickle.pgt_change_tracking SET buffer_sysid = $2 WHERE source_relid = $1::oid",
+                     {sources.back().relid, sysid}, snap);
+            restored = true;
+        }
     }
 
     RefreshOutcome out;
@@ -154,6 +166,9 @@ RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full, bool wait_f
         out.reason = "frontier belongs to another cluster (restored or upgraded)";
     } else if (st.needs_full) {
         out.reason = "a full refresh was scheduled";
+    } else if (restored) {
+        full = true;
+        out.reason = "change buffers come from another cluster (restored or upgraded)";
     } else if (st.effective_mode == "full") {
         out.reason = "maintained by full refresh";
     }
@@ -243,8 +258,7 @@ RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full, bool wait_f
     spi::exec_cached(
         "UPDATE pgtrickle.pgt_stream_tables SET frontier = pg_catalog.jsonb_build_object('format', "
         "1, 'sysid', $2::text, "
-        "'sources', COALESCE((SELECT pg_catalog.jsonb_object_agg(COALESCE(ct.source_stable_name, "
-        "ct.source_relid::oid::text), "
+        "'sources', COALESCE((SELECT pg_catalog.jsonb_object_agg(" + key + ", "
         "pg_catalog.jsonb_build_object('snapshot', $3::text)) FROM pgtrickle.pgt_dependencies d "
         "JOIN pgtrickle.pgt_change_tracking ct ON ct.source_relid = d.source_relid WHERE d.pgt_id "
         "= $1::bigint), '{}'::jsonb)), "

@@ -27,9 +27,6 @@ CREATE TABLE pgtrickle.pgt_stream_tables (
     mode_reason       text,                        -- why effective_mode is 'full', if it is
     cdc_mode          text NOT NULL DEFAULT 'auto'
                       CHECK (cdc_mode IN ('auto', 'trigger', 'wal')),
-    st_placement      text NOT NULL DEFAULT 'local'
-                      CHECK (st_placement IN ('local', 'reference', 'distributed')),
-    output_distribution_column text,
     storage_kind      text NOT NULL                -- 'rows' (duplicates kept) or 'groups'
                       CHECK (storage_kind IN ('rows', 'groups')),
     status            text NOT NULL DEFAULT 'active'
@@ -43,7 +40,12 @@ CREATE TABLE pgtrickle.pgt_stream_tables (
     last_refresh_rows bigint,
     last_error        text,
     consecutive_errors integer NOT NULL DEFAULT 0,
-    UNIQUE (pgt_schema, pgt_name)
+    UNIQUE (pgt_schema, pgt_name),
+    -- 0.32.0
+    st_placement      text NOT NULL DEFAULT 'local'
+                      CHECK (st_placement IN ('local', 'reference', 'distributed')),
+    -- 0.33.0
+    output_distribution_column text
 );
 COMMENT ON TABLE pgtrickle.pgt_stream_tables IS 'pg_trickle: one row per stream table';
 
@@ -61,12 +63,14 @@ COMMENT ON TABLE pgtrickle.pgt_dependencies IS 'pg_trickle: sources read by each
 -- One row per captured source: its change buffer and how changes reach it.
 CREATE TABLE pgtrickle.pgt_change_tracking (
     source_relid       regclass PRIMARY KEY,
+    cdc_mode           text NOT NULL DEFAULT 'trigger' CHECK (cdc_mode IN ('trigger', 'wal')),
+    created_at         timestamptz NOT NULL DEFAULT now(),
+    buffer_sysid       text,                       -- cluster whose transactions the buffer rows belong to
+    -- 0.32.0
     source_stable_name text UNIQUE,
     source_placement   text NOT NULL DEFAULT 'local'
                        CHECK (source_placement IN ('local', 'reference', 'distributed')),
-    cdc_mode           text NOT NULL DEFAULT 'trigger' CHECK (cdc_mode IN ('trigger', 'wal')),
-    frontier_per_node  jsonb,                      -- distributed sources: {"<node>": "<lsn>"}
-    created_at         timestamptz NOT NULL DEFAULT now()
+    frontier_per_node  jsonb                       -- distributed sources: {"<node>": "<lsn>"}
 );
 COMMENT ON TABLE pgtrickle.pgt_change_tracking IS 'pg_trickle: captured sources and their change buffers';
 

@@ -1,0 +1,32 @@
+#include "catalog.h"
+
+#include "pg_guard.h"
+
+extern "C" {
+#include "access/xlog.h"
+#include "catalog/namespace.h"
+#include "utils/lsyscache.h"
+}
+
+namespace pgt::catalog {
+
+bool has_stable_names() {
+    bool has = false;
+    pg_call([&] {
+        const Oid nsp = get_namespace_oid("pgtrickle", true);
+        const Oid rel = OidIsValid(nsp) ? get_relname_relid("pgt_change_tracking", nsp) : InvalidOid;
+        has = OidIsValid(rel) && get_attnum(rel, "source_stable_name") != InvalidAttrNumber;
+    });
+    return has;
+}
+
+std::string source_key_sql(const std::string& alias) {
+    if (has_stable_names()) {
+        return "COALESCE(" + alias + ".source_stable_name, " + alias + ".source_relid::oid::text)";
+    }
+    return alias + ".source_relid::oid::text";
+}
+
+std::string system_identifier() { return std::to_string(static_cast<int64_t>(GetSystemIdentifier())); }
+
+}  // namespace pgt::catalog

@@ -1,0 +1,20 @@
+// The installed catalog generation. One pg_trickle.so serves every extension version
+// that can be installed or reached by ALTER EXTENSION UPDATE: 0.31.0 names capture objects
+// by OID and has no stable-name columns; 0.32.0 and later name them by stable name.
+#pragma once
+
+#include <string>
+
+namespace pgt::catalog {
+
+/// Whether the installed catalog has stable names (pgt_change_tracking.source_stable_name).
+bool has_stable_names();
+
+/// SQL expression for the key of a captured source (its stable name, or its OID on
+/// 0.31.0-style rows) given the alias of a pgt_change_tracking row.
+std::string source_key_sql(const std::string& alias);
+
+/// The cluster's system identifier as text (as pg_control_system() shows it).
+std::string system_identifier();
+
+}  // namespace pgt::catalog

@@ -1,0 +1,33 @@
+-- pg_trickle 0.33.0 -> 0.34.0: cross-node refresh leases and the citus_status view.
+\echo Use "ALTER EXTENSION pg_trickle UPDATE TO '0.34.0'" to load this file. \quit
+
+-- Citus: cross-node refresh leases (advisory locks are node-local).
+CREATE TABLE pgtrickle.pgt_st_locks (
+    pgt_id      bigint PRIMARY KEY REFERENCES pgtrickle.pgt_stream_tables ON DELETE CASCADE,
+    locked_by   text NOT NULL,
+    acquired_at timestamptz NOT NULL DEFAULT now(),
+    expires_at  timestamptz NOT NULL
+);
+
+-- Citus observability (columns as in the Citus guide). Empty until distributed sources exist.
+CREATE VIEW pgtrickle.citus_status AS
+SELECT st.pgt_schema,
+       st.pgt_name,
+       d.source_stable_name,
+       d.source_placement,
+       NULL::text AS coordinator_slot,
+       ws.worker_name,
+       ws.worker_port,
+       ws.slot_name AS worker_slot,
+       ws.worker_frontier,
+       ws.last_polled_at,
+       l.locked_by AS lease_holder,
+       l.acquired_at AS lease_acquired_at,
+       l.expires_at AS lease_expires_at,
+       CASE WHEN l.pgt_id IS NULL THEN 'unlocked'
+            WHEN l.expires_at < pg_catalog.now() THEN 'expired'
+            ELSE 'locked' END AS lease_health
+  FROM pgtrickle.pgt_stream_tables st
+  JOIN pgtrickle.pgt_dependencies d ON d.pgt_id = st.pgt_id AND d.source_placement = 'distributed'
+  LEFT JOIN pgtrickle.pgt_worker_slots ws ON ws.source_stable_name = d.source_stable_name
+  LEFT JOIN pgtrickle.pgt_st_locks l ON l.pgt_id = st.pgt_id;
