@@ -1,0 +1,51 @@
+#include <gtest/gtest.h>
+
+#include "core/migration.h"
+#include "core/stable_name.h"
+
+namespace pgt::migration {
+namespace {
+
+TEST(Migration, steps_walk_the_version_chain_both_ways) {
+    auto up = steps("0.31.0", "0.35.0");
+    ASSERT_EQ(up.size(), 4u);
+    EXPECT_EQ(up.front().from, "0.31.0");
+    EXPECT_EQ(up.back().to, "0.35.0");
+    auto down = steps("0.35.0", "0.31.0");
+    ASSERT_EQ(down.size(), 4u);
+    EXPECT_EQ(down.back().to, "0.31.0");
+    EXPECT_TRUE(steps("0.33.0", "0.33.0").empty());
+    EXPECT_TRUE(steps("0.30.0", "0.35.0").empty());
+}
+
+TEST(Migration, upgrade_renames_every_capture_object_to_stable_names) {
+    const auto p = plan("127.0.0.1:5432", "shop", "0.31.0", "0.35.0",
+                        {{"16384", "public", "orders", std::nullopt}}, 3);
+    EXPECT_TRUE(p.problems.empty());
+    const std::string sn = stable_name("shop", "public", "orders");
+    ASSERT_EQ(p.renames.size(), 7u);  // buffer, index, function, 4 triggers
+    EXPECT_EQ(p.renames[0].from, "pgtrickle_changes.changes_16384");
+    EXPECT_EQ(p.renames[0].to, "pgtrickle_changes.changes_" + sn);
+    EXPECT_EQ(p.renames[3].kind, "trigger");
+    EXPECT_EQ(p.renames[3].on, "\"public\".\"orders\"");
+    EXPECT_EQ(p.frontier_rekeys, 3);
+}
+
+TEST(Migration, rollback_renames_back_to_oids_and_no_rename_within_one_naming_scheme) {
+    const auto back = plan("n", "shop", "0.35.0", "0.31.0", {{"16384", "public", "orders", std::string("abc")}}, 1);
+    ASSERT_FALSE(back.renames.empty());
+    EXPECT_EQ(back.renames[0].from, "pgtrickle_changes.changes_abc");
+    EXPECT_EQ(back.renames[0].to, "pgtrickle_changes.changes_16384");
+    EXPECT_TRUE(plan("n", "shop", "0.33.0", "0.35.0", {{"1", "s", "t", std::string("abc")}}, 1).renames.empty());
+    EXPECT_TRUE(plan("n", "shop", "0.35.0", "0.35.0", {}, 0).nothing_to_do());
+}
+
+TEST(Migration, collisions_and_unknown_versions_are_problems) {
+    const auto p = plan("n", "a", "0.31.0", "0.35.0", {{"1", "b.c", "d", std::nullopt}, {"2", "b", "c.d", std::nullopt}}, 0);
+    ASSERT_EQ(p.problems.size(), 1u);
+    EXPECT_NE(p.problems[0].find("collision"), std::string::npos);
+    EXPECT_FALSE(plan("n", "a", "0.29.0", "0.35.0", {}, 0).problems.empty());
+}
+
+}  // namespace
+}  // namespace pgt::migration
