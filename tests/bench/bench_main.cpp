@@ -1002,13 +1002,21 @@ int run(const Options& o) {
     }
     Db db(srv.dsn("bench"));
     const std::string pg_version = db.scalar("SELECT version()");
-    if (o.sections_1_to_4) {
-        setup(db, o);
-        refresh_cycles(db, o);
-        capture_overhead(db, o);
-        pgbench_updates(db, srv, o);
+    try {
+        if (o.sections_1_to_4) {
+            setup(db, o);
+            refresh_cycles(db, o);
+            capture_overhead(db, o);
+            pgbench_updates(db, srv, o);
+        }
+        if (o.scheduler) scheduler_section(srv, o);
+    } catch (const std::exception&) {
+        // A lost connection is usually a crashed backend (or a library replaced underneath the
+        // server): the log says which, and it is removed with the server.
+        std::cerr << "last lines of the server log:\n";
+        std::system(("tail -n 15 '" + srv.server_log() + "' >&2").c_str());
+        throw;
     }
-    if (o.scheduler) scheduler_section(srv, o);
     const std::string ext_version = db.scalar("SELECT default_version FROM pg_available_extensions WHERE name = 'pg_trickle'");
     progress("done; stopping the server");
     report(o, pg_version, ext_version, load_start);
