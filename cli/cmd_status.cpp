@@ -1,11 +1,25 @@
-// `pgtrickle status [NAME]`: health of stream tables and their sources; exit 6 when a
-// stream table is in error or suspended. Collecting (client::read_status) and rendering
-// are separate so that --watch and the Prometheus format can reuse both.
+// `pgtrickle status [NAME]`: health of stream tables, their sources and the scheduler;
+// exit 6 when something is unhealthy. One round is collect (client::read_status), judge
+// (client::assess_health), render (table, JSON or Prometheus); --watch repeats rounds,
+// --listen runs one per HTTP scrape, --output writes one to a file.
+#include <unistd.h>
+
+#include <ctime>
+#include <memory>
+
+#include <pqxx/except>
+
 #include "client/catalog.h"
 #include "client/status.h"
+#include "client/status_metrics.h"
 #include "commands.h"
 #include "context.h"
 #include "core/cli_format.h"
+#include "core/prometheus.h"
+#include "core/schedule.h"
+#include "errors.h"
+#include "metrics_output.h"
+#include "signals.h"
 
 namespace pgt::cli {
 
@@ -61,16 +75,33 @@ std::string sources_table(const json::Value& rows) {
                                     cells);
 }
 
-void render(const Context& ctx, const client::StatusSnapshot& snap, const client::Health& health,
-            ExitCode code) {
-    if (ctx.console().json()) {
-        json::Value doc = new_document("status");
-        doc.set("stream_tables", snap.stream_tables);
-        doc.set("sources", snap.sources);
-        doc.set("status", status_object(code, health.message));
-        ctx.console().document(doc);
-        return;
+json::Value problems_json(const client::Health& health) {
+    json::Value list = json::Value::array();
+    for (const client::Problem& p : health.problems) {
+        json::Value v = json::Value::object();
+        v.set("subject", p.subject);
+        v.set("reason", p.reason);
+        v.set("message", p.message);
+        list.push_back(std::move(v));
     }
+    return list;
+}
+
+json::Value status_document(const client::StatusSnapshot& snap, const client::Health& health,
+                            ExitCode code) {
+    json::Value doc = new_document("status");
+    doc.set("stream_tables", snap.stream_tables);
+    doc.set("sources", snap.sources);
+    json::Value scheduler = json::Value::object();
+    scheduler.set("running", snap.scheduler_pid.has_value());
+    scheduler.set("pid", snap.scheduler_pid ? json::Value(*snap.scheduler_pid) : json::Value());
+    doc.set("scheduler", std::move(scheduler));
+    doc.set("problems", problems_json(health));
+    doc.set("status", status_object(code, health.message));
+    return doc;
+}
+
+std::string status_text(const client::StatusSnapshot& snap, const client::Health& health) {
     std::string text;
     if (!snap.stream_tables.as_array().empty()) {
         text += stream_tables_table(snap.stream_tables) + "\n";
@@ -78,24 +109,178 @@ void render(const Context& ctx, const client::StatusSnapshot& snap, const client
     if (!snap.sources.as_array().empty()) {
         text += sources_table(snap.sources) + "\n";
     }
-    ctx.console().out(text + health.message + "\n");
+    text += snap.scheduler_pid
+                ? "scheduler: running (pid " + std::to_string(*snap.scheduler_pid) + ")\n"
+                : std::string("scheduler: not running\n");
+    return text + health.message + "\n";
+}
+
+std::string metrics_text(const client::StatusSnapshot& snap, const client::Health& health) {
+    return prometheus::render(client::status_metrics(snap, health));
+}
+
+struct StatusOptions {
+    std::optional<std::string> name;
+    std::optional<double> watch;
+    std::optional<std::string> max_staleness;
+    std::optional<std::string> listen;
+    std::optional<std::string> output;
+};
+
+// What one round produces.
+struct Round {
+    client::StatusSnapshot snap;
+    client::Health health;
+    ExitCode code = ExitCode::ok;
+};
+
+Round collect(client::Node& node, const StatusOptions& opt, const client::HealthRules& rules) {
+    Round r;
+    r.snap = client::read_status(node, opt.name);
+    r.health = client::assess_health(r.snap, rules);
+    r.code = r.health.healthy ? ExitCode::ok : ExitCode::unhealthy;
+    return r;
+}
+
+client::HealthRules health_rules(const StatusOptions& opt) {
+    client::HealthRules rules;
+    if (opt.max_staleness) {
+        const Schedule s = parse_schedule(*opt.max_staleness);
+        if (s.error || s.kind != Schedule::Kind::duration || s.every.count() <= 0) {
+            throw UsageError("--max-staleness wants a duration such as 30s, 5m or 1h30m, got \"" +
+                             *opt.max_staleness + "\"" +
+                             (s.error ? ": " + *s.error : std::string()));
+        }
+        rules.max_staleness_seconds = static_cast<double>(s.every.count()) / 1000.0;
+    }
+    return rules;
+}
+
+// "every 5s, 2024-05-01 10:00:00" for the head of a watched round on a terminal.
+std::string watch_header(double every) {
+    char when[32] = "";
+    const std::time_t now = std::time(nullptr);
+    std::tm tm = {};
+    localtime_r(&now, &tm);
+    std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
+    return "every " + cli_format::format_duration(every) + ": pgtrickle status    " + when + "\n\n";
+}
+
+ExitCode run_watch(const Context& ctx, const StatusOptions& opt, const client::HealthRules& rules) {
+    install_stop_handlers();
+    const bool clear = isatty(STDOUT_FILENO) == 1 && !ctx.console().json();
+    auto node = ctx.connect_with_extension();
+    ExitCode last = ExitCode::ok;
+    do {
+        const Round r = collect(*node, opt, rules);
+        last = r.code;
+        if (ctx.console().json()) {
+            ctx.console().document_line(status_document(r.snap, r.health, r.code));
+        } else {
+            ctx.console().out((clear ? "\033[H\033[2J" + watch_header(*opt.watch) : std::string()) +
+                              status_text(r.snap, r.health) + (clear ? "" : "\n"));
+        }
+    } while (wait_unless_stopped(*opt.watch));
+    return last;
+}
+
+ExitCode run_listen(const Context& ctx, const StatusOptions& opt,
+                    const client::HealthRules& rules) {
+    std::unique_ptr<client::Node> node;
+    const auto scrape = [&]() {
+        try {
+            if (!node) {
+                node = ctx.connect_with_extension();
+            }
+            const Round r = collect(*node, opt, rules);
+            return metrics_text(r.snap, r.health);
+        } catch (const pqxx::broken_connection& e) {
+            node.reset();
+            ctx.console().error(std::string("scrape: lost the connection: ") + e.what());
+        } catch (const std::exception& e) {
+            if (node && !node->conn().is_open()) {
+                node.reset();
+            }
+            ctx.console().error(std::string("scrape: ") + e.what());
+        }
+        return prometheus::render(client::unreachable_metrics());
+    };
+    serve_metrics(*opt.listen, scrape, ctx.console());
+    return ExitCode::ok;
+}
+
+ExitCode run_output(const Context& ctx, const StatusOptions& opt,
+                    const client::HealthRules& rules) {
+    Round r;
+    try {
+        auto node = ctx.connect_with_extension();
+        r = collect(*node, opt, rules);
+    } catch (...) {
+        // The textfile collector would keep serving the old numbers: say we are down.
+        write_file_atomically(*opt.output, prometheus::render(client::unreachable_metrics()));
+        throw;
+    }
+    write_file_atomically(*opt.output, metrics_text(r.snap, r.health));
+    ctx.console().info("wrote metrics to " + *opt.output + ": " + r.health.message);
+    return r.code;
+}
+
+ExitCode run_status(const Context& ctx, const StatusOptions& opt) {
+    const client::HealthRules rules = health_rules(opt);
+    const Format format = ctx.console().format();
+    if ((opt.listen || opt.output) && format == Format::json) {
+        throw UsageError("--listen and --output write the prometheus format, not json");
+    }
+    if (opt.watch && format == Format::prometheus) {
+        throw UsageError("--watch does not combine with --format prometheus (use --listen)");
+    }
+    if (opt.listen) {
+        return run_listen(ctx, opt, rules);
+    }
+    if (opt.output) {
+        return run_output(ctx, opt, rules);
+    }
+    if (opt.watch) {
+        return run_watch(ctx, opt, rules);
+    }
+    auto node = ctx.connect_with_extension();
+    const Round r = collect(*node, opt, rules);
+    if (format == Format::json) {
+        ctx.console().document(status_document(r.snap, r.health, r.code));
+    } else if (format == Format::prometheus) {
+        ctx.console().out(metrics_text(r.snap, r.health));
+    } else {
+        ctx.console().out(status_text(r.snap, r.health));
+    }
+    return r.code;
 }
 
 }  // namespace
 
 void setup_status(CommandTree& tree) {
-    auto name = std::make_shared<std::optional<std::string>>();
+    auto opt = std::make_shared<StatusOptions>();
     CLI::App* cmd = tree.add_command(
-        "status", "health of stream tables and their sources (exit 6 if unhealthy)",
-        [name](const Context& ctx) {
-            auto node = ctx.connect_with_extension();
-            const client::StatusSnapshot snap = client::read_status(*node, *name);
-            const client::Health health = client::assess_health(snap.stream_tables);
-            const ExitCode code = health.healthy ? ExitCode::ok : ExitCode::unhealthy;
-            render(ctx, snap, health, code);
-            return code;
-        });
-    cmd->add_option("name", *name, "only this stream table (optionally schema-qualified)");
+        "status", "health of stream tables, sources and the scheduler (exit 6 if unhealthy)",
+        [opt](const Context& ctx) { return run_status(ctx, *opt); });
+    tree.accept_prometheus(cmd);
+    cmd->add_option("name", opt->name, "only this stream table (optionally schema-qualified)");
+    CLI::Option* watch =
+        cmd->add_option("--watch", opt->watch, "re-render every N seconds until interrupted")
+            ->check(CLI::PositiveNumber)
+            ->type_name("N");
+    cmd->add_option("--max-staleness", opt->max_staleness,
+                    "unhealthy when refreshed longer ago than this (e.g. 30s, 5m, 1h30m)")
+        ->type_name("DURATION");
+    CLI::Option* listen =
+        cmd->add_option("--listen", opt->listen,
+                        "serve Prometheus metrics over HTTP at ADDR:PORT/metrics until stopped")
+            ->type_name("ADDR:PORT")
+            ->excludes(watch);
+    cmd->add_option("--output", opt->output,
+                    "write Prometheus metrics to FILE atomically (textfile collector)")
+        ->type_name("FILE")
+        ->excludes(watch)
+        ->excludes(listen);
 }
 
 }  // namespace pgt::cli

@@ -1,5 +1,7 @@
 #include "command_tree.h"
 
+#include <algorithm>
+
 #include "commands.h"
 
 namespace pgt::cli {
@@ -25,8 +27,9 @@ CommandTree::CommandTree()
                     "PG* variables, ~/.pgpass and service files)");
     restrict_to(app_.add_option("--format", globals_.format,
                                 "output format: table for people, json for scripts "
-                                "(one document with format_version)"),
-                {"table", "json"});
+                                "(one document with format_version), prometheus for "
+                                "monitoring (status only)"),
+                {"table", "json", "prometheus"});
     CLI::Option* verbose = app_.add_flag("-v,--verbose", globals_.verbose,
                                          "show connection and SQL details on stderr");
     app_.add_flag("-q,--quiet", globals_.quiet, "show only errors on stderr")->excludes(verbose);
@@ -55,6 +58,15 @@ CLI::Option* CommandTree::restrict_to(CLI::Option* opt, std::vector<std::string>
 const std::vector<std::string>* CommandTree::allowed_values(const CLI::Option* opt) const {
     auto it = allowed_.find(opt);
     return it == allowed_.end() ? nullptr : &it->second;
+}
+
+void CommandTree::accept_prometheus(const CLI::App* cmd) {
+    prometheus_commands_.push_back(cmd->get_name());
+}
+
+bool CommandTree::accepts_prometheus(const std::string& command) const {
+    return std::find(prometheus_commands_.begin(), prometheus_commands_.end(), command) !=
+           prometheus_commands_.end();
 }
 
 std::vector<const CLI::App*> CommandTree::commands() const {

@@ -20,7 +20,7 @@ class Context;
 /// Options that apply to every command.
 struct GlobalOptions {
     std::optional<std::string> dsn;  ///< --dsn
-    std::string format = "table";    ///< --format: table or json
+    std::string format = "table";    ///< --format: table, json or prometheus
     int verbose = 0;                 ///< -v (repeatable)
     bool quiet = false;              ///< -q
 };
@@ -51,6 +51,12 @@ class CommandTree {
     /// The allowed values of an option, or nullptr when it takes any value.
     const std::vector<std::string>* allowed_values(const CLI::Option* opt) const;
 
+    /// Lets a command accept --format prometheus (every other command refuses it).
+    void accept_prometheus(const CLI::App* cmd);
+
+    /// True when the named command accepts --format prometheus.
+    bool accepts_prometheus(const std::string& command) const;
+
     /// The subcommands in the order they were added.
     std::vector<const CLI::App*> commands() const;
 
@@ -62,6 +68,7 @@ class CommandTree {
     GlobalOptions globals_;
     std::vector<std::pair<CLI::App*, RunFunction>> commands_;
     std::map<const CLI::Option*, std::vector<std::string>> allowed_;
+    std::vector<std::string> prometheus_commands_;
 };
 
 }  // namespace pgt::cli

@@ -31,6 +31,10 @@ void Console::document(const json::Value& doc) const {
     std::cout << json::dump(doc, 2) << '\n' << std::flush;
 }
 
+void Console::document_line(const json::Value& doc) const {
+    std::cout << json::dump(doc) << '\n' << std::flush;
+}
+
 void Console::message(const char* colour, std::string_view label, std::string_view msg) const {
     std::string line;
     if (colour_ && colour) {
@@ -60,6 +64,12 @@ void Console::error(std::string_view msg) const {
 
 void Console::error_field(std::string_view label, std::string_view text) const {
     message(nullptr, std::string(label) + ": ", text);
+}
+
+Format format_from_name(const std::string& name) {
+    return name == "json"         ? Format::json
+           : name == "prometheus" ? Format::prometheus
+                                  : Format::table;
 }
 
 json::Value new_document(const std::string& command) {

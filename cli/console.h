@@ -10,8 +10,11 @@
 
 namespace pgt::cli {
 
-/// The --format choice.
-enum class Format { table, json };
+/// The --format choice (prometheus: only `status` speaks it).
+enum class Format { table, json, prometheus };
+
+/// The Format named by a --format value ("table", "json" or "prometheus").
+Format format_from_name(const std::string& name);
 
 /// The output channels of one command run.
 class Console {
@@ -25,6 +28,8 @@ class Console {
     void out(std::string_view text) const;
     /// One JSON document to stdout (pretty-printed, newline-terminated).
     void document(const json::Value& doc) const;
+    /// One JSON document to stdout on a single line (for streams of documents: --watch).
+    void document_line(const json::Value& doc) const;
 
     /// Progress and results meant for people; hidden by -q.
     void info(std::string_view msg) const;

@@ -9,8 +9,7 @@ namespace pgt::cli {
 
 Context::Context(const GlobalOptions& globals, std::string command)
     : globals_(globals),
-      console_(globals.format == "json" ? Format::json : Format::table, globals.verbose,
-               globals.quiet),
+      console_(format_from_name(globals.format), globals.verbose, globals.quiet),
       command_(std::move(command)) {}
 
 std::unique_ptr<client::Node> Context::connect(int timeout_s) const {

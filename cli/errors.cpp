@@ -41,6 +41,12 @@ Failure classify_current_exception() {
         throw;
     } catch (const UsageError& e) {
         return {ExitCode::usage, e.what()};
+    } catch (const CommandError& e) {
+        Failure f{e.code(), e.what()};
+        if (!e.hint().empty()) {
+            f.extra.set("hint", e.hint());
+        }
+        return f;
     } catch (const client::InvalidDsn& e) {
         return {e.origin() == client::DsnOrigin::flag ? ExitCode::usage : ExitCode::configuration,
                 e.what()};

@@ -19,9 +19,24 @@ class UsageError : public std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+/// A command that could not do its work, with the exit code to use (failure unless
+/// given) and an optional hint saying what to do next.
+class CommandError : public std::runtime_error {
+  public:
+    explicit CommandError(const std::string& message, std::string hint = {},
+                          ExitCode code = ExitCode::failure)
+        : std::runtime_error(message), hint_(std::move(hint)), code_(code) {}
+    const std::string& hint() const { return hint_; }
+    ExitCode code() const { return code_; }
+
+  private:
+    std::string hint_;
+    ExitCode code_;
+};
+
 /// Reports the exception being handled (call from a catch block) and returns its exit
-/// code: usage 2, invalid DSN 2 (--dsn) or 3 (PGTRICKLE_DSN), missing extension 3,
-/// connection 4, SQL error 5, unknown stream table 1, anything unexpected 70.
+/// code: usage 2, CommandError its own code, invalid DSN 2 (--dsn) or 3 (PGTRICKLE_DSN), missing
+/// extension 3, connection 4, SQL error 5, unknown stream table 1, anything unexpected 70.
 ExitCode report_current_exception(const Context& ctx);
 
 /// Reports a CLI11 parse error (or help request) and returns its exit code: 0 for

@@ -20,6 +20,10 @@ int main(int argc, char** argv) {
         }
         const Context ctx(tree.globals(), command->first);
         try {
+            if (ctx.console().format() == Format::prometheus &&
+                !tree.accepts_prometheus(command->first)) {
+                throw UsageError("--format prometheus is only available for: status");
+            }
             return static_cast<int>(command->second(ctx));
         } catch (...) {
             return static_cast<int>(report_current_exception(ctx));

@@ -19,7 +19,7 @@ _pgtrickle() {
     done
     case $prev in
         --format)
-            mapfile -t COMPREPLY < <(compgen -W "table json" -- "$cur")
+            mapfile -t COMPREPLY < <(compgen -W "table json prometheus" -- "$cur")
             return
             ;;
         --dsn)
@@ -68,6 +68,12 @@ _pgtrickle() {
             words+=" --all --full"
             ;;
         status)
+            case $prev in
+                --watch | --max-staleness | --listen | --output)
+                    return
+                    ;;
+            esac
+            words+=" --watch --max-staleness --listen --output"
             ;;
         explain)
             case $prev in

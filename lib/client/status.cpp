@@ -3,6 +3,7 @@
 #include <pqxx/transaction>
 
 #include "client/catalog.h"
+#include "core/cli_format.h"
 
 namespace pgt::client {
 
@@ -12,7 +13,45 @@ std::string text_of(const json::Value& v) {
     return v.is_string() ? v.as_string() : "";
 }
 
+// The problem of one stream table, if it has one: its status first, then staleness.
+std::optional<Problem> stream_table_problem(const json::Value& st, const HealthRules& rules) {
+    const std::string label = stream_table_label(st);
+    const std::string status = text_of(st["status"]);
+    if (status == "error" || status == "suspended") {
+        std::string message = label + " (" + status;
+        if (const std::string err = text_of(st["last_error"]); !err.empty()) {
+            message += ": " + err;
+        }
+        return Problem{label, status, message + ")"};
+    }
+    const json::Value& staleness = st["staleness_seconds"];
+    const std::string age =
+        staleness.is_number() ? cli_format::format_duration(staleness.as_double()) : "";
+    if (st["stale"].is_bool() && st["stale"].as_bool()) {
+        std::string message = label + " (stale: last refreshed " + age + " ago";
+        if (const std::string schedule = text_of(st["schedule"]); !schedule.empty()) {
+            message += ", schedule " + schedule;
+        }
+        return Problem{label, "stale", message + ")"};
+    }
+    if (rules.max_staleness_seconds && staleness.is_number() &&
+        staleness.as_double() > *rules.max_staleness_seconds) {
+        return Problem{label, "max_staleness",
+                       label + " (staleness " + age + " exceeds " +
+                           cli_format::format_duration(*rules.max_staleness_seconds) + ")"};
+    }
+    return std::nullopt;
+}
+
+std::string count_of(std::size_t n, const char* one, const char* many) {
+    return std::to_string(n) + " " + (n == 1 ? one : many);
+}
+
 }  // namespace
+
+std::string stream_table_label(const json::Value& row) {
+    return text_of(row["pgt_schema"]) + "." + text_of(row["pgt_name"]);
+}
 
 StatusSnapshot read_status(Node& node, const std::optional<std::string>& name) {
     pqxx::read_transaction tx(node.conn());
@@ -39,48 +78,72 @@ StatusSnapshot read_status(Node& node, const std::optional<std::string>& name) {
         id_param = id_text.c_str();
     }
     const std::string st_sql =
-        "SELECT s.*, pg_catalog.date_part('epoch', s.staleness)::float8 AS staleness_seconds "
+        "SELECT s.*, pg_catalog.date_part('epoch', s.staleness)::float8 AS staleness_seconds, "
+        "pg_catalog.date_part('epoch', s.schedule_interval)::float8 AS "
+        "schedule_interval_seconds, "
+        "COALESCE((SELECT pg_catalog.jsonb_object_agg(h.mode, h.n) FROM "
+        "(SELECT rh.mode, pg_catalog.count(*) AS n FROM pgtrickle.pgt_refresh_history rh "
+        "WHERE rh.pgt_id = s.pgt_id GROUP BY rh.mode) h), '{}'::jsonb) AS recent_refreshes "
         "FROM pgtrickle.pgt_status s WHERE $1::bigint IS NULL OR s.pgt_id = $1::bigint "
         "ORDER BY s.pgt_schema, s.pgt_name";
     const std::string src_sql =
         "SELECT ss.* FROM pgtrickle.pgt_source_status ss WHERE $1::bigint IS NULL OR "
         "ss.source_relid IN (SELECT d.source_relid FROM pgtrickle.pgt_dependencies d "
         "WHERE d.pgt_id = $1::bigint) ORDER BY ss.source_relid::text";
+    const std::string scheduler_sql = "SELECT pgtrickle.scheduler_pid()";
     StatusSnapshot snap;
     node.trace(st_sql);
     snap.stream_tables = rows_to_json(tx.exec_params(st_sql, id_param));
     node.trace(src_sql);
     snap.sources = rows_to_json(tx.exec_params(src_sql, id_param));
+    node.trace(scheduler_sql);
+    const pqxx::row pid = tx.exec1(scheduler_sql);
+    if (!pid[0].is_null()) {
+        snap.scheduler_pid = pid[0].as<long long>();
+    }
     return snap;
 }
 
-Health assess_health(const json::Value& stream_tables) {
+Health assess_health(const StatusSnapshot& snap, const HealthRules& rules) {
     Health h;
-    const auto& rows = stream_tables.as_array();
+    const auto& rows = snap.stream_tables.as_array();
+    std::size_t scheduled = 0;
     for (const json::Value& st : rows) {
-        const std::string status = text_of(st["status"]);
-        if (status != "error" && status != "suspended") {
-            continue;
+        if (st["schedule"].is_string()) {
+            ++scheduled;
         }
-        std::string problem =
-            text_of(st["pgt_schema"]) + "." + text_of(st["pgt_name"]) + " (" + status;
-        if (const std::string err = text_of(st["last_error"]); !err.empty()) {
-            problem += ": " + err;
+        if (auto problem = stream_table_problem(st, rules)) {
+            h.problems.push_back(std::move(*problem));
         }
-        h.problems.push_back(problem + ")");
+    }
+    const std::size_t bad_tables = h.problems.size();
+    const std::string tables = count_of(rows.size(), "stream table", "stream tables");
+    if (scheduled > 0 && !snap.scheduler_pid) {
+        h.problems.push_back({"scheduler", "scheduler_not_running",
+                              "the scheduler is not running but " +
+                                  count_of(scheduled, "stream table has", "stream tables have") +
+                                  " a schedule (is pg_trickle in shared_preload_libraries and "
+                                  "pg_trickle.enabled on?)"});
     }
     h.healthy = h.problems.empty();
-    const std::size_t n = rows.size();
-    const std::string count = std::to_string(n) + (n == 1 ? " stream table" : " stream tables");
-    if (n == 0) {
+    if (rows.empty()) {
         h.message = "no stream tables";
-    } else if (h.healthy) {
-        h.message = count + ", all healthy";
-    } else {
-        h.message = std::to_string(h.problems.size()) + " of " + count + " unhealthy: ";
-        for (std::size_t i = 0; i < h.problems.size(); ++i) {
-            h.message += (i ? ", " : "") + h.problems[i];
+        return h;
+    }
+    if (h.healthy) {
+        h.message = tables + ", all healthy";
+        return h;
+    }
+    if (bad_tables > 0) {
+        h.message = std::to_string(bad_tables) + " of " + tables + " unhealthy: ";
+        for (std::size_t i = 0; i < bad_tables; ++i) {
+            h.message += (i ? ", " : "") + h.problems[i].message;
         }
+    } else {
+        h.message = tables;
+    }
+    if (h.problems.size() > bad_tables) {
+        h.message += "; " + h.problems.back().message;
     }
     return h;
 }

@@ -1,6 +1,7 @@
-// Health of stream tables and their sources, read from pgtrickle.pgt_status and
-// pgtrickle.pgt_source_status, and the rule that decides whether it is healthy.
-// Later collectors (worker slots, leases, Prometheus) add fields to StatusSnapshot.
+// Health of stream tables, their sources and this database's scheduler, read from
+// pgtrickle.pgt_status, pgtrickle.pgt_source_status, pgtrickle.pgt_refresh_history and
+// pgtrickle.scheduler_pid(), and the rules that decide whether it is healthy.
+// Later collectors (worker slots, leases) add fields to StatusSnapshot.
 #pragma once
 
 #include <optional>
@@ -14,11 +15,15 @@ namespace pgt::client {
 
 /// What `pgtrickle status` reports.
 struct StatusSnapshot {
-    /// pgt_status rows (every column of the view, plus staleness_seconds), ordered by
-    /// schema and name. Timestamps are ISO in UTC; staleness is an ISO 8601 interval.
+    /// pgt_status rows (every column of the view) plus staleness_seconds and
+    /// schedule_interval_seconds (NULL when unknown) and recent_refreshes (an object
+    /// counting the rows of pgt_refresh_history by mode, e.g. {"differential": 12}),
+    /// ordered by schema and name. Timestamps are ISO in UTC; intervals are ISO 8601.
     json::Value stream_tables = json::Value::array();
     /// pgt_source_status rows: all sources, or those read by the named stream table.
     json::Value sources = json::Value::array();
+    /// pgtrickle.scheduler_pid(): the PID of this database's scheduler, if one runs.
+    std::optional<long long> scheduler_pid;
 };
 
 /// Reads the snapshot for every stream table, or for one stream table named as SQL would
@@ -26,14 +31,35 @@ struct StatusSnapshot {
 /// stream table does not exist, ExtensionMissing when pg_trickle is not installed.
 StatusSnapshot read_status(Node& node, const std::optional<std::string>& name);
 
+/// Limits beyond the catalog's own view of health.
+struct HealthRules {
+    /// A stream table refreshed longer ago than this is unhealthy (--max-staleness).
+    std::optional<double> max_staleness_seconds;
+};
+
+/// One reason for being unhealthy.
+struct Problem {
+    std::string subject;  ///< "schema.name" of a stream table, or "scheduler"
+    /// error, suspended, stale (the view's stale column), max_staleness (older than
+    /// HealthRules::max_staleness_seconds) or scheduler_not_running.
+    std::string reason;
+    std::string message;  ///< "public.b (error: division by zero)"
+};
+
 /// The verdict on a snapshot.
 struct Health {
     bool healthy = true;
-    std::vector<std::string> problems;  ///< "schema.name (status: last_error)" per bad table
-    std::string message;                ///< one-line summary for humans and status.message
+    std::vector<Problem> problems;  ///< stream tables first (one each), then the scheduler
+    std::string message;            ///< one-line summary for humans and status.message
 };
 
-/// A stream table is unhealthy when its status is "error" or "suspended".
-Health assess_health(const json::Value& stream_tables);
+/// A stream table is unhealthy when its status is "error" or "suspended", when the view
+/// marks it stale, or when its staleness exceeds rules.max_staleness_seconds (a stream
+/// table never refreshed has no staleness). The scheduler is unhealthy when it is not
+/// running while any stream table of the snapshot has a schedule.
+Health assess_health(const StatusSnapshot& snap, const HealthRules& rules = {});
+
+/// "schema.name" of a pgt_status row, for messages and metric labels.
+std::string stream_table_label(const json::Value& row);
 
 }  // namespace pgt::client
