@@ -39,6 +39,7 @@ CommandTree::CommandTree()
     setup_lifecycle(*this);
     setup_status(*this);
     setup_explain(*this);
+    setup_dump(*this);
     setup_completions(*this);
 }
 

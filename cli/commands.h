@@ -11,6 +11,7 @@ void setup_preflight(CommandTree& tree);    ///< preflight
 void setup_lifecycle(CommandTree& tree);    ///< create, alter, drop, refresh
 void setup_status(CommandTree& tree);       ///< status
 void setup_explain(CommandTree& tree);      ///< explain
+void setup_dump(CommandTree& tree);         ///< dump
 void setup_completions(CommandTree& tree);  ///< completions
 
 }  // namespace pgt::cli

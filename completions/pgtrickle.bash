@@ -28,7 +28,7 @@ _pgtrickle() {
     esac
     words="-h --help --dsn --format -v --verbose -q --quiet"
     case $cmd in
-        "") words+=" version preflight create alter drop refresh status explain completions" ;;
+        "") words+=" version preflight create alter drop refresh status explain dump completions" ;;
         version)
             ;;
         preflight)
@@ -82,6 +82,8 @@ _pgtrickle() {
                     ;;
             esac
             words+=" --query"
+            ;;
+        dump)
             ;;
         completions)
             words+=" bash zsh fish"

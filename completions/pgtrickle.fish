@@ -15,6 +15,7 @@ complete -c pgtrickle -n __fish_use_subcommand -a drop -d 'drop a stream table a
 complete -c pgtrickle -n __fish_use_subcommand -a refresh -d 'refresh one stream table now, or all of them (--all)'
 complete -c pgtrickle -n __fish_use_subcommand -a status -d 'health of stream tables, sources and the scheduler (exit 6 if unhealthy)'
 complete -c pgtrickle -n __fish_use_subcommand -a explain -d 'show how a query would be maintained (differential or full) and why'
+complete -c pgtrickle -n __fish_use_subcommand -a dump -d 'print SQL that recreates every stream table, in dependency order'
 complete -c pgtrickle -n __fish_use_subcommand -a completions -d 'print a shell completion script (bash, zsh or fish)'
 complete -c pgtrickle -n '__fish_seen_subcommand_from create' -l query -r -d 'the defining query (SQL)'
 complete -c pgtrickle -n '__fish_seen_subcommand_from create' -l schedule -r -d 'how often to refresh, e.g. 5s or 1m (default: only on demand)'

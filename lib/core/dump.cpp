@@ -1,0 +1,86 @@
+#include "core/dump.h"
+
+#include <set>
+
+#include "core/sql_ident.h"
+
+namespace pgt::dump {
+
+namespace {
+
+// Text safe inside a -- comment: control characters (newlines above all) become spaces.
+std::string comment_text(const std::string& s) {
+    std::string out = s;
+    for (char& c : out) {
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+            c = ' ';
+        }
+    }
+    return out;
+}
+
+std::string display_name(const StreamTableDef& d) {
+    return comment_text(d.schema + "." + d.name);
+}
+
+std::string create_call(const StreamTableDef& d) {
+    const std::string name = sql::quote_literal(sql::qualified(d.schema, d.name));
+    std::string call = "CALL pgtrickle.create_stream_table(\n    name => " + name +
+                       ",\n    query => " + sql::quote_literal(d.query);
+    if (d.schedule) {
+        call += ",\n    schedule => " + sql::quote_literal(*d.schedule);
+    }
+    call += ",\n    refresh_mode => " + sql::quote_literal(d.refresh_mode);
+    call += ",\n    cdc_mode => " + sql::quote_literal(d.cdc_mode);
+    if (d.output_distribution_column) {
+        call += ",\n    output_distribution_column => " +
+                sql::quote_literal(*d.output_distribution_column);
+    }
+    call += ");\n";
+    if (d.status == "suspended") {
+        call += "CALL pgtrickle.alter_stream_table(name => " + name + ", status => 'suspended');\n";
+    }
+    return call;
+}
+
+}  // namespace
+
+std::string render_sql(const std::vector<StreamTableDef>& defs, const Origin& origin) {
+    std::string out;
+    out += "-- pg_trickle stream tables\n";
+    out += "-- Dumped from database " + comment_text(sql::quote_ident(origin.database)) +
+           " (PostgreSQL " + comment_text(origin.server_version) + ", pg_trickle " +
+           comment_text(origin.extension_version) + ") by pgtrickle " +
+           comment_text(origin.tool_version) + ".\n";
+    out += "-- " + std::to_string(defs.size()) +
+           (defs.size() == 1 ? " stream table" : " stream tables") +
+           ", each after the stream tables it reads; one transaction.\n";
+    out += "-- The target database needs the pg_trickle extension and every source table.\n";
+    out += "-- Queries are as given at creation: they resolve names with the search_path in\n";
+    out += "-- effect when this script runs. Apply with: psql -v ON_ERROR_STOP=1 -f FILE\n";
+    out += "\nBEGIN;\n";
+    std::set<std::string> schemas;
+    for (const StreamTableDef& d : defs) {
+        if (d.schema != "public" && schemas.insert(d.schema).second) {
+            out += "CREATE SCHEMA IF NOT EXISTS " + sql::quote_ident(d.schema) + ";\n";
+        }
+    }
+    for (const StreamTableDef& d : defs) {
+        out += "\n-- " + display_name(d);
+        if (!d.depends_on.empty()) {
+            out += " (reads";
+            for (std::size_t i = 0; i < d.depends_on.size(); ++i) {
+                out += (i ? ", " : " ") + comment_text(d.depends_on[i]);
+            }
+            out += ")";
+        }
+        if (d.status == "suspended") {
+            out += ", suspended";
+        }
+        out += "\n" + create_call(d);
+    }
+    out += "\nCOMMIT;\n";
+    return out;
+}
+
+}  // namespace pgt::dump
