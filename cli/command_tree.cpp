@@ -40,6 +40,7 @@ CommandTree::CommandTree()
     setup_status(*this);
     setup_explain(*this);
     setup_dump(*this);
+    setup_sandbox(*this);
     setup_completions(*this);
 }
 

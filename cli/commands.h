@@ -12,6 +12,7 @@ void setup_lifecycle(CommandTree& tree);    ///< create, alter, drop, refresh
 void setup_status(CommandTree& tree);       ///< status
 void setup_explain(CommandTree& tree);      ///< explain
 void setup_dump(CommandTree& tree);         ///< dump
+void setup_sandbox(CommandTree& tree);      ///< sandbox
 void setup_completions(CommandTree& tree);  ///< completions
 
 }  // namespace pgt::cli

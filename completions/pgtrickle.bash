@@ -28,7 +28,7 @@ _pgtrickle() {
     esac
     words="-h --help --dsn --format -v --verbose -q --quiet"
     case $cmd in
-        "") words+=" version preflight create alter drop refresh status explain dump completions" ;;
+        "") words+=" version preflight create alter drop refresh status explain dump sandbox completions" ;;
         version)
             ;;
         preflight)
@@ -84,6 +84,14 @@ _pgtrickle() {
             words+=" --query"
             ;;
         dump)
+            ;;
+        sandbox)
+            case $prev in
+                --dir | --port)
+                    return
+                    ;;
+            esac
+            words+=" --dir --port up down status"
             ;;
         completions)
             words+=" bash zsh fish"
