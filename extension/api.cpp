@@ -427,7 +427,9 @@ PGT_FUNCTION(pgtrickle_alter_stream_table) {
             "UPDATE pgtrickle.pgt_stream_tables SET status = $2, consecutive_errors = CASE WHEN $2 "
             "= 'active' "
             "THEN 0 ELSE consecutive_errors END, last_error = CASE WHEN $2 = 'active' THEN NULL "
-            "ELSE last_error END "
+            "ELSE last_error END, "
+            // A suspended stream table let its sources' buffers be cleaned: it recomputes.
+            "needs_full_refresh = needs_full_refresh OR (status = 'suspended' AND $2 = 'active') "
             "WHERE pgt_id = $1::bigint",
             {sid, *status});
     }

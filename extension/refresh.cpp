@@ -290,7 +290,8 @@ RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full, bool wait_f
             const std::string buf =
                 qualified("pgtrickle_changes", capture_object_names(s.stable_name).buffer_table);
             // Rows below the oldest reader's frontier xmin are visible to every reader (or
-            // aborted): consumed by all.
+            // aborted): consumed by all. Readers that will recompute anyway (suspended, failing,
+            // marked for a full refresh) do not hold the buffer back.
             spi::exec_cached("DELETE FROM " + buf +
                                  " WHERE \"__pgt_xid\" OPERATOR(pg_catalog.<) (SELECT "
                                  "pg_catalog.min(pg_catalog.pg_snapshot_xmin((st.frontier->'"
@@ -298,6 +299,7 @@ RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full, bool wait_f
                                  "FROM pgtrickle.pgt_stream_tables st JOIN "
                                  "pgtrickle.pgt_dependencies d ON d.pgt_id = st.pgt_id "
                                  "WHERE d.source_relid = $2::oid AND st.frontier->'sources' ? $1 "
+                                 "AND NOT st.needs_full_refresh AND st.status NOT IN ('suspended', 'error') "
                                  "AND st.frontier->>'sysid' = $3)",
                              {s.stable_name, s.relid, sysid}, snap);
         }
