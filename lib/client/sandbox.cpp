@@ -241,6 +241,7 @@ int Sandbox::run(const std::vector<std::string>& argv, const std::string& log_fi
         dup2(log_fd, STDOUT_FILENO);
         dup2(log_fd, STDERR_FILENO);
         std::vector<char*> args;
+        args.reserve(full.size() + 1);
         for (std::string& a : full) {
             args.push_back(a.data());
         }
