@@ -234,18 +234,18 @@ int Sandbox::run(const std::vector<std::string>& argv, const std::string& log_fi
         throw SandboxError("cannot write " + log_file + ": " + std::strerror(errno),
                            "Check the directory's permissions.");
     }
+    std::vector<char*> args;  // built before fork: the child only calls exec-safe functions
+    args.reserve(full.size() + 1);
+    for (std::string& a : full) {
+        args.push_back(a.data());
+    }
+    args.push_back(nullptr);
     const pid_t pid = fork();
     if (pid == 0) {
         const int null_fd = open("/dev/null", O_RDONLY);
         dup2(null_fd, STDIN_FILENO);
         dup2(log_fd, STDOUT_FILENO);
         dup2(log_fd, STDERR_FILENO);
-        std::vector<char*> args;
-        args.reserve(full.size() + 1);
-        for (std::string& a : full) {
-            args.push_back(a.data());
-        }
-        args.push_back(nullptr);
         execvp(args[0], args.data());
         std::fprintf(stderr, "cannot run %s: %s\n", args[0], std::strerror(errno));
         _exit(127);
