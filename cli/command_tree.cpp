@@ -41,6 +41,7 @@ CommandTree::CommandTree()
     setup_explain(*this);
     setup_dump(*this);
     setup_sandbox(*this);
+    setup_migrate(*this);
     setup_completions(*this);
 }
 

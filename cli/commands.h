@@ -13,6 +13,7 @@ void setup_status(CommandTree& tree);       ///< status
 void setup_explain(CommandTree& tree);      ///< explain
 void setup_dump(CommandTree& tree);         ///< dump
 void setup_sandbox(CommandTree& tree);      ///< sandbox
+void setup_migrate(CommandTree& tree);      ///< migrate
 void setup_completions(CommandTree& tree);  ///< completions
 
 }  // namespace pgt::cli

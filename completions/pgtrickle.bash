@@ -28,7 +28,7 @@ _pgtrickle() {
     esac
     words="-h --help --dsn --format -v --verbose -q --quiet"
     case $cmd in
-        "") words+=" version preflight create alter drop refresh status explain dump sandbox completions" ;;
+        "") words+=" version preflight create alter drop refresh status explain dump sandbox migrate completions" ;;
         version)
             ;;
         preflight)
@@ -92,6 +92,14 @@ _pgtrickle() {
                     ;;
             esac
             words+=" --dir --port up down status"
+            ;;
+        migrate)
+            case $prev in
+                --to)
+                    return
+                    ;;
+            esac
+            words+=" --dry-run --to --rollback"
             ;;
         completions)
             words+=" bash zsh fish"

@@ -19,24 +19,34 @@ struct StepText {
 // checks the scripts; this text is what the plan shows).
 const std::vector<StepText>& step_table() {
     static const std::vector<StepText> t = {
-        {"0.31.0", "0.32.0",
-         {"add pgt_change_tracking.source_stable_name (unique), source_placement, frontier_per_node",
-          "add pgt_dependencies.source_stable_name, source_placement", "add pgt_stream_tables.st_placement",
-          "add function pgtrickle.source_stable_name(oid)", "backfill source_stable_name of every captured source",
-          "rename capture objects from OID names to stable names", "rekey frontiers from OIDs to stable names",
+        {"0.31.0",
+         "0.32.0",
+         {"add pgt_change_tracking.source_stable_name (unique), source_placement, "
+          "frontier_per_node",
+          "add pgt_dependencies.source_stable_name, source_placement",
+          "add pgt_stream_tables.st_placement", "add function pgtrickle.source_stable_name(oid)",
+          "backfill source_stable_name of every captured source",
+          "rename capture objects from OID names to stable names",
+          "rekey frontiers from OIDs to stable names",
           "recreate views pgt_status, pgt_source_status"}},
-        {"0.32.0", "0.31.0",
-         {"rename capture objects from stable names back to OID names", "rekey frontiers from stable names to OIDs",
+        {"0.32.0",
+         "0.31.0",
+         {"rename capture objects from stable names back to OID names",
+          "rekey frontiers from stable names to OIDs",
           "drop function pgtrickle.source_stable_name(oid)",
           "drop columns st_placement, source_stable_name, source_placement, frontier_per_node",
           "recreate views pgt_status, pgt_source_status"}},
-        {"0.32.0", "0.33.0",
+        {"0.32.0",
+         "0.33.0",
          {"add pgt_stream_tables.output_distribution_column",
-          "create_stream_table gains output_distribution_column", "add table pgt_worker_slots (dumped by pg_dump)",
+          "create_stream_table gains output_distribution_column",
+          "add table pgt_worker_slots (dumped by pg_dump)",
           "add function pgtrickle.handle_vp_promoted(text)"}},
-        {"0.33.0", "0.32.0",
+        {"0.33.0",
+         "0.32.0",
          {"drop function pgtrickle.handle_vp_promoted(text)", "drop table pgt_worker_slots",
-          "create_stream_table loses output_distribution_column", "drop pgt_stream_tables.output_distribution_column"}},
+          "create_stream_table loses output_distribution_column",
+          "drop pgt_stream_tables.output_distribution_column"}},
         {"0.33.0", "0.34.0", {"add table pgt_st_locks", "add view citus_status"}},
         {"0.34.0", "0.33.0", {"drop view citus_status", "drop table pgt_st_locks"}},
         {"0.34.0", "0.35.0", {"no catalog change"}},
@@ -57,58 +67,72 @@ const std::vector<std::string>& known_versions() {
     return v;
 }
 
-bool is_known(const std::string& v) { return index_of(v) < static_cast<int>(known_versions().size()); }
+bool is_known(const std::string& v) {
+    return index_of(v) < static_cast<int>(known_versions().size());
+}
 
 std::vector<Step> steps(const std::string& from, const std::string& to) {
     std::vector<Step> out;
-    if (!is_known(from) || !is_known(to)) return out;
+    if (!is_known(from) || !is_known(to))
+        return out;
     const auto& vs = known_versions();
     int i = index_of(from);
     const int j = index_of(to);
     while (i != j) {
         const int next = i < j ? i + 1 : i - 1;
         for (const auto& s : step_table()) {
-            if (vs[i] == s.from && vs[next] == s.to) out.push_back({s.from, s.to, s.changes});
+            if (vs[i] == s.from && vs[next] == s.to)
+                out.push_back({s.from, s.to, s.changes});
         }
         i = next;
     }
     return out;
 }
 
-Plan plan(const std::string& node, const std::string& database, const std::string& from, const std::string& to,
-          const std::vector<Source>& sources, int stream_tables_with_frontier) {
+Plan plan(const std::string& node, const std::string& database, const std::string& from,
+          const std::string& to, const std::vector<Source>& sources,
+          int stream_tables_with_frontier) {
     Plan p;
     p.node = node;
     p.from = from;
     p.to = to;
-    if (!is_known(from)) p.problems.push_back("installed version " + from + " is unknown to this pgtrickle");
-    if (!is_known(to)) p.problems.push_back("target version " + to + " is unknown to this pgtrickle");
-    if (!p.problems.empty() || from == to) return p;
+    if (!is_known(from))
+        p.problems.push_back("installed version " + from + " is unknown to this pgtrickle");
+    if (!is_known(to))
+        p.problems.push_back("target version " + to + " is unknown to this pgtrickle");
+    if (!p.problems.empty() || from == to)
+        return p;
     p.steps = steps(from, to);
     const int boundary = index_of("0.32.0");
     const bool up = index_of(from) < boundary && index_of(to) >= boundary;
     const bool down = index_of(from) >= boundary && index_of(to) < boundary;
-    if (!up && !down) return p;
+    if (!up && !down)
+        return p;
     std::map<std::string, std::string> owner;  // stable name -> source
     for (const auto& s : sources) {
-        const std::string sn = s.stable_name ? *s.stable_name : stable_name(database, s.schema, s.table);
+        const std::string sn =
+            s.stable_name ? *s.stable_name : stable_name(database, s.schema, s.table);
         const std::string src = s.schema + "." + s.table;
         auto [it, fresh] = owner.emplace(sn, src);
         if (!fresh) {
-            p.problems.push_back("stable name collision: " + it->second + " and " + src + " both hash to " + sn +
-                                 "; rename one of them first");
+            p.problems.push_back("stable name collision: " + it->second + " and " + src +
+                                 " both hash to " + sn + "; rename one of them first");
         }
         const std::string old_key = up ? s.relid : sn;
         const std::string new_key = up ? sn : s.relid;
         const auto o = capture_object_names(old_key);
         const auto n = capture_object_names(new_key);
         const std::string tbl = sql::qualified(s.schema, s.table);
-        p.renames.push_back({"table", "pgtrickle_changes." + o.buffer_table, "pgtrickle_changes." + n.buffer_table, ""});
-        p.renames.push_back({"index", "pgtrickle_changes." + o.xid_index, "pgtrickle_changes." + n.xid_index, ""});
+        p.renames.push_back({"table", "pgtrickle_changes." + o.buffer_table,
+                             "pgtrickle_changes." + n.buffer_table, ""});
         p.renames.push_back(
-            {"function", "pgtrickle_changes." + o.trigger_function + "()", "pgtrickle_changes." + n.trigger_function + "()", ""});
-        for (const auto& [a, b] : {std::pair{o.trigger_insert, n.trigger_insert}, {o.trigger_update, n.trigger_update},
-                                   {o.trigger_delete, n.trigger_delete}, {o.trigger_truncate, n.trigger_truncate}}) {
+            {"index", "pgtrickle_changes." + o.xid_index, "pgtrickle_changes." + n.xid_index, ""});
+        p.renames.push_back({"function", "pgtrickle_changes." + o.trigger_function + "()",
+                             "pgtrickle_changes." + n.trigger_function + "()", ""});
+        for (const auto& [a, b] : {std::pair{o.trigger_insert, n.trigger_insert},
+                                   {o.trigger_update, n.trigger_update},
+                                   {o.trigger_delete, n.trigger_delete},
+                                   {o.trigger_truncate, n.trigger_truncate}}) {
             p.renames.push_back({"trigger", a, b, tbl});
         }
     }

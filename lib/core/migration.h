@@ -32,10 +32,10 @@ struct Source {
 };
 
 struct Rename {
-    std::string kind;   ///< "table", "index", "function", "trigger"
-    std::string from;   ///< qualified object name (triggers: trigger name)
+    std::string kind;  ///< "table", "index", "function", "trigger"
+    std::string from;  ///< qualified object name (triggers: trigger name)
     std::string to;
-    std::string on;     ///< triggers: the table, qualified
+    std::string on;  ///< triggers: the table, qualified
 };
 
 struct Plan {
@@ -43,14 +43,15 @@ struct Plan {
     std::string from, to;
     std::vector<Step> steps;
     std::vector<Rename> renames;
-    int frontier_rekeys = 0;               ///< stream tables whose frontier keys change
-    std::vector<std::string> problems;     ///< reasons the plan cannot be applied
+    int frontier_rekeys = 0;            ///< stream tables whose frontier keys change
+    std::vector<std::string> problems;  ///< reasons the plan cannot be applied
     bool nothing_to_do() const { return from == to; }
 };
 
 /// Plan the move of one node's installation. `database` is its database name (part of the
 /// stable name); `stream_tables_with_frontier` how many frontiers need rekeying.
-Plan plan(const std::string& node, const std::string& database, const std::string& from, const std::string& to,
-          const std::vector<Source>& sources, int stream_tables_with_frontier);
+Plan plan(const std::string& node, const std::string& database, const std::string& from,
+          const std::string& to, const std::vector<Source>& sources,
+          int stream_tables_with_frontier);
 
 }  // namespace pgt::migration

@@ -32,16 +32,19 @@ TEST(Migration, upgrade_renames_every_capture_object_to_stable_names) {
 }
 
 TEST(Migration, rollback_renames_back_to_oids_and_no_rename_within_one_naming_scheme) {
-    const auto back = plan("n", "shop", "0.35.0", "0.31.0", {{"16384", "public", "orders", std::string("abc")}}, 1);
+    const auto back = plan("n", "shop", "0.35.0", "0.31.0",
+                           {{"16384", "public", "orders", std::string("abc")}}, 1);
     ASSERT_FALSE(back.renames.empty());
     EXPECT_EQ(back.renames[0].from, "pgtrickle_changes.changes_abc");
     EXPECT_EQ(back.renames[0].to, "pgtrickle_changes.changes_16384");
-    EXPECT_TRUE(plan("n", "shop", "0.33.0", "0.35.0", {{"1", "s", "t", std::string("abc")}}, 1).renames.empty());
+    EXPECT_TRUE(plan("n", "shop", "0.33.0", "0.35.0", {{"1", "s", "t", std::string("abc")}}, 1)
+                    .renames.empty());
     EXPECT_TRUE(plan("n", "shop", "0.35.0", "0.35.0", {}, 0).nothing_to_do());
 }
 
 TEST(Migration, collisions_and_unknown_versions_are_problems) {
-    const auto p = plan("n", "a", "0.31.0", "0.35.0", {{"1", "b.c", "d", std::nullopt}, {"2", "b", "c.d", std::nullopt}}, 0);
+    const auto p = plan("n", "a", "0.31.0", "0.35.0",
+                        {{"1", "b.c", "d", std::nullopt}, {"2", "b", "c.d", std::nullopt}}, 0);
     ASSERT_EQ(p.problems.size(), 1u);
     EXPECT_NE(p.problems[0].find("collision"), std::string::npos);
     EXPECT_FALSE(plan("n", "a", "0.29.0", "0.35.0", {}, 0).problems.empty());

@@ -1,0 +1,115 @@
+#include "client/migrator.h"
+
+#include <algorithm>
+
+#include <pqxx/pqxx>
+
+namespace pgt::client {
+namespace {
+
+std::string column_exists_sql(const char* table, const char* column) {
+    return std::string(
+               "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c "
+               "ON c.oid = a.attrelid "
+               "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = "
+               "'pgtrickle' AND "
+               "c.relname = '") +
+           table + "' AND a.attname = '" + column + "' AND NOT a.attisdropped)";
+}
+
+}  // namespace
+
+MigrationFacts read_migration_facts(Node& node) {
+    MigrationFacts f;
+    pqxx::read_transaction tx(node.conn());
+    f.database = tx.exec1("SELECT pg_catalog.current_database()")[0].as<std::string>();
+    auto v = tx.exec("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_trickle'");
+    if (!v.empty())
+        f.installed = v[0][0].as<std::string>();
+    for (const auto& row : tx.exec("SELECT version FROM pg_catalog.pg_available_extension_versions "
+                                   "WHERE name = 'pg_trickle' ORDER BY version")) {
+        f.available.push_back(row[0].as<std::string>());
+    }
+    if (!f.installed)
+        return f;
+    const bool stable =
+        tx.exec1(column_exists_sql("pgt_change_tracking", "source_stable_name"))[0].as<bool>();
+    const std::string sn = stable ? "ct.source_stable_name" : "NULL::text";
+    for (const auto& row :
+         tx.exec("SELECT ct.source_relid::oid::text, n.nspname, c.relname, " + sn +
+                 " FROM pgtrickle.pgt_change_tracking ct JOIN pg_catalog.pg_class c ON c.oid = "
+                 "ct.source_relid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                 "ORDER BY n.nspname, c.relname")) {
+        migration::Source s;
+        s.relid = row[0].as<std::string>();
+        s.schema = row[1].as<std::string>();
+        s.table = row[2].as<std::string>();
+        if (!row[3].is_null())
+            s.stable_name = row[3].as<std::string>();
+        f.sources.push_back(std::move(s));
+    }
+    f.frontiers =
+        tx.exec1("SELECT count(*) FROM pgtrickle.pgt_stream_tables WHERE frontier IS NOT NULL")[0]
+            .as<int>();
+    return f;
+}
+
+void check_plan(Node& node, migration::Plan& plan, const MigrationFacts& facts) {
+    if (!plan.nothing_to_do() && std::find(facts.available.begin(), facts.available.end(),
+                                           plan.to) == facts.available.end()) {
+        plan.problems.push_back("version " + plan.to + " of pg_trickle is not installed on " +
+                                plan.node +
+                                " (install the same pg_trickle package on every node first)");
+    }
+    pqxx::read_transaction tx(node.conn());
+    for (const auto& r : plan.renames) {
+        std::string exists;
+        if (r.kind == "table" || r.kind == "index") {
+            exists = "SELECT pg_catalog.to_regclass(" + tx.quote(r.from) + ") IS NOT NULL";
+        } else if (r.kind == "function") {
+            exists = "SELECT pg_catalog.to_regprocedure(" + tx.quote(r.from) + ") IS NOT NULL";
+        } else {
+            exists = "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgname = " +
+                     tx.quote(r.from) + " AND tgrelid = pg_catalog.to_regclass(" + tx.quote(r.on) +
+                     "))";
+        }
+        if (!tx.exec1(exists)[0].as<bool>()) {
+            plan.problems.push_back(
+                r.kind + " " + r.from + (r.on.empty() ? "" : " on " + r.on) +
+                " does not exist (capture objects were changed by hand; recreate the "
+                "stream tables reading that source)");
+        }
+    }
+}
+
+void apply_migration(Node& node, const migration::Plan& plan,
+                     const std::function<void(const std::string&)>& progress) {
+    pqxx::work tx(node.conn());
+    progress(plan.node + ": ALTER EXTENSION pg_trickle UPDATE TO '" + plan.to + "' (" +
+             std::to_string(plan.steps.size()) + " steps, " + std::to_string(plan.renames.size()) +
+             " renames)");
+    const std::string sql = "ALTER EXTENSION pg_trickle UPDATE TO " + tx.quote(plan.to);
+    node.trace(sql);
+    tx.exec0(sql);
+    progress(plan.node + ": verifying");
+    const std::string now =
+        tx.exec1("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_trickle'")[0]
+            .as<std::string>();
+    if (now != plan.to) {
+        throw std::runtime_error("after the update " + plan.node + " reports version " + now +
+                                 ", not " + plan.to);
+    }
+    for (const auto& r : plan.renames) {
+        if (r.kind != "table" && r.kind != "index")
+            continue;
+        if (tx.exec1("SELECT pg_catalog.to_regclass(" + tx.quote(r.to) + ") IS NULL")[0]
+                .as<bool>()) {
+            throw std::runtime_error(r.kind + " " + r.to + " is missing after the update on " +
+                                     plan.node);
+        }
+    }
+    progress(plan.node + ": committing");
+    tx.commit();
+}
+
+}  // namespace pgt::client

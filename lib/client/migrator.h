@@ -1,0 +1,37 @@
+// `pgtrickle migrate` against one node: gathers what the plan needs and applies it with
+// ALTER EXTENSION pg_trickle UPDATE TO in a single transaction (all or nothing).
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "client/connection.h"
+#include "core/migration.h"
+
+namespace pgt::client {
+
+/// What one node's catalog says, for planning.
+struct MigrationFacts {
+    std::string database;
+    std::optional<std::string> installed;    ///< extension version, nullopt when not installed
+    std::vector<std::string> available;      ///< versions whose scripts the server has
+    std::vector<migration::Source> sources;  ///< captured sources
+    int frontiers = 0;                       ///< stream tables with a frontier
+};
+
+/// Reads the facts; an absent extension is reported in `installed`, not thrown.
+MigrationFacts read_migration_facts(Node& node);
+
+/// Adds to plan.problems what makes it impossible on this node: the target version's
+/// scripts are not installed, or a capture object the plan renames does not exist.
+void check_plan(Node& node, migration::Plan& plan, const MigrationFacts& facts);
+
+/// Applies the plan in one transaction and verifies the result (version, renamed objects)
+/// before committing. `progress` receives one line per step. Throws on any failure, after
+/// which the transaction is rolled back and nothing has changed.
+void apply_migration(Node& node, const migration::Plan& plan,
+                     const std::function<void(const std::string&)>& progress);
+
+}  // namespace pgt::client
