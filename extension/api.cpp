@@ -572,12 +572,6 @@ PGT_FUNCTION(pgtrickle_source_stable_name) {
     PG_RETURN_TEXT_P(t);
 }
 
-// pgtrickle.note_change(): called by capture triggers; the commit then wakes the scheduler.
-PGT_FUNCTION(pgtrickle_note_change) {
-    scheduler::note_captured_write();
-    PG_RETURN_VOID();
-}
-
 // pgtrickle.scheduler_pid() -> int: this database's scheduler, NULL when none runs.
 PGT_FUNCTION(pgtrickle_scheduler_pid) {
     const int pid = scheduler::scheduler_pid();

@@ -166,7 +166,7 @@ PGDLLEXPORT Datum pgtrickle_capture(PG_FUNCTION_ARGS) {
     ExecCloseIndices(w.rri);
     FreeExecutorState(w.estate);
     table_close(w.buffer, NoLock);
-    pgt::scheduler::note_captured_write();
+    pgt::scheduler::note_captured_write(RelationGetRelid(td->tg_relation));
     return PointerGetDatum(nullptr);
 }
 }

@@ -51,6 +51,8 @@ constexpr long kLauncherNapMs = 5000;
 constexpr long kNoExtensionRecheckMs = 60000;
 constexpr long kQuiesceMs = 10000;
 
+constexpr int kMaxChanged = 64;
+
 struct DbSlot {
     Oid dboid;
     pid_t worker_pid;
@@ -58,6 +60,10 @@ struct DbSlot {
     bool no_extension;  // the last worker found no pg_trickle here
     TimestampTz checked_at;
     TimestampTz quiesce_until;  // database being dropped/renamed: do not start a worker
+    bool wants_wakeups;         // some stream table here is refreshed on commit
+    int nchanged;               // sources written by commits since the scheduler looked
+    bool changed_overflow;      // more than kMaxChanged: treat every source as changed
+    Oid changed[kMaxChanged];
 };
 
 struct Shared {
@@ -69,7 +75,11 @@ struct Shared {
 
 Shared* g_shared = nullptr;
 bool g_preloaded = false;
-bool g_wrote_captured_source = false;
+// Sources this transaction wrote (backend-local, published at commit).
+constexpr int kMaxWritten = 16;
+Oid g_written[kMaxWritten];
+int g_nwritten = 0;
+bool g_written_overflow = false;
 shmem_request_hook_type prev_shmem_request_hook = nullptr;
 shmem_startup_hook_type prev_shmem_startup_hook = nullptr;
 ProcessUtility_hook_type prev_process_utility_hook = nullptr;
@@ -110,22 +120,43 @@ DbSlot* find_slot(Oid dboid, bool create) {
     return create ? free_slot : nullptr;
 }
 
-/// Commit callback: a transaction that wrote to a captured source wakes the scheduler.
+/// Commit callback: a transaction that wrote to captured sources tells its database's
+/// scheduler which ones, and wakes it, when some stream table there wants that.
 void on_xact(XactEvent event, void*) {
-    if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
-        event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT) {
+    if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT && event != XACT_EVENT_PARALLEL_COMMIT &&
+        event != XACT_EVENT_PARALLEL_ABORT) {
         return;
     }
-    const bool wake = g_wrote_captured_source && (event == XACT_EVENT_COMMIT);
-    g_wrote_captured_source = false;
-    if (!wake || g_shared == nullptr)
-        return;
+    const bool publish = (g_nwritten > 0 || g_written_overflow) && event == XACT_EVENT_COMMIT && g_shared != nullptr;
+    const int n = g_nwritten;
+    const bool overflow = g_written_overflow;
+    g_nwritten = 0;
+    g_written_overflow = false;
+    if (!publish) return;
     LWLockAcquire(g_shared->lock, LW_SHARED);
     DbSlot* s = find_slot(MyDatabaseId, false);
-    Latch* latch = s ? s->latch : nullptr;
+    const bool wanted = s != nullptr && s->wants_wakeups && s->latch != nullptr;
     LWLockRelease(g_shared->lock);
-    if (latch)
-        SetLatch(latch);
+    if (!wanted) return;
+    Latch* latch = nullptr;
+    LWLockAcquire(g_shared->lock, LW_EXCLUSIVE);
+    s = find_slot(MyDatabaseId, false);
+    if (s != nullptr) {
+        s->changed_overflow = s->changed_overflow || overflow;
+        for (int i = 0; i < n && !s->changed_overflow; ++i) {
+            bool known = false;
+            for (int j = 0; j < s->nchanged && !known; ++j) known = s->changed[j] == g_written[i];
+            if (known) continue;
+            if (s->nchanged == kMaxChanged) {
+                s->changed_overflow = true;
+            } else {
+                s->changed[s->nchanged++] = g_written[i];
+            }
+        }
+        latch = s->latch;
+    }
+    LWLockRelease(g_shared->lock);
+    if (latch) SetLatch(latch);
 }
 
 /// DROP DATABASE (and renames, and use as a template) need the database to themselves: stop
@@ -237,6 +268,7 @@ bool start_db_worker(Oid dboid, BackgroundWorkerHandle** handle) {
 
 struct StreamTable {
     int64_t id;
+    std::vector<Oid> sources;
     Schedule schedule;
     std::optional<int64_t> last_ms;
     std::optional<int64_t> retry_ms;
@@ -274,6 +306,12 @@ bool load(std::vector<StreamTable>& sts, std::multimap<int64_t, int64_t>& edges)
         st.retry_ms = opt_ms(r[3]);
         st.status = *r[4];
         sts.push_back(std::move(st));
+    }
+    std::map<int64_t, StreamTable*> by_id;
+    for (auto& st : sts) by_id[st.id] = &st;
+    for (const auto& r : spi::exec("SELECT pgt_id::text, source_relid::oid::text FROM pgtrickle.pgt_dependencies").rows) {
+        auto it = by_id.find(std::stoll(*r[0]));
+        if (it != by_id.end()) it->second->sources.push_back(static_cast<Oid>(std::stoul(*r[1])));
     }
     auto e = spi::exec(
         "SELECT up.pgt_id::text, d.pgt_id::text FROM pgtrickle.pgt_dependencies d "
@@ -349,7 +387,20 @@ void refresh_one(int64_t id, const char* trigger) {
 
 /// One pass: refresh what is due, upstream before downstream. Returns ms until the next due
 /// refresh (capped by the caller).
-long tick(bool woken) {
+long tick() {
+    // Sources written by commits since the last look (taken before reading the catalog:
+    // a commit after this sets the latch again).
+    std::vector<Oid> changed;
+    bool changed_all = false;
+    LWLockAcquire(g_shared->lock, LW_EXCLUSIVE);
+    if (DbSlot* slot = find_slot(MyDatabaseId, false)) {
+        changed.assign(slot->changed, slot->changed + slot->nchanged);
+        changed_all = slot->changed_overflow;
+        slot->nchanged = 0;
+        slot->changed_overflow = false;
+    }
+    LWLockRelease(g_shared->lock);
+
     std::vector<StreamTable> sts;
     std::multimap<int64_t, int64_t> edges;
     SetCurrentStatementStartTimestamp();
@@ -364,38 +415,46 @@ long tick(bool woken) {
     PopActiveSnapshot();
     CommitTransactionCommand();
     if (!installed) {
-        ereport(LOG,
-                (errmsg("pg_trickle: extension not installed in this database, scheduler exits")));
+        ereport(LOG, (errmsg("pg_trickle: extension not installed in this database, scheduler exits")));
         proc_exit(0);
     }
     const int64_t now = now_ms();
-    std::map<int64_t, const StreamTable*> by_id;
-    std::vector<int64_t> due;
+    std::map<int64_t, bool> due;  // id -> refreshed because a writer woke us
+    bool any_short = false;
     long wait = LONG_MAX;
     for (const auto& st : sts) {
-        by_id[st.id] = &st;
         int64_t at = next_due_ms(st.schedule, st.last_ms, now);
-        const bool eager = woken && st.schedule.kind == Schedule::Kind::duration &&
-                           st.schedule.every.count() <= settings::wake_threshold_ms;
-        if (eager)
-            at = now;
-        if (st.status == "error" && st.retry_ms)
-            at = std::max(at, *st.retry_ms);
+        // Short schedules are refreshed as soon as a writer of one of their sources commits.
+        const bool short_schedule = settings::wake_threshold_ms > 0 && st.schedule.kind == Schedule::Kind::duration &&
+                                    st.schedule.every.count() <= settings::wake_threshold_ms;
+        any_short = any_short || short_schedule;
+        bool by_wake = false;
+        if (short_schedule && at > now) {
+            for (Oid src : st.sources) {
+                by_wake = by_wake || changed_all || std::find(changed.begin(), changed.end(), src) != changed.end();
+            }
+            if (by_wake) at = now;
+        }
+        if (st.status == "error" && st.retry_ms) at = std::max(at, *st.retry_ms);
         if (at <= now) {
-            due.push_back(st.id);
+            due[st.id] = by_wake;
         } else {
             wait = std::min<long>(wait, static_cast<long>(at - now));
         }
     }
+    LWLockAcquire(g_shared->lock, LW_EXCLUSIVE);
+    if (DbSlot* slot = find_slot(MyDatabaseId, false)) slot->wants_wakeups = any_short;
+    LWLockRelease(g_shared->lock);
     std::vector<int64_t> all;
     for (const auto& st : sts) all.push_back(st.id);
     auto order = topo_order(all, edges);
     std::vector<int64_t> ordered = order ? *order : all;
     for (int64_t id : ordered) {
-        if (std::find(due.begin(), due.end(), id) == due.end())
+        auto d = due.find(id);
+        if (d == due.end())
             continue;
         CHECK_FOR_INTERRUPTS();
-        refresh_one(id, woken ? "wake" : "schedule");
+        refresh_one(id, d->second ? "wake" : "schedule");
     }
     return wait;
 }
@@ -472,8 +531,15 @@ int scheduler_pid() {
     return pid;
 }
 
-void note_captured_write() {
-    g_wrote_captured_source = true;
+void note_captured_write(Oid relid) {
+    for (int i = 0; i < g_nwritten; ++i) {
+        if (g_written[i] == relid) return;
+    }
+    if (g_nwritten == kMaxWritten) {
+        g_written_overflow = true;
+    } else {
+        g_written[g_nwritten++] = relid;
+    }
 }
 
 }  // namespace pgt::scheduler
@@ -574,7 +640,6 @@ void pgtrickle_scheduler_main(Datum arg) {
 
     MemoryContext loop_cxt = AllocSetContextCreate(TopMemoryContext, "pg_trickle scheduler loop",
                                                    ALLOCSET_DEFAULT_SIZES);
-    bool woken = false;
     long wait = 0;
     for (;;) {
         CHECK_FOR_INTERRUPTS();
@@ -585,7 +650,7 @@ void pgtrickle_scheduler_main(Datum arg) {
         if (pgt::settings::enabled) {
             MemoryContext old = MemoryContextSwitchTo(loop_cxt);
             PG_TRY();
-            { wait = tick(woken); }
+            { wait = tick(); }
             PG_CATCH();
             {
                 MemoryContextSwitchTo(loop_cxt);
@@ -602,10 +667,8 @@ void pgtrickle_scheduler_main(Datum arg) {
         }
         const long nap =
             std::max<long>(1, std::min<long>(wait, pgt::settings::scheduler_interval_ms));
-        const int rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, nap,
-                                 PG_WAIT_EXTENSION);
+        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, nap, PG_WAIT_EXTENSION);
         ResetLatch(MyLatch);
-        woken = (rc & WL_LATCH_SET) != 0;
     }
 }
 

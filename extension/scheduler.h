@@ -23,8 +23,8 @@ void wake_launcher();
 /// PID of this database's scheduler, or 0.
 int scheduler_pid();
 
-/// Called by capture triggers: this transaction wrote to a captured source, so its commit
-/// wakes the scheduler.
-void note_captured_write();
+/// Called by capture triggers: this transaction wrote to captured source `relid`; its
+/// commit tells the scheduler (which wakes for stream tables with short schedules).
+void note_captured_write(Oid relid);
 
 }  // namespace pgt::scheduler

@@ -138,9 +138,7 @@ END
 $fn$;
 REVOKE ALL ON FUNCTION pgtrickle._create_capture_function(text) FROM PUBLIC;
 
--- Scheduler: capture triggers note writes (the commit then wakes the scheduler).
-CREATE FUNCTION pgtrickle.note_change() RETURNS void
-    LANGUAGE C VOLATILE PARALLEL UNSAFE AS 'MODULE_PATHNAME', 'pgtrickle_note_change';
+-- Scheduler.
 CREATE FUNCTION pgtrickle.scheduler_pid() RETURNS integer
     LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pgtrickle_scheduler_pid';
 COMMENT ON FUNCTION pgtrickle.scheduler_pid() IS 'PID of this database''s pg_trickle scheduler, NULL when none runs';

@@ -62,6 +62,28 @@ TEST_F(Scheduler, writers_wake_the_scheduler_for_short_schedules) {
               "t");
 }
 
+TEST_F(Scheduler, a_wake_refreshes_only_stream_tables_whose_sources_were_written) {
+    // 9 s schedules count as short under a 10 s threshold: within the few seconds of this
+    // test, any refresh of either table can only come from a wake-up.
+    set_global("pg_trickle.wake_threshold_ms", "10000");
+    exec("CREATE TABLE other (id int PRIMARY KEY)");
+    exec("CALL pgtrickle.create_stream_table(name => 'written', query => 'SELECT id FROM orders', schedule => '9s')");
+    exec("CALL pgtrickle.create_stream_table(name => 'untouched', query => 'SELECT id FROM other', schedule => '9s')");
+    wait_for("SELECT pgtrickle.scheduler_pid() IS NOT NULL", "t", 10);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // the scheduler has read the catalog
+    const std::string untouched_at = scalar("SELECT last_refresh_at FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'untouched'");
+    for (int i = 0; i < 10; ++i) {
+        exec("INSERT INTO orders VALUES (" + std::to_string(5000 + i) + ", 1, 1)");
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    wait_for("SELECT count(*) FROM written WHERE id >= 5000", "10", 5);
+    EXPECT_EQ(scalar("SELECT count(*) > 0 FROM pgtrickle.pgt_refresh_history h JOIN pgtrickle.pgt_stream_tables s "
+                     "USING (pgt_id) WHERE s.pgt_name = 'written' AND h.trigger = 'wake'"),
+              "t");
+    EXPECT_EQ(scalar("SELECT last_refresh_at FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'untouched'"), untouched_at);
+    set_global("pg_trickle.wake_threshold_ms", "DEFAULT");
+}
+
 TEST_F(Scheduler, downstream_refreshes_after_upstream_in_one_cycle) {
     exec(
         "CALL pgtrickle.create_stream_table(name => 'up', query => 'SELECT customer_id, "
