@@ -36,7 +36,9 @@ json::Value plan_json(const migration::Plan& p, bool applied) {
         step.set("from", s.from);
         step.set("to", s.to);
         json::Value changes = json::Value::array();
-        for (const auto& c : s.changes) changes.push_back(c);
+        for (const auto& c : s.changes) {
+            changes.push_back(c);
+        }
         step.set("changes", std::move(changes));
         steps.push_back(std::move(step));
     }
@@ -47,14 +49,17 @@ json::Value plan_json(const migration::Plan& p, bool applied) {
         o.set("kind", r.kind);
         o.set("from", r.from);
         o.set("to", r.to);
-        if (!r.on.empty())
+        if (!r.on.empty()) {
             o.set("on", r.on);
+        }
         renames.push_back(std::move(o));
     }
     node.set("renames", std::move(renames));
     node.set("frontier_rekeys", static_cast<double>(p.frontier_rekeys));
     json::Value problems = json::Value::array();
-    for (const auto& pr : p.problems) problems.push_back(pr);
+    for (const auto& pr : p.problems) {
+        problems.push_back(pr);
+    }
     node.set("problems", std::move(problems));
     node.set("applied", applied);
     return node;
@@ -63,12 +68,15 @@ json::Value plan_json(const migration::Plan& p, bool applied) {
 std::string plan_text(const migration::Plan& p, const std::string& database) {
     std::string out = "Migration plan for " + p.node + " (database " + database + "): " + p.from +
                       " -> " + p.to + "\n";
-    if (p.nothing_to_do())
+    if (p.nothing_to_do()) {
         return out + "  nothing to do: already at " + p.to + "\n";
+    }
     out += "  catalog steps:\n";
     for (const auto& s : p.steps) {
         out += "    " + s.from + " -> " + s.to + "\n";
-        for (const auto& c : s.changes) out += "      - " + c + "\n";
+        for (const auto& c : s.changes) {
+            out += "      - " + c + "\n";
+        }
     }
     if (!p.renames.empty()) {
         out += "  renamed capture objects (" + std::to_string(p.renames.size()) + "):\n";
@@ -79,20 +87,25 @@ std::string plan_text(const migration::Plan& p, const std::string& database) {
         }
         out += "  frontiers rekeyed: " + std::to_string(p.frontier_rekeys) + " stream tables\n";
     }
-    for (const auto& pr : p.problems) out += "  PROBLEM: " + pr + "\n";
+    for (const auto& pr : p.problems) {
+        out += "  PROBLEM: " + pr + "\n";
+    }
     return out;
 }
 
 ExitCode run_migrate(const Context& ctx) {
     const MigrateOptions& opt = options();
-    if (opt.rollback && !opt.to.empty())
+    if (opt.rollback && !opt.to.empty()) {
         throw UsageError("--rollback and --to cannot be combined");
+    }
     const std::string target = opt.rollback
                                    ? migration::known_versions().front()
                                    : (opt.to.empty() ? std::string(PGTRICKLE_VERSION) : opt.to);
     if (!migration::is_known(target)) {
         std::string known;
-        for (const auto& v : migration::known_versions()) known += (known.empty() ? "" : ", ") + v;
+        for (const auto& v : migration::known_versions()) {
+            known += (known.empty() ? "" : ", ") + v;
+        }
         throw UsageError("unknown version \"" + target + "\" (known: " + known + ")");
     }
     auto node = ctx.connect();

@@ -42,30 +42,34 @@ using sql::quote_ident;
 using sql::quote_literal;
 
 std::string text_arg(FunctionCallInfo fcinfo, int i) {
-    if (PG_ARGISNULL(i))
+    if (PG_ARGISNULL(i)) {
         return {};
+    }
     char* s = nullptr;
     pg_call([&] { s = text_to_cstring(PG_GETARG_TEXT_PP(i)); });
     return s;
 }
 
 std::optional<std::string> opt_text_arg(FunctionCallInfo fcinfo, int i) {
-    if (PG_ARGISNULL(i))
+    if (PG_ARGISNULL(i)) {
         return std::nullopt;
+    }
     return text_arg(fcinfo, i);
 }
 
 void require(bool ok, int code, const std::string& msg, const std::string& hint = {}) {
-    if (!ok)
+    if (!ok) {
         throw Error(code, msg, {}, hint);
+    }
 }
 
 void check_one_of(const std::string& what, const std::string& v,
                   std::initializer_list<const char*> allowed) {
     std::string list;
     for (const char* a : allowed) {
-        if (v == a)
+        if (v == a) {
             return;
+        }
         list += std::string(list.empty() ? "" : ", ") + "'" + a + "'";
     }
     throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "invalid " + what + " \"" + v + "\"", {},
@@ -73,8 +77,9 @@ void check_one_of(const std::string& what, const std::string& v,
 }
 
 void check_schedule(const std::optional<std::string>& s) {
-    if (!s || s->empty())
+    if (!s || s->empty()) {
         return;
+    }
     if (auto err = parse_schedule(*s).error) {
         throw Error(ERRCODE_INVALID_PARAMETER_VALUE, "invalid schedule \"" + *s + "\": " + *err, {},
                     "Use a duration such as '30s', '5m' or '1h30m', or a cron expression such as "
@@ -90,8 +95,9 @@ Query* analyze_select(const std::string& text) {
     pg_call([&] {
         List* raw = raw_parser(text.c_str(), RAW_PARSE_DEFAULT);
         count = list_length(raw);
-        if (count != 1)
+        if (count != 1) {
             return;
+        }
         auto* rs = static_cast<RawStmt*>(linitial(raw));
         if (!IsA(rs->stmt, SelectStmt)) {
             not_select = true;
@@ -145,8 +151,9 @@ StreamTableRef find_stream_table(const std::string& name) {
             "storage_kind "
             "FROM pgtrickle.pgt_stream_tables WHERE pgt_relid = $1::oid",
             {std::to_string(relid)});
-        if (!r.rows.empty())
+        if (!r.rows.empty()) {
             row = r.rows[0];
+        }
     }
     if (!row) {
         throw Error(ERRCODE_UNDEFINED_TABLE, "stream table \"" + name + "\" does not exist", {},
@@ -231,13 +238,17 @@ Defined define(int64_t id, const std::string& schema, const std::string& name,
             "differentiable.",
             "Use refresh_mode => 'auto' to maintain it by full refresh, or rewrite the query.");
     }
-    for (Oid rel : d.analysis.translation.relations) capture::ensure_source(rel);
+    for (Oid rel : d.analysis.translation.relations) {
+        capture::ensure_source(rel);
+    }
 
     std::string cols;
-    for (const auto& c : d.columns)
+    for (const auto& c : d.columns) {
         cols += (cols.empty() ? "" : ", ") + quote_ident(c.name) + " " + c.type;
-    for (const auto& h : d.analysis.layout.hidden)
+    }
+    for (const auto& h : d.analysis.layout.hidden) {
         cols += ", " + quote_ident(h.name) + " " + h.type + " NOT NULL";
+    }
     const std::string storage = qualified(schema, name);
     // Groups are updated in place at every refresh: leave room on each page so that those
     // updates stay HOT (the only index is on __pgt_row_id, which never changes).
@@ -266,14 +277,17 @@ void record_definition(int64_t id, const Defined& d, const std::string& query,
     spi::run("DELETE FROM pgtrickle.pgt_dependencies WHERE pgt_id = $1::bigint", {sid});
     for (Oid rel : d.analysis.translation.relations) {
         if (catalog::has_stable_names()) {
-            spi::run("INSERT INTO pgtrickle.pgt_dependencies (pgt_id, source_relid, source_stable_name) "
-                     "SELECT $1::bigint, $2::oid, source_stable_name FROM pgtrickle.pgt_change_tracking "
-                     "WHERE source_relid = $2::oid ON CONFLICT DO NOTHING",
-                     {sid, std::to_string(rel)});
+            spi::run(
+                "INSERT INTO pgtrickle.pgt_dependencies (pgt_id, source_relid, source_stable_name) "
+                "SELECT $1::bigint, $2::oid, source_stable_name FROM pgtrickle.pgt_change_tracking "
+                "WHERE source_relid = $2::oid ON CONFLICT DO NOTHING",
+                {sid, std::to_string(rel)});
         } else {
-            spi::run("INSERT INTO pgtrickle.pgt_dependencies (pgt_id, source_relid) VALUES ($1::bigint, $2::oid) "
-                     "ON CONFLICT DO NOTHING",
-                     {sid, std::to_string(rel)});
+            spi::run(
+                "INSERT INTO pgtrickle.pgt_dependencies (pgt_id, source_relid) VALUES ($1::bigint, "
+                "$2::oid) "
+                "ON CONFLICT DO NOTHING",
+                {sid, std::to_string(rel)});
         }
     }
 }
@@ -287,7 +301,9 @@ std::vector<std::string> dependents_of(const StreamTableRef& st) {
         "WHERE d.source_relid = $1::oid AND s.pgt_id <> $2::bigint ORDER BY 1",
         {std::to_string(st.relid), std::to_string(st.id)});
     std::vector<std::string> out;
-    for (const auto& row : r.rows) out.push_back(*row[0]);
+    for (const auto& row : r.rows) {
+        out.push_back(*row[0]);
+    }
     return out;
 }
 
@@ -298,28 +314,35 @@ void undefine(const StreamTableRef& st, bool drop_storage) {
         "SELECT source_relid::oid::text FROM pgtrickle.pgt_dependencies WHERE pgt_id = $1::bigint",
         {std::to_string(st.id)});
     spi::run("DROP VIEW IF EXISTS pgtrickle." + quote_ident("pgt_query_" + std::to_string(st.id)));
-    if (drop_storage)
+    if (drop_storage) {
         spi::run("DROP TABLE IF EXISTS " + qualified(st.schema, st.name));
+    }
     spi::run("DELETE FROM pgtrickle.pgt_dependencies WHERE pgt_id = $1::bigint",
              {std::to_string(st.id)});
-    for (const auto& row : srcs.rows)
+    for (const auto& row : srcs.rows) {
         capture::drop_source_if_unused(static_cast<Oid>(std::stoul(*row[0])));
+    }
 }
 
 void drop_recursive(const StreamTableRef& st, bool cascade, std::set<int64_t>& seen) {
-    if (!seen.insert(st.id).second)
+    if (!seen.insert(st.id).second) {
         return;
+    }
     const auto deps = dependents_of(st);
     if (!deps.empty() && !cascade) {
         std::string list;
-        for (const auto& d : deps) list += (list.empty() ? "" : ", ") + d;
+        for (const auto& d : deps) {
+            list += (list.empty() ? "" : ", ") + d;
+        }
         throw Error(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
                     "cannot drop stream table \"" + st.schema + "." + st.name +
                         "\" because other stream tables depend on it",
                     "Stream tables reading it: " + list + ".",
                     "Drop those first, or call drop_stream_table(..., cascade => true).");
     }
-    for (const auto& d : deps) drop_recursive(find_stream_table(d), true, seen);
+    for (const auto& d : deps) {
+        drop_recursive(find_stream_table(d), true, seen);
+    }
     undefine(st, true);
     spi::run("DELETE FROM pgtrickle.pgt_stream_tables WHERE pgt_id = $1::bigint",
              {std::to_string(st.id)});
@@ -394,8 +417,9 @@ PGT_FUNCTION(pgtrickle_create_stream_table) {
          std::to_string(d.view), schedule && !schedule->empty() ? schedule : std::nullopt,
          refresh_mode, cdc_mode, std::string(initialize ? "initializing" : "active")});
     record_definition(id, d, query, refresh_mode);
-    if (initialize)
+    if (initialize) {
         refresh_stream_table(id, true);
+    }
     spi.finish();
     scheduler::wake_launcher();
     PG_RETURN_VOID();
@@ -408,10 +432,12 @@ PGT_FUNCTION(pgtrickle_alter_stream_table) {
     const auto schedule = opt_text_arg(fcinfo, 2);
     const auto refresh_mode = opt_text_arg(fcinfo, 3);
     const auto status = opt_text_arg(fcinfo, 4);
-    if (refresh_mode)
+    if (refresh_mode) {
         check_one_of("refresh_mode", *refresh_mode, {"auto", "differential", "full"});
-    if (status)
+    }
+    if (status) {
         check_one_of("status", *status, {"active", "suspended"});
+    }
     check_schedule(schedule);
     spi::Session spi;
     const StreamTableRef st = find_stream_table(text_arg(fcinfo, 0));
@@ -493,8 +519,9 @@ PGT_FUNCTION(pgtrickle_explain_stream_table) {
     std::vector<ivm::Column> cols;
     Analysis a = analyze_for_mode(q, "auto", cols);
     std::string tree;
-    if (a.translation.plan)
+    if (a.translation.plan) {
         tree = ivm::explain_tree(*a.translation.plan, a.layout);
+    }
     std::string sources;
     for (Oid rel : a.translation.relations) {
         sources += (sources.empty() ? "" : ",") + std::to_string(rel);
@@ -528,12 +555,13 @@ PGT_FUNCTION(pgtrickle_pending_changes) {
     const int64_t id = PG_GETARG_INT64(0);
     spi::Session spi;
     const std::string key = catalog::source_key_sql("ct");
-    auto srcs = spi::exec("SELECT " + key + ", st.frontier->'sources'->" + key +
-                              "->>'snapshot' FROM pgtrickle.pgt_stream_tables st "
-                              "JOIN pgtrickle.pgt_dependencies d ON d.pgt_id = st.pgt_id "
-                              "JOIN pgtrickle.pgt_change_tracking ct ON ct.source_relid = d.source_relid "
-                              "WHERE st.pgt_id = $1::bigint",
-                          {std::to_string(id)});
+    auto srcs =
+        spi::exec("SELECT " + key + ", st.frontier->'sources'->" + key +
+                      "->>'snapshot' FROM pgtrickle.pgt_stream_tables st "
+                      "JOIN pgtrickle.pgt_dependencies d ON d.pgt_id = st.pgt_id "
+                      "JOIN pgtrickle.pgt_change_tracking ct ON ct.source_relid = d.source_relid "
+                      "WHERE st.pgt_id = $1::bigint",
+                  {std::to_string(id)});
     int64_t total = 0;
     bool unknown = false;
     for (const auto& row : srcs.rows) {
@@ -552,8 +580,9 @@ PGT_FUNCTION(pgtrickle_pending_changes) {
         total += std::stoll(c.scalar().value_or("0"));
     }
     spi.finish();
-    if (unknown && total == 0)
+    if (unknown && total == 0) {
         PG_RETURN_NULL();
+    }
     PG_RETURN_INT64(total);
 }
 
@@ -562,8 +591,9 @@ PGT_FUNCTION(pgtrickle_source_stable_name) {
     const Oid relid = PG_GETARG_OID(0);
     char* name = nullptr;
     pg_call([&] { name = get_rel_name(relid); });
-    if (name == nullptr)
+    if (name == nullptr) {
         PG_RETURN_NULL();
+    }
     spi::Session spi;
     const std::string sn = capture::stable_name_of(relid);
     spi.finish();
@@ -575,8 +605,9 @@ PGT_FUNCTION(pgtrickle_source_stable_name) {
 // pgtrickle.scheduler_pid() -> int: this database's scheduler, NULL when none runs.
 PGT_FUNCTION(pgtrickle_scheduler_pid) {
     const int pid = scheduler::scheduler_pid();
-    if (pid == 0)
+    if (pid == 0) {
         PG_RETURN_NULL();
+    }
     PG_RETURN_INT32(pid);
 }
 
@@ -584,15 +615,17 @@ PGT_FUNCTION(pgtrickle_scheduler_pid) {
 // expression, the gap between its next two firings); NULL for NULL or an invalid schedule.
 PGT_FUNCTION(pgtrickle_schedule_interval) {
     const Schedule s = parse_schedule(text_arg(fcinfo, 0));
-    if (s.error)
+    if (s.error) {
         PG_RETURN_NULL();
+    }
     int64_t ms = s.every.count();
     if (s.kind == Schedule::Kind::cron) {
         const int64_t now = static_cast<int64_t>(time(nullptr)) * 1000;
         const auto a = next_cron_fire(s.cron, now);
         const auto b = a ? next_cron_fire(s.cron, *a) : std::nullopt;
-        if (!b)
+        if (!b) {
             PG_RETURN_NULL();
+        }
         ms = *b - *a;
     }
     Interval* iv = static_cast<Interval*>(palloc0(sizeof(Interval)));

@@ -50,9 +50,10 @@ SourceInfo source_info(Oid relid) {
         name = get_rel_name(relid);
         kind = get_rel_relkind(relid);
     });
-    if (!nsp || !name)
+    if (!nsp || !name) {
         throw Error(ERRCODE_UNDEFINED_TABLE,
                     "relation with OID " + std::to_string(relid) + " does not exist");
+    }
     info.schema = nsp;
     info.name = name;
     info.relkind = kind;
@@ -61,8 +62,9 @@ SourceInfo source_info(Oid relid) {
     TupleDesc td = RelationGetDescr(rel);
     for (int i = 0; i < td->natts; ++i) {
         Form_pg_attribute a = TupleDescAttr(td, i);
-        if (a->attisdropped)
+        if (a->attisdropped) {
             continue;
+        }
         std::string type;
         pg_call([&] { type = sql_type_name(a->atttypid, a->atttypmod); });
         info.columns.push_back({a->attnum, NameStr(a->attname), type});
@@ -103,7 +105,9 @@ std::map<std::string, std::string> buffer_columns(const std::string& buffer_tabl
         "WHERE s.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
         {std::string(kChangeSchema), buffer_table});
     std::map<std::string, std::string> out;
-    for (const auto& row : r.rows) out[*row[0]] = row[1].value_or("");
+    for (const auto& row : r.rows) {
+        out[*row[0]] = row[1].value_or("");
+    }
     return out;
 }
 
@@ -158,9 +162,12 @@ SourceNames resolve(Oid relid) {
 std::string stable_name_of(Oid relid) {
     if (catalog::has_stable_names()) {
         auto stored = spi::exec(
-            "SELECT source_stable_name FROM pgtrickle.pgt_change_tracking WHERE source_relid = $1::oid",
+            "SELECT source_stable_name FROM pgtrickle.pgt_change_tracking WHERE source_relid = "
+            "$1::oid",
             {relid_text(relid)});
-        if (stored.scalar()) return *stored.scalar();
+        if (stored.scalar()) {
+            return *stored.scalar();
+        }
     }
     return computed_stable_name(relid);
 }
@@ -175,11 +182,13 @@ std::string ensure_source(Oid relid) {
     if (auto key = catalog_key(relid)) {
         // A buffer restored from another cluster holds transaction ids of that cluster; no
         // reader here has consumed it yet (the first one stamps it), so it is emptied.
-        auto foreign = spi::exec("UPDATE pgtrickle.pgt_change_tracking SET buffer_sysid = $2 WHERE source_relid = "
-                                 "$1::oid AND buffer_sysid IS DISTINCT FROM $2 RETURNING 1",
-                                 {relid_text(relid), sysid});
+        auto foreign = spi::exec(
+            "UPDATE pgtrickle.pgt_change_tracking SET buffer_sysid = $2 WHERE source_relid = "
+            "$1::oid AND buffer_sysid IS DISTINCT FROM $2 RETURNING 1",
+            {relid_text(relid), sysid});
         if (!foreign.rows.empty()) {
-            spi::run("DELETE FROM " + qualified(kChangeSchema, capture_object_names(*key).buffer_table));
+            spi::run("DELETE FROM " +
+                     qualified(kChangeSchema, capture_object_names(*key).buffer_table));
         }
         sync_columns(*key, src);
         return *key;
@@ -191,16 +200,20 @@ std::string ensure_source(Oid relid) {
                     "Read the underlying tables instead, or use refresh_mode => 'full'.");
     }
     const bool stable = catalog::has_stable_names();
-    const std::string sn = new_key(relid);
+    std::string sn = new_key(relid);
     if (stable) {
         auto clash = spi::exec(
-            "SELECT source_relid::text FROM pgtrickle.pgt_change_tracking WHERE source_stable_name = $1", {sn});
+            "SELECT source_relid::text FROM pgtrickle.pgt_change_tracking WHERE source_stable_name "
+            "= $1",
+            {sn});
         if (clash.scalar()) {
             throw Error(ERRCODE_DUPLICATE_OBJECT,
-                        "stable name collision: \"" + src.schema + "." + src.name + "\" and " + *clash.scalar() +
-                            " both have stable name " + sn,
-                        "The stable name is a 64-bit hash of database/schema.table; a collision is astronomically "
-                        "unlikely and usually means the other table was renamed to this table's former name.",
+                        "stable name collision: \"" + src.schema + "." + src.name + "\" and " +
+                            *clash.scalar() + " both have stable name " + sn,
+                        "The stable name is a 64-bit hash of database/schema.table; a collision is "
+                        "astronomically "
+                        "unlikely and usually means the other table was renamed to this table's "
+                        "former name.",
                         "Rename one of the tables and create the stream table again.");
         }
     }
@@ -215,8 +228,9 @@ std::string ensure_source(Oid relid) {
     }
     const std::string buffer = qualified(kChangeSchema, n.buffer_table);
     std::string cols = "\"__pgt_xid\" pg_catalog.xid8 NOT NULL, \"__pgt_op\" \"char\" NOT NULL";
-    for (const auto& c : src.columns)
+    for (const auto& c : src.columns) {
         cols += ", " + quote_ident("c" + std::to_string(c.attnum)) + " " + c.type;
+    }
     spi::run("CREATE TABLE " + buffer + " (" + cols + ")");
     spi::run("CREATE INDEX " + quote_ident(n.xid_index) + " ON " + buffer + " (\"__pgt_xid\")");
     spi::run("COMMENT ON TABLE " + buffer + " IS " +
@@ -235,33 +249,39 @@ std::string ensure_source(Oid relid) {
     spi::run("CREATE TRIGGER " + quote_ident(n.trigger_truncate) + " AFTER TRUNCATE ON " + tbl +
              " FOR EACH STATEMENT EXECUTE FUNCTION " + fn);
     if (stable) {
-        spi::run("INSERT INTO pgtrickle.pgt_change_tracking (source_relid, cdc_mode, buffer_sysid, source_stable_name) "
-                 "VALUES ($1::oid, 'trigger', $2, $3)",
-                 {relid_text(relid), sysid, sn});
+        spi::run(
+            "INSERT INTO pgtrickle.pgt_change_tracking (source_relid, cdc_mode, buffer_sysid, "
+            "source_stable_name) "
+            "VALUES ($1::oid, 'trigger', $2, $3)",
+            {relid_text(relid), sysid, sn});
     } else {
-        spi::run("INSERT INTO pgtrickle.pgt_change_tracking (source_relid, cdc_mode, buffer_sysid) "
-                 "VALUES ($1::oid, 'trigger', $2)",
-                 {relid_text(relid), sysid});
+        spi::run(
+            "INSERT INTO pgtrickle.pgt_change_tracking (source_relid, cdc_mode, buffer_sysid) "
+            "VALUES ($1::oid, 'trigger', $2)",
+            {relid_text(relid), sysid});
     }
     return sn;
 }
 
 void sync_source(Oid relid) {
     auto key = catalog_key(relid);
-    if (!key)
+    if (!key) {
         return;
+    }
     sync_columns(*key, source_info(relid));
 }
 
 void drop_source_if_unused(Oid relid) {
     auto key = catalog_key(relid);
-    if (!key)
+    if (!key) {
         return;
+    }
     auto readers =
         spi::exec("SELECT count(*) FROM pgtrickle.pgt_dependencies WHERE source_relid = $1::oid",
                   {relid_text(relid)});
-    if (readers.scalar() && *readers.scalar() != "0")
+    if (readers.scalar() && *readers.scalar() != "0") {
         return;
+    }
     const CaptureObjectNames n = capture_object_names(*key);
     const SourceInfo src = source_info(relid);
     const std::string tbl = qualified(src.schema, src.name);

@@ -57,14 +57,17 @@ int* buffer_to_source(TupleDesc buf, TupleDesc src) {
         map[j] = -1;
         Form_pg_attribute a = TupleDescAttr(buf, j);
         const char* name = NameStr(a->attname);
-        if (a->attisdropped || name[0] != 'c')
+        if (a->attisdropped || name[0] != 'c') {
             continue;
+        }
         char* end = nullptr;
         const long attnum = strtol(name + 1, &end, 10);
-        if (end == name + 1 || *end != '\0' || attnum < 1 || attnum > src->natts)
+        if (end == name + 1 || *end != '\0' || attnum < 1 || attnum > src->natts) {
             continue;
-        if (TupleDescAttr(src, attnum - 1)->attisdropped)
+        }
+        if (TupleDescAttr(src, attnum - 1)->attisdropped) {
             continue;
+        }
         map[j] = static_cast<int>(attnum - 1);
     }
     return map;
@@ -94,8 +97,9 @@ void write_row(Writer& w, char op, TupleTableSlot* in, const int* map) {
     out->tts_isnull[1] = false;
     if (in != nullptr) {
         for (int j = 2; j < natts; ++j) {
-            if (map[j] < 0)
+            if (map[j] < 0) {
                 continue;
+            }
             out->tts_values[j] = in->tts_values[map[j]];
             out->tts_isnull[j] = in->tts_isnull[map[j]];
         }
@@ -109,8 +113,9 @@ void write_row(Writer& w, char op, TupleTableSlot* in, const int* map) {
 }
 
 void write_transition(Writer& w, char op, Tuplestorestate* ts, TupleDesc src, const int* map) {
-    if (ts == nullptr)
+    if (ts == nullptr) {
         return;
+    }
     TupleTableSlot* in = MakeSingleTupleTableSlot(src, &TTSOpsMinimalTuple);
     // Own read pointer: other triggers of the statement read the same tuplestore.
     const int ptr = tuplestore_alloc_read_pointer(ts, 0);

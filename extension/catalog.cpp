@@ -14,7 +14,8 @@ bool has_stable_names() {
     bool has = false;
     pg_call([&] {
         const Oid nsp = get_namespace_oid("pgtrickle", true);
-        const Oid rel = OidIsValid(nsp) ? get_relname_relid("pgt_change_tracking", nsp) : InvalidOid;
+        const Oid rel =
+            OidIsValid(nsp) ? get_relname_relid("pgt_change_tracking", nsp) : InvalidOid;
         has = OidIsValid(rel) && get_attnum(rel, "source_stable_name") != InvalidAttrNumber;
     });
     return has;
@@ -27,6 +28,8 @@ std::string source_key_sql(const std::string& alias) {
     return alias + ".source_relid::oid::text";
 }
 
-std::string system_identifier() { return std::to_string(static_cast<int64_t>(GetSystemIdentifier())); }
+std::string system_identifier() {
+    return std::to_string(static_cast<int64_t>(GetSystemIdentifier()));
+}
 
 }  // namespace pgt::catalog

@@ -48,8 +48,9 @@ PGT_FUNCTION(pgtrickle_on_sql_drop) {
         throw Error(ERRCODE_E_R_I_E_EVENT_TRIGGER_PROTOCOL_VIOLATED,
                     "not fired by event trigger manager");
     }
-    if (g_dropping)
+    if (g_dropping) {
         PG_RETURN_VOID();
+    }
     spi::Session spi;
     auto ext = spi::exec(
         "SELECT 1 FROM pg_catalog.pg_event_trigger_dropped_objects() "

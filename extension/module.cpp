@@ -26,6 +26,7 @@ int citus_slot_max_lag_bytes = 1024 * 1024 * 1024;
 bool log_remote_commands = false;
 }  // namespace pgt::settings
 
+// NOLINTNEXTLINE(bugprone-reserved-identifier): the name PostgreSQL calls
 extern "C" PGDLLEXPORT void _PG_init(void);
 
 void _PG_init(void) {
@@ -65,6 +66,7 @@ void _PG_init(void) {
         "pg_trickle.history_rows_per_table", "Refresh history rows kept per stream table.", nullptr,
         &history_rows_per_table, 100, 1, 1000000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
     MarkGUCPrefixReserved("pg_trickle");
-    if (process_shared_preload_libraries_in_progress)
+    if (process_shared_preload_libraries_in_progress) {
         pgt::scheduler::init_preloaded();
+    }
 }

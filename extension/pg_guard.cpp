@@ -5,34 +5,34 @@
 namespace pgt::detail {
 
 void throw_pending(ErrorData* edata) {
-    if (edata != nullptr)
+    if (edata != nullptr) {
         throw PgError(edata);
+    }
 }
 
 void rethrow_pg_error(ErrorData* edata) {
     ReThrowError(edata);
 }
 
-void rethrow_as_pg_error(const std::exception* e, bool unknown) {
-    // Copy everything into palloc'd memory before the longjmp, then free C++ objects.
+void raise_failure(Failure* failure) {
+    // Copy into palloc'd memory, free the C++ object, then longjmp.
     int code = ERRCODE_INTERNAL_ERROR;
     char* message = nullptr;
     char* detail = nullptr;
     char* hint = nullptr;
     {
-        std::unique_ptr<const std::exception> owned(e);
-        if (const auto* own = dynamic_cast<const Error*>(e)) {
-            code = own->sqlstate();
-            message = pstrdup(own->what());
-            if (!own->detail().empty())
-                detail = pstrdup(own->detail().c_str());
-            if (!own->hint().empty())
-                hint = pstrdup(own->hint().c_str());
-        } else if (e != nullptr) {
-            message = psprintf("pg_trickle internal error: %s", e->what());
+        std::unique_ptr<Failure> owned(failure);
+        if (owned) {
+            code = owned->sqlstate;
+            message = pstrdup(owned->message.c_str());
+            if (!owned->detail.empty()) {
+                detail = pstrdup(owned->detail.c_str());
+            }
+            if (!owned->hint.empty()) {
+                hint = pstrdup(owned->hint.c_str());
+            }
         } else {
-            message = pstrdup(unknown ? "pg_trickle internal error: unknown exception"
-                                      : "pg_trickle internal error");
+            message = pstrdup("pg_trickle internal error");
         }
     }
     ereport(ERROR, (errcode(code), errmsg_internal("%s", message),

@@ -25,8 +25,8 @@ namespace pgt {
 /// An error with a SQLSTATE, raised as ereport(ERROR) when it reaches the boundary.
 class Error : public std::runtime_error {
   public:
-    Error(int sqlstate, std::string message, std::string detail = {}, std::string hint = {})
-        : std::runtime_error(std::move(message)),
+    Error(int sqlstate, const std::string& message, std::string detail = {}, std::string hint = {})
+        : std::runtime_error(message),
           sqlstate_(sqlstate),
           detail_(std::move(detail)),
           hint_(std::move(hint)) {}
@@ -54,7 +54,13 @@ class PgError : public std::exception {
 };
 
 namespace detail {
-[[noreturn]] void rethrow_as_pg_error(const std::exception* e, bool unknown);
+/// What the boundary reports for a C++ exception: copied out of the exception so that the
+/// exception object is gone before ereport() longjmps.
+struct Failure {
+    int sqlstate;
+    std::string message, detail, hint;
+};
+[[noreturn]] void raise_failure(Failure* failure);
 [[noreturn]] void rethrow_pg_error(ErrorData* edata);
 void throw_pending(ErrorData* edata);
 }  // namespace detail
@@ -79,29 +85,27 @@ void pg_call(F&& fn) {
 /// Run a C++ body at the boundary; exceptions become ereport(ERROR).
 template <typename F>
 Datum guard_cpp(F&& body) {
-    // Only trivially destructible state may live here: ereport below longjmps.
+    // Only trivially destructible state may live here: the ereport that follows longjmps.
     ErrorData* pg_error = nullptr;
-    bool failed = false;
-    bool unknown = false;
-    Error* own = nullptr;
-    std::runtime_error* other = nullptr;
+    detail::Failure* failure = nullptr;
     try {
         return body();
     } catch (const PgError& e) {
         pg_error = e.data();
     } catch (const Error& e) {
-        own = new Error(e);
+        failure = new detail::Failure{e.sqlstate(), e.what(), e.detail(), e.hint()};
     } catch (const std::exception& e) {
-        other = new std::runtime_error(e.what());
+        failure = new detail::Failure{
+            ERRCODE_INTERNAL_ERROR, std::string("pg_trickle internal error: ") + e.what(), {}, {}};
     } catch (...) {
-        unknown = true;
+        failure = new detail::Failure{
+            ERRCODE_INTERNAL_ERROR, "pg_trickle internal error: unknown exception", {}, {}};
     }
-    failed = true;
-    if (pg_error)
+    if (pg_error) {
+        delete failure;
         detail::rethrow_pg_error(pg_error);
-    if (own)
-        detail::rethrow_as_pg_error(own, false);
-    detail::rethrow_as_pg_error(other, unknown && failed);
+    }
+    detail::raise_failure(failure);
 }
 
 /// copyObject for C++ (PostgreSQL's macro relies on C typeof).

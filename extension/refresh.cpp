@@ -102,8 +102,9 @@ RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full, bool wait_f
     struct Unregister {
         Snapshot s;
         ~Unregister() {
-            if (s != InvalidSnapshot)
+            if (s != InvalidSnapshot) {
                 UnregisterSnapshot(s);
+            }
         }
     } unregister{snap};
 
@@ -131,9 +132,10 @@ RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full, bool wait_f
 
     const std::string key = catalog::source_key_sql("ct");
     auto src_rows = spi::exec_cached(
-        "SELECT d.source_relid::oid::text, " + key + ", ct.source_relid IS NOT NULL, ct.buffer_sysid "
-        "FROM pgtrickle.pgt_dependencies d LEFT JOIN pgtrickle.pgt_change_tracking ct "
-        "ON ct.source_relid = d.source_relid WHERE d.pgt_id = $1::bigint",
+        "SELECT d.source_relid::oid::text, " + key +
+            ", ct.source_relid IS NOT NULL, ct.buffer_sysid "
+            "FROM pgtrickle.pgt_dependencies d LEFT JOIN pgtrickle.pgt_change_tracking ct "
+            "ON ct.source_relid = d.source_relid WHERE d.pgt_id = $1::bigint",
         {id}, snap);
     std::vector<SourceRow> sources;
     bool uncaptured = false;
@@ -146,18 +148,22 @@ RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full, bool wait_f
             // ids mean nothing here. Every reader's frontier is foreign too, so each one
             // recomputes; the buffer is emptied once, by the first of them.
             spi::run("DELETE FROM " +
-                         qualified("pgtrickle_changes", capture_object_names(sources.back().stable_name).buffer_table),
+                         qualified("pgtrickle_changes",
+                                   capture_object_names(sources.back().stable_name).buffer_table),
                      {}, snap);
-            spi::run("UPDATE pgtrickle.pgt_change_tracking SET buffer_sysid = $2 WHERE source_relid = $1::oid",
-                     {sources.back().relid, sysid}, snap);
+            spi::run(
+                "UPDATE pgtrickle.pgt_change_tracking SET buffer_sysid = $2 WHERE source_relid = "
+                "$1::oid",
+                {sources.back().relid, sysid}, snap);
             restored = true;
         }
     }
 
     RefreshOutcome out;
     bool full = force_full || st.effective_mode == "full" || st.needs_full;
-    if (force_full)
+    if (force_full) {
         out.reason = "full refresh requested";
+    }
     if (!st.frontier_snapshot) {
         full = true;
         out.reason = "no frontier yet (first refresh)";
@@ -180,8 +186,9 @@ RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full, bool wait_f
         const std::string snap_lit = "$1::pg_catalog.pg_snapshot";
         std::vector<std::string> parts;
         for (const auto& s : sources) {
-            if (!s.captured)
+            if (!s.captured) {
                 continue;
+            }
             const std::string buf =
                 qualified("pgtrickle_changes", capture_object_names(s.stable_name).buffer_table);
             const std::string win =
@@ -195,7 +202,9 @@ RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full, bool wait_f
         }
         if (!parts.empty()) {
             std::string q;
-            for (size_t i = 0; i < parts.size(); ++i) q += (i ? " UNION ALL " : "") + parts[i];
+            for (size_t i = 0; i < parts.size(); ++i) {
+                q += (i ? " UNION ALL " : "") + parts[i];
+            }
             for (const auto& row : spi::exec_cached(q, {*st.frontier_snapshot}, snap).rows) {
                 if (*row[1] == "t") {
                     window.changed.insert(*row[0]);
@@ -233,7 +242,9 @@ RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full, bool wait_f
                 "attnum > 0 "
                 "AND NOT attisdropped AND attname::text NOT LIKE '\\_\\_pgt\\_%' ORDER BY attnum",
                 {st.storage}, snap);
-            for (const auto& c : cols.rows) layout.visible.push_back({*c[0], ""});
+            for (const auto& c : cols.rows) {
+                layout.visible.push_back({*c[0], ""});
+            }
         }
         spi::run("DELETE FROM " + storage, {}, snap);
         const std::string view = "pgtrickle." + sql::quote_ident("pgt_query_" + id);
@@ -258,16 +269,22 @@ RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full, bool wait_f
     spi::exec_cached(
         "UPDATE pgtrickle.pgt_stream_tables SET frontier = pg_catalog.jsonb_build_object('format', "
         "1, 'sysid', $2::text, "
-        "'sources', COALESCE((SELECT pg_catalog.jsonb_object_agg(" + key + ", "
-        "pg_catalog.jsonb_build_object('snapshot', $3::text)) FROM pgtrickle.pgt_dependencies d "
-        "JOIN pgtrickle.pgt_change_tracking ct ON ct.source_relid = d.source_relid WHERE d.pgt_id "
-        "= $1::bigint), '{}'::jsonb)), "
-        "needs_full_refresh = false, next_attempt_at = NULL, last_refresh_at = pg_catalog.now(), "
-        "last_refresh_mode = $4, "
-        "last_refresh_rows = $5::bigint, last_error = NULL, consecutive_errors = 0, "
-        "status = CASE WHEN status = 'initializing' OR status = 'error' THEN 'active' ELSE status "
-        "END "
-        "WHERE pgt_id = $1::bigint",
+        "'sources', COALESCE((SELECT pg_catalog.jsonb_object_agg(" +
+            key +
+            ", "
+            "pg_catalog.jsonb_build_object('snapshot', $3::text)) FROM pgtrickle.pgt_dependencies "
+            "d "
+            "JOIN pgtrickle.pgt_change_tracking ct ON ct.source_relid = d.source_relid WHERE "
+            "d.pgt_id "
+            "= $1::bigint), '{}'::jsonb)), "
+            "needs_full_refresh = false, next_attempt_at = NULL, last_refresh_at = "
+            "pg_catalog.now(), "
+            "last_refresh_mode = $4, "
+            "last_refresh_rows = $5::bigint, last_error = NULL, consecutive_errors = 0, "
+            "status = CASE WHEN status = 'initializing' OR status = 'error' THEN 'active' ELSE "
+            "status "
+            "END "
+            "WHERE pgt_id = $1::bigint",
         {id, sysid, new_snapshot, out.mode, std::to_string(out.rows)}, snap);
     if (out.mode != "none") {
         spi::exec_cached(
@@ -285,23 +302,25 @@ RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full, bool wait_f
             "ORDER BY history_id DESC OFFSET $2::int LIMIT 1)",
             {id, std::to_string(settings::history_rows_per_table)}, snap);
         for (const auto& s : sources) {
-            if (!s.captured)
+            if (!s.captured) {
                 continue;
+            }
             const std::string buf =
                 qualified("pgtrickle_changes", capture_object_names(s.stable_name).buffer_table);
             // Rows below the oldest reader's frontier xmin are visible to every reader (or
             // aborted): consumed by all. Readers that will recompute anyway (suspended, failing,
             // marked for a full refresh) do not hold the buffer back.
-            spi::exec_cached("DELETE FROM " + buf +
-                                 " WHERE \"__pgt_xid\" OPERATOR(pg_catalog.<) (SELECT "
-                                 "pg_catalog.min(pg_catalog.pg_snapshot_xmin((st.frontier->'"
-                                 "sources'->$1->>'snapshot')::pg_catalog.pg_snapshot)) "
-                                 "FROM pgtrickle.pgt_stream_tables st JOIN "
-                                 "pgtrickle.pgt_dependencies d ON d.pgt_id = st.pgt_id "
-                                 "WHERE d.source_relid = $2::oid AND st.frontier->'sources' ? $1 "
-                                 "AND NOT st.needs_full_refresh AND st.status NOT IN ('suspended', 'error') "
-                                 "AND st.frontier->>'sysid' = $3)",
-                             {s.stable_name, s.relid, sysid}, snap);
+            spi::exec_cached(
+                "DELETE FROM " + buf +
+                    " WHERE \"__pgt_xid\" OPERATOR(pg_catalog.<) (SELECT "
+                    "pg_catalog.min(pg_catalog.pg_snapshot_xmin((st.frontier->'"
+                    "sources'->$1->>'snapshot')::pg_catalog.pg_snapshot)) "
+                    "FROM pgtrickle.pgt_stream_tables st JOIN "
+                    "pgtrickle.pgt_dependencies d ON d.pgt_id = st.pgt_id "
+                    "WHERE d.source_relid = $2::oid AND st.frontier->'sources' ? $1 "
+                    "AND NOT st.needs_full_refresh AND st.status NOT IN ('suspended', 'error') "
+                    "AND st.frontier->>'sysid' = $3)",
+                {s.stable_name, s.relid, sysid}, snap);
         }
     }
     return out;

@@ -31,8 +31,9 @@ struct RowIdCache {
 
 RowIdCache* row_id_cache(FunctionCallInfo fcinfo) {
     auto* cache = static_cast<RowIdCache*>(fcinfo->flinfo->fn_extra);
-    if (cache != nullptr && cache->nargs == PG_NARGS())
+    if (cache != nullptr && cache->nargs == PG_NARGS()) {
         return cache;
+    }
     const int n = PG_NARGS();
     cache = static_cast<RowIdCache*>(MemoryContextAllocZero(
         fcinfo->flinfo->fn_mcxt, offsetof(RowIdCache, args) + sizeof(ArgHash) * n));
@@ -40,8 +41,9 @@ RowIdCache* row_id_cache(FunctionCallInfo fcinfo) {
     for (int i = 0; i < n; ++i) {
         ArgHash* a = &cache->args[i];
         a->type = get_fn_expr_argtype(fcinfo->flinfo, i);
-        if (!OidIsValid(a->type))
+        if (!OidIsValid(a->type)) {
             elog(ERROR, "pgtrickle.row_id: could not determine the type of argument %d", i + 1);
+        }
         TypeCacheEntry* tc = lookup_type_cache(a->type, TYPECACHE_HASH_EXTENDED_PROC_FINFO);
         a->collatable = type_is_collatable(a->type);
         if (OidIsValid(tc->hash_extended_proc)) {
@@ -72,15 +74,17 @@ PGDLLEXPORT Datum pgtrickle_row_id(PG_FUNCTION_ARGS) {
     }
     RowIdCache* cache = row_id_cache(fcinfo);
     Oid collation = PG_GET_COLLATION();
-    if (!OidIsValid(collation))
+    if (!OidIsValid(collation)) {
         collation = DEFAULT_COLLATION_OID;
+    }
     XXH64_state_t state;
     XXH64_reset(&state, 0);
     for (int i = 0; i < cache->nargs; ++i) {
         const unsigned char marker = PG_ARGISNULL(i) ? 0 : 1;
         XXH64_update(&state, &marker, 1);
-        if (PG_ARGISNULL(i))
+        if (PG_ARGISNULL(i)) {
             continue;
+        }
         const ArgHash* a = &cache->args[i];
         uint64 h;
         if (a->extended) {

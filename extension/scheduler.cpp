@@ -85,15 +85,17 @@ shmem_startup_hook_type prev_shmem_startup_hook = nullptr;
 ProcessUtility_hook_type prev_process_utility_hook = nullptr;
 
 void shmem_request() {
-    if (prev_shmem_request_hook)
+    if (prev_shmem_request_hook) {
         prev_shmem_request_hook();
+    }
     RequestAddinShmemSpace(MAXALIGN(sizeof(Shared)));
     RequestNamedLWLockTranche("pg_trickle", 1);
 }
 
 void shmem_startup() {
-    if (prev_shmem_startup_hook)
+    if (prev_shmem_startup_hook) {
         prev_shmem_startup_hook();
+    }
     LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
     bool found = false;
     g_shared =
@@ -108,10 +110,12 @@ void shmem_startup() {
 DbSlot* find_slot(Oid dboid, bool create) {
     DbSlot* free_slot = nullptr;
     for (auto& s : g_shared->dbs) {
-        if (s.dboid == dboid)
+        if (s.dboid == dboid) {
             return &s;
-        if (s.dboid == InvalidOid && free_slot == nullptr)
+        }
+        if (s.dboid == InvalidOid && free_slot == nullptr) {
             free_slot = &s;
+        }
     }
     if (create && free_slot) {
         memset(free_slot, 0, sizeof(DbSlot));
@@ -123,21 +127,26 @@ DbSlot* find_slot(Oid dboid, bool create) {
 /// Commit callback: a transaction that wrote to captured sources tells its database's
 /// scheduler which ones, and wakes it, when some stream table there wants that.
 void on_xact(XactEvent event, void*) {
-    if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT && event != XACT_EVENT_PARALLEL_COMMIT &&
-        event != XACT_EVENT_PARALLEL_ABORT) {
+    if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
+        event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT) {
         return;
     }
-    const bool publish = (g_nwritten > 0 || g_written_overflow) && event == XACT_EVENT_COMMIT && g_shared != nullptr;
+    const bool publish =
+        (g_nwritten > 0 || g_written_overflow) && event == XACT_EVENT_COMMIT && g_shared != nullptr;
     const int n = g_nwritten;
     const bool overflow = g_written_overflow;
     g_nwritten = 0;
     g_written_overflow = false;
-    if (!publish) return;
+    if (!publish) {
+        return;
+    }
     LWLockAcquire(g_shared->lock, LW_SHARED);
     DbSlot* s = find_slot(MyDatabaseId, false);
     const bool wanted = s != nullptr && s->wants_wakeups && s->latch != nullptr;
     LWLockRelease(g_shared->lock);
-    if (!wanted) return;
+    if (!wanted) {
+        return;
+    }
     Latch* latch = nullptr;
     LWLockAcquire(g_shared->lock, LW_EXCLUSIVE);
     s = find_slot(MyDatabaseId, false);
@@ -145,8 +154,12 @@ void on_xact(XactEvent event, void*) {
         s->changed_overflow = s->changed_overflow || overflow;
         for (int i = 0; i < n && !s->changed_overflow; ++i) {
             bool known = false;
-            for (int j = 0; j < s->nchanged && !known; ++j) known = s->changed[j] == g_written[i];
-            if (known) continue;
+            for (int j = 0; j < s->nchanged && !known; ++j) {
+                known = s->changed[j] == g_written[i];
+            }
+            if (known) {
+                continue;
+            }
             if (s->nchanged == kMaxChanged) {
                 s->changed_overflow = true;
             } else {
@@ -156,17 +169,21 @@ void on_xact(XactEvent event, void*) {
         latch = s->latch;
     }
     LWLockRelease(g_shared->lock);
-    if (latch) SetLatch(latch);
+    if (latch) {
+        SetLatch(latch);
+    }
 }
 
 /// DROP DATABASE (and renames, and use as a template) need the database to themselves: stop
 /// its scheduler first and keep the launcher from restarting it for a while.
 void quiesce_database(const char* dbname) {
-    if (g_shared == nullptr || dbname == nullptr)
+    if (g_shared == nullptr || dbname == nullptr) {
         return;
+    }
     const Oid dboid = get_database_oid(dbname, true);
-    if (!OidIsValid(dboid))
+    if (!OidIsValid(dboid)) {
         return;
+    }
     pid_t pid = 0;
     LWLockAcquire(g_shared->lock, LW_EXCLUSIVE);
     if (DbSlot* s = find_slot(dboid, false)) {
@@ -174,16 +191,18 @@ void quiesce_database(const char* dbname) {
         pid = s->worker_pid;
     }
     LWLockRelease(g_shared->lock);
-    if (pid == 0)
+    if (pid == 0) {
         return;
+    }
     kill(pid, SIGTERM);
     for (int i = 0; i < 500; ++i) {  // up to 5 s
         LWLockAcquire(g_shared->lock, LW_SHARED);
         DbSlot* s = find_slot(dboid, false);
         const bool gone = s == nullptr || s->worker_pid != pid;
         LWLockRelease(g_shared->lock);
-        if (gone)
+        if (gone) {
             return;
+        }
         pg_usleep(10000);
         CHECK_FOR_INTERRUPTS();
     }
@@ -202,8 +221,9 @@ void process_utility(PlannedStmt* pstmt, const char* query, bool read_only_tree,
         ListCell* lc;
         foreach (lc, reinterpret_cast<CreatedbStmt*>(stmt)->options) {
             auto* opt = static_cast<DefElem*>(lfirst(lc));
-            if (strcmp(opt->defname, "template") == 0 && opt->arg)
+            if (strcmp(opt->defname, "template") == 0 && opt->arg) {
                 quiesce_database(defGetString(opt));
+            }
         }
     }
     const bool creates_extension =
@@ -214,8 +234,9 @@ void process_utility(PlannedStmt* pstmt, const char* query, bool read_only_tree,
     } else {
         standard_ProcessUtility(pstmt, query, read_only_tree, context, params, env, dest, qc);
     }
-    if (creates_extension)
+    if (creates_extension) {
         wake_launcher();
+    }
 }
 
 void register_launcher() {
@@ -240,8 +261,9 @@ std::vector<Oid> connectable_databases() {
     HeapTuple tup;
     while (HeapTupleIsValid(tup = heap_getnext(scan, ForwardScanDirection))) {
         auto* db = reinterpret_cast<Form_pg_database>(GETSTRUCT(tup));
-        if (db->datallowconn && !db->datistemplate)
+        if (db->datallowconn && !db->datistemplate) {
             out.push_back(db->oid);
+        }
     }
     table_endscan(scan);
     table_close(rel, AccessShareLock);
@@ -280,8 +302,9 @@ int64_t now_ms() {
 }
 
 std::optional<int64_t> opt_ms(const spi::Value& v) {
-    if (!v)
+    if (!v) {
         return std::nullopt;
+    }
     return static_cast<int64_t>(std::stod(*v));
 }
 
@@ -289,8 +312,9 @@ std::optional<int64_t> opt_ms(const spi::Value& v) {
 bool load(std::vector<StreamTable>& sts, std::multimap<int64_t, int64_t>& edges) {
     spi::Session spi;
     auto ext = spi::exec("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_trickle'");
-    if (ext.rows.empty())
+    if (ext.rows.empty()) {
         return false;
+    }
     auto rows = spi::exec(
         "SELECT pgt_id::text, schedule, (extract(epoch FROM last_refresh_at) * 1000)::text, "
         "(extract(epoch FROM next_attempt_at) * 1000)::text, status FROM "
@@ -300,23 +324,32 @@ bool load(std::vector<StreamTable>& sts, std::multimap<int64_t, int64_t>& edges)
         StreamTable st;
         st.id = std::stoll(*r[0]);
         st.schedule = parse_schedule(*r[1]);
-        if (st.schedule.error)
+        if (st.schedule.error) {
             continue;
+        }
         st.last_ms = opt_ms(r[2]);
         st.retry_ms = opt_ms(r[3]);
         st.status = *r[4];
         sts.push_back(std::move(st));
     }
     std::map<int64_t, StreamTable*> by_id;
-    for (auto& st : sts) by_id[st.id] = &st;
-    for (const auto& r : spi::exec("SELECT pgt_id::text, source_relid::oid::text FROM pgtrickle.pgt_dependencies").rows) {
+    for (auto& st : sts) {
+        by_id[st.id] = &st;
+    }
+    for (const auto& r :
+         spi::exec("SELECT pgt_id::text, source_relid::oid::text FROM pgtrickle.pgt_dependencies")
+             .rows) {
         auto it = by_id.find(std::stoll(*r[0]));
-        if (it != by_id.end()) it->second->sources.push_back(static_cast<Oid>(std::stoul(*r[1])));
+        if (it != by_id.end()) {
+            it->second->sources.push_back(static_cast<Oid>(std::stoul(*r[1])));
+        }
     }
     auto e = spi::exec(
         "SELECT up.pgt_id::text, d.pgt_id::text FROM pgtrickle.pgt_dependencies d "
         "JOIN pgtrickle.pgt_stream_tables up ON up.pgt_relid = d.source_relid");
-    for (const auto& r : e.rows) edges.emplace(std::stoll(*r[0]), std::stoll(*r[1]));
+    for (const auto& r : e.rows) {
+        edges.emplace(std::stoll(*r[0]), std::stoll(*r[1]));
+    }
     spi.finish();
     return true;
 }
@@ -415,7 +448,8 @@ long tick() {
     PopActiveSnapshot();
     CommitTransactionCommand();
     if (!installed) {
-        ereport(LOG, (errmsg("pg_trickle: extension not installed in this database, scheduler exits")));
+        ereport(LOG,
+                (errmsg("pg_trickle: extension not installed in this database, scheduler exits")));
         proc_exit(0);
     }
     const int64_t now = now_ms();
@@ -425,17 +459,23 @@ long tick() {
     for (const auto& st : sts) {
         int64_t at = next_due_ms(st.schedule, st.last_ms, now);
         // Short schedules are refreshed as soon as a writer of one of their sources commits.
-        const bool short_schedule = settings::wake_threshold_ms > 0 && st.schedule.kind == Schedule::Kind::duration &&
+        const bool short_schedule = settings::wake_threshold_ms > 0 &&
+                                    st.schedule.kind == Schedule::Kind::duration &&
                                     st.schedule.every.count() <= settings::wake_threshold_ms;
         any_short = any_short || short_schedule;
         bool by_wake = false;
         if (short_schedule && at > now) {
             for (Oid src : st.sources) {
-                by_wake = by_wake || changed_all || std::find(changed.begin(), changed.end(), src) != changed.end();
+                by_wake = by_wake || changed_all ||
+                          std::find(changed.begin(), changed.end(), src) != changed.end();
             }
-            if (by_wake) at = now;
+            if (by_wake) {
+                at = now;
+            }
         }
-        if (st.status == "error" && st.retry_ms) at = std::max(at, *st.retry_ms);
+        if (st.status == "error" && st.retry_ms) {
+            at = std::max(at, *st.retry_ms);
+        }
         // Stream tables due a little later join this tick (within a tenth of their period,
         // at most 100 ms): staggered schedules then share ticks instead of each waking the
         // scheduler, which re-reads the catalog every tick.
@@ -449,16 +489,22 @@ long tick() {
         }
     }
     LWLockAcquire(g_shared->lock, LW_EXCLUSIVE);
-    if (DbSlot* slot = find_slot(MyDatabaseId, false)) slot->wants_wakeups = any_short;
+    if (DbSlot* slot = find_slot(MyDatabaseId, false)) {
+        slot->wants_wakeups = any_short;
+    }
     LWLockRelease(g_shared->lock);
     std::vector<int64_t> all;
-    for (const auto& st : sts) all.push_back(st.id);
+    all.reserve(sts.size());
+    for (const auto& st : sts) {
+        all.push_back(st.id);
+    }
     auto order = topo_order(all, edges);
     std::vector<int64_t> ordered = order ? *order : all;
     for (int64_t id : ordered) {
         auto d = due.find(id);
-        if (d == due.end())
+        if (d == due.end()) {
             continue;
+        }
         CHECK_FOR_INTERRUPTS();
         refresh_one(id, d->second ? "wake" : "schedule");
     }
@@ -516,20 +562,24 @@ bool preloaded() {
 }
 
 void wake_launcher() {
-    if (g_shared == nullptr)
+    if (g_shared == nullptr) {
         return;
+    }
     LWLockAcquire(g_shared->lock, LW_EXCLUSIVE);
-    if (DbSlot* s = find_slot(MyDatabaseId, true))
+    if (DbSlot* s = find_slot(MyDatabaseId, true)) {
         s->no_extension = false;
+    }
     Latch* l = g_shared->launcher_latch;
     LWLockRelease(g_shared->lock);
-    if (l)
+    if (l) {
         SetLatch(l);
+    }
 }
 
 int scheduler_pid() {
-    if (g_shared == nullptr)
+    if (g_shared == nullptr) {
         return 0;
+    }
     LWLockAcquire(g_shared->lock, LW_SHARED);
     DbSlot* s = find_slot(MyDatabaseId, false);
     const int pid = s ? s->worker_pid : 0;
@@ -539,7 +589,9 @@ int scheduler_pid() {
 
 void note_captured_write(Oid relid) {
     for (int i = 0; i < g_nwritten; ++i) {
-        if (g_written[i] == relid) return;
+        if (g_written[i] == relid) {
+            return;
+        }
     }
     if (g_nwritten == kMaxWritten) {
         g_written_overflow = true;
@@ -584,8 +636,9 @@ void pgtrickle_launcher_main(Datum) {
             if (h != handles.end()) {
                 pid_t pid;
                 const BgwHandleStatus st = GetBackgroundWorkerPid(h->second, &pid);
-                if (st == BGWH_STARTED || st == BGWH_NOT_YET_STARTED)
+                if (st == BGWH_STARTED || st == BGWH_NOT_YET_STARTED) {
                     continue;
+                }
                 pfree(h->second);
                 handles.erase(h);
             }
@@ -595,8 +648,9 @@ void pgtrickle_launcher_main(Datum) {
                          !(s->no_extension &&
                            !TimestampDifferenceExceeds(s->checked_at, now, kNoExtensionRecheckMs));
             LWLockRelease(g_shared->lock);
-            if (!start)
+            if (!start) {
                 continue;
+            }
             BackgroundWorkerHandle* handle = nullptr;
             if (start_db_worker(db, &handle)) {
                 handles[db] = handle;
@@ -639,8 +693,9 @@ void pgtrickle_scheduler_main(Datum arg) {
         }
     }
     LWLockRelease(g_shared->lock);
-    if (!installed || slot == nullptr)
+    if (!installed || slot == nullptr) {
         proc_exit(0);
+    }
     on_shmem_exit(detach_slot, ObjectIdGetDatum(dboid));
     mark_interrupted_work();
 
@@ -673,7 +728,8 @@ void pgtrickle_scheduler_main(Datum arg) {
         }
         const long nap =
             std::max<long>(1, std::min<long>(wait, pgt::settings::scheduler_interval_ms));
-        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, nap, PG_WAIT_EXTENSION);
+        (void)WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, nap,
+                        PG_WAIT_EXTENSION);
         ResetLatch(MyLatch);
     }
 }

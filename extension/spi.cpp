@@ -15,8 +15,9 @@ namespace pgt::spi {
 
 Session::Session() {
     pg_call([&] {
-        if (SPI_connect() != SPI_OK_CONNECT)
+        if (SPI_connect() != SPI_OK_CONNECT) {
             elog(ERROR, "SPI_connect failed");
+        }
     });
     open_ = true;
 }
@@ -24,13 +25,15 @@ Session::Session() {
 Session::~Session() {
     // On a normal scope exit (early return) disconnect; while an exception unwinds, the
     // transaction abort that follows cleans SPI up.
-    if (open_ && std::uncaught_exceptions() == 0)
+    if (open_ && std::uncaught_exceptions() == 0) {
         SPI_finish();
+    }
 }
 
 void Session::finish() {
-    if (!open_)
+    if (!open_) {
         return;
+    }
     open_ = false;
     pg_call([&] { SPI_finish(); });
 }
@@ -49,8 +52,9 @@ struct Args {
 Args make_args(const std::vector<Value>& params) {
     Args a;
     a.n = static_cast<int>(params.size());
-    if (a.n == 0)
+    if (a.n == 0) {
         return a;
+    }
     a.types = static_cast<Oid*>(palloc(sizeof(Oid) * a.n));
     a.values = static_cast<Datum*>(palloc(sizeof(Datum) * a.n));
     a.nulls = static_cast<char*>(palloc(a.n + 1));
@@ -68,8 +72,9 @@ Args make_args(const std::vector<Value>& params) {
 Result collect(SPITupleTable* tuptable, uint64 processed) {
     Result result;
     result.processed = processed;
-    if (tuptable == nullptr || tuptable->tupdesc == nullptr)
+    if (tuptable == nullptr || tuptable->tupdesc == nullptr) {
         return result;
+    }
     const int ncols = tuptable->tupdesc->natts;
     result.rows.reserve(processed);
     for (uint64 r = 0; r < processed; ++r) {
@@ -96,8 +101,9 @@ Result execute_plan(SPIPlanPtr plan, const Args& a, Snapshot snapshot, const cha
         } else {
             rc = SPI_execute_plan(plan, a.values, a.nulls, false, 0);
         }
-        if (rc < 0)
+        if (rc < 0) {
             elog(ERROR, "SPI failed (%s) for: %s", SPI_result_code_string(rc), query);
+        }
         tuptable = SPI_tuptable;
         processed = SPI_processed;
     });
@@ -108,11 +114,13 @@ SPIPlanPtr prepare(const std::string& sql, const Args& a, bool keep) {
     SPIPlanPtr plan = nullptr;
     pg_call([&] {
         plan = SPI_prepare(sql.c_str(), a.n, a.types);
-        if (plan == nullptr)
+        if (plan == nullptr) {
             elog(ERROR, "SPI_prepare failed (%s): %s", SPI_result_code_string(SPI_result),
                  sql.c_str());
-        if (keep && SPI_keepplan(plan) != 0)
+        }
+        if (keep && SPI_keepplan(plan) != 0) {
             elog(ERROR, "SPI_keepplan failed");
+        }
     });
     return plan;
 }
@@ -133,8 +141,9 @@ Result exec(const std::string& sql, const std::vector<Value>& params, Snapshot s
     const char* query = sql.c_str();
     pg_call([&] {
         rc = SPI_execute_with_args(query, a.n, a.types, a.values, a.nulls, false, 0);
-        if (rc < 0)
+        if (rc < 0) {
             elog(ERROR, "SPI failed (%s) for: %s", SPI_result_code_string(rc), query);
+        }
         tuptable = SPI_tuptable;
         processed = SPI_processed;
     });
@@ -146,8 +155,9 @@ Result exec_cached(const std::string& sql, const std::vector<Value>& params, Sna
     static auto* plans = new std::unordered_map<std::string, SPIPlanPtr>();
     const Args a = make_args(params);
     auto it = plans->find(sql);
-    if (it == plans->end())
+    if (it == plans->end()) {
         it = plans->emplace(sql, prepare(sql, a, true)).first;
+    }
     return execute_plan(it->second, a, snapshot, sql.c_str());
 }
 

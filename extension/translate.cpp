@@ -54,7 +54,6 @@ std::string ns_name(Oid nsp) {
     return n ? n : "pg_catalog";
 }
 
-
 /// One query level while rendering: its Query and the alias of each range table entry.
 struct Level {
     Query* query = nullptr;
@@ -80,58 +79,77 @@ class Translator {
     std::string unique_alias(const char* base) {
         std::string a = base ? base : "t";
         std::string cand = a;
-        for (int i = 2; used_aliases_.count(cand); ++i) cand = a + "_" + std::to_string(i);
+        for (int i = 2; used_aliases_.count(cand); ++i) {
+            cand = a + "_" + std::to_string(i);
+        }
         used_aliases_.insert(cand);
         return cand;
     }
 
     void check_query_shape(Query* q) {
-        if (q->commandType != CMD_SELECT)
+        if (q->commandType != CMD_SELECT) {
             unsupported("a statement other than SELECT");
-        if (q->utilityStmt)
+        }
+        if (q->utilityStmt) {
             unsupported("a utility statement");
-        if (q->hasWindowFuncs)
+        }
+        if (q->hasWindowFuncs) {
             unsupported("window functions");
-        if (q->hasTargetSRFs)
+        }
+        if (q->hasTargetSRFs) {
             unsupported("set-returning functions in the select list");
-        if (q->hasRecursive)
+        }
+        if (q->hasRecursive) {
             unsupported("WITH RECURSIVE");
-        if (q->cteList)
+        }
+        if (q->cteList) {
             unsupported("WITH (common table expressions)");
-        if (q->hasModifyingCTE)
+        }
+        if (q->hasModifyingCTE) {
             unsupported("data-modifying WITH");
-        if (q->hasForUpdate || q->rowMarks)
+        }
+        if (q->hasForUpdate || q->rowMarks) {
             unsupported("FOR UPDATE/SHARE");
-        if (q->limitCount || q->limitOffset)
+        }
+        if (q->limitCount || q->limitOffset) {
             unsupported("LIMIT/OFFSET");
-        if (q->groupingSets)
+        }
+        if (q->groupingSets) {
             unsupported("GROUPING SETS/ROLLUP/CUBE");
-        if (q->hasDistinctOn)
+        }
+        if (q->hasDistinctOn) {
             unsupported("DISTINCT ON");
-        if (q->groupDistinct)
+        }
+        if (q->groupDistinct) {
             unsupported("GROUP BY DISTINCT");
+        }
     }
 
     // ---- expressions --------------------------------------------------------------------
     std::string var(Var* v) {
-        if (v->varlevelsup >= levels_.size())
+        if (v->varlevelsup >= levels_.size()) {
             unsupported("an outer reference that cannot be resolved");
+        }
         Level& lv = levels_[levels_.size() - 1 - v->varlevelsup];
-        if (v->varattno <= 0)
+        if (v->varattno <= 0) {
             unsupported(v->varattno == 0 ? "a whole-row reference" : "a system column");
+        }
         const std::string& alias = lv.alias[v->varno - 1];
-        if (alias.empty())
+        if (alias.empty()) {
             unsupported("a reference to a join alias column");
+        }
         const auto& cols = lv.columns[v->varno - 1];
-        if (v->varattno > static_cast<int>(cols.size()))
+        if (v->varattno > static_cast<int>(cols.size())) {
             unsupported("a column beyond the relation's width");
+        }
         return quote_ident(alias) + "." + quote_ident(cols[v->varattno - 1]);
     }
 
     std::string constant(Const* c) {
         const std::string type = sql_type_name(c->consttype, c->consttypmod);
-        if (c->constisnull)
+        if (c->constisnull) {
             return "NULL::" + type;
+        }
         Oid out;
         bool varlena;
         getTypeOutputInfo(c->consttype, &out, &varlena);
@@ -141,8 +159,9 @@ class Translator {
 
     std::string operator_name(Oid opno) {
         HeapTuple tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opno));
-        if (!HeapTupleIsValid(tup))
+        if (!HeapTupleIsValid(tup)) {
             unsupported("an unknown operator");
+        }
         auto* form = reinterpret_cast<Form_pg_operator>(GETSTRUCT(tup));
         std::string s = "OPERATOR(" + quote_ident(ns_name(form->oprnamespace)) + "." +
                         NameStr(form->oprname) + ")";
@@ -152,8 +171,9 @@ class Translator {
 
     std::string function_name(Oid fn) {
         const char* name = get_func_name(fn);
-        if (!name)
+        if (!name) {
             unsupported("an unknown function");
+        }
         return quote_ident(ns_name(get_func_namespace(fn))) + "." + quote_ident(name);
     }
 
@@ -164,8 +184,9 @@ class Translator {
         const int n = list_length(l);
         foreach (lc, l) {
             std::string a = expr(static_cast<Node*>(lfirst(lc)));
-            if (variadic && i == n - 1)
+            if (variadic && i == n - 1) {
                 a = "VARIADIC " + a;
+            }
             out.push_back(a);
             ++i;
         }
@@ -180,42 +201,50 @@ class Translator {
             unsupported("volatile function " + function_name(fn) + "()");
         }
         const char* name = get_func_name(fn);
-        if (name && time_varying.count(name))
+        if (name && time_varying.count(name)) {
             unsupported("time-dependent function " + std::string(name) + "()");
+        }
     }
 
     std::string aggregate(Aggref* a) {
-        if (a->agglevelsup > 0)
+        if (a->agglevelsup > 0) {
             unsupported("an aggregate of an outer query");
-        if (a->aggkind != AGGKIND_NORMAL)
+        }
+        if (a->aggkind != AGGKIND_NORMAL) {
             unsupported("ordered-set aggregates (WITHIN GROUP)");
+        }
         check_not_time_varying(a->aggfnoid);
         std::string s = function_name(a->aggfnoid) + "(";
         if (a->aggstar) {
             s += "*";
         } else {
-            if (a->aggdistinct)
+            if (a->aggdistinct) {
                 s += "DISTINCT ";
+            }
             std::vector<std::string> av;
             ListCell* lc;
             int i = 0;
             foreach (lc, a->args) {
                 auto* tle = static_cast<TargetEntry*>(lfirst(lc));
-                if (tle->resjunk)
+                if (tle->resjunk) {
                     continue;
+                }
                 std::string e = expr(reinterpret_cast<Node*>(tle->expr));
-                if (a->aggvariadic && i == list_length(a->args) - 1)
+                if (a->aggvariadic && i == list_length(a->args) - 1) {
                     e = "VARIADIC " + e;
+                }
                 av.push_back(e);
                 ++i;
             }
             s += join(av, ", ");
-            if (a->aggorder && !a->aggdistinct)
+            if (a->aggorder && !a->aggdistinct) {
                 s += " ORDER BY " + sort_clause(a->aggorder, a->args);
+            }
         }
         s += ")";
-        if (a->aggfilter)
+        if (a->aggfilter) {
             s += " FILTER (WHERE " + expr(reinterpret_cast<Node*>(a->aggfilter)) + ")";
+        }
         return s;
     }
 
@@ -247,8 +276,9 @@ class Translator {
 
   public:
     std::string expr(Node* n) {
-        if (n == nullptr)
+        if (n == nullptr) {
             return "NULL";
+        }
         switch (nodeTag(n)) {
             case T_Var:
                 return var(reinterpret_cast<Var*>(n));
@@ -283,8 +313,9 @@ class Translator {
             }
             case T_BoolExpr: {
                 auto* b = reinterpret_cast<BoolExpr*>(n);
-                if (b->boolop == NOT_EXPR)
+                if (b->boolop == NOT_EXPR) {
                     return "(NOT " + expr(static_cast<Node*>(linitial(b->args))) + ")";
+                }
                 std::vector<std::string> parts;
                 ListCell* lc;
                 foreach (lc, b->args) parts.push_back(expr(static_cast<Node*>(lfirst(lc))));
@@ -341,8 +372,9 @@ class Translator {
             case T_CaseExpr: {
                 auto* c = reinterpret_cast<CaseExpr*>(n);
                 std::string saved = case_test_sql_;
-                if (c->arg)
+                if (c->arg) {
                     case_test_sql_ = "(" + expr(reinterpret_cast<Node*>(c->arg)) + ")";
+                }
                 std::string s = "CASE";
                 ListCell* lc;
                 foreach (lc, c->args) {
@@ -350,14 +382,16 @@ class Translator {
                     s += " WHEN " + expr(reinterpret_cast<Node*>(w->expr)) + " THEN " +
                          expr(reinterpret_cast<Node*>(w->result));
                 }
-                if (c->defresult)
+                if (c->defresult) {
                     s += " ELSE " + expr(reinterpret_cast<Node*>(c->defresult));
+                }
                 case_test_sql_ = saved;
                 return s + " END";
             }
             case T_CaseTestExpr:
-                if (case_test_sql_.empty())
+                if (case_test_sql_.empty()) {
                     unsupported("a CASE placeholder outside CASE");
+                }
                 return case_test_sql_;
             case T_CoalesceExpr:
                 return "COALESCE(" + args(reinterpret_cast<CoalesceExpr*>(n)->args) + ")";
@@ -377,15 +411,17 @@ class Translator {
                 auto* f = reinterpret_cast<FieldSelect*>(n);
                 Oid rowtype = exprType(reinterpret_cast<Node*>(f->arg));
                 const char* field = get_attname(get_typ_typrelid(rowtype), f->fieldnum, true);
-                if (!field)
+                if (!field) {
                     unsupported("a field of an anonymous record");
+                }
                 return "((" + expr(reinterpret_cast<Node*>(f->arg)) + ")." + quote_ident(field) +
                        ")";
             }
             case T_SubscriptingRef: {
                 auto* s = reinterpret_cast<SubscriptingRef*>(n);
-                if (s->refassgnexpr || s->reflowerindexpr)
+                if (s->refassgnexpr || s->reflowerindexpr) {
                     unsupported("array slices or assignments");
+                }
                 std::string out = "(" + expr(reinterpret_cast<Node*>(s->refexpr)) + ")";
                 ListCell* lc;
                 foreach (lc, s->refupperindexpr)
@@ -398,10 +434,12 @@ class Translator {
                 auto* p = reinterpret_cast<Param*>(n);
                 if (p->paramkind == PARAM_SUBLINK) {
                     for (auto it = levels_.rbegin(); it != levels_.rend(); ++it) {
-                        if (!it->sublink_targets)
+                        if (!it->sublink_targets) {
                             continue;
-                        if (p->paramid < 1 || p->paramid > list_length(it->sublink_targets))
+                        }
+                        if (p->paramid < 1 || p->paramid > list_length(it->sublink_targets)) {
                             break;
+                        }
                         auto* tle = static_cast<TargetEntry*>(
                             list_nth(it->sublink_targets, p->paramid - 1));
                         return expr(reinterpret_cast<Node*>(tle->expr));
@@ -436,8 +474,9 @@ class Translator {
         ivm::FromItem item;
         item.alias = lv.alias[rtindex - 1];
         if (rte->rtekind == RTE_RELATION) {
-            if (rte->tablesample)
+            if (rte->tablesample) {
                 unsupported("TABLESAMPLE");
+            }
             const char relkind = get_rel_relkind(rte->relid);
             if (relkind == RELKIND_VIEW) {
                 views.push_back(rte->relid);
@@ -461,8 +500,9 @@ class Translator {
                 TupleDesc td = RelationGetDescr(rel);
                 for (int i = 0; i < td->natts; ++i) {
                     Form_pg_attribute a = TupleDescAttr(td, i);
-                    if (a->attisdropped)
+                    if (a->attisdropped) {
                         continue;
+                    }
                     t.columns.push_back(
                         {NameStr(a->attname), sql_type_name(a->atttypid, a->atttypmod)});
                     t.buffer_columns.push_back(buffer_column_name(a->attnum));
@@ -474,8 +514,9 @@ class Translator {
                             "' (materialized view, foreign table or other non-table)");
             }
         } else if (rte->rtekind == RTE_SUBQUERY) {
-            if (rte->lateral)
+            if (rte->lateral) {
                 unsupported("LATERAL subqueries");
+            }
             item.kind = ivm::FromItem::Kind::subquery;
             item.query = subquery(rte->subquery, &lv.columns[rtindex - 1], "subquery in FROM");
             item.columns = item.query->columns;
@@ -497,8 +538,9 @@ class Translator {
             unsupported("aggregation or DISTINCT inside a " + what);
         }
         for (const auto& br : sub->branches) {
-            if (br->block.grouped || br->block.distinct)
+            if (br->block.grouped || br->block.distinct) {
                 unsupported("aggregation or DISTINCT inside a " + what);
+            }
         }
         return sub;
     }
@@ -512,8 +554,9 @@ class Translator {
             add_item_for_rte(lv, rtindex, core);
             return tree;
         }
-        if (!IsA(n, JoinExpr))
+        if (!IsA(n, JoinExpr)) {
             unsupported("a FROM item of an unexpected kind");
+        }
         auto* j = reinterpret_cast<JoinExpr*>(n);
         Node* larg = j->larg;
         Node* rarg = j->rarg;
@@ -537,8 +580,9 @@ class Translator {
         tree->right = from_node(lv, rarg, core);
         if (j->quals) {
             Node* quals = flatten_join_alias_vars(lv.query, j->quals);
-            if (contain_subplans_or_sublinks(quals))
+            if (contain_subplans_or_sublinks(quals)) {
                 unsupported("a subquery in a JOIN condition");
+            }
             tree->on = expr(quals);
         } else {
             tree->on = "true";
@@ -555,8 +599,9 @@ class Translator {
         ListCell* lc;
         foreach (lc, jt->fromlist)
             c->from.push_back(*from_node(lv, static_cast<Node*>(lfirst(lc)), *c));
-        if (c->from.empty())
+        if (c->from.empty()) {
             unsupported("a SELECT without FROM");
+        }
         if (jt->quals) {
             Node* quals = flatten_join_alias_vars(lv.query, jt->quals);
             List* conj = make_ands_implicit(reinterpret_cast<Expr*>(quals));
@@ -571,9 +616,10 @@ class Translator {
                     anti = true;
                     q = static_cast<Node*>(linitial(reinterpret_cast<BoolExpr*>(q)->args));
                 }
-                if (!IsA(q, SubLink))
+                if (!IsA(q, SubLink)) {
                     unsupported(
                         "a subquery inside an expression (only [NOT] EXISTS and IN in WHERE)");
+                }
                 c->semijoins.push_back(semijoin(reinterpret_cast<SubLink*>(q), anti));
             }
         }
@@ -584,16 +630,20 @@ class Translator {
         if (s->subLinkType != EXISTS_SUBLINK && s->subLinkType != ANY_SUBLINK) {
             unsupported("a subquery of this kind (only [NOT] EXISTS and IN in WHERE)");
         }
-        if (s->subLinkType == ANY_SUBLINK && anti)
+        if (s->subLinkType == ANY_SUBLINK && anti) {
             unsupported("NOT IN (subquery): use NOT EXISTS");
+        }
         auto* sq = reinterpret_cast<Query*>(s->subselect);
         check_query_shape(sq);
-        if (sq->setOperations)
+        if (sq->setOperations) {
             unsupported("UNION inside [NOT] EXISTS/IN");
-        if (sq->hasAggs || sq->groupClause || sq->havingQual)
+        }
+        if (sq->hasAggs || sq->groupClause || sq->havingQual) {
             unsupported("aggregation inside [NOT] EXISTS/IN");
-        if (sq->distinctClause)
+        }
+        if (sq->distinctClause) {
             unsupported("DISTINCT inside [NOT] EXISTS/IN");
+        }
         levels_.push_back(level_for(sq));
         ivm::SemiJoin sj;
         sj.anti = anti;
@@ -629,7 +679,7 @@ class Translator {
                 // Current column names (the eref may predate a rename when read from a rule).
                 cols.clear();
                 for (int i = 1; i <= list_length(rte->eref->colnames); ++i) {
-                    const char* a = get_attname(rte->relid, i, true);
+                    const char* a = get_attname(rte->relid, static_cast<AttrNumber>(i), true);
                     cols.emplace_back(a ? a : "");
                 }
             }
@@ -665,16 +715,21 @@ class Translator {
                 agg.arg_type = sql_type_name(argtype, -1);
                 const bool exact = argtype == INT2OID || argtype == INT4OID || argtype == INT8OID ||
                                    argtype == NUMERICOID;
-                if (name == "count")
+                if (name == "count") {
                     agg.kind = ivm::Aggregate::Kind::count;
-                if (name == "sum" && exact)
+                }
+                if (name == "sum" && exact) {
                     agg.kind = ivm::Aggregate::Kind::sum;
-                if (name == "avg" && exact)
+                }
+                if (name == "avg" && exact) {
                     agg.kind = ivm::Aggregate::Kind::avg;
-                if (name == "min")
+                }
+                if (name == "min") {
                     agg.kind = ivm::Aggregate::Kind::min;
-                if (name == "max")
+                }
+                if (name == "max") {
                     agg.kind = ivm::Aggregate::Kind::max;
+                }
             }
         }
         agg.algebraic = agg.kind != ivm::Aggregate::Kind::other;
@@ -687,8 +742,9 @@ class Translator {
 
 std::shared_ptr<ivm::Query> Translator::query(Query* q, const std::vector<std::string>* names) {
     check_query_shape(q);
-    if (q->setOperations == nullptr)
+    if (q->setOperations == nullptr) {
         return block_query(q, names);
+    }
     auto out = std::make_shared<ivm::Query>();
     out->union_all = true;
     // Output columns come from the top target list.
@@ -698,8 +754,9 @@ std::shared_ptr<ivm::Query> Translator::query(Query* q, const std::vector<std::s
     int i = 0;
     foreach (lc, q->targetList) {
         auto* tle = static_cast<TargetEntry*>(lfirst(lc));
-        if (tle->resjunk)
+        if (tle->resjunk) {
             continue;
+        }
         const Oid t = exprType(reinterpret_cast<Node*>(tle->expr));
         std::string name = names && i < static_cast<int>(names->size())
                                ? (*names)[i]
@@ -713,8 +770,9 @@ std::shared_ptr<ivm::Query> Translator::query(Query* q, const std::vector<std::s
     std::function<void(Node*)> leaves = [&](Node* n) {
         if (IsA(n, SetOperationStmt)) {
             auto* s = reinterpret_cast<SetOperationStmt*>(n);
-            if (s->op != SETOP_UNION || !s->all)
+            if (s->op != SETOP_UNION || !s->all) {
                 unsupported("UNION/INTERSECT/EXCEPT without ALL (only UNION ALL)");
+            }
             leaves(s->larg);
             leaves(s->rarg);
             return;
@@ -723,7 +781,9 @@ std::shared_ptr<ivm::Query> Translator::query(Query* q, const std::vector<std::s
         RangeTblEntry* rte = rt_fetch(ref->rtindex, q->rtable);
         auto br = query(rte->subquery, &cols);
         if (br->union_all) {
-            for (auto& b : br->branches) out->branches.push_back(b);
+            for (auto& b : br->branches) {
+                out->branches.push_back(b);
+            }
         } else {
             // Branch columns may differ in type from the union's (implicit coercions); the
             // union's types are the storage types.
@@ -753,8 +813,9 @@ std::shared_ptr<ivm::Query> Translator::block_query(Query* q,
     b.grouped = q->hasAggs || q->groupClause != nullptr;
     if (q->havingQual) {
         Node* h = flatten_join_alias_vars(q, q->havingQual);
-        if (checkExprHasSubLink(h))
+        if (checkExprHasSubLink(h)) {
             unsupported("a subquery in HAVING");
+        }
         b.having = expr(h);
     }
     std::map<Index, int> group_ref;  // ressortgroupref -> group key index
@@ -773,8 +834,9 @@ std::shared_ptr<ivm::Query> Translator::block_query(Query* q,
         }
     };
     if (q->distinctClause) {
-        if (b.grouped)
+        if (b.grouped) {
             unsupported("DISTINCT together with GROUP BY or aggregates");
+        }
         b.grouped = true;
         b.distinct = true;
         add_keys(q->distinctClause);
@@ -786,11 +848,13 @@ std::shared_ptr<ivm::Query> Translator::block_query(Query* q,
     int i = 0;
     foreach (lc, q->targetList) {
         auto* tle = static_cast<TargetEntry*>(lfirst(lc));
-        if (tle->resjunk)
+        if (tle->resjunk) {
             continue;
+        }
         Node* e = flatten_join_alias_vars(q, reinterpret_cast<Node*>(tle->expr));
-        if (checkExprHasSubLink(e))
+        if (checkExprHasSubLink(e)) {
             unsupported("a subquery in the select list");
+        }
         ivm::Target t;
         t.expr = expr(e);
         const Oid type = exprType(e);
@@ -814,8 +878,9 @@ std::shared_ptr<ivm::Query> Translator::block_query(Query* q,
         b.targets.push_back(std::move(t));
         ++i;
     }
-    if (!b.grouped)
+    if (!b.grouped) {
         check_output_types(out->columns, types);
+    }
     levels_.pop_back();
     return out;
 }
@@ -829,8 +894,9 @@ Walker walker_cast(bool (*fn)(Node*, void*)) {
 }
 
 bool collect_walker(Node* n, void* ctx) {
-    if (n == nullptr)
+    if (n == nullptr) {
         return false;
+    }
     if (IsA(n, Query)) {
         collect_relations(reinterpret_cast<Query*>(n), *static_cast<std::vector<Oid>*>(ctx));
         return false;
@@ -870,8 +936,9 @@ void collect_relations(Query* q, std::vector<Oid>& rels) {
 
 std::string sql_collation_name(Oid collation) {
     HeapTuple tup = SearchSysCache1(COLLOID, ObjectIdGetDatum(collation));
-    if (!HeapTupleIsValid(tup))
+    if (!HeapTupleIsValid(tup)) {
         elog(ERROR, "cache lookup failed for collation %u", collation);
+    }
     auto* form = reinterpret_cast<Form_pg_collation>(GETSTRUCT(tup));
     std::string s =
         quote_ident(ns_name(form->collnamespace)) + "." + quote_ident(NameStr(form->collname));
@@ -900,8 +967,9 @@ Translation translate_query(Query* query, const SourceResolver& resolve) {
         collect_relations(q, all);
         std::set<Oid> seen;
         for (Oid r : all) {
-            if (seen.insert(r).second)
+            if (seen.insert(r).second) {
                 rels.push_back(r);
+            }
         }
         try {
             Translator t(resolve);

@@ -24,14 +24,16 @@ MigrationFacts read_migration_facts(Node& node) {
     pqxx::read_transaction tx(node.conn());
     f.database = tx.exec1("SELECT pg_catalog.current_database()")[0].as<std::string>();
     auto v = tx.exec("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_trickle'");
-    if (!v.empty())
+    if (!v.empty()) {
         f.installed = v[0][0].as<std::string>();
+    }
     for (const auto& row : tx.exec("SELECT version FROM pg_catalog.pg_available_extension_versions "
                                    "WHERE name = 'pg_trickle' ORDER BY version")) {
         f.available.push_back(row[0].as<std::string>());
     }
-    if (!f.installed)
+    if (!f.installed) {
         return f;
+    }
     const bool stable =
         tx.exec1(column_exists_sql("pgt_change_tracking", "source_stable_name"))[0].as<bool>();
     const std::string sn = stable ? "ct.source_stable_name" : "NULL::text";
@@ -44,8 +46,9 @@ MigrationFacts read_migration_facts(Node& node) {
         s.relid = row[0].as<std::string>();
         s.schema = row[1].as<std::string>();
         s.table = row[2].as<std::string>();
-        if (!row[3].is_null())
+        if (!row[3].is_null()) {
             s.stable_name = row[3].as<std::string>();
+        }
         f.sources.push_back(std::move(s));
     }
     f.frontiers =
@@ -100,8 +103,9 @@ void apply_migration(Node& node, const migration::Plan& plan,
                                  ", not " + plan.to);
     }
     for (const auto& r : plan.renames) {
-        if (r.kind != "table" && r.kind != "index")
+        if (r.kind != "table" && r.kind != "index") {
             continue;
+        }
         if (tx.exec1("SELECT pg_catalog.to_regclass(" + tx.quote(r.to) + ") IS NULL")[0]
                 .as<bool>()) {
             throw std::runtime_error(r.kind + " " + r.to + " is missing after the update on " +

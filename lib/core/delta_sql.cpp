@@ -38,13 +38,15 @@ std::string op(const char* o) {
     return std::string(" OPERATOR(pg_catalog.") + o + ") ";
 }
 
-
 std::string and_all(const std::vector<std::string>& conds) {
-    if (conds.empty())
+    if (conds.empty()) {
         return "true";
+    }
     std::vector<std::string> wrapped;
     wrapped.reserve(conds.size());
-    for (const auto& c : conds) wrapped.push_back("(" + c + ")");
+    for (const auto& c : conds) {
+        wrapped.push_back("(" + c + ")");
+    }
     return join(wrapped, " AND ");
 }
 
@@ -95,16 +97,19 @@ class Generator {
 
     static std::string null_rel(const FromItem& it) {
         std::vector<std::string> cols;
-        for (const auto& c : it.columns)
+        for (const auto& c : it.columns) {
             cols.push_back("NULL::" + c.type + " AS " + quote_ident(c.name));
-        if (cols.empty())
+        }
+        if (cols.empty()) {
             cols.push_back("NULL AS \"__pgt_none\"");
+        }
         return "(SELECT " + join(cols, ", ") + ") AS " + quote_ident(it.alias);
     }
 
     bool item_changed(const FromItem& it) const {
-        if (it.kind == FromItem::Kind::table)
+        if (it.kind == FromItem::Kind::table) {
             return win_->changed.count(it.table.stable_name) > 0;
+        }
         return query_changed(*it.query);
     }
 
@@ -133,8 +138,9 @@ class Generator {
     }
 
     bool tree_changed(const SpjCore& c, const JoinTree& t) const {
-        if (t.kind == JoinTree::Kind::item)
+        if (t.kind == JoinTree::Kind::item) {
             return item_changed(c.items[t.item]);
+        }
         return tree_changed(c, *t.left) || tree_changed(c, *t.right);
     }
 
@@ -146,8 +152,9 @@ class Generator {
                                            const std::string& on) {
         std::vector<Term> out;
         auto add_on = [&](Term& t) {
-            if (!on.empty())
+            if (!on.empty()) {
                 t.conds.push_back(on);
+            }
         };
         for (const auto& tl : l_delta) {
             Term t = tl;
@@ -182,14 +189,16 @@ class Generator {
                                   const std::vector<std::string>& new_conds,
                                   const std::vector<Term>& delta, const std::string& cond) {
         std::vector<std::string> nc = new_conds;
-        if (!cond.empty())
+        if (!cond.empty()) {
             nc.push_back(cond);
+        }
         std::string s = "((SELECT pg_catalog.count(*) FROM " + join(new_from, ", ") + " WHERE " +
                         and_all(nc) + ")";
         for (const auto& t : delta) {
             std::vector<std::string> tc = t.conds;
-            if (!cond.empty())
+            if (!cond.empty()) {
                 tc.push_back(cond);
+            }
             s += op("-") + "(SELECT COALESCE(pg_catalog.sum(" + t.weight_sql() + "), 0) FROM " +
                  join(t.from, ", ") + " WHERE " + and_all(tc) + ")";
         }
@@ -200,8 +209,9 @@ class Generator {
                                   const std::vector<std::string>& new_conds,
                                   const std::string& cond) {
         std::vector<std::string> nc = new_conds;
-        if (!cond.empty())
+        if (!cond.empty()) {
             nc.push_back(cond);
+        }
         return "EXISTS (SELECT 1 FROM " + join(new_from, ", ") + " WHERE " + and_all(nc) + ")";
     }
 
@@ -209,8 +219,9 @@ class Generator {
         std::vector<std::string> ex;
         for (const auto& t : delta) {
             std::vector<std::string> tc = t.conds;
-            if (!cond.empty())
+            if (!cond.empty()) {
                 tc.push_back(cond);
+            }
             ex.push_back("EXISTS (SELECT 1 FROM " + join(t.from, ", ") + " WHERE " + and_all(tc) +
                          ")");
         }
@@ -224,8 +235,9 @@ class Generator {
     std::vector<Term> tree_delta(const SpjCore& c, const JoinTree& t) const {
         if (t.kind == JoinTree::Kind::item) {
             const FromItem& it = c.items[t.item];
-            if (!item_changed(it))
+            if (!item_changed(it)) {
                 return {};
+            }
             Term term;
             term.from.push_back(delta_rel(it));
             term.weight.push_back(quote_ident(it.alias) + "." + kW);
@@ -236,8 +248,9 @@ class Generator {
         const std::vector<Term> dl = tree_delta(c, *t.left);
         const std::vector<Term> dr = tree_delta(c, *t.right);
         std::vector<Term> out = combine_inner(l_new, dl, r_new, dr, t.on);
-        if (t.kind == JoinTree::Kind::inner)
+        if (t.kind == JoinTree::Kind::inner) {
             return out;
+        }
 
         // Anti part of the left join: rows of L with no match in R, R bound to NULLs.
         std::vector<std::string> nulls;
@@ -265,7 +278,9 @@ class Generator {
     // ---- SPJ cores -------------------------------------------------------------------
     std::vector<std::string> core_from_new(const SpjCore& c) const {
         std::vector<std::string> from;
-        for (const auto& t : c.from) from.push_back(tree_new(c, t));
+        for (const auto& t : c.from) {
+            from.push_back(tree_new(c, t));
+        }
         return from;
     }
 
@@ -277,18 +292,22 @@ class Generator {
 
     std::vector<std::string> core_where_new(const SpjCore& c) const {
         std::vector<std::string> w = c.quals;
-        for (const auto& s : c.semijoins) w.push_back(semijoin_new(s));
+        for (const auto& s : c.semijoins) {
+            w.push_back(semijoin_new(s));
+        }
         return w;
     }
 
     bool core_changed(const SpjCore& c) const {
         for (const auto& t : c.from) {
-            if (tree_changed(c, t))
+            if (tree_changed(c, t)) {
                 return true;
+            }
         }
         for (const auto& s : c.semijoins) {
-            if (core_changed(*s.sub))
+            if (core_changed(*s.sub)) {
                 return true;
+            }
         }
         return false;
     }
@@ -307,16 +326,21 @@ class Generator {
             }
             acc_new.insert(acc_new.end(), r_new.begin(), r_new.end());
         }
-        for (auto& t : acc_delta) t.conds.insert(t.conds.end(), c.quals.begin(), c.quals.end());
+        for (auto& t : acc_delta) {
+            t.conds.insert(t.conds.end(), c.quals.begin(), c.quals.end());
+        }
 
         std::vector<const SemiJoin*> changed;
         for (const auto& s : c.semijoins) {
-            if (core_changed(*s.sub))
+            if (core_changed(*s.sub)) {
                 changed.push_back(&s);
+            }
         }
         if (changed.empty()) {
             for (auto& t : acc_delta) {
-                for (const auto& s : c.semijoins) t.conds.push_back(semijoin_new(s));
+                for (const auto& s : c.semijoins) {
+                    t.conds.push_back(semijoin_new(s));
+                }
             }
             return acc_delta;
         }
@@ -337,7 +361,9 @@ class Generator {
         }
         const std::string pn_int = as_int(and_all(p_new));
         const std::string po_int = as_int(and_all(p_old));
-        for (auto& t : acc_delta) t.weight.push_back(po_int);
+        for (auto& t : acc_delta) {
+            t.weight.push_back(po_int);
+        }
         Term term;
         term.from = acc_new;
         term.conds = c.quals;
@@ -350,34 +376,44 @@ class Generator {
     // ---- blocks and queries ------------------------------------------------------------
     std::string block_new(const Block& b) const {
         std::vector<std::string> sel;
-        for (const auto& t : b.targets) sel.push_back(t.expr + " AS " + quote_ident(t.column.name));
+        for (const auto& t : b.targets) {
+            sel.push_back(t.expr + " AS " + quote_ident(t.column.name));
+        }
         std::string s = std::string("SELECT ") + (b.distinct ? "DISTINCT " : "") + join(sel, ", ") +
                         " FROM " + join(core_from_new(b.core), ", ") + " WHERE " +
                         and_all(core_where_new(b.core));
         if (b.grouped && !b.group_by.empty()) {
             std::vector<std::string> g;
-            for (const auto& k : b.group_by) g.push_back(k.expr);
+            for (const auto& k : b.group_by) {
+                g.push_back(k.expr);
+            }
             s += " GROUP BY " + join(g, ", ");
         }
-        if (!b.having.empty())
+        if (!b.having.empty()) {
             s += " HAVING " + b.having;
+        }
         return s;
     }
 
     std::string query_new(const Query& q) const {
-        if (!q.union_all)
+        if (!q.union_all) {
             return block_new(q.block);
+        }
         std::vector<std::string> parts;
-        for (const auto& br : q.branches) parts.push_back("(" + query_new(*br) + ")");
+        for (const auto& br : q.branches) {
+            parts.push_back("(" + query_new(*br) + ")");
+        }
         return join(parts, " UNION ALL ");
     }
 
     bool query_changed(const Query& q) const {
-        if (!q.union_all)
+        if (!q.union_all) {
             return core_changed(q.block.core);
+        }
         for (const auto& br : q.branches) {
-            if (query_changed(*br))
+            if (query_changed(*br)) {
                 return true;
+            }
         }
         return false;
     }
@@ -403,12 +439,15 @@ class Generator {
                 throw std::logic_error("grouped block below the top of a differential query");
             }
             std::vector<std::string> sel;
-            for (const auto& t : q.block.targets)
+            for (const auto& t : q.block.targets) {
                 sel.push_back(t.expr + " AS " + quote_ident(t.column.name));
+            }
             return block_delta(q.block, sel);
         }
         std::vector<std::string> parts;
-        for (const auto& br : q.branches) parts.push_back("(" + query_delta(*br) + ")");
+        for (const auto& br : q.branches) {
+            parts.push_back("(" + query_delta(*br) + ")");
+        }
         return join(parts, " UNION ALL ");
     }
 
@@ -418,7 +457,10 @@ class Generator {
 
 std::string col_list(const std::vector<Column>& cols, const std::string& prefix = "") {
     std::vector<std::string> out;
-    for (const auto& c : cols) out.push_back(prefix + quote_ident(c.name));
+    out.reserve(cols.size());
+    for (const auto& c : cols) {
+        out.push_back(prefix + quote_ident(c.name));
+    }
     return join(out, ", ");
 }
 
@@ -427,51 +469,61 @@ std::string hidden_name(const char* what, size_t i) {
 }
 
 bool is_algebraic(const Block& b) {
-    if (!b.having.empty())
+    if (!b.having.empty()) {
         return false;
+    }
     for (const auto& t : b.targets) {
-        if (t.kind == Target::Kind::expr)
+        if (t.kind == Target::Kind::expr) {
             return false;
-        if (t.kind == Target::Kind::aggregate && !b.aggs[t.ref].algebraic)
+        }
+        if (t.kind == Target::Kind::aggregate && !b.aggs[t.ref].algebraic) {
             return false;
+        }
     }
     return true;
 }
 
 /// Row id of a group from the grouping values (same expression in full and delta SQL).
 std::string group_row_id(const std::vector<std::string>& values) {
-    if (values.empty())
+    if (values.empty()) {
         return "0::bigint";
+    }
     return "pgtrickle.row_id(" + join(values, ", ") + ")";
 }
 
 std::vector<std::string> group_exprs(const Block& b) {
     std::vector<std::string> g;
-    for (const auto& k : b.group_by) g.push_back(k.expr);
+    for (const auto& k : b.group_by) {
+        g.push_back(k.expr);
+    }
     return g;
 }
 
 std::vector<std::string> g_cols(const Block& b, const std::string& prefix) {
     std::vector<std::string> g;
-    for (size_t i = 0; i < b.group_by.size(); ++i)
+    for (size_t i = 0; i < b.group_by.size(); ++i) {
         g.push_back(prefix + quote_ident(hidden_name("g", i)));
+    }
     return g;
 }
 
 /// Hidden aggregate state for one target of an algebraic groups layout.
 std::vector<std::string> hidden_aggregate_exprs(const Block& b, const StorageLayout& layout) {
     std::vector<std::string> out{"pg_catalog.count(*)"};
-    if (!layout.algebraic)
+    if (!layout.algebraic) {
         return out;
+    }
     for (const auto& t : b.targets) {
-        if (t.kind != Target::Kind::aggregate)
+        if (t.kind != Target::Kind::aggregate) {
             continue;
+        }
         const Aggregate& a = b.aggs[t.ref];
         if (a.kind == Aggregate::Kind::sum || a.kind == Aggregate::Kind::avg) {
             out.push_back("pg_catalog.count(" + a.arg + ")");
         }
-        if (a.kind == Aggregate::Kind::avg)
+        if (a.kind == Aggregate::Kind::avg) {
             out.push_back("pg_catalog.sum((" + a.arg + ")::pg_catalog.numeric)");
+        }
     }
     return out;
 }
@@ -479,7 +531,9 @@ std::vector<std::string> hidden_aggregate_exprs(const Block& b, const StorageLay
 std::string rows_full(const StorageLayout& layout, const std::string& target,
                       const std::string& view) {
     std::vector<std::string> q;
-    for (const auto& c : layout.visible) q.push_back("q." + quote_ident(c.name));
+    for (const auto& c : layout.visible) {
+        q.push_back("q." + quote_ident(c.name));
+    }
     return "INSERT INTO " + target + " (" + col_list(layout.visible) +
            ", \"__pgt_row_id\") SELECT " + join(q, ", ") + ", pgtrickle.row_id(" + join(q, ", ") +
            ") FROM " + view + " AS q";
@@ -488,19 +542,29 @@ std::string rows_full(const StorageLayout& layout, const std::string& target,
 std::string groups_full(const Generator& gen, const Block& b, const StorageLayout& layout,
                         const std::string& target) {
     std::vector<std::string> sel;
-    for (const auto& t : b.targets) sel.push_back(t.expr);
+    for (const auto& t : b.targets) {
+        sel.push_back(t.expr);
+    }
     sel.push_back(group_row_id(group_exprs(b)));
-    for (const auto& h : hidden_aggregate_exprs(b, layout)) sel.push_back(h);
+    for (const auto& h : hidden_aggregate_exprs(b, layout)) {
+        sel.push_back(h);
+    }
     std::vector<std::string> cols;
-    for (const auto& c : layout.visible) cols.push_back(quote_ident(c.name));
-    for (const auto& h : layout.hidden) cols.push_back(quote_ident(h.name));
+    for (const auto& c : layout.visible) {
+        cols.push_back(quote_ident(c.name));
+    }
+    for (const auto& h : layout.hidden) {
+        cols.push_back(quote_ident(h.name));
+    }
     std::string s = "INSERT INTO " + target + " (" + join(cols, ", ") + ") SELECT " +
                     join(sel, ", ") + " FROM " + join(gen.core_from_new(b.core), ", ") + " WHERE " +
                     and_all(gen.core_where_new(b.core));
-    if (!b.group_by.empty())
+    if (!b.group_by.empty()) {
         s += " GROUP BY " + join(group_exprs(b), ", ");
-    if (!b.having.empty())
+    }
+    if (!b.having.empty()) {
         s += " HAVING " + b.having;
+    }
     return s;
 }
 
@@ -510,7 +574,9 @@ std::string groups_full(const Generator& gen, const Block& b, const StorageLayou
 std::string rows_apply(const Generator& gen, const Query& q, const StorageLayout& layout,
                        const std::string& target) {
     std::vector<std::string> pos;
-    for (size_t i = 0; i < layout.visible.size(); ++i) pos.push_back(std::to_string(i + 1));
+    for (size_t i = 0; i < layout.visible.size(); ++i) {
+        pos.push_back(std::to_string(i + 1));
+    }
     const std::string cols = col_list(layout.visible);
     const std::string dcols = col_list(layout.visible, "d.");
     const std::string rcols = col_list(layout.visible, "r.");
@@ -543,13 +609,15 @@ std::string grouped_delta_rows(const Generator& gen, const Block& b, bool with_a
     }
     if (with_args) {
         for (size_t j = 0; j < b.aggs.size(); ++j) {
-            if (b.aggs[j].kind == Aggregate::Kind::count_star)
+            if (b.aggs[j].kind == Aggregate::Kind::count_star) {
                 continue;
+            }
             sel.push_back(b.aggs[j].arg + " AS " + quote_ident(hidden_name("a", j)));
         }
     }
-    if (sel.empty())
+    if (sel.empty()) {
         sel.push_back("1 AS \"__pgt_one\"");
+    }
     return gen.block_delta(b, sel);
 }
 
@@ -575,13 +643,16 @@ std::string groups_algebraic_apply(const Generator& gen, const Block& b,
     std::vector<std::string> c_cols = g_cols(b, "");
     std::vector<std::string> a_cols;
     for (size_t j = 0; j < b.aggs.size(); ++j) {
-        if (b.aggs[j].kind != Aggregate::Kind::count_star)
+        if (b.aggs[j].kind != Aggregate::Kind::count_star) {
             a_cols.push_back(quote_ident(hidden_name("a", j)));
+        }
     }
     std::vector<std::string> all = c_cols;
     all.insert(all.end(), a_cols.begin(), a_cols.end());
     std::vector<std::string> pos;
-    for (size_t i = 0; i < all.size(); ++i) pos.push_back(std::to_string(i + 1));
+    for (size_t i = 0; i < all.size(); ++i) {
+        pos.push_back(std::to_string(i + 1));
+    }
     std::string s = "WITH \"__pgt_c\" AS (SELECT " +
                     (all.empty() ? std::string("1 AS \"__pgt_one\"") : join(all, ", ")) +
                     ", pg_catalog.sum(" + kW + ") AS " + kW + " FROM (" +
@@ -727,10 +798,13 @@ std::string groups_recompute_apply(const Generator& gen, const Block& b,
                     (gc.empty() ? std::string("1 AS \"__pgt_one\"") : join(gc, ", ")) + " FROM (" +
                     grouped_delta_rows(gen, b, false) + ") AS \"__pgt_x\"), ";
     std::vector<std::string> sel;
-    for (const auto& t : b.targets) sel.push_back(t.expr + " AS " + quote_ident(t.column.name));
+    for (const auto& t : b.targets) {
+        sel.push_back(t.expr + " AS " + quote_ident(t.column.name));
+    }
     const auto hidden_exprs = hidden_aggregate_exprs(b, layout);
-    for (size_t i = 1; i < layout.hidden.size(); ++i)
+    for (size_t i = 1; i < layout.hidden.size(); ++i) {
         sel.push_back(hidden_exprs[i - 1] + " AS " + quote_ident(layout.hidden[i].name));
+    }
     sel.push_back(group_row_id(ge) + " AS \"__pgt_rid\"");
     const std::string base = "SELECT " + join(sel, ", ") + " FROM " +
                              join(gen.core_from_new(b.core), ", ") + " WHERE " +
@@ -794,7 +868,9 @@ void collect_core(const SpjCore& c, std::set<std::string>& out) {
             collect_stable_names(*it.query, out);
         }
     }
-    for (const auto& s : c.semijoins) collect_core(*s.sub, out);
+    for (const auto& s : c.semijoins) {
+        collect_core(*s.sub, out);
+    }
 }
 
 void collect_stable_names(const Query& q, std::set<std::string>& out) {
@@ -802,7 +878,9 @@ void collect_stable_names(const Query& q, std::set<std::string>& out) {
         collect_core(q.block.core, out);
         return;
     }
-    for (const auto& br : q.branches) collect_stable_names(*br, out);
+    for (const auto& br : q.branches) {
+        collect_stable_names(*br, out);
+    }
 }
 
 // ---- explain -------------------------------------------------------------------------
@@ -850,29 +928,40 @@ void explain_core(const SpjCore& c, int depth, std::ostringstream& os) {
         os << indent(depth) << "Cross Join\n";
         depth += 1;
     }
-    for (const auto& t : c.from) explain_tree_node(c, t, depth, os);
+    for (const auto& t : c.from) {
+        explain_tree_node(c, t, depth, os);
+    }
 }
 
 void explain_query(const Query& q, int depth, std::ostringstream& os) {
     if (q.union_all) {
         os << indent(depth) << "Union All\n";
-        for (const auto& br : q.branches) explain_query(*br, depth + 1, os);
+        for (const auto& br : q.branches) {
+            explain_query(*br, depth + 1, os);
+        }
         return;
     }
     const Block& b = q.block;
     std::vector<std::string> cols;
-    for (const auto& t : b.targets) cols.push_back(t.column.name);
+    for (const auto& t : b.targets) {
+        cols.push_back(t.column.name);
+    }
     if (b.grouped) {
         std::vector<std::string> aggs;
-        for (const auto& a : b.aggs) aggs.push_back(a.sql + (a.algebraic ? "" : " [recomputed]"));
+        for (const auto& a : b.aggs) {
+            aggs.push_back(a.sql + (a.algebraic ? "" : " [recomputed]"));
+        }
         os << indent(depth) << (b.distinct ? "Distinct" : "Aggregate") << " (" << join(cols, ", ")
            << ")";
-        if (!b.group_by.empty())
+        if (!b.group_by.empty()) {
             os << " group by " << join(group_exprs(b), ", ");
-        if (!aggs.empty())
+        }
+        if (!aggs.empty()) {
             os << ": " << join(aggs, ", ");
-        if (!b.having.empty())
+        }
+        if (!b.having.empty()) {
             os << " having " << b.having;
+        }
         os << "\n";
     } else {
         os << indent(depth) << "Project (" << join(cols, ", ") << ")\n";
@@ -891,8 +980,9 @@ StorageLayout full_layout(const std::vector<Column>& columns) {
 }
 
 StorageLayout differential_layout(const Query& q) {
-    if (q.union_all || !q.block.grouped)
+    if (q.union_all || !q.block.grouped) {
         return full_layout(q.columns);
+    }
     const Block& b = q.block;
     StorageLayout l;
     l.kind = StorageKind::groups;
@@ -904,14 +994,16 @@ StorageLayout differential_layout(const Query& q) {
     if (l.algebraic) {
         for (size_t i = 0; i < b.targets.size(); ++i) {
             const Target& t = b.targets[i];
-            if (t.kind != Target::Kind::aggregate)
+            if (t.kind != Target::Kind::aggregate) {
                 continue;
+            }
             const Aggregate& a = b.aggs[t.ref];
             if (a.kind == Aggregate::Kind::sum || a.kind == Aggregate::Kind::avg) {
                 l.hidden.push_back({hidden_name("nn", i), "bigint"});
             }
-            if (a.kind == Aggregate::Kind::avg)
+            if (a.kind == Aggregate::Kind::avg) {
                 l.hidden.push_back({hidden_name("sum", i), "numeric"});
+            }
         }
     }
     return l;
@@ -919,10 +1011,12 @@ StorageLayout differential_layout(const Query& q) {
 
 std::string full_refresh_sql(const Query* q, const StorageLayout& layout, const std::string& target,
                              const std::string& query_view) {
-    if (layout.kind == StorageKind::rows)
+    if (layout.kind == StorageKind::rows) {
         return rows_full(layout, target, query_view);
-    if (q == nullptr || q->union_all)
+    }
+    if (q == nullptr || q->union_all) {
         throw std::logic_error("groups layout needs a grouped block");
+    }
     ChangeWindow none;
     Generator gen(&none);
     return groups_full(gen, q->block, layout, target);
@@ -931,10 +1025,12 @@ std::string full_refresh_sql(const Query* q, const StorageLayout& layout, const 
 std::string delta_apply_sql(const Query& q, const StorageLayout& layout, const std::string& target,
                             const ChangeWindow& window) {
     Generator gen(&window);
-    if (layout.kind == StorageKind::rows)
+    if (layout.kind == StorageKind::rows) {
         return rows_apply(gen, q, layout, target);
-    if (layout.algebraic)
+    }
+    if (layout.algebraic) {
         return groups_algebraic_apply(gen, q.block, layout, target);
+    }
     return groups_recompute_apply(gen, q.block, layout, target);
 }
 

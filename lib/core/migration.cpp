@@ -21,8 +21,8 @@ const std::vector<StepText>& step_table() {
     static const std::vector<StepText> t = {
         {"0.31.0",
          "0.32.0",
-         {"add pgt_change_tracking.source_stable_name (unique), source_placement, "
-          "frontier_per_node",
+         {"add pgt_change_tracking.source_stable_name (unique)",
+          "add pgt_change_tracking.source_placement, frontier_per_node",
           "add pgt_dependencies.source_stable_name, source_placement",
           "add pgt_stream_tables.st_placement", "add function pgtrickle.source_stable_name(oid)",
           "backfill source_stable_name of every captured source",
@@ -73,16 +73,18 @@ bool is_known(const std::string& v) {
 
 std::vector<Step> steps(const std::string& from, const std::string& to) {
     std::vector<Step> out;
-    if (!is_known(from) || !is_known(to))
+    if (!is_known(from) || !is_known(to)) {
         return out;
+    }
     const auto& vs = known_versions();
     int i = index_of(from);
     const int j = index_of(to);
     while (i != j) {
         const int next = i < j ? i + 1 : i - 1;
         for (const auto& s : step_table()) {
-            if (vs[i] == s.from && vs[next] == s.to)
+            if (vs[i] == s.from && vs[next] == s.to) {
                 out.push_back({s.from, s.to, s.changes});
+            }
         }
         i = next;
     }
@@ -96,18 +98,22 @@ Plan plan(const std::string& node, const std::string& database, const std::strin
     p.node = node;
     p.from = from;
     p.to = to;
-    if (!is_known(from))
+    if (!is_known(from)) {
         p.problems.push_back("installed version " + from + " is unknown to this pgtrickle");
-    if (!is_known(to))
+    }
+    if (!is_known(to)) {
         p.problems.push_back("target version " + to + " is unknown to this pgtrickle");
-    if (!p.problems.empty() || from == to)
+    }
+    if (!p.problems.empty() || from == to) {
         return p;
+    }
     p.steps = steps(from, to);
     const int boundary = index_of("0.32.0");
     const bool up = index_of(from) < boundary && index_of(to) >= boundary;
     const bool down = index_of(from) >= boundary && index_of(to) < boundary;
-    if (!up && !down)
+    if (!up && !down) {
         return p;
+    }
     std::map<std::string, std::string> owner;  // stable name -> source
     for (const auto& s : sources) {
         const std::string sn =

@@ -12,8 +12,9 @@ std::optional<std::string> check_cron_field(const std::string& field, int lo, in
     std::stringstream items(field);
     std::string item;
     while (std::getline(items, item, ',')) {
-        if (item.empty())
+        if (item.empty()) {
             return std::string("empty item in the ") + name + " field";
+        }
         std::string range = item;
         const auto slash = item.find('/');
         if (slash != std::string::npos) {
@@ -24,8 +25,9 @@ std::optional<std::string> check_cron_field(const std::string& field, int lo, in
                 return std::string("invalid step \"") + step + "\" in the " + name + " field";
             }
         }
-        if (range == "*")
+        if (range == "*") {
             continue;
+        }
         const auto dash = range.find('-');
         const std::string a = range.substr(0, dash);
         const std::string b = dash == std::string::npos ? a : range.substr(dash + 1);
@@ -40,8 +42,9 @@ std::optional<std::string> check_cron_field(const std::string& field, int lo, in
                        std::to_string(lo) + "-" + std::to_string(hi);
             }
         }
-        if (std::stoi(a) > std::stoi(b))
+        if (std::stoi(a) > std::stoi(b)) {
             return std::string("descending range \"") + range + "\" in the " + name + " field";
+        }
     }
     return std::nullopt;
 }
@@ -51,8 +54,12 @@ std::optional<std::string> check_cron_field(const std::string& field, int lo, in
 Schedule parse_schedule(std::string_view text) {
     Schedule s;
     std::string t(text);
-    while (!t.empty() && std::isspace(static_cast<unsigned char>(t.back()))) t.pop_back();
-    while (!t.empty() && std::isspace(static_cast<unsigned char>(t.front()))) t.erase(t.begin());
+    while (!t.empty() && std::isspace(static_cast<unsigned char>(t.back()))) {
+        t.pop_back();
+    }
+    while (!t.empty() && std::isspace(static_cast<unsigned char>(t.front()))) {
+        t.erase(t.begin());
+    }
     if (t.empty()) {
         s.error = "empty schedule";
         return s;
@@ -76,7 +83,9 @@ Schedule parse_schedule(std::string_view text) {
         std::stringstream ss(t);
         std::vector<std::string> f;
         std::string x;
-        while (ss >> x) f.push_back(x);
+        while (ss >> x) {
+            f.push_back(x);
+        }
         if (f.size() != 5) {
             s.error =
                 "a cron expression has 5 fields (minute hour day-of-month month day-of-week), "
@@ -100,27 +109,31 @@ Schedule parse_schedule(std::string_view text) {
     size_t i = 0;
     while (i < t.size()) {
         size_t j = i;
-        while (j < t.size() && std::isdigit(static_cast<unsigned char>(t[j]))) ++j;
+        while (j < t.size() && std::isdigit(static_cast<unsigned char>(t[j]))) {
+            ++j;
+        }
         if (j == i || j - i > 9) {
             s.error = "expected a number at \"" + t.substr(i) + "\"";
             return s;
         }
         const long long n = std::stoll(t.substr(i, j - i));
         size_t k = j;
-        while (k < t.size() && std::isalpha(static_cast<unsigned char>(t[k]))) ++k;
+        while (k < t.size() && std::isalpha(static_cast<unsigned char>(t[k]))) {
+            ++k;
+        }
         const std::string unit = t.substr(j, k - j);
         long long ms;
-        if (unit == "ms")
+        if (unit == "ms") {
             ms = 1;
-        else if (unit == "s")
+        } else if (unit == "s") {
             ms = 1000;
-        else if (unit == "m")
-            ms = 60 * 1000;
-        else if (unit == "h")
-            ms = 3600 * 1000;
-        else if (unit == "d")
+        } else if (unit == "m") {
+            ms = 60LL * 1000;
+        } else if (unit == "h") {
+            ms = 3600LL * 1000;
+        } else if (unit == "d") {
             ms = 24LL * 3600 * 1000;
-        else {
+        } else {
             s.error = unit.empty()
                           ? "missing unit after " + std::to_string(n) + " (use ms, s, m, h or d)"
                           : "unknown unit \"" + unit + "\" (use ms, s, m, h or d)";

@@ -30,7 +30,9 @@ std::bitset<N> field_bits(const std::string& field, int lo, int hi) {
             b = dash == std::string::npos ? (slash != std::string::npos ? hi : a)
                                           : std::stoi(range.substr(dash + 1));
         }
-        for (int v = a; v <= b; v += step) bits.set(static_cast<size_t>(v));
+        for (int v = a; v <= b; v += step) {
+            bits.set(static_cast<size_t>(v));
+        }
     }
     return bits;
 }
@@ -40,14 +42,17 @@ std::bitset<N> field_bits(const std::string& field, int lo, int hi) {
 std::optional<int64_t> next_cron_fire(const std::string& cron, int64_t after_ms) {
     std::stringstream ss(cron);
     std::string f[5];
-    for (auto& x : f) ss >> x;
+    for (auto& x : f) {
+        ss >> x;
+    }
     const auto minutes = field_bits<60>(f[0], 0, 59);
     const auto hours = field_bits<24>(f[1], 0, 23);
     const auto dom = field_bits<32>(f[2], 1, 31);
     const auto months = field_bits<13>(f[3], 1, 12);
     auto dow = field_bits<8>(f[4], 0, 7);
-    if (dow.test(7))
+    if (dow.test(7)) {
         dow.set(0);  // 7 is Sunday too
+    }
     const bool dom_any = f[2] == "*", dow_any = f[4] == "*";
     // Start at the next whole minute after `after_ms`.
     time_t t = static_cast<time_t>(after_ms / 60000 * 60 + 60);
@@ -55,7 +60,7 @@ std::optional<int64_t> next_cron_fire(const std::string& cron, int64_t after_ms)
     while (t < limit) {
         std::tm tm{};
         gmtime_r(&t, &tm);
-        if (!months.test(static_cast<size_t>(tm.tm_mon + 1))) {
+        if (!months.test(static_cast<size_t>(tm.tm_mon) + 1)) {
             // Jump to the first minute of the next month.
             tm.tm_mon += 1;
             tm.tm_mday = 1;
@@ -90,19 +95,22 @@ std::optional<int64_t> next_cron_fire(const std::string& cron, int64_t after_ms)
 }
 
 int64_t next_due_ms(const Schedule& schedule, std::optional<int64_t> last_ms, int64_t now_ms) {
-    if (!last_ms)
+    if (!last_ms) {
         return now_ms;
-    if (schedule.kind == Schedule::Kind::duration)
+    }
+    if (schedule.kind == Schedule::Kind::duration) {
         return *last_ms + schedule.every.count();
+    }
     auto next = next_cron_fire(schedule.cron, *last_ms);
     return next ? *next : INT64_MAX;
 }
 
 int64_t backoff_ms(int consecutive_errors) {
-    if (consecutive_errors <= 0)
+    if (consecutive_errors <= 0) {
         return 0;
+    }
     const int shift = std::min(consecutive_errors - 1, 20);
-    return std::min<int64_t>(1000LL << shift, 5 * 60 * 1000);
+    return std::min<int64_t>(1000LL << shift, 5LL * 60 * 1000);
 }
 
 std::optional<std::vector<int64_t>> topo_order(const std::vector<int64_t>& nodes,
@@ -110,15 +118,19 @@ std::optional<std::vector<int64_t>> topo_order(const std::vector<int64_t>& nodes
                                                std::vector<int64_t>* cycle) {
     const std::set<int64_t> in(nodes.begin(), nodes.end());
     std::map<int64_t, int> indegree;
-    for (int64_t n : nodes) indegree[n] = 0;
+    for (int64_t n : nodes) {
+        indegree[n] = 0;
+    }
     for (const auto& [from, to] : edges) {
-        if (in.count(from) && in.count(to))
+        if (in.count(from) && in.count(to)) {
             ++indegree[to];
+        }
     }
     std::set<int64_t> ready;  // ordered: deterministic output
     for (const auto& [n, d] : indegree) {
-        if (d == 0)
+        if (d == 0) {
             ready.insert(n);
+        }
     }
     std::vector<int64_t> order;
     while (!ready.empty()) {
@@ -127,17 +139,20 @@ std::optional<std::vector<int64_t>> topo_order(const std::vector<int64_t>& nodes
         order.push_back(n);
         auto range = edges.equal_range(n);
         for (auto it = range.first; it != range.second; ++it) {
-            if (in.count(it->second) && --indegree[it->second] == 0)
+            if (in.count(it->second) && --indegree[it->second] == 0) {
                 ready.insert(it->second);
+            }
         }
     }
-    if (order.size() == nodes.size())
+    if (order.size() == nodes.size()) {
         return order;
+    }
     if (cycle) {
         cycle->clear();
         for (const auto& [n, d] : indegree) {
-            if (d > 0)
+            if (d > 0) {
                 cycle->push_back(n);
+            }
         }
     }
     return std::nullopt;

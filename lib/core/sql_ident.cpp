@@ -7,8 +7,9 @@ std::string quote_ident(std::string_view name) {
     out.reserve(name.size() + 2);
     out.push_back('"');
     for (char c : name) {
-        if (c == '"')
+        if (c == '"') {
             out.push_back('"');
+        }
         out.push_back(c);
     }
     out.push_back('"');
@@ -23,12 +24,14 @@ std::string quote_literal(std::string_view text) {
     const bool has_backslash = text.find('\\') != std::string_view::npos;
     std::string out;
     out.reserve(text.size() + 3);
-    if (has_backslash)
+    if (has_backslash) {
         out.push_back('E');
+    }
     out.push_back('\'');
     for (char c : text) {
-        if (c == '\'' || c == '\\')
+        if (c == '\'' || c == '\\') {
             out.push_back(c);
+        }
         out.push_back(c);
     }
     out.push_back('\'');
@@ -38,7 +41,9 @@ std::string quote_literal(std::string_view text) {
 std::string join(const std::vector<std::string>& parts, std::string_view sep) {
     std::string out;
     for (size_t i = 0; i < parts.size(); ++i) {
-        if (i) out.append(sep);
+        if (i) {
+            out.append(sep);
+        }
         out += parts[i];
     }
     return out;

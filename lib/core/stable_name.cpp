@@ -18,11 +18,13 @@ std::string stable_name(std::string_view database, std::string_view schema,
 }
 
 bool is_stable_name(std::string_view s) {
-    if (s.size() != 16)
+    if (s.size() != 16) {
         return false;
+    }
     for (char c : s) {
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
             return false;
+        }
     }
     return true;
 }
