@@ -487,6 +487,7 @@ class Translator {
                 item.query = subquery(vq, &lv.columns[rtindex - 1],
                                       "view " + std::string(get_rel_name(rte->relid)));
                 item.columns = item.query->columns;
+                item.comparable = item.query->comparable;
             } else if (relkind == RELKIND_RELATION || relkind == RELKIND_PARTITIONED_TABLE) {
                 relations.push_back(rte->relid);
                 ivm::BaseTable& t = item.table;
@@ -505,6 +506,7 @@ class Translator {
                     }
                     t.columns.push_back(
                         {NameStr(a->attname), sql_type_name(a->atttypid, a->atttypmod)});
+                    item.comparable = item.comparable && has_equality(a->atttypid);
                     t.buffer_columns.push_back(buffer_column_name(a->attnum));
                 }
                 table_close(rel, AccessShareLock);
@@ -520,6 +522,7 @@ class Translator {
             item.kind = ivm::FromItem::Kind::subquery;
             item.query = subquery(rte->subquery, &lv.columns[rtindex - 1], "subquery in FROM");
             item.columns = item.query->columns;
+            item.comparable = item.query->comparable;
         } else {
             static const char* const kinds[] = {
                 "table",          "subquery", "join",          "function in FROM",
@@ -534,14 +537,7 @@ class Translator {
     std::shared_ptr<ivm::Query> subquery(Query* q, const std::vector<std::string>* names,
                                          const std::string& what) {
         auto sub = query(q, names);
-        if (!sub->union_all && (sub->block.grouped || sub->block.distinct)) {
-            unsupported("aggregation or DISTINCT inside a " + what);
-        }
-        for (const auto& br : sub->branches) {
-            if (br->block.grouped || br->block.distinct) {
-                unsupported("aggregation or DISTINCT inside a " + what);
-            }
-        }
+        require_consolidatable(*sub, what);
         return sub;
     }
 
@@ -688,6 +684,28 @@ class Translator {
         return lv;
     }
 
+    static bool has_equality(Oid type) {
+        return OidIsValid(lookup_type_cache(type, TYPECACHE_EQ_OPR)->eq_opr);
+    }
+
+    /// A grouped block below the top is maintained by recomputing touched groups in the old
+    /// state, which is rebuilt by grouping on every column of its range variables: they all
+    /// need an equality operator.
+    void require_consolidatable(const ivm::Query& q, const std::string& what) {
+        if (q.union_all) {
+            for (const auto& br : q.branches) require_consolidatable(*br, what);
+            return;
+        }
+        if (!q.block.grouped && !q.block.distinct)
+            return;
+        bool ok = q.comparable;
+        for (const auto& it : q.block.core.items) ok = ok && it.comparable;
+        if (!ok) {
+            unsupported("aggregation inside a " + what +
+                        " over a column without an equality operator (e.g. json)");
+        }
+    }
+
     void check_output_types(const std::vector<ivm::Column>& cols, const std::vector<Oid>& types) {
         for (size_t i = 0; i < cols.size(); ++i) {
             TypeCacheEntry* tc = lookup_type_cache(types[i], TYPECACHE_EQ_OPR);
@@ -780,6 +798,7 @@ std::shared_ptr<ivm::Query> Translator::query(Query* q, const std::vector<std::s
         auto* ref = reinterpret_cast<RangeTblRef*>(n);
         RangeTblEntry* rte = rt_fetch(ref->rtindex, q->rtable);
         auto br = query(rte->subquery, &cols);
+        require_consolidatable(*br, "UNION ALL branch");
         if (br->union_all) {
             for (auto& b : br->branches) {
                 out->branches.push_back(b);
@@ -878,6 +897,7 @@ std::shared_ptr<ivm::Query> Translator::block_query(Query* q,
         b.targets.push_back(std::move(t));
         ++i;
     }
+    for (Oid t : types) out->comparable = out->comparable && has_equality(t);
     if (!b.grouped) {
         check_output_types(out->columns, types);
     }

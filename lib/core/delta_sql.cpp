@@ -62,6 +62,12 @@ struct Term {
     }
 };
 
+std::string hidden_name(const char* what, size_t i);
+std::string group_row_id(const std::vector<std::string>& values);
+std::string restrict_to_groups(const std::string& select_from_where,
+                               const std::vector<std::string>& ge, const std::string& aff,
+                               const std::string& tail);
+
 /// Everything the generator needs from the refresh: the window.
 class Generator {
   public:
@@ -433,10 +439,81 @@ class Generator {
         return join(parts, " UNION ALL ");
     }
 
+    /// Delta of a grouped block below the top (a FROM subquery, a UNION ALL branch): the
+    /// groups the core's delta touches, recomputed in the new state (+1) and in the old
+    /// state (-1). The old state of the core is the multiset C_new - ΔC restricted to those
+    /// groups, consolidated over every column of its range variables; each range variable
+    /// is then rebound to those columns (LATERAL), so the block's own expressions apply.
+    std::string grouped_block_delta(const Block& b,
+                                    const std::vector<std::string>& select_list) const {
+        const std::vector<Term> terms = core_delta(b.core);
+        const std::string targets = join(select_list, ", ");
+        std::vector<std::string> ge, gsel, cols, col_names, rebinds;
+        for (const auto& k : b.group_by) ge.push_back(k.expr);
+        if (terms.empty()) {
+            // Nothing changed below: an empty relation of the right shape (a global aggregate
+            // yields one row, with weight 0).
+            return "SELECT " + targets + ", 0 AS " + kW + " FROM " +
+                   join(core_from_new(b.core), ", ") + " WHERE false" +
+                   (ge.empty() ? std::string() : " GROUP BY " + join(ge, ", "));
+        }
+        for (size_t i = 0; i < b.group_by.size(); ++i) {
+            gsel.push_back(b.group_by[i].expr + " AS " + quote_ident(hidden_name("g", i)));
+        }
+        for (const auto& it : b.core.items) {
+            std::vector<std::string> back;
+            for (const auto& c : it.columns) {
+                const std::string flat = quote_ident(it.alias + "." + c.name);
+                cols.push_back(quote_ident(it.alias) + "." + quote_ident(c.name) + " AS " + flat);
+                col_names.push_back(flat);
+                back.push_back("\"__pgt_c\"." + flat + " AS " + quote_ident(c.name));
+            }
+            if (back.empty())
+                back.push_back("NULL AS \"__pgt_none\"");
+            rebinds.push_back("LATERAL (SELECT " + join(back, ", ") + ") AS " +
+                              quote_ident(it.alias));
+        }
+        std::vector<std::string> aff_parts, old_parts;
+        for (const auto& t : terms) {
+            aff_parts.push_back(
+                "SELECT " + (gsel.empty() ? std::string("1 AS \"__pgt_one\"") : join(gsel, ", ")) +
+                " FROM " + join(t.from, ", ") + " WHERE " + and_all(t.conds));
+            old_parts.push_back("SELECT " + join(cols, ", ") + ", (0" + op("-") + t.weight_sql() +
+                                ") AS " + kW + " FROM " + join(t.from, ", ") + " WHERE " +
+                                and_all(t.conds));
+        }
+        const std::string tail = (ge.empty() ? std::string() : " GROUP BY " + join(ge, ", ")) +
+                                 (b.having.empty() ? std::string() : " HAVING " + b.having);
+        const std::string from_new = " FROM " + join(core_from_new(b.core), ", ") + " WHERE " +
+                                     and_all(core_where_new(b.core));
+        const std::string aff = "\"__pgt_aff\"";
+        const std::string new_rows =
+            restrict_to_groups("SELECT " + targets + ", 1 AS " + kW + from_new, ge, aff, tail);
+        const std::string old_core =
+            restrict_to_groups("SELECT " + join(cols, ", ") + ", 1 AS " + kW + from_new, ge, aff,
+                               "") +
+            " UNION ALL " + join(old_parts, " UNION ALL ");
+        const std::string old_rows = "SELECT " + targets + ", -1 AS " + kW + " FROM (SELECT " +
+                                     join(col_names, ", ") + ", pg_catalog.sum(" + kW +
+                                     ") AS \"__pgt_n\" FROM (" + old_core +
+                                     ") AS \"__pgt_u\" GROUP BY " + join(col_names, ", ") +
+                                     " HAVING pg_catalog.sum(" + kW + ")" + op(">") +
+                                     "0) AS \"__pgt_c\" CROSS JOIN LATERAL "
+                                     "pg_catalog.generate_series(1::bigint, "
+                                     "\"__pgt_c\".\"__pgt_n\"::bigint) AS \"__pgt_rep\", " +
+                                     join(rebinds, ", ") + tail;
+        return "WITH " + aff + " AS (SELECT DISTINCT * FROM (" + join(aff_parts, " UNION ALL ") +
+               ") AS \"__pgt_k\") (" + new_rows + ") UNION ALL (" + old_rows + ")";
+    }
+
     std::string query_delta(const Query& q) const {
         if (!q.union_all) {
             if (q.block.grouped || q.block.distinct) {
-                throw std::logic_error("grouped block below the top of a differential query");
+                std::vector<std::string> sel;
+                for (const auto& t : q.block.targets) {
+                    sel.push_back(t.expr + " AS " + quote_ident(t.column.name));
+                }
+                return grouped_block_delta(q.block, sel);
             }
             std::vector<std::string> sel;
             for (const auto& t : q.block.targets) {
@@ -489,6 +566,30 @@ std::string group_row_id(const std::vector<std::string>& values) {
         return "0::bigint";
     }
     return "pgtrickle.row_id(" + join(values, ", ") + ")";
+}
+
+/// `select_from_where` (ending in a WHERE clause) restricted to the groups listed in the
+/// CTE `aff` (columns __pgt_g1..), `tail` (GROUP BY / HAVING) appended to each branch.
+/// Keys without NULLs: a hashable, index-friendly semi-join. Keys with a NULL: matched on
+/// the row id, only when such a group was touched (a one-time filter otherwise). Groups
+/// with and without NULL keys are disjoint, so the two branches are too.
+std::string restrict_to_groups(const std::string& select_from_where,
+                               const std::vector<std::string>& ge, const std::string& aff,
+                               const std::string& tail) {
+    if (ge.empty())
+        return select_from_where + tail;
+    std::vector<std::string> gc, nn, anynull_aff, anynull_src;
+    for (size_t i = 0; i < ge.size(); ++i) {
+        gc.push_back(quote_ident(hidden_name("g", i)));
+        nn.push_back(gc[i] + " IS NOT NULL");
+        anynull_aff.push_back(gc[i] + " IS NULL");
+        anynull_src.push_back("(" + ge[i] + ") IS NULL");
+    }
+    return select_from_where + " AND (" + join(ge, ", ") + ") IN (SELECT " + join(gc, ", ") +
+           " FROM " + aff + " WHERE " + and_all(nn) + ")" + tail + " UNION ALL " +
+           select_from_where + " AND (" + join(anynull_src, " OR ") +
+           ") AND EXISTS (SELECT 1 FROM " + aff + " WHERE " + join(anynull_aff, " OR ") + ") AND " +
+           group_row_id(ge) + " IN (SELECT " + group_row_id(gc) + " FROM " + aff + ")" + tail;
 }
 
 std::vector<std::string> group_exprs(const Block& b) {
@@ -811,25 +912,7 @@ std::string groups_recompute_apply(const Generator& gen, const Block& b,
                              and_all(gen.core_where_new(b.core));
     const std::string tail = (ge.empty() ? std::string() : " GROUP BY " + join(ge, ", ")) +
                              (b.having.empty() ? std::string() : " HAVING " + b.having);
-    std::string newg;
-    if (ge.empty()) {
-        newg = base + tail;
-    } else {
-        std::vector<std::string> nn, anynull_aff, anynull_src;
-        for (size_t i = 0; i < ge.size(); ++i) {
-            nn.push_back(gc[i] + " IS NOT NULL");
-            anynull_aff.push_back(gc[i] + " IS NULL");
-            anynull_src.push_back("(" + ge[i] + ") IS NULL");
-        }
-        // Keys without NULLs: a hashable, index-friendly semi-join. Keys with a NULL: matched
-        // on the row id, only when such a group was touched (a one-time filter otherwise).
-        newg = base + " AND (" + join(ge, ", ") + ") IN (SELECT " + join(gc, ", ") +
-               " FROM \"__pgt_aff\" WHERE " + and_all(nn) + ")" + tail + " UNION ALL " + base +
-               " AND (" + join(anynull_src, " OR ") +
-               ") AND EXISTS (SELECT 1 FROM \"__pgt_aff\" WHERE " + join(anynull_aff, " OR ") +
-               ") AND " + group_row_id(ge) + " IN (SELECT " + group_row_id(gc) +
-               " FROM \"__pgt_aff\")" + tail;
-    }
+    const std::string newg = restrict_to_groups(base, ge, "\"__pgt_aff\"", tail);
     s += "\"__pgt_new\" AS (" + newg + ") ";
     const std::string T = "\"__pgt_t\"", S = "\"__pgt_s\"";
     std::vector<std::string> set, ins_cols, ins_vals;

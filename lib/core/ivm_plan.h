@@ -43,6 +43,7 @@ struct FromItem {
     BaseTable table;                     ///< Kind::table
     std::shared_ptr<const Query> query;  ///< Kind::subquery
     std::vector<Column> columns;         ///< columns visible through the alias
+    bool comparable = true;              ///< every column has an equality operator
 };
 
 /// A join tree over FromItems (indices into SpjCore::items).
@@ -107,6 +108,7 @@ struct Query {
     Block block;                                         ///< when !union_all
     std::vector<std::shared_ptr<const Query>> branches;  ///< when union_all
     std::vector<Column> columns;                         ///< output columns
+    bool comparable = true;  ///< every output column has an equality operator
 };
 
 /// How the stream table's storage holds the result.

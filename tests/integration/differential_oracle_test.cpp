@@ -49,6 +49,19 @@ const Shape kShapes[] = {
     {"not_exists", "SELECT b.id, b.k FROM b WHERE NOT EXISTS (SELECT 1 FROM a WHERE a.k = b.k)"},
     {"in_subquery", "SELECT c.k, c.label FROM c WHERE c.k IN (SELECT k FROM b WHERE w > 5)"},
     {"duplicates_projection", "SELECT k, s FROM a"},
+    {"aggregate_subquery_join",
+     "SELECT c.label, t.total, t.n FROM c JOIN (SELECT k, sum(v) AS total, count(*) AS n FROM a "
+     "GROUP BY k) AS t "
+     "ON t.k = c.k"},
+    {"union_all_of_aggregates",
+     "SELECT k, count(*) AS n FROM a GROUP BY k UNION ALL SELECT a_id, sum(qty) FROM d GROUP BY "
+     "a_id"},
+    {"distinct_subquery_under_aggregate",
+     "SELECT x.k, count(*) AS n FROM (SELECT DISTINCT k, v FROM a) AS x GROUP BY x.k"},
+    {"having_subquery_under_left_join",
+     "SELECT c.k, c.label, t.mx FROM c LEFT JOIN (SELECT k, max(v) AS mx FROM a GROUP BY k HAVING "
+     "count(*) > 1) AS t "
+     "ON t.k = c.k"},
 };
 
 class Oracle : public PgTest, public ::testing::WithParamInterface<Shape> {
