@@ -693,13 +693,18 @@ class Translator {
     /// need an equality operator.
     void require_consolidatable(const ivm::Query& q, const std::string& what) {
         if (q.union_all) {
-            for (const auto& br : q.branches) require_consolidatable(*br, what);
+            for (const auto& br : q.branches) {
+                require_consolidatable(*br, what);
+            }
             return;
         }
-        if (!q.block.grouped && !q.block.distinct)
+        if (!q.block.grouped && !q.block.distinct) {
             return;
+        }
         bool ok = q.comparable;
-        for (const auto& it : q.block.core.items) ok = ok && it.comparable;
+        for (const auto& it : q.block.core.items) {
+            ok = ok && it.comparable;
+        }
         if (!ok) {
             unsupported("aggregation inside a " + what +
                         " over a column without an equality operator (e.g. json)");
@@ -897,7 +902,9 @@ std::shared_ptr<ivm::Query> Translator::block_query(Query* q,
         b.targets.push_back(std::move(t));
         ++i;
     }
-    for (Oid t : types) out->comparable = out->comparable && has_equality(t);
+    for (Oid t : types) {
+        out->comparable = out->comparable && has_equality(t);
+    }
     if (!b.grouped) {
         check_output_types(out->columns, types);
     }

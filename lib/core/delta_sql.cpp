@@ -449,7 +449,9 @@ class Generator {
         const std::vector<Term> terms = core_delta(b.core);
         const std::string targets = join(select_list, ", ");
         std::vector<std::string> ge, gsel, cols, col_names, rebinds;
-        for (const auto& k : b.group_by) ge.push_back(k.expr);
+        for (const auto& k : b.group_by) {
+            ge.push_back(k.expr);
+        }
         if (terms.empty()) {
             // Nothing changed below: an empty relation of the right shape (a global aggregate
             // yields one row, with weight 0).
@@ -468,8 +470,9 @@ class Generator {
                 col_names.push_back(flat);
                 back.push_back("\"__pgt_c\"." + flat + " AS " + quote_ident(c.name));
             }
-            if (back.empty())
+            if (back.empty()) {
                 back.push_back("NULL AS \"__pgt_none\"");
+            }
             rebinds.push_back("LATERAL (SELECT " + join(back, ", ") + ") AS " +
                               quote_ident(it.alias));
         }
@@ -576,8 +579,9 @@ std::string group_row_id(const std::vector<std::string>& values) {
 std::string restrict_to_groups(const std::string& select_from_where,
                                const std::vector<std::string>& ge, const std::string& aff,
                                const std::string& tail) {
-    if (ge.empty())
+    if (ge.empty()) {
         return select_from_where + tail;
+    }
     std::vector<std::string> gc, nn, anynull_aff, anynull_src;
     for (size_t i = 0; i < ge.size(); ++i) {
         gc.push_back(quote_ident(hidden_name("g", i)));
