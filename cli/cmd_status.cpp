@@ -94,6 +94,7 @@ json::Value status_document(const client::StatusSnapshot& snap, const client::He
     doc.set("sources", snap.sources);
     json::Value scheduler = json::Value::object();
     scheduler.set("running", snap.scheduler_pid.has_value());
+    scheduler.set("enabled", snap.scheduler_enabled);
     scheduler.set("pid", snap.scheduler_pid ? json::Value(*snap.scheduler_pid) : json::Value());
     doc.set("scheduler", std::move(scheduler));
     doc.set("problems", problems_json(health));
@@ -110,7 +111,8 @@ std::string status_text(const client::StatusSnapshot& snap, const client::Health
         text += sources_table(snap.sources) + "\n";
     }
     text += snap.scheduler_pid
-                ? "scheduler: running (pid " + std::to_string(*snap.scheduler_pid) + ")\n"
+                ? "scheduler: running (pid " + std::to_string(*snap.scheduler_pid) + ")" +
+                      (snap.scheduler_enabled ? "" : ", disabled by pg_trickle.enabled") + "\n"
                 : std::string("scheduler: not running\n");
     return text + health.message + "\n";
 }

@@ -90,7 +90,9 @@ StatusSnapshot read_status(Node& node, const std::optional<std::string>& name) {
         "SELECT ss.* FROM pgtrickle.pgt_source_status ss WHERE $1::bigint IS NULL OR "
         "ss.source_relid IN (SELECT d.source_relid FROM pgtrickle.pgt_dependencies d "
         "WHERE d.pgt_id = $1::bigint) ORDER BY ss.source_relid::text";
-    const std::string scheduler_sql = "SELECT pgtrickle.scheduler_pid()";
+    const std::string scheduler_sql =
+        "SELECT pgtrickle.scheduler_pid(), "
+        "COALESCE(pg_catalog.current_setting('pg_trickle.enabled', true)::boolean, true)";
     StatusSnapshot snap;
     node.trace(st_sql);
     snap.stream_tables = rows_to_json(tx.exec_params(st_sql, id_param));
@@ -101,6 +103,7 @@ StatusSnapshot read_status(Node& node, const std::optional<std::string>& name) {
     if (!pid[0].is_null()) {
         snap.scheduler_pid = pid[0].as<long long>();
     }
+    snap.scheduler_enabled = pid[1].as<bool>();
     return snap;
 }
 
@@ -124,6 +127,12 @@ Health assess_health(const StatusSnapshot& snap, const HealthRules& rules) {
                                   count_of(scheduled, "stream table has", "stream tables have") +
                                   " a schedule (is pg_trickle in shared_preload_libraries and "
                                   "pg_trickle.enabled on?)"});
+    } else if (scheduled > 0 && !snap.scheduler_enabled) {
+        h.problems.push_back({"scheduler", "scheduler_disabled",
+                              "pg_trickle.enabled is off: " +
+                                  count_of(scheduled, "stream table with a schedule is",
+                                           "stream tables with a schedule are") +
+                                  " not refreshed (turn it on and reload the configuration)"});
     }
     h.healthy = h.problems.empty();
     if (rows.empty()) {

@@ -24,6 +24,8 @@ struct StatusSnapshot {
     json::Value sources = json::Value::array();
     /// pgtrickle.scheduler_pid(): the PID of this database's scheduler, if one runs.
     std::optional<long long> scheduler_pid;
+    /// pg_trickle.enabled: a disabled scheduler runs but refreshes nothing.
+    bool scheduler_enabled = true;
 };
 
 /// Reads the snapshot for every stream table, or for one stream table named as SQL would
