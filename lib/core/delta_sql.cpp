@@ -691,12 +691,13 @@ std::string rows_apply(const Generator& gen, const Query& q, const StorageLayout
            "\"__pgt_dr\" AS MATERIALIZED (SELECT " + dcols + ", d.\"__pgt_dw\", pgtrickle.row_id(" +
            dcols + ") AS \"__pgt_rid\" FROM \"__pgt_d\" AS d), " +
            "\"__pgt_del\" AS (DELETE FROM " + target +
-           " AS t USING (SELECT z.tid FROM (SELECT t2.ctid AS tid, "
-           "pg_catalog.row_number() OVER (PARTITION BY t2.\"__pgt_row_id\") AS rn, r.\"__pgt_dw\" "
-           "AS dw FROM " +
-           target + " AS t2 JOIN \"__pgt_dr\" AS r ON t2.\"__pgt_row_id\"" + op("=") +
-           "r.\"__pgt_rid\" WHERE r.\"__pgt_dw\"" + op("<") + "0) AS z WHERE z.rn" + op("<=") +
-           "(0" + op("-") + "z.dw)) AS k WHERE t.ctid" + op("=") + "k.tid RETURNING 1), " +
+           // For each row id losing copies, |weight| of its stored copies: an index probe with
+           // LIMIT per row id (no sort of all matched rows).
+           " AS t USING (SELECT z.tid FROM \"__pgt_dr\" AS r CROSS JOIN LATERAL (SELECT t2.ctid AS "
+           "tid FROM " +
+           target + " AS t2 WHERE t2.\"__pgt_row_id\"" + op("=") + "r.\"__pgt_rid\" LIMIT (0" +
+           op("-") + "r.\"__pgt_dw\")) AS z WHERE r.\"__pgt_dw\"" + op("<") +
+           "0) AS k WHERE t.ctid" + op("=") + "k.tid RETURNING 1), " +
            "\"__pgt_ins\" AS (INSERT INTO " + target + " (" + cols + ", \"__pgt_row_id\") SELECT " +
            rcols +
            ", r.\"__pgt_rid\" FROM \"__pgt_dr\" AS r CROSS JOIN LATERAL "
