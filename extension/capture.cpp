@@ -172,10 +172,6 @@ std::string stable_name_of(Oid relid) {
     return computed_stable_name(relid);
 }
 
-bool is_captured(Oid relid) {
-    return catalog_key(relid).has_value();
-}
-
 std::string ensure_source(Oid relid) {
     const SourceInfo src = source_info(relid);
     const std::string sysid = catalog::system_identifier();

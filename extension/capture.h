@@ -34,7 +34,4 @@ void drop_source_if_unused(Oid relid);
 /// current database, schema and table names.
 std::string stable_name_of(Oid relid);
 
-/// Whether `relid` is a captured source.
-bool is_captured(Oid relid);
-
 }  // namespace pgt::capture

@@ -67,7 +67,6 @@ class Translator {
     explicit Translator(const SourceResolver& resolve) : resolve_(resolve) {}
 
     std::shared_ptr<ivm::Query> query(Query* q, const std::vector<std::string>* names);
-    std::vector<Oid> relations, views;
 
   private:
     const SourceResolver& resolve_;
@@ -479,7 +478,6 @@ class Translator {
             }
             const char relkind = get_rel_relkind(rte->relid);
             if (relkind == RELKIND_VIEW) {
-                views.push_back(rte->relid);
                 Relation rel = table_open(rte->relid, AccessShareLock);
                 Query* vq = pg_copy(get_view_query(rel));
                 table_close(rel, AccessShareLock);
@@ -489,7 +487,6 @@ class Translator {
                 item.columns = item.query->columns;
                 item.comparable = item.query->comparable;
             } else if (relkind == RELKIND_RELATION || relkind == RELKIND_PARTITIONED_TABLE) {
-                relations.push_back(rte->relid);
                 ivm::BaseTable& t = item.table;
                 t.schema = ns_name(get_rel_namespace(rte->relid));
                 t.name = get_rel_name(rte->relid);
@@ -576,7 +573,7 @@ class Translator {
         tree->right = from_node(lv, rarg, core);
         if (j->quals) {
             Node* quals = flatten_join_alias_vars(lv.query, j->quals);
-            if (contain_subplans_or_sublinks(quals)) {
+            if (checkExprHasSubLink(quals)) {
                 unsupported("a subquery in a JOIN condition");
             }
             tree->on = expr(quals);
@@ -585,8 +582,6 @@ class Translator {
         }
         return tree;
     }
-
-    static bool contain_subplans_or_sublinks(Node* n) { return checkExprHasSubLink(n); }
 
     /// The FROM and WHERE of `lv.query` as an SPJ core (WHERE split into conjuncts).
     std::shared_ptr<ivm::SpjCore> core(Level& lv) {
@@ -735,7 +730,6 @@ class Translator {
                 auto* tle = static_cast<TargetEntry*>(linitial(a->args));
                 const Oid argtype = exprType(reinterpret_cast<Node*>(tle->expr));
                 agg.arg = expr(reinterpret_cast<Node*>(tle->expr));
-                agg.arg_type = sql_type_name(argtype, -1);
                 const bool exact = argtype == INT2OID || argtype == INT4OID || argtype == INT8OID ||
                                    argtype == NUMERICOID;
                 if (name == "count") {
@@ -987,7 +981,7 @@ Translation translate_query(Query* query, const SourceResolver& resolve) {
     Translation out;
     std::string reason;
     std::shared_ptr<ivm::Query> plan;
-    std::vector<Oid> rels, views;
+    std::vector<Oid> rels;
     pg_call([&] {
         Query* q = pg_copy(query);
         std::vector<Oid> all;
@@ -1001,7 +995,6 @@ Translation translate_query(Query* query, const SourceResolver& resolve) {
         try {
             Translator t(resolve);
             plan = t.query(q, nullptr);
-            views = t.views;
         } catch (const Unsupported& u) {
             reason = u.reason;
         } catch (const std::exception& e) {
@@ -1011,7 +1004,6 @@ Translation translate_query(Query* query, const SourceResolver& resolve) {
     out.plan = plan;
     out.unsupported = reason;
     out.relations = rels;
-    out.views = views;
     return out;
 }
 

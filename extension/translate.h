@@ -26,7 +26,6 @@ struct Translation {
     std::shared_ptr<ivm::Query> plan;  ///< null when the query cannot be maintained differentially
     std::string unsupported;           ///< why not, naming the construct
     std::vector<Oid> relations;        ///< every table the query reads (captured sources)
-    std::vector<Oid> views;            ///< views the query reads (expanded)
 };
 
 /// Translate `query` (an analyzed SELECT, e.g. a view's rule action). Never throws for an

@@ -946,31 +946,6 @@ std::string groups_recompute_apply(const Generator& gen, const Block& b,
     return s;
 }
 
-void collect_stable_names(const Query& q, std::set<std::string>& out);
-
-void collect_core(const SpjCore& c, std::set<std::string>& out) {
-    for (const auto& it : c.items) {
-        if (it.kind == FromItem::Kind::table) {
-            out.insert(it.table.stable_name);
-        } else {
-            collect_stable_names(*it.query, out);
-        }
-    }
-    for (const auto& s : c.semijoins) {
-        collect_core(*s.sub, out);
-    }
-}
-
-void collect_stable_names(const Query& q, std::set<std::string>& out) {
-    if (!q.union_all) {
-        collect_core(q.block.core, out);
-        return;
-    }
-    for (const auto& br : q.branches) {
-        collect_stable_names(*br, out);
-    }
-}
-
 // ---- explain -------------------------------------------------------------------------
 void explain_query(const Query& q, int depth, std::ostringstream& os);
 
@@ -1136,12 +1111,6 @@ std::string explain_tree(const Query& q, const StorageLayout& layout) {
                                             : "groups (touched groups recomputed)")
        << "\n";
     return os.str();
-}
-
-std::set<std::string> base_stable_names(const Query& q) {
-    std::set<std::string> out;
-    collect_stable_names(q, out);
-    return out;
 }
 
 }  // namespace pgt::ivm

@@ -55,7 +55,4 @@ std::string delta_rows_sql(const Query& q, const ChangeWindow& window);
 /// Human-readable operator tree, one operator a line, indented by depth.
 std::string explain_tree(const Query& q, const StorageLayout& layout);
 
-/// Stable names of every base table the query reads.
-std::set<std::string> base_stable_names(const Query& q);
-
 }  // namespace pgt::ivm

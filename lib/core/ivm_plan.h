@@ -75,7 +75,6 @@ struct Aggregate {
     Kind kind = Kind::other;
     std::string sql;         ///< the whole call, e.g. pg_catalog.sum("o"."amount")
     std::string arg;         ///< rendered single argument (count/sum/avg/min/max)
-    std::string arg_type;    ///< SQL type of arg
     bool algebraic = false;  ///< maintainable from deltas (see delta_sql.cpp)
 };
 
