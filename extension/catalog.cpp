@@ -1,6 +1,6 @@
 #include "catalog.h"
 
-#include "pg_guard.h"
+#include "boundary/guard.h"
 
 extern "C" {
 #include "access/xlog.h"

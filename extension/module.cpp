@@ -1,7 +1,7 @@
 // Module entry point: version magic and settings (pg_trickle.*).
 #include <climits>
 
-#include "scheduler.h"
+#include "scheduler/scheduler.h"
 #include "settings.h"
 extern "C" {
 #include "postgres.h"

@@ -1,4 +1,4 @@
-#include "capture.h"
+#include "capture/capture.h"
 
 #include <map>
 #include <vector>
@@ -6,8 +6,8 @@
 #include "catalog.h"
 #include "core/sql_ident.h"
 #include "core/stable_name.h"
-#include "pg_guard.h"
-#include "spi.h"
+#include "boundary/guard.h"
+#include "boundary/spi.h"
 
 extern "C" {
 #include "access/table.h"

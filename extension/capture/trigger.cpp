@@ -23,7 +23,7 @@ extern "C" {
 #include "utils/xid8.h"
 }
 
-#include "scheduler.h"
+#include "scheduler/scheduler.h"
 
 namespace {
 

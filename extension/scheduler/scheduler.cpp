@@ -1,7 +1,7 @@
 // Background workers (model: pg_cron, the Citus maintenance daemon): signal handlers before
 // unblocking signals, WaitLatch with WL_EXIT_ON_PM_DEATH, one transaction per refresh, the
 // worker's name in pg_stat_activity, work left in flight by a crash marked on start.
-#include "scheduler.h"
+#include "scheduler/scheduler.h"
 
 #include <map>
 #include <string>
@@ -9,10 +9,10 @@
 
 #include "core/schedule.h"
 #include "core/scheduling.h"
-#include "pg_guard.h"
-#include "refresh.h"
+#include "boundary/guard.h"
+#include "refresh/refresh.h"
 #include "settings.h"
-#include "spi.h"
+#include "boundary/spi.h"
 
 extern "C" {
 #include "access/heapam.h"

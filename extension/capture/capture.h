@@ -8,7 +8,7 @@
 
 #include <string>
 
-#include "translate.h"
+#include "engine/translate.h"
 
 extern "C" {
 #include "postgres.h"

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "core/delta_sql.h"
-#include "translate.h"
+#include "engine/translate.h"
 
 extern "C" {
 #include "postgres.h"

@@ -1,9 +1,9 @@
 // Event triggers: keep capture in step with source DDL, and refuse DDL that would leave a
 // stream table silently stale.
-#include "capture.h"
-#include "pg_guard.h"
-#include "spi.h"
-#include "state.h"
+#include "capture/capture.h"
+#include "boundary/guard.h"
+#include "boundary/spi.h"
+#include "api/state.h"
 
 extern "C" {
 #include "commands/event_trigger.h"

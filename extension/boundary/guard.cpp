@@ -1,4 +1,4 @@
-#include "pg_guard.h"
+#include "boundary/guard.h"
 
 #include <memory>
 

@@ -2,14 +2,14 @@
 // operator and type is schema-qualified, every identifier quoted. A construct the engine
 // cannot maintain differentially raises Unsupported (caught at the top, inside the
 // PostgreSQL error guard: C++ exceptions never cross it).
-#include "translate.h"
+#include "engine/translate.h"
 
 #include <deque>
 #include <map>
 #include <set>
 
 #include "core/sql_ident.h"
-#include "pg_guard.h"
+#include "boundary/guard.h"
 
 extern "C" {
 #include "access/htup_details.h"

@@ -1,14 +1,14 @@
-#include "refresh.h"
+#include "refresh/refresh.h"
 
 #include <vector>
 
-#include "capture.h"
+#include "capture/capture.h"
 #include "catalog.h"
 #include "core/sql_ident.h"
 #include "core/stable_name.h"
-#include "pg_guard.h"
+#include "boundary/guard.h"
 #include "settings.h"
-#include "spi.h"
+#include "boundary/spi.h"
 
 extern "C" {
 #include "access/table.h"

@@ -2,18 +2,18 @@
 #include <set>
 #include <sstream>
 
-#include "capture.h"
+#include "capture/capture.h"
 #include "catalog.h"
 #include "core/delta_sql.h"
 #include "core/schedule.h"
 #include "core/scheduling.h"
 #include "core/stable_name.h"
 #include "core/sql_ident.h"
-#include "pg_guard.h"
-#include "refresh.h"
-#include "scheduler.h"
-#include "spi.h"
-#include "state.h"
+#include "boundary/guard.h"
+#include "refresh/refresh.h"
+#include "scheduler/scheduler.h"
+#include "boundary/spi.h"
+#include "api/state.h"
 
 extern "C" {
 #include "access/table.h"

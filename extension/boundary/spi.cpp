@@ -1,9 +1,9 @@
-#include "spi.h"
+#include "boundary/spi.h"
 
 #include <exception>
 #include <unordered_map>
 
-#include "pg_guard.h"
+#include "boundary/guard.h"
 
 extern "C" {
 #include "catalog/pg_type.h"
