@@ -5,6 +5,7 @@
 #include "capture/capture.h"
 #include "catalog.h"
 #include "core/delta_sql.h"
+#include "core/frontier.h"
 #include "core/schedule.h"
 #include "core/scheduling.h"
 #include "core/stable_name.h"
@@ -571,12 +572,11 @@ PGT_FUNCTION(pgtrickle_pending_changes) {
         }
         const std::string buf =
             qualified("pgtrickle_changes", capture_object_names(*row[0]).buffer_table);
-        const std::string snap = quote_literal(*row[1]) + "::pg_catalog.pg_snapshot";
-        auto c = spi::exec("SELECT pg_catalog.count(*)::text FROM " + buf +
-                           " WHERE \"__pgt_xid\" OPERATOR(pg_catalog.>=) "
-                           "pg_catalog.pg_snapshot_xmin(" +
-                           snap + ") AND NOT pg_catalog.pg_visible_in_snapshot(\"__pgt_xid\", " +
-                           snap + ")");
+        frontier::SourceFrontier f;
+        f.snapshot = *row[1];
+        auto c = spi::exec("SELECT pg_catalog.count(*)::text FROM " + buf + " WHERE " +
+                           frontier::window_condition_params("", 1),
+                           frontier::window_params(f));
         total += std::stoll(c.scalar().value_or("0"));
     }
     spi.finish();

@@ -4,6 +4,7 @@
 
 #include "capture/capture.h"
 #include "catalog.h"
+#include "core/frontier.h"
 #include "core/sql_ident.h"
 #include "core/stable_name.h"
 #include "boundary/guard.h"
@@ -182,8 +183,7 @@ RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full, bool wait_f
     ivm::ChangeWindow window;
     bool any_change = uncaptured;
     if (st.frontier_snapshot) {
-        window.frontier_snapshot = *st.frontier_snapshot;
-        const std::string snap_lit = "$1::pg_catalog.pg_snapshot";
+        window.frontier.snapshot = *st.frontier_snapshot;
         std::vector<std::string> parts;
         for (const auto& s : sources) {
             if (!s.captured) {
@@ -192,10 +192,7 @@ RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full, bool wait_f
             const std::string buf =
                 qualified("pgtrickle_changes", capture_object_names(s.stable_name).buffer_table);
             const std::string win =
-                "FROM " + buf +
-                " WHERE \"__pgt_xid\" OPERATOR(pg_catalog.>=) pg_catalog.pg_snapshot_xmin(" +
-                snap_lit + ") AND NOT pg_catalog.pg_visible_in_snapshot(\"__pgt_xid\", " +
-                snap_lit + ")";
+                "FROM " + buf + " WHERE " + frontier::window_condition_params("", 1);
             parts.push_back("SELECT " + quote_literal(s.stable_name) + "::text, EXISTS (SELECT 1 " +
                             win + "), EXISTS (SELECT 1 " + win +
                             " AND \"__pgt_op\" OPERATOR(pg_catalog.=) 'T')");
@@ -205,7 +202,7 @@ RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full, bool wait_f
             for (size_t i = 0; i < parts.size(); ++i) {
                 q += (i ? " UNION ALL " : "") + parts[i];
             }
-            for (const auto& row : spi::exec_cached(q, {*st.frontier_snapshot}, snap).rows) {
+            for (const auto& row : spi::exec_cached(q, frontier::window_params(window.frontier), snap).rows) {
                 if (*row[1] == "t") {
                     window.changed.insert(*row[0]);
                     any_change = true;

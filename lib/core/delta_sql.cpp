@@ -23,6 +23,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "core/frontier.h"
 #include "core/sql_ident.h"
 
 namespace pgt::ivm {
@@ -87,8 +88,6 @@ class Generator {
             return "(" + query_delta(*it.query) + ") AS " + quote_ident(it.alias);
         }
         const BaseTable& t = it.table;
-        const std::string snap =
-            quote_literal(win_->frontier_snapshot) + "::pg_catalog.pg_snapshot";
         std::vector<std::string> cols;
         for (size_t i = 0; i < t.columns.size(); ++i) {
             cols.push_back("b." + quote_ident(t.buffer_columns[i]) + " AS " +
@@ -96,9 +95,8 @@ class Generator {
         }
         cols.push_back("CASE WHEN b.\"__pgt_op\"" + op("=") + "'I' THEN 1 ELSE -1 END AS " + kW);
         return "(SELECT " + join(cols, ", ") + " FROM " + t.buffer + " AS b WHERE b.\"__pgt_op\"" +
-               op("<>") + "'T' AND b.\"__pgt_xid\"" + op(">=") + "pg_catalog.pg_snapshot_xmin(" +
-               snap + ") AND NOT pg_catalog.pg_visible_in_snapshot(b.\"__pgt_xid\", " + snap +
-               ")) AS " + quote_ident(it.alias);
+               op("<>") + "'T' AND " + frontier::window_condition("b.", win_->frontier) +
+               ") AS " + quote_ident(it.alias);
     }
 
     static std::string null_rel(const FromItem& it) {

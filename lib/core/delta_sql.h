@@ -11,15 +11,16 @@
 #include <string>
 #include <vector>
 
+#include "core/frontier.h"
 #include "core/ivm_plan.h"
 
 namespace pgt::ivm {
 
-/// What one refresh consumes: buffer rows written by transactions that the frontier
-/// snapshot did not see (and the refresh snapshot does: that part is implicit, the SQL runs
-/// under the refresh snapshot).
+/// What one refresh consumes: buffer rows in the frontier's change window
+/// (frontier::window_condition; the refresh snapshot's side is implicit: the SQL runs
+/// under it).
 struct ChangeWindow {
-    std::string frontier_snapshot;  ///< pg_snapshot text of the previous refresh
+    frontier::SourceFrontier frontier;  ///< where the previous refresh left off
     std::set<std::string> changed;  ///< stable names of sources with rows in the window
 };
 

@@ -49,11 +49,11 @@ size_t count(const std::string& s, const std::string& needle) {
 
 TEST(DeltaSql, join_terms_are_pruned_to_changed_sources) {
     const Query q = join_query();
-    ChangeWindow one{"10:20:", {"sn_a"}};
+    ChangeWindow one{{"10:20:", {}, {}}, {"sn_a"}};
     const std::string d1 = delta_rows_sql(q, one);
     EXPECT_EQ(count(d1, "changes_sn_a"), 1u);
     EXPECT_EQ(count(d1, "changes_sn_b"), 0u);
-    ChangeWindow both{"10:20:", {"sn_a", "sn_b"}};
+    ChangeWindow both{{"10:20:", {}, {}}, {"sn_a", "sn_b"}};
     const std::string d2 = delta_rows_sql(q, both);
     // ΔA⋈B + A⋈ΔB - ΔA⋈ΔB: three terms, each delta read twice.
     EXPECT_EQ(count(d2, " UNION ALL "), 2u);
@@ -103,7 +103,7 @@ TEST(DeltaSql, algebraic_groups_keep_counts_for_sum_and_avg) {
     for (const auto& h : l.hidden) names.push_back(h.name);
     EXPECT_EQ(names, (std::vector<std::string>{"__pgt_row_id", "__pgt_count", "__pgt_nn_2",
                                                "__pgt_nn_3", "__pgt_sum_3"}));
-    const std::string sql = delta_apply_sql(q, l, "\"public\".\"st\"", {"1:2:", {"sn_a"}});
+    const std::string sql = delta_apply_sql(q, l, "\"public\".\"st\"", {{"1:2:", {}, {}}, {"sn_a"}});
     EXPECT_EQ(sql.rfind("WITH", 0), 0u);
     EXPECT_NE(sql.find("MERGE INTO \"public\".\"st\""), std::string::npos);
     b.having = "pg_catalog.count(*) OPERATOR(pg_catalog.>) 1";
