@@ -11,6 +11,7 @@
 #include "core/stable_name.h"
 #include "core/sql_ident.h"
 #include "boundary/guard.h"
+#include "boundary/pg.h"
 #include "refresh/refresh.h"
 #include "scheduler/scheduler.h"
 #include "boundary/spi.h"
@@ -43,12 +44,7 @@ using sql::quote_ident;
 using sql::quote_literal;
 
 std::string text_arg(FunctionCallInfo fcinfo, int i) {
-    if (PG_ARGISNULL(i)) {
-        return {};
-    }
-    char* s = nullptr;
-    pg_call([&] { s = text_to_cstring(PG_GETARG_TEXT_PP(i)); });
-    return s;
+    return pg::text_arg(fcinfo, i);
 }
 
 std::optional<std::string> opt_text_arg(FunctionCallInfo fcinfo, int i) {
@@ -93,7 +89,7 @@ Query* analyze_select(const std::string& text) {
     Query* q = nullptr;
     bool not_select = false;
     int count = 0;
-    pg_call([&] {
+    pg_call([&]() noexcept {
         List* raw = raw_parser(text.c_str(), RAW_PARSE_DEFAULT);
         count = list_length(raw);
         if (count != 1) {
@@ -121,7 +117,7 @@ QualifiedName creation_name(const std::string& name) {
     QualifiedName out;
     char* nsp_name = nullptr;
     char* rel = nullptr;
-    pg_call([&] {
+    pg_call([&]() noexcept {
         RangeVar* rv = makeRangeVarFromNameList(stringToQualifiedNameList(name.c_str()));
         out.nsp = RangeVarGetCreationNamespace(rv);
         nsp_name = get_namespace_name(out.nsp);
@@ -141,7 +137,7 @@ struct StreamTableRef {
 
 StreamTableRef find_stream_table(const std::string& name) {
     Oid relid = InvalidOid;
-    pg_call([&] {
+    pg_call([&]() noexcept {
         RangeVar* rv = makeRangeVarFromNameList(stringToQualifiedNameList(name.c_str()));
         relid = RangeVarGetRelid(rv, NoLock, true);
     });
@@ -174,19 +170,16 @@ StreamTableRef find_stream_table(const std::string& name) {
 
 std::vector<ivm::Column> view_columns(Oid view) {
     std::vector<ivm::Column> cols;
-    pg_call([&] {
-        Relation rel = table_open(view, AccessShareLock);
-        TupleDesc td = RelationGetDescr(rel);
-        for (int i = 0; i < td->natts; ++i) {
-            Form_pg_attribute a = TupleDescAttr(td, i);
-            std::string type = sql_type_name(a->atttypid, a->atttypmod);
-            if (OidIsValid(a->attcollation) && a->attcollation != DEFAULT_COLLATION_OID) {
-                type += " COLLATE " + sql_collation_name(a->attcollation);
-            }
-            cols.push_back({NameStr(a->attname), type});
+    const pg::OpenRelation rel(view, AccessShareLock);
+    TupleDesc td = RelationGetDescr(rel.get());
+    for (int i = 0; i < td->natts; ++i) {
+        Form_pg_attribute a = TupleDescAttr(td, i);
+        std::string type = pg::type_name(a->atttypid, a->atttypmod);
+        if (OidIsValid(a->attcollation) && a->attcollation != DEFAULT_COLLATION_OID) {
+            type += " COLLATE " + pg::collation_name(a->attcollation);
         }
-        table_close(rel, AccessShareLock);
-    });
+        cols.push_back({NameStr(a->attname), type});
+    }
     for (const auto& c : cols) {
         if (c.name.rfind("__pgt_", 0) == 0) {
             throw Error(ERRCODE_RESERVED_NAME, "column name \"" + c.name + "\" is reserved",
@@ -198,13 +191,7 @@ std::vector<ivm::Column> view_columns(Oid view) {
 }
 
 Query* view_query(Oid view) {
-    Query* q = nullptr;
-    pg_call([&] {
-        Relation rel = table_open(view, AccessShareLock);
-        q = pg_copy(get_view_query(rel));
-        table_close(rel, AccessShareLock);
-    });
-    return q;
+    return pg::view_query(view);
 }
 
 Oid regclass_oid(const std::string& qualified_name) {
@@ -392,7 +379,7 @@ PGT_FUNCTION(pgtrickle_create_stream_table) {
             "call pgtrickle.refresh_stream_table yourself.");
     }
     bool xact_snapshot = false;
-    pg_call([&] { xact_snapshot = IsolationUsesXactSnapshot(); });
+    pg_call([&]() noexcept { xact_snapshot = IsolationUsesXactSnapshot(); });
     require(!xact_snapshot, ERRCODE_ACTIVE_SQL_TRANSACTION,
             "create_stream_table must run in a READ COMMITTED transaction",
             "Under REPEATABLE READ the initial snapshot could predate changes that capture would "
@@ -547,7 +534,9 @@ PGT_FUNCTION(pgtrickle_explain_stream_table) {
     const std::string json = *r.scalar();
     spi.finish();
     Datum d = 0;
-    pg_call([&] { d = DirectFunctionCall1(jsonb_in, CStringGetDatum(pstrdup(json.c_str()))); });
+    pg_call([&]() noexcept {
+        d = DirectFunctionCall1(jsonb_in, CStringGetDatum(pstrdup(json.c_str())));
+    });
     return d;
 }
 
@@ -575,7 +564,7 @@ PGT_FUNCTION(pgtrickle_pending_changes) {
         frontier::SourceFrontier f;
         f.snapshot = *row[1];
         auto c = spi::exec("SELECT pg_catalog.count(*)::text FROM " + buf + " WHERE " +
-                           frontier::window_condition_params("", 1),
+                               frontier::window_condition_params("", 1),
                            frontier::window_params(f));
         total += std::stoll(c.scalar().value_or("0"));
     }
@@ -590,7 +579,7 @@ PGT_FUNCTION(pgtrickle_pending_changes) {
 PGT_FUNCTION(pgtrickle_source_stable_name) {
     const Oid relid = PG_GETARG_OID(0);
     char* name = nullptr;
-    pg_call([&] { name = get_rel_name(relid); });
+    pg_call([&]() noexcept { name = get_rel_name(relid); });
     if (name == nullptr) {
         PG_RETURN_NULL();
     }
@@ -598,7 +587,7 @@ PGT_FUNCTION(pgtrickle_source_stable_name) {
     const std::string sn = capture::stable_name_of(relid);
     spi.finish();
     text* t = nullptr;
-    pg_call([&] { t = cstring_to_text_with_len(sn.data(), static_cast<int>(sn.size())); });
+    t = pg::to_text(sn);
     PG_RETURN_TEXT_P(t);
 }
 

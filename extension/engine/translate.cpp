@@ -10,6 +10,7 @@
 
 #include "core/sql_ident.h"
 #include "boundary/guard.h"
+#include "boundary/pg.h"
 
 extern "C" {
 #include "access/htup_details.h"
@@ -933,14 +934,11 @@ void collect_relations(Query* q, std::vector<Oid>& rels) {
         // PostgreSQL 15 view rules carry *OLD*/*NEW* entries for the view itself; they are
         // not in FROM.
         if (rte->rtekind == RTE_RELATION && rte->inFromCl) {
-            const char kind = get_rel_relkind(rte->relid);
+            const char kind = pg::rel_kind(rte->relid);
             if (kind == RELKIND_RELATION || kind == RELKIND_PARTITIONED_TABLE) {
                 rels.push_back(rte->relid);
             } else if (kind == RELKIND_VIEW) {
-                Relation rel = table_open(rte->relid, AccessShareLock);
-                Query* vq = pg_copy(get_view_query(rel));
-                table_close(rel, AccessShareLock);
-                collect_relations(vq, rels);
+                collect_relations(pg::view_query(rte->relid), rels);
             }
         } else if (rte->rtekind == RTE_SUBQUERY) {
             collect_relations(rte->subquery, rels);
@@ -978,32 +976,24 @@ std::string sql_type_name(Oid type, int32 typmod) {
 }
 
 Translation translate_query(Query* query, const SourceResolver& resolve) {
+    // Only the translator's own refusal (Unsupported) is a result; any other error, a
+    // PostgreSQL one above all (permission denied reading the catalog), propagates.
     Translation out;
-    std::string reason;
-    std::shared_ptr<ivm::Query> plan;
-    std::vector<Oid> rels;
-    pg_call([&] {
-        Query* q = pg_copy(query);
-        std::vector<Oid> all;
-        collect_relations(q, all);
-        std::set<Oid> seen;
-        for (Oid r : all) {
-            if (seen.insert(r).second) {
-                rels.push_back(r);
-            }
+    Query* q = pg_copy(query);
+    std::vector<Oid> all;
+    collect_relations(q, all);
+    std::set<Oid> seen;
+    for (Oid r : all) {
+        if (seen.insert(r).second) {
+            out.relations.push_back(r);
         }
-        try {
-            Translator t(resolve);
-            plan = t.query(q, nullptr);
-        } catch (const Unsupported& u) {
-            reason = u.reason;
-        } catch (const std::exception& e) {
-            reason = std::string("internal translation error: ") + e.what();
-        }
-    });
-    out.plan = plan;
-    out.unsupported = reason;
-    out.relations = rels;
+    }
+    try {
+        Translator t(resolve);
+        out.plan = t.query(q, nullptr);
+    } catch (const Unsupported& u) {
+        out.unsupported = u.reason;
+    }
     return out;
 }
 
