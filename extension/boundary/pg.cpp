@@ -128,3 +128,27 @@ uint32_t current_command_id() {
 }
 
 }  // namespace pgt::pg
+
+namespace pgt::pg {
+
+void start_transaction() {
+    pg_call([]() noexcept {
+        SetCurrentStatementStartTimestamp();
+        StartTransactionCommand();
+        PushActiveSnapshot(GetTransactionSnapshot());
+    });
+}
+
+void commit_transaction() {
+    pg_call([]() noexcept {
+        PopActiveSnapshot();
+        CommitTransactionCommand();
+    });
+}
+
+void abort_transaction() noexcept {
+    // Releases everything the transaction held (SPI, snapshots, relations, locks).
+    AbortCurrentTransaction();
+}
+
+}  // namespace pgt::pg

@@ -76,3 +76,28 @@ uint64_t top_full_xid_if_any();
 uint32_t current_command_id();
 
 }  // namespace pgt::pg
+
+namespace pgt::pg {
+
+/// Background workers: begin a transaction (statement timestamp set, snapshot pushed).
+void start_transaction();
+/// Commit it (the pushed snapshot popped first).
+void commit_transaction();
+/// Roll it back: after a failure, never commit. Safe when no transaction is open.
+void abort_transaction() noexcept;
+
+/// Run `work` in its own transaction: committed when it returns, rolled back when it
+/// throws (the exception then propagates to the caller).
+template <typename F>
+void in_transaction(F&& work) {
+    start_transaction();
+    try {
+        work();
+    } catch (...) {
+        abort_transaction();
+        throw;
+    }
+    commit_transaction();
+}
+
+}  // namespace pgt::pg
