@@ -5,6 +5,7 @@
 #include "boundary/guard.h"
 
 extern "C" {
+#include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/transam.h"
@@ -149,6 +150,93 @@ void commit_transaction() {
 void abort_transaction() noexcept {
     // Releases everything the transaction held (SPI, snapshots, relations, locks).
     AbortCurrentTransaction();
+}
+
+}  // namespace pgt::pg
+
+extern "C" {
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
+#include "utils/fmgroids.h"
+#include "utils/acl.h"
+#include "utils/guc.h"
+#include "utils/rls.h"
+}
+
+namespace pgt::pg {
+
+Oid current_user() {
+    return GetUserId();
+}
+
+Oid extension_owner() {
+    // pg_extension has no syscache by OID in PostgreSQL 15: scan it.
+    return pg_call([]() noexcept {
+        Oid owner = InvalidOid;
+        const Oid ext = get_extension_oid("pg_trickle", false);
+        Relation rel = table_open(ExtensionRelationId, AccessShareLock);
+        ScanKeyData key;
+        ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
+                    ObjectIdGetDatum(ext));
+        SysScanDesc scan = systable_beginscan(rel, ExtensionOidIndexId, true, nullptr, 1, &key);
+        HeapTuple tup = systable_getnext(scan);
+        if (HeapTupleIsValid(tup)) {
+            owner = reinterpret_cast<Form_pg_extension>(GETSTRUCT(tup))->extowner;
+        }
+        systable_endscan(scan);
+        table_close(rel, AccessShareLock);
+        return owner;
+    });
+}
+
+bool owns_relation(Oid relid, Oid role) {
+    return pg_call([&]() noexcept { return pg_class_ownercheck(relid, role); });
+}
+
+bool may_create_in(Oid nsp, Oid role) {
+    return pg_call(
+        [&]() noexcept { return pg_namespace_aclcheck(nsp, role, ACL_CREATE) == ACLCHECK_OK; });
+}
+
+bool rls_applies(Oid relid, Oid role) {
+    return pg_call([&]() noexcept { return check_enable_rls(relid, role, true) == RLS_ENABLED; });
+}
+
+Oid relation_owner(Oid relid) {
+    return pg_call([&]() noexcept {
+        HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+        if (!HeapTupleIsValid(tup)) {
+            elog(ERROR, "cache lookup failed for relation %u", relid);
+        }
+        const Oid owner = reinterpret_cast<Form_pg_class>(GETSTRUCT(tup))->relowner;
+        ReleaseSysCache(tup);
+        return owner;
+    });
+}
+
+std::string role_name(Oid role) {
+    return pg_call([&]() noexcept { return GetUserNameFromId(role, false); });
+}
+
+AsUser::AsUser(Oid user, bool restricted) {
+    GetUserIdAndSecContext(&saved_user_, &saved_context_);
+    int context = saved_context_ | SECURITY_LOCAL_USERID_CHANGE;
+    if (restricted) {
+        context |= SECURITY_RESTRICTED_OPERATION;
+        guc_nest_level_ = pg_call([]() noexcept { return NewGUCNestLevel(); });
+    }
+    SetUserIdAndSecContext(user, context);
+}
+
+AsUser::~AsUser() {
+    // Neither call can fail. While an exception unwinds, the transaction abort that
+    // follows also undoes the setting changes.
+    if (guc_nest_level_ >= 0 && std::uncaught_exceptions() == 0) {
+        AtEOXact_GUC(false, guc_nest_level_);
+    }
+    SetUserIdAndSecContext(saved_user_, saved_context_);
 }
 
 }  // namespace pgt::pg

@@ -101,3 +101,38 @@ void in_transaction(F&& work) {
 }
 
 }  // namespace pgt::pg
+
+namespace pgt::pg {
+
+/// The current user (GetUserId()).
+Oid current_user();
+/// The owner of the pg_trickle extension (owns its catalog and the change buffers).
+Oid extension_owner();
+/// Whether `role` owns relation `relid` (or is a member of its owner, or superuser).
+bool owns_relation(Oid relid, Oid role);
+/// Whether `role` may create objects in namespace `nsp`.
+bool may_create_in(Oid nsp, Oid role);
+/// Whether row-level security policies filter what `role` reads from `relid`.
+bool rls_applies(Oid relid, Oid role);
+/// The owner of relation `relid`.
+Oid relation_owner(Oid relid);
+/// Name of a role.
+std::string role_name(Oid role);
+
+/// Act as `user` for the scope of this object, as REFRESH MATERIALIZED VIEW does for the
+/// view's owner: with `restricted`, a security-restricted operation whose setting changes
+/// are undone at the end. The previous user and context come back when the scope ends.
+class AsUser {
+  public:
+    AsUser(Oid user, bool restricted);
+    ~AsUser();
+    AsUser(const AsUser&) = delete;
+    AsUser& operator=(const AsUser&) = delete;
+
+  private:
+    Oid saved_user_;
+    int saved_context_;
+    int guc_nest_level_ = -1;
+};
+
+}  // namespace pgt::pg

@@ -52,6 +52,9 @@ class Refresh {
             out_.mode = "busy";
             return out_;
         }
+        // The catalog and the change buffers are the extension owner's; only the apply
+        // stage runs as the stream table's owner (apply_as_owner).
+        const pg::AsUser as_extension_owner(pg::extension_owner(), false);
         // Lock first, snapshot second: a refresh that committed while we waited is seen.
         started_ = *spi::exec_cached("SELECT pg_catalog.clock_timestamp()::text").scalar();
         const pg::RegisteredSnapshot snapshot;
@@ -94,7 +97,8 @@ class Refresh {
     void load_stream_table() {
         auto rows = query(
             "SELECT pgt_schema, pgt_name, query_view::oid::text, effective_mode, storage_kind, "
-            "needs_full_refresh::text, frontier::text FROM pgtrickle.pgt_stream_tables "
+            "needs_full_refresh::text, frontier::text, pgt_relid::oid::text "
+            "FROM pgtrickle.pgt_stream_tables "
             "WHERE pgt_id = $1::bigint",
             {id_});
         if (rows.rows.empty()) {
@@ -110,6 +114,7 @@ class Refresh {
         st_.effective_mode = *r[3];
         st_.storage_kind = *r[4];
         st_.needs_full = r[5] == "true";
+        owner_ = pg::relation_owner(static_cast<Oid>(std::stoul(*r[7])));
         if (r[6]) {
             try {
                 st_.frontier = frontier::Frontier::parse(*r[6]);
@@ -189,6 +194,10 @@ class Refresh {
             out_.reason = "change buffers come from another cluster (restored or upgraded)";
         } else if (st_.effective_mode == "full") {
             out_.reason = "maintained by full refresh";
+        } else if (const auto rls = rls_source()) {
+            // Buffer rows carry no policy: only the query over the sources applies it.
+            full = true;
+            out_.reason = "row-level security applies to source " + *rls + " for the owner";
         }
         bool any_change = uncaptured_;
         if (from) {
@@ -203,6 +212,17 @@ class Refresh {
             }
         }
         out_.mode = full ? "full" : any_change ? "differential" : "none";
+    }
+
+    /// A source whose row-level security policies filter what the owner reads, if any.
+    std::optional<std::string> rls_source() const {
+        for (const auto& s : sources_) {
+            const Oid relid = static_cast<Oid>(std::stoul(s.relid));
+            if (pg::rls_applies(relid, owner_)) {
+                return pg::rel_name(relid).value_or(s.relid);
+            }
+        }
+        return std::nullopt;
     }
 
     bool has_captured_sources() const {
@@ -267,10 +287,11 @@ class Refresh {
                 layout.visible.push_back({*c[0], ""});
             }
         }
-        spi::run("DELETE FROM " + st_.storage, {}, snap_);
         const std::string view = "pgtrickle." + sql::quote_ident("pgt_query_" + id_);
-        auto ins = spi::exec(ivm::full_refresh_sql(plan, layout, st_.storage, view), {}, snap_);
-        out_.rows = static_cast<int64_t>(ins.processed);
+        const std::string fill = ivm::full_refresh_sql(plan, layout, st_.storage, view);
+        const pg::AsUser as_owner(owner_, /*restricted=*/true);
+        spi::run("DELETE FROM " + st_.storage, {}, snap_);
+        out_.rows = static_cast<int64_t>(spi::exec(fill, {}, snap_).processed);
     }
 
     void apply_differential() {
@@ -282,8 +303,9 @@ class Refresh {
                 tr.unsupported, "Run pgtrickle.alter_stream_table(..., refresh_mode => 'full').");
         }
         const ivm::StorageLayout layout = ivm::differential_layout(*tr.plan);
-        auto res =
-            spi::exec(ivm::delta_apply_sql(*tr.plan, layout, st_.storage, window_), {}, snap_);
+        const std::string apply = ivm::delta_apply_sql(*tr.plan, layout, st_.storage, window_);
+        const pg::AsUser as_owner(owner_, /*restricted=*/true);
+        auto res = spi::exec(apply, {}, snap_);
         out_.rows = res.rows.empty() ? static_cast<int64_t>(res.processed)
                                      : std::stoll(res.scalar().value_or("0"));
     }
@@ -350,6 +372,7 @@ class Refresh {
     const char* trigger_;
     std::string started_, sysid_;
     Snapshot snap_ = InvalidSnapshot;
+    Oid owner_ = InvalidOid;
     StreamTableState st_;
     std::vector<Source> sources_;
     bool uncaptured_ = false, restored_ = false;
