@@ -3,6 +3,8 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <regex>
 
 namespace pgt::test {
@@ -36,18 +38,38 @@ void on_signal(int sig) {
     std::raise(sig);
 }
 
+// Fills `s` from pgtmp.sh's shell assignments (PGTMP_DIR=...; ... PGPORT=...).
+bool parse_server(const std::string& out, Server& s) {
+    std::smatch m;
+    if (std::regex_search(out, m, std::regex("PGTMP_DIR=([^;]+);")))
+        s.dir = m[1];
+    if (std::regex_search(out, m, std::regex("PGPORT=([0-9]+)")))
+        s.port = m[1];
+    return !s.dir.empty() && !s.port.empty();
+}
+
 class ServerEnvironment : public ::testing::Environment {
   public:
     void SetUp() override {
+        Server& s = Server::instance();
+        // Under ctest the server is a fixture shared by every test process
+        // (tests/support/test-server.sh): use it, and leave stopping it to the fixture.
+        if (const char* file = std::getenv("PGTRICKLE_TEST_SERVER_FILE"); file && *file) {
+            std::ifstream in(file);
+            const std::string text((std::istreambuf_iterator<char>(in)),
+                                   std::istreambuf_iterator<char>());
+            Server shared;
+            if (!in || !parse_server(text, shared))
+                throw std::runtime_error(std::string("PGTRICKLE_TEST_SERVER_FILE=") + file +
+                                         " names no running server (did the fixture "
+                                         "integration.server.start fail?)");
+            s.port = shared.port;  // s.dir stays empty: this process does not stop it
+            return;
+        }
+        // Run by hand: a server of our own, always stopped.
         const std::string out =
             run_capture("bash " PGTRICKLE_SOURCE_DIR "/tests/support/pgtmp.sh start");
-        std::smatch m;
-        Server& s = Server::instance();
-        if (std::regex_search(out, m, std::regex("PGTMP_DIR=([^;]+);")))
-            s.dir = m[1];
-        if (std::regex_search(out, m, std::regex("PGPORT=([0-9]+)")))
-            s.port = m[1];
-        if (s.dir.empty() || s.port.empty())
+        if (!parse_server(out, s))
             throw std::runtime_error("could not start a test server: " + out);
         std::atexit(stop_server);
         std::signal(SIGINT, on_signal);
