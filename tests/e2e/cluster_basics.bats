@@ -9,6 +9,10 @@ setup_file() {
     cluster_up
 }
 
+setup() {
+    skip_without_cluster
+}
+
 teardown_file() {
     cluster_down
 }
