@@ -82,6 +82,9 @@ cmd_check() {
 
 cmd_start() {
     cmd_check
+    if [ -f "$CLUSTER_DIR/cluster.env" ]; then
+        die "a cluster is already running in $CLUSTER_DIR (cluster.sh stop first)"
+    fi
     # A start that fails half-way stops what it started.
     (do_start) || {
         local rc=$?
@@ -92,9 +95,6 @@ cmd_start() {
 }
 
 do_start() {
-    if [ -f "$CLUSTER_DIR/cluster.env" ]; then
-        die "a cluster is already running in $CLUSTER_DIR (cluster.sh stop first)"
-    fi
     local node port
     for node in "${NODES[@]}"; do
         port=$(node_port "$node")
