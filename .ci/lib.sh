@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the .ci/ scripts (sourced, not run).
 # Every check prints "check NAME: ok" or lists what fails and exits non-zero.
 
