@@ -14,7 +14,7 @@ std::string run_capture(const std::string& cmd);
 /// Starts a server with pgtmp.sh and stops it in the destructor, at exit and on fatal
 /// signals (SIGINT, SIGTERM, SIGABRT, SIGSEGV). Only one instance may exist.
 class Server {
-public:
+  public:
     /// `settings` are passed as `--set name=value` to pgtmp.sh.
     explicit Server(const std::vector<std::string>& settings);
     ~Server();
@@ -29,7 +29,7 @@ public:
     /// When set, the server log is copied there just before the server is removed.
     void keep_log_at(const std::string& path);
 
-private:
+  private:
     std::string dir_, port_;
 };
 

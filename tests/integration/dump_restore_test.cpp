@@ -12,14 +12,18 @@ namespace {
 std::string shell(const std::string& cmd) {
     std::string out;
     FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-    if (!p)
+    if (!p) {
         throw std::runtime_error("popen failed");
+    }
     char buf[512];
-    while (fgets(buf, sizeof buf, p)) out += buf;
+    while (fgets(buf, sizeof buf, p)) {
+        out += buf;
+    }
     const int rc = pclose(p);
-    if (rc != 0)
+    if (rc != 0) {
         throw std::runtime_error("command failed (" + std::to_string(rc) + "): " + cmd + "\n" +
                                  out);
+    }
     return out;
 }
 
@@ -29,16 +33,19 @@ struct OtherCluster {
     OtherCluster() {
         const std::string out = shell("bash " PGTRICKLE_SOURCE_DIR "/tests/support/pgtmp.sh start");
         std::smatch m;
-        if (std::regex_search(out, m, std::regex("PGTMP_DIR=([^;]+);")))
+        if (std::regex_search(out, m, std::regex("PGTMP_DIR=([^;]+);"))) {
             dir = m[1];
-        if (std::regex_search(out, m, std::regex("PGPORT=([0-9]+)")))
+        }
+        if (std::regex_search(out, m, std::regex("PGPORT=([0-9]+)"))) {
             port = m[1];
+        }
     }
     ~OtherCluster() {
-        if (!dir.empty())
+        if (!dir.empty()) {
             std::system(("bash " PGTRICKLE_SOURCE_DIR "/tests/support/pgtmp.sh stop '" + dir +
                          "' >/dev/null 2>&1")
                             .c_str());
+        }
     }
     std::string dsn(const std::string& db) const {
         return "host=127.0.0.1 port=" + port + " user=postgres dbname=" + db;

@@ -20,8 +20,9 @@ class Scheduler : public PgTest {
     double wait_for(const std::string& sql, const std::string& want, double seconds) {
         const auto start = Clock::now();
         while (std::chrono::duration<double>(Clock::now() - start).count() < seconds) {
-            if (scalar(sql) == want)
+            if (scalar(sql) == want) {
                 return std::chrono::duration<double>(Clock::now() - start).count();
+            }
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
         }
         ADD_FAILURE() << "timed out after " << seconds << " s waiting for " << sql << " = " << want

@@ -72,12 +72,14 @@ class Upgrade : public PgTest {
     static std::string diff(const std::vector<std::string>& a, const std::vector<std::string>& b) {
         std::string out;
         for (const auto& x : a) {
-            if (std::find(b.begin(), b.end(), x) == b.end())
+            if (std::find(b.begin(), b.end(), x) == b.end()) {
                 out += "  - " + x + "\n";
+            }
         }
         for (const auto& x : b) {
-            if (std::find(a.begin(), a.end(), x) == a.end())
+            if (std::find(a.begin(), a.end(), x) == a.end()) {
                 out += "  + " + x + "\n";
+            }
         }
         return out;
     }

@@ -14,7 +14,9 @@ namespace {
 std::set<std::string> files_in(const std::string& dir) {
     std::set<std::string> out;
     if (DIR* d = opendir(dir.c_str())) {
-        while (dirent* e = readdir(d)) out.insert(e->d_name);
+        while (dirent* e = readdir(d)) {
+            out.insert(e->d_name);
+        }
         closedir(d);
     }
     return out;
@@ -26,8 +28,9 @@ TEST(Migrations, every_upgrade_has_a_downgrade_and_the_chain_reaches_the_current
     std::set<std::pair<std::string, std::string>> steps;
     for (const auto& f : files) {
         std::smatch m;
-        if (std::regex_match(f, m, name))
+        if (std::regex_match(f, m, name)) {
             steps.emplace(m[1], m[2]);
+        }
     }
     ASSERT_FALSE(steps.empty());
     for (const auto& [from, to] : steps) {
@@ -38,8 +41,9 @@ TEST(Migrations, every_upgrade_has_a_downgrade_and_the_chain_reaches_the_current
     for (int hops = 0; v != PGTRICKLE_VERSION && hops < 50; ++hops) {
         std::string next;
         for (const auto& [from, to] : steps) {
-            if (from == v && to > v && (next.empty() || to < next))
+            if (from == v && to > v && (next.empty() || to < next)) {
                 next = to;
+            }
         }
         ASSERT_FALSE(next.empty()) << "no upgrade from " << v;
         v = next;
