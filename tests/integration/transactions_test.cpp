@@ -94,5 +94,27 @@ TEST_F(Transactions, savepoints_rolled_back_and_released) {
     EXPECT_EQ(scalar("SELECT count(*) FROM src WHERE id = 100"), "0");
 }
 
+TEST_F(Transactions, prepared_transactions_are_applied_once_after_commit_prepared) {
+    create("agg", kAgg);
+    const std::string gid = "pgt_" + db_;
+    {
+        auto c = connect();
+        pqxx::nontransaction tx(*c);
+        tx.exec("BEGIN");
+        tx.exec("INSERT INTO src VALUES (100, 1, 50)");
+        tx.exec("INSERT INTO src VALUES (101, 1, 60)");
+        tx.exec("PREPARE TRANSACTION '" + gid + "'");
+    }
+    // Invisible until COMMIT PREPARED: a refresh in between changes nothing.
+    exec("INSERT INTO src VALUES (102, 2, 70)");
+    exec("CALL pgtrickle.refresh_stream_table('agg')");
+    EXPECT_EQ(scalar("SELECT n FROM agg WHERE g = 1"), "10");
+    exec("COMMIT PREPARED '" + gid + "'");
+    exec("CALL pgtrickle.refresh_stream_table('agg')");
+    expect_matches_query("agg", kAgg);
+    exec("CALL pgtrickle.refresh_stream_table('agg')");
+    expect_matches_query("agg", kAgg);
+}
+
 }  // namespace
 }  // namespace pgt::test
