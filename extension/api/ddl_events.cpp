@@ -7,6 +7,9 @@
 
 extern "C" {
 #include "commands/event_trigger.h"
+#include "executor/spi.h"
+#include "nodes/parsenodes.h"
+#include "tcop/deparse_utility.h"
 #include "utils/errcodes.h"
 #include "utils/lsyscache.h"
 }
@@ -49,6 +52,54 @@ void refuse_replaced_views_read_by_stream_tables() {
                 "the view, then create them again.");
 }
 
+/// Whether the command changed an inheritance or partition hierarchy: CREATE TABLE ...
+/// PARTITION OF / INHERITS, ALTER TABLE ... ATTACH / DETACH PARTITION, INHERIT / NO INHERIT.
+/// Read from the collected commands themselves (pg_ddl_command is a pointer to them, valid in
+/// this backend), so that other DDL on members (a restore's constraints, indexes and
+/// triggers) never triggers a reconciliation.
+bool hierarchy_changed() {
+    bool changed = false;
+    pg_call([&]() noexcept {
+        if (SPI_execute("SELECT command FROM pg_catalog.pg_event_trigger_ddl_commands()", true,
+                        0) != SPI_OK_SELECT) {
+            return;
+        }
+        for (uint64 i = 0; i < SPI_processed && !changed; ++i) {
+            bool isnull = false;
+            const Datum d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+            if (isnull) {
+                continue;
+            }
+            const auto* cmd = reinterpret_cast<const CollectedCommand*>(DatumGetPointer(d));
+            if (cmd->type == SCT_Simple && cmd->parsetree != nullptr &&
+                IsA(cmd->parsetree, CreateStmt)) {
+                const auto* cs = reinterpret_cast<const CreateStmt*>(cmd->parsetree);
+                changed = cs->inhRelations != NIL || cs->partbound != nullptr;
+            } else if (cmd->type == SCT_AlterTable) {
+                ListCell* lc = nullptr;
+                foreach (lc, cmd->d.alterTable.subcmds) {
+                    const auto* sub = static_cast<const CollectedATSubcmd*>(lfirst(lc));
+                    if (sub->parsetree == nullptr || !IsA(sub->parsetree, AlterTableCmd)) {
+                        continue;
+                    }
+                    switch (reinterpret_cast<const AlterTableCmd*>(sub->parsetree)->subtype) {
+                        case AT_AttachPartition:
+                        case AT_DetachPartition:
+                        case AT_DetachPartitionFinalize:
+                        case AT_AddInherit:
+                        case AT_DropInherit:
+                            changed = true;
+                            break;
+                        default:
+                            break;
+                    }
+                }
+            }
+        }
+    });
+    return changed;
+}
+
 }  // namespace
 
 // ddl_command_end: after ALTER TABLE of a captured source, re-sync its buffer and trigger
@@ -85,15 +136,7 @@ PGT_FUNCTION(pgtrickle_on_ddl_command_end) {
     for (const auto& row : restored.rows) {
         capture::sync_source(static_cast<Oid>(std::stoul(*row[0])));
     }
-    auto hierarchy = spi::exec(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_event_trigger_ddl_commands() c "
-        "WHERE c.command_tag IN ('CREATE TABLE', 'ALTER TABLE') AND c.classid "
-        "OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass AND c.schema_name IS DISTINCT "
-        "FROM 'pgtrickle_changes' AND (EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE "
-        "c.objid IN (i.inhrelid, i.inhparent)) OR EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t "
-        "WHERE t.tgrelid OPERATOR(pg_catalog.=) c.objid AND t.tgname::text LIKE "
-        "'pg\\_trickle\\_cdc\\_ins\\_%')))");
-    if (hierarchy.scalar() && *hierarchy.scalar() == "t") {
+    if (hierarchy_changed()) {
         capture::reconcile_all();
     }
     spi.finish();

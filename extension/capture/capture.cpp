@@ -231,7 +231,9 @@ struct Member {
     bool has_triggers;  ///< carries the source's capture triggers already
 };
 
-std::vector<Member> members_of(Oid relid, const std::string& insert_trigger) {
+/// `truncate_trigger` tells whether a member is equipped: it is the one capture trigger
+/// PostgreSQL never clones onto partitions (row-level ones are cloned, see create_triggers).
+std::vector<Member> members_of(Oid relid, const std::string& truncate_trigger) {
     auto r = spi::exec(
         "WITH RECURSIVE d(oid) AS (SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE "
         "i.inhparent OPERATOR(pg_catalog.=) $1::oid UNION SELECT i.inhrelid FROM "
@@ -241,7 +243,7 @@ std::vector<Member> members_of(Oid relid, const std::string& insert_trigger) {
         "OPERATOR(pg_catalog.=) $2) FROM d JOIN pg_catalog.pg_class c ON c.oid "
         "OPERATOR(pg_catalog.=) d.oid JOIN pg_catalog.pg_namespace n ON n.oid "
         "OPERATOR(pg_catalog.=) c.relnamespace ORDER BY c.oid",
-        {relid_text(relid), insert_trigger});
+        {relid_text(relid), truncate_trigger});
     std::vector<Member> out;
     for (const auto& row : r.rows) {
         out.push_back({static_cast<Oid>(std::stoul(*row[0])), *row[1], *row[2], (*row[3])[0],
@@ -250,40 +252,81 @@ std::vector<Member> members_of(Oid relid, const std::string& insert_trigger) {
     return out;
 }
 
-/// Relations other than `relid` that carry its capture triggers (named `insert_trigger`).
-std::vector<std::pair<std::string, std::string>> trigger_carriers(
-    Oid relid, const std::string& insert_trigger) {
+/// Relations other than `relid` that carry any of its capture triggers.
+std::vector<std::pair<Oid, std::string>> trigger_carriers(Oid relid, const CaptureObjectNames& n) {
     auto r = spi::exec(
-        "SELECT n.nspname::text, c.relname::text FROM pg_catalog.pg_trigger t JOIN "
-        "pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid JOIN "
+        "SELECT DISTINCT c.oid::text, pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) "
+        "'.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname) FROM pg_catalog.pg_trigger "
+        "t JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid JOIN "
         "pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace WHERE "
-        "t.tgname OPERATOR(pg_catalog.=) $2 AND t.tgrelid OPERATOR(pg_catalog.<>) $1::oid "
-        "ORDER BY c.oid",
-        {relid_text(relid), insert_trigger});
-    std::vector<std::pair<std::string, std::string>> out;
+        "t.tgname::text IN ($2, $3, $4, $5) AND t.tgrelid OPERATOR(pg_catalog.<>) $1::oid "
+        "ORDER BY 1",
+        {relid_text(relid), n.trigger_insert, n.trigger_update, n.trigger_delete,
+         n.trigger_truncate});
+    std::vector<std::pair<Oid, std::string>> out;
     for (const auto& row : r.rows) {
-        out.emplace_back(*row[0], *row[1]);
+        out.emplace_back(static_cast<Oid>(std::stoul(*row[0])), *row[1]);
     }
     return out;
 }
 
-/// Create the four capture triggers of source `key` on `tbl` (quoted, qualified). On a member
-/// of the source's hierarchy they carry the argument 'member': their rows are written into
-/// the source's buffer, mapped to the source's columns by name (trigger.cpp).
-void create_triggers(const std::string& key, const std::string& tbl, bool member) {
+/// Whether `relid` is a partition or an inheritance child.
+bool has_parent(Oid relid) {
+    auto r = spi::exec(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits WHERE inhrelid "
+        "OPERATOR(pg_catalog.=) $1::oid)",
+        {relid_text(relid)});
+    return r.scalar() && *r.scalar() == "t";
+}
+
+/// Whether the source's own insert trigger is row-level; nullopt when it has none.
+std::optional<bool> row_level_capture(Oid relid, const CaptureObjectNames& n) {
+    auto r = spi::exec(
+        "SELECT (tgtype::int OPERATOR(pg_catalog.&) 1) OPERATOR(pg_catalog.=) 1 FROM "
+        "pg_catalog.pg_trigger WHERE tgrelid OPERATOR(pg_catalog.=) $1::oid AND tgname "
+        "OPERATOR(pg_catalog.=) $2",
+        {relid_text(relid), n.trigger_insert});
+    if (!r.scalar()) {
+        return std::nullopt;
+    }
+    return *r.scalar() == "t";
+}
+
+/// Create those of the four capture triggers of source `key` that `relid` (`tbl`: quoted,
+/// qualified) lacks. Statement-level with transition tables, except for a source that is
+/// itself a partition or inheritance child (`row_level`): rows routed through its ancestors
+/// fire none of its statement triggers, only its row triggers (which PostgreSQL clones onto
+/// its partitions). On a member of the source's hierarchy they carry the argument 'member':
+/// their rows go into the source's buffer, mapped to its columns by name (trigger.cpp).
+void create_triggers(const std::string& key, Oid relid, const std::string& tbl, bool member,
+                     bool row_level) {
     const CaptureObjectNames n = capture_object_names(key);
+    auto have = spi::exec(
+        "SELECT tgname::text FROM pg_catalog.pg_trigger WHERE tgrelid OPERATOR(pg_catalog.=) "
+        "$1::oid",
+        {relid_text(relid)});
+    std::set<std::string> existing;
+    for (const auto& row : have.rows) {
+        existing.insert(*row[0]);
+    }
     const std::string fn =
         qualified(kChangeSchema, n.trigger_function) + (member ? "('member')" : "()");
-    spi::run("CREATE TRIGGER " + quote_ident(n.trigger_insert) + " AFTER INSERT ON " + tbl +
-             " REFERENCING NEW TABLE AS \"__pgt_new\" FOR EACH STATEMENT EXECUTE FUNCTION " + fn);
-    spi::run("CREATE TRIGGER " + quote_ident(n.trigger_update) + " AFTER UPDATE ON " + tbl +
-             " REFERENCING OLD TABLE AS \"__pgt_old\" NEW TABLE AS \"__pgt_new\" FOR EACH "
-             "STATEMENT EXECUTE FUNCTION " +
-             fn);
-    spi::run("CREATE TRIGGER " + quote_ident(n.trigger_delete) + " AFTER DELETE ON " + tbl +
-             " REFERENCING OLD TABLE AS \"__pgt_old\" FOR EACH STATEMENT EXECUTE FUNCTION " + fn);
-    spi::run("CREATE TRIGGER " + quote_ident(n.trigger_truncate) + " AFTER TRUNCATE ON " + tbl +
-             " FOR EACH STATEMENT EXECUTE FUNCTION " + fn);
+    const std::string each = row_level ? " FOR EACH ROW" : " FOR EACH STATEMENT";
+    auto create = [&](const std::string& name, const std::string& event,
+                      const std::string& transition) {
+        if (existing.count(name) == 0) {
+            spi::run("CREATE TRIGGER " + quote_ident(name) + " AFTER " + event + " ON " + tbl +
+                     (row_level ? "" : transition) + each + " EXECUTE FUNCTION " + fn);
+        }
+    };
+    create(n.trigger_insert, "INSERT", " REFERENCING NEW TABLE AS \"__pgt_new\"");
+    create(n.trigger_update, "UPDATE",
+           " REFERENCING OLD TABLE AS \"__pgt_old\" NEW TABLE AS \"__pgt_new\"");
+    create(n.trigger_delete, "DELETE", " REFERENCING OLD TABLE AS \"__pgt_old\"");
+    if (existing.count(n.trigger_truncate) == 0) {
+        spi::run("CREATE TRIGGER " + quote_ident(n.trigger_truncate) + " AFTER TRUNCATE ON " + tbl +
+                 " FOR EACH STATEMENT EXECUTE FUNCTION " + fn);
+    }
 }
 
 void drop_triggers(const std::string& key, const std::string& tbl) {
@@ -294,16 +337,33 @@ void drop_triggers(const std::string& key, const std::string& tbl) {
     }
 }
 
+/// Remove the capture triggers of `key` from the source and every other table carrying
+/// them. The source's go first: that also removes the row triggers PostgreSQL cloned onto
+/// its partitions, which cannot be dropped on their own.
+void drop_all_triggers(const std::string& key, Oid relid, const SourceInfo& src) {
+    drop_triggers(key, qualified(src.schema, src.name));
+    for (const auto& carrier : trigger_carriers(relid, capture_object_names(key))) {
+        drop_triggers(key, carrier.second);
+    }
+}
+
 /// Writes to a partition or inheritance child fire that table's own statement triggers, not
 /// the source's: every member of the source's hierarchy (at any depth) carries the source's
-/// capture triggers, and a table that left the hierarchy loses them. Returns whether the
-/// source's contents changed by this (a member with rows joined or left).
+/// capture triggers, and a table that left the hierarchy loses them. A source that joined or
+/// left a hierarchy itself switches between statement- and row-level capture. Returns
+/// whether the source's contents changed by this (a member with rows joined or left).
 bool reconcile_members(const std::string& key, Oid relid, const SourceInfo& src) {
     const CaptureObjectNames n = capture_object_names(key);
+    const bool row_level = has_parent(relid);
+    const auto current_level = row_level_capture(relid, n);
+    if (current_level && *current_level != row_level) {
+        drop_all_triggers(key, relid, src);
+    }
+    create_triggers(key, relid, qualified(src.schema, src.name), false, row_level);
     bool changed = false;
-    std::set<std::pair<std::string, std::string>> current;
-    for (const Member& m : members_of(relid, n.trigger_insert)) {
-        current.emplace(m.schema, m.name);
+    std::set<Oid> current;
+    for (const Member& m : members_of(relid, n.trigger_truncate)) {
+        current.insert(m.relid);
         if (m.has_triggers) {
             continue;
         }
@@ -318,15 +378,14 @@ bool reconcile_members(const std::string& key, Oid relid, const SourceInfo& src)
                         "table.");
         }
         const std::string tbl = qualified(m.schema, m.name);
-        create_triggers(key, tbl, true);
+        create_triggers(key, m.relid, tbl, true, row_level);
         auto rows = spi::exec("SELECT EXISTS (SELECT 1 FROM " + tbl + ")");
         changed = changed || (rows.scalar() && *rows.scalar() == "t");
     }
-    for (const auto& [schema, name] : trigger_carriers(relid, n.trigger_insert)) {
-        if (current.count({schema, name}) != 0) {
+    for (const auto& [carrier, tbl] : trigger_carriers(relid, n)) {
+        if (current.count(carrier) != 0) {
             continue;
         }
-        const std::string tbl = qualified(schema, name);
         drop_triggers(key, tbl);
         auto rows = spi::exec("SELECT EXISTS (SELECT 1 FROM " + tbl + ")");
         changed = changed || (rows.scalar() && *rows.scalar() == "t");
@@ -433,7 +492,6 @@ std::string ensure_source(Oid relid) {
     spi::run("COMMENT ON TABLE " + buffer + " IS " +
              quote_literal("pg_trickle change buffer of " + src.schema + "." + src.name));
     write_trigger_function(sn, src);
-    create_triggers(sn, qualified(src.schema, src.name), false);
     (void)reconcile_members(sn, relid, src);  // the first refresh computes from scratch
     if (stable) {
         spi::run(
@@ -455,11 +513,7 @@ void sync_source(Oid relid) {
     if (!key) {
         return;
     }
-    const SourceInfo src = source_info(relid);
-    sync_columns(*key, relid, src);
-    if (reconcile_members(*key, relid, src)) {
-        write_recompute_marker(*key, relid);
-    }
+    sync_columns(*key, relid, source_info(relid));
 }
 
 void reconcile_all() {
@@ -507,10 +561,7 @@ void drop_source_if_unused(Oid relid) {
     }
     const CaptureObjectNames n = capture_object_names(*key);
     const SourceInfo src = source_info(relid);
-    for (const auto& [schema, name] : trigger_carriers(relid, n.trigger_insert)) {
-        drop_triggers(*key, qualified(schema, name));
-    }
-    drop_triggers(*key, qualified(src.schema, src.name));
+    drop_all_triggers(*key, relid, src);
     spi::run("DROP FUNCTION IF EXISTS " + qualified(kChangeSchema, n.trigger_function) + "()");
     spi::run("DROP TABLE IF EXISTS " + qualified(kChangeSchema, n.buffer_table));
     spi::run("DELETE FROM pgtrickle.pgt_change_tracking WHERE source_relid = $1::oid",

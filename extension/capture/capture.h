@@ -27,7 +27,8 @@ SourceNames resolve(Oid relid);
 std::string ensure_source(Oid relid);
 
 /// Re-sync buffer columns and the trigger function with the source's current columns (after
-/// ALTER TABLE on the source).
+/// ALTER TABLE on the source, or CREATE TRIGGER of its capture trigger by a restore). Does not
+/// create triggers: a restore creates its own later.
 void sync_source(Oid relid);
 
 /// After DDL that may have changed inheritance or partitioning (CREATE TABLE ... PARTITION OF

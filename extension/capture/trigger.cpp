@@ -304,10 +304,9 @@ PGDLLEXPORT Datum pgtrickle_capture(PG_FUNCTION_ARGS) {
                         errmsg("pg_trickle capture function called outside a trigger")));
     }
     auto* td = reinterpret_cast<TriggerData*>(fcinfo->context);
-    if (!TRIGGER_FIRED_FOR_STATEMENT(td->tg_event) || !TRIGGER_FIRED_AFTER(td->tg_event)) {
-        ereport(ERROR,
-                (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-                 errmsg("pg_trickle capture triggers must be statement-level AFTER triggers")));
+    if (!TRIGGER_FIRED_AFTER(td->tg_event)) {
+        ereport(ERROR, (errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+                        errmsg("pg_trickle capture triggers must be AFTER triggers")));
     }
     const Oid source = captured_source(td->tg_relation, td->tg_trigger, fcinfo->flinfo->fn_oid);
     if (!OidIsValid(source)) {
@@ -328,6 +327,22 @@ PGDLLEXPORT Datum pgtrickle_capture(PG_FUNCTION_ARGS) {
 
     if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event)) {
         write_row(w, 'T', nullptr, layout);
+    } else if (TRIGGER_FIRED_FOR_ROW(td->tg_event)) {
+        // Row-level capture: a source that is itself a partition or inheritance child (rows
+        // routed through its ancestors fire no statement trigger of it).
+        const bool update = TRIGGER_FIRED_BY_UPDATE(td->tg_event);
+        TupleTableSlot* old_row = TRIGGER_FIRED_BY_INSERT(td->tg_event) ? nullptr : td->tg_trigslot;
+        TupleTableSlot* new_row = TRIGGER_FIRED_BY_INSERT(td->tg_event)
+                                      ? td->tg_trigslot
+                                      : (update ? td->tg_newslot : nullptr);
+        if (old_row != nullptr) {
+            slot_getallattrs(old_row);
+            write_row(w, 'D', old_row, layout);
+        }
+        if (new_row != nullptr) {
+            slot_getallattrs(new_row);
+            write_row(w, 'I', new_row, layout);
+        }
     } else {
         // An UPDATE is the deletion of the old row and the insertion of the new one.
         write_transition(w, 'D', td->tg_oldtable, src, layout);
