@@ -100,6 +100,35 @@ bool hierarchy_changed() {
     return changed;
 }
 
+/// After a hierarchy change: a stream table maintained differentially that reads a table
+/// with FROM ONLY which now has members cannot be any more (see capture::only_limitation).
+/// refresh_mode 'auto' falls back to full refresh with the reason; 'differential' refuses.
+void switch_only_readers_to_full_refresh() {
+    auto sts = spi::exec(
+        "SELECT pgt_id::text, query_view::oid::text, refresh_mode, pgt_schema "
+        "OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pgt_name FROM "
+        "pgtrickle.pgt_stream_tables WHERE effective_mode OPERATOR(pg_catalog.=) 'differential' "
+        "ORDER BY pgt_id");
+    for (const auto& row : sts.rows) {
+        const auto why = capture::only_limitation(static_cast<Oid>(std::stoul(*row[1])));
+        if (!why) {
+            continue;
+        }
+        if (*row[2] == "differential") {
+            throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
+                        "stream table \"" + *row[3] +
+                            "\" could no longer be maintained differentially: " + *why,
+                        "It was created with refresh_mode 'differential'.",
+                        "Run CALL pgtrickle.alter_stream_table('" + *row[3] +
+                            "', refresh_mode => 'auto') first, or read the table without ONLY.");
+        }
+        spi::run(
+            "UPDATE pgtrickle.pgt_stream_tables SET effective_mode = 'full', mode_reason = $2, "
+            "needs_full_refresh = true WHERE pgt_id OPERATOR(pg_catalog.=) $1::bigint",
+            {*row[0], "not differentiable: " + *why});
+    }
+}
+
 }  // namespace
 
 // ddl_command_end: after ALTER TABLE of a captured source, re-sync its buffer and trigger
@@ -138,6 +167,7 @@ PGT_FUNCTION(pgtrickle_on_ddl_command_end) {
     }
     if (hierarchy_changed()) {
         capture::reconcile_all();
+        switch_only_readers_to_full_refresh();
     }
     spi.finish();
     PG_RETURN_VOID();

@@ -231,6 +231,14 @@ Defined define(int64_t id, const std::string& schema, const std::string& name,
              quote_literal("pg_trickle: defining query of " + schema + "." + name));
     d.columns = view_columns(d.view);
     d.analysis = analyze_for_mode(view_query(d.view), refresh_mode, d.columns);
+    if (d.analysis.differential) {
+        if (auto why = capture::only_limitation(d.view)) {
+            d.analysis.differential = false;
+            d.analysis.reason = "not differentiable: " + *why;
+            d.analysis.layout = ivm::full_layout(d.columns);
+            d.analysis.translation.unsupported = *why;
+        }
+    }
     if (refresh_mode == "differential" && !d.analysis.differential) {
         throw Error(
             ERRCODE_FEATURE_NOT_SUPPORTED,

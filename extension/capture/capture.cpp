@@ -17,7 +17,10 @@ extern "C" {
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_collation.h"
+#include "nodes/nodeFuncs.h"
+#include "rewrite/rewriteHandler.h"
 #include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "utils/errcodes.h"
@@ -406,6 +409,51 @@ std::string new_key(Oid relid) {
     return catalog::has_stable_names() ? computed_stable_name(relid) : relid_text(relid);
 }
 
+/// Tables read with FROM ONLY somewhere in a query (through views, subqueries, sublinks and
+/// CTEs). Plain PostgreSQL code run inside one pg_call: results go to a palloc'd List.
+void collect_only(Query* q, List** rels);
+
+using Walker = bool (*)();
+Walker walker_cast(bool (*fn)(Node*, void*)) {
+    return reinterpret_cast<Walker>(reinterpret_cast<void (*)()>(fn));
+}
+
+bool only_walker(Node* n, void* ctx) {
+    if (n == nullptr) {
+        return false;
+    }
+    if (IsA(n, Query)) {
+        collect_only(reinterpret_cast<Query*>(n), static_cast<List**>(ctx));
+        return false;
+    }
+    return expression_tree_walker(n, walker_cast(only_walker), ctx);
+}
+
+void collect_only(Query* q, List** rels) {
+    ListCell* lc = nullptr;
+    foreach (lc, q->rtable) {
+        auto* rte = static_cast<RangeTblEntry*>(lfirst(lc));
+        if (rte->rtekind == RTE_RELATION && rte->inFromCl) {
+            const char kind = get_rel_relkind(rte->relid);
+            if ((kind == RELKIND_RELATION || kind == RELKIND_PARTITIONED_TABLE) && !rte->inh) {
+                *rels = lappend_oid(*rels, rte->relid);
+            } else if (kind == RELKIND_VIEW) {
+                Relation rel = table_open(rte->relid, AccessShareLock);
+                Query* vq = pg_copy(get_view_query(rel));
+                table_close(rel, AccessShareLock);
+                collect_only(vq, rels);
+            }
+        } else if (rte->rtekind == RTE_SUBQUERY) {
+            collect_only(rte->subquery, rels);
+        }
+    }
+    query_tree_walker(q, walker_cast(only_walker), rels, QTW_IGNORE_RANGE_TABLE);
+    foreach (lc, q->cteList) {
+        collect_only(reinterpret_cast<Query*>(static_cast<CommonTableExpr*>(lfirst(lc))->ctequery),
+                     rels);
+    }
+}
+
 }  // namespace
 
 SourceNames resolve(Oid relid) {
@@ -514,6 +562,34 @@ void sync_source(Oid relid) {
         return;
     }
     sync_columns(*key, relid, source_info(relid));
+}
+
+std::optional<std::string> only_limitation(Oid view) {
+    List* rels = NIL;
+    pg_call([&]() noexcept {
+        Relation rel = table_open(view, AccessShareLock);
+        Query* q = pg_copy(get_view_query(rel));
+        table_close(rel, AccessShareLock);
+        collect_only(q, &rels);
+    });
+    ListCell* lc = nullptr;
+    foreach (lc, rels) {
+        const Oid relid = lfirst_oid(lc);
+        auto r = spi::exec(
+            "SELECT pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' "
+            "OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname) FROM pg_catalog.pg_class c "
+            "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace WHERE "
+            "c.oid OPERATOR(pg_catalog.=) $1::oid AND (c.relkind OPERATOR(pg_catalog.=) 'p' OR "
+            "EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent "
+            "OPERATOR(pg_catalog.=) c.oid))",
+            {relid_text(relid)});
+        if (r.scalar()) {
+            return "FROM ONLY " + *r.scalar() +
+                   ", which has partitions or inheritance children (its change buffer also "
+                   "holds their rows)";
+        }
+    }
+    return std::nullopt;
 }
 
 void reconcile_all() {

@@ -9,6 +9,7 @@
 // into the source's buffer (see docs/sources.md).
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "engine/translate.h"
@@ -36,6 +37,11 @@ void sync_source(Oid relid);
 /// captured source's hierarchy the source's capture triggers, take them from tables that
 /// left it, and tell readers to recompute when a member with rows joined or left.
 void reconcile_all();
+
+/// Why the stream table defined by `view` cannot be maintained differentially from the
+/// change buffers, if it reads a table with FROM ONLY that has partitions or inheritance
+/// children: the buffer of a table holds its members' rows too, without telling them apart.
+std::optional<std::string> only_limitation(Oid view);
 
 /// A capture trigger named `trigger_name` was dropped with its table (DROP TABLE of a
 /// partition or child): the source lost that table's rows, so its readers recompute.

@@ -231,16 +231,41 @@ TEST_F(CapturePartitions, inheritance_child_read_directly_sees_updates_through_i
     EXPECT_EQ(mode("sc"), "differential");
 }
 
-TEST_F(CapturePartitions, from_only_reads_only_the_parents_own_rows) {
+TEST_F(CapturePartitions, from_only_over_a_table_with_children_is_maintained_by_full_refresh) {
     exec("CREATE TABLE m (id int, k int, v int)");
     exec("CREATE TABLE c1 () INHERITS (m)");
     exec("INSERT INTO m SELECT g, g % 4, g FROM generate_series(1, 50) g");
     exec("INSERT INTO c1 SELECT g, g % 4, g FROM generate_series(51, 100) g");
     const std::string q = "SELECT k, count(*) AS n FROM ONLY m GROUP BY k";
+    EXPECT_NE(error_of("CALL pgtrickle.create_stream_table(name => 'own', query => $q$" + q +
+                       "$q$, refresh_mode => 'differential')")
+                  .find("FROM ONLY"),
+              std::string::npos);
     exec("CALL pgtrickle.create_stream_table(name => 'own', query => $q$" + q + "$q$)");
+    EXPECT_NE(scalar("SELECT mode_reason FROM pgtrickle.pgt_status WHERE pgt_name = 'own'")
+                  .find("FROM ONLY"),
+              std::string::npos);
     exec("INSERT INTO c1 VALUES (200, 1, 200)");
     exec("UPDATE m SET k = 0");  // parent and child rows
     exec("INSERT INTO m VALUES (201, 2, 2)");
+    exec("CALL pgtrickle.refresh_stream_table('own')");
+    expect_matches_query("own", q);
+}
+
+TEST_F(CapturePartitions, from_only_reader_falls_back_to_full_refresh_when_children_appear) {
+    exec("CREATE TABLE m (id int, k int, v int)");
+    exec("INSERT INTO m SELECT g, g % 4, g FROM generate_series(1, 50) g");
+    const std::string q = "SELECT k, count(*) AS n FROM ONLY m GROUP BY k";
+    exec("CALL pgtrickle.create_stream_table(name => 'own', query => $q$" + q + "$q$)");
+    exec(
+        "CALL pgtrickle.create_stream_table(name => 'strict', query => $q$SELECT k FROM ONLY m "
+        "WHERE v > 3$q$, refresh_mode => 'differential')");
+    EXPECT_NE(error_of("CREATE TABLE c1 () INHERITS (m)").find("refresh_mode"), std::string::npos);
+    exec("CALL pgtrickle.drop_stream_table('strict')");
+    exec("CREATE TABLE c1 () INHERITS (m)");
+    EXPECT_EQ(scalar("SELECT effective_mode FROM pgtrickle.pgt_stream_tables"), "full");
+    exec("INSERT INTO c1 VALUES (200, 1, 200)");
+    exec("UPDATE m SET k = 0 WHERE id < 10");
     exec("CALL pgtrickle.refresh_stream_table('own')");
     expect_matches_query("own", q);
 }
