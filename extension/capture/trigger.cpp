@@ -1,10 +1,13 @@
-// The capture trigger: statement-level AFTER INSERT/UPDATE/DELETE/TRUNCATE on a source.
+// The capture trigger: AFTER INSERT/UPDATE/DELETE/TRUNCATE on a source and on every member
+// of its hierarchy (partitions, inheritance children: see docs/sources.md).
 //
 // Each source has its own trigger function pgtrickle_changes.pg_trickle_cdc_fn_<key>
-// (LANGUAGE C, this symbol); the function's name gives the buffer changes_<key>. The
-// transition tables are copied straight into the buffer (heap and index inserts, no SPI,
-// no SQL): the write path of every captured statement runs through here. Plain PostgreSQL
-// C: no C++ objects live across calls that may raise.
+// (LANGUAGE C, this symbol); the function's name gives the buffer changes_<key>. Rows are
+// copied straight into the buffer (heap and index inserts, no SPI, no SQL): the write path of
+// every captured statement runs through here. Statement-level triggers copy the transition
+// tables; a source that is itself a partition or child is captured by row-level triggers.
+// The buffer's columns are checked against the catalog before anything is written. Plain
+// PostgreSQL C: no C++ objects with destructors, nothing an ereport could skip.
 extern "C" {
 #include "postgres.h"
 #include "access/table.h"

@@ -94,6 +94,20 @@ TEST_F(CapturePartitions, attach_with_rows_and_detach_change_the_parents_content
     EXPECT_EQ(mode("agg"), "differential");
 }
 
+TEST_F(CapturePartitions, detach_partition_concurrently_is_reflected) {
+    exec("CREATE TABLE m (id int, k int, v int) PARTITION BY RANGE (id)");
+    exec("CREATE TABLE p1 PARTITION OF m FOR VALUES FROM (0) TO (100)");
+    exec("CREATE TABLE p2 PARTITION OF m FOR VALUES FROM (100) TO (200)");
+    exec("INSERT INTO m SELECT g, g % 4, g FROM generate_series(0, 199) g");
+    create_stream_tables();
+    exec("ALTER TABLE m DETACH PARTITION p2 CONCURRENTLY");
+    refresh_and_check();
+    exec("INSERT INTO p2 VALUES (150, 1, 1000)");  // no longer part of m
+    exec("INSERT INTO m VALUES (50, 1, 1000)");
+    refresh_and_check();
+    EXPECT_EQ(scalar("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'p2'::regclass"), "0");
+}
+
 TEST_F(CapturePartitions, partitions_created_after_the_stream_table_are_captured) {
     exec("CREATE TABLE m (id int, k int, v int) PARTITION BY RANGE (id)");
     exec("CREATE TABLE p1 PARTITION OF m FOR VALUES FROM (0) TO (100)");
