@@ -163,7 +163,7 @@ PGT_FUNCTION(pgtrickle_on_ddl_command_end) {
         "OPERATOR(pg_catalog.=) 'pg_catalog.pg_trigger'::regclass "
         "AND t.tgname::text LIKE 'pg\\_trickle\\_cdc\\_ins\\_%'");
     for (const auto& row : restored.rows) {
-        capture::sync_source(static_cast<Oid>(std::stoul(*row[0])));
+        capture::sync_source(static_cast<Oid>(std::stoul(*row[0])), true);
     }
     if (hierarchy_changed()) {
         capture::reconcile_all();

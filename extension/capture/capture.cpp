@@ -175,13 +175,14 @@ void write_recompute_marker(const std::string& key, Oid source) {
 /// Make the buffer's columns exactly one c<attnum> per live source column, of the source
 /// column's type and collation; drop columns of dropped source columns. A column added or
 /// rebuilt for a source column that this transaction did not just add or retype (a buffer
-/// edited by hand, restored, or out of step) leaves buffered rows without its values: readers
-/// are then told to recompute.
-void sync_columns(const std::string& key, Oid relid, const SourceInfo& src) {
+/// edited by hand, restored, or out of step) leaves buffered rows without its values, and
+/// rows of an `untrusted` buffer may hold other columns' values: readers are then told to
+/// recompute.
+void sync_columns(const std::string& key, Oid relid, const SourceInfo& src, bool untrusted) {
     const CaptureObjectNames n = capture_object_names(key);
     const std::string buffer = qualified(kChangeSchema, n.buffer_table);
     auto existing = buffer_columns(n.buffer_table);
-    bool lost = false;
+    bool lost = untrusted;
     std::set<std::string> wanted;
     for (const auto& c : src.columns) {
         const std::string col = buffer_column_name(c.attnum);
@@ -234,19 +235,32 @@ struct Member {
     bool has_triggers;  ///< carries the source's capture triggers already
 };
 
-/// `truncate_trigger` tells whether a member is equipped: it is the one capture trigger
-/// PostgreSQL never clones onto partitions (row-level ones are cloned, see create_triggers).
-std::vector<Member> members_of(Oid relid, const std::string& truncate_trigger) {
+/// SQL for the OID of source `key`'s capture function (NULL when it does not exist).
+std::string capture_function_sql(const std::string& key) {
+    return "pg_catalog.to_regprocedure(" +
+           quote_literal(qualified(kChangeSchema, capture_object_names(key).trigger_function) +
+                         "()") +
+           ")::oid";
+}
+
+/// A member is equipped when it has a TRUNCATE trigger calling the source's capture function:
+/// the one capture trigger PostgreSQL never clones onto partitions (row-level ones are, see
+/// create_triggers). Triggers are recognised by their function, not their name, so that
+/// renamed ones (0.31.0's OID-keyed names) are not duplicated.
+std::vector<Member> members_of(Oid relid, const std::string& key) {
     auto r = spi::exec(
         "WITH RECURSIVE d(oid) AS (SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE "
         "i.inhparent OPERATOR(pg_catalog.=) $1::oid UNION SELECT i.inhrelid FROM "
         "pg_catalog.pg_inherits i JOIN d ON i.inhparent OPERATOR(pg_catalog.=) d.oid) "
         "SELECT c.oid::text, n.nspname::text, c.relname::text, c.relkind::text, EXISTS (SELECT 1 "
-        "FROM pg_catalog.pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) c.oid AND t.tgname "
-        "OPERATOR(pg_catalog.=) $2) FROM d JOIN pg_catalog.pg_class c ON c.oid "
-        "OPERATOR(pg_catalog.=) d.oid JOIN pg_catalog.pg_namespace n ON n.oid "
-        "OPERATOR(pg_catalog.=) c.relnamespace ORDER BY c.oid",
-        {relid_text(relid), truncate_trigger});
+        "FROM pg_catalog.pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) c.oid AND t.tgfoid "
+        "OPERATOR(pg_catalog.=) " +
+            capture_function_sql(key) +
+            " AND (t.tgtype::int OPERATOR(pg_catalog.&) 32) OPERATOR(pg_catalog.<>) 0) FROM d "
+            "JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) d.oid JOIN "
+            "pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace ORDER BY "
+            "c.oid",
+        {relid_text(relid)});
     std::vector<Member> out;
     for (const auto& row : r.rows) {
         out.push_back({static_cast<Oid>(std::stoul(*row[0])), *row[1], *row[2], (*row[3])[0],
@@ -255,17 +269,19 @@ std::vector<Member> members_of(Oid relid, const std::string& truncate_trigger) {
     return out;
 }
 
-/// Relations other than `relid` that carry any of its capture triggers.
-std::vector<std::pair<Oid, std::string>> trigger_carriers(Oid relid, const CaptureObjectNames& n) {
+/// Relations other than `relid` with a trigger calling its capture function (not counting
+/// the row triggers PostgreSQL cloned from a partitioned table's).
+std::vector<std::pair<Oid, std::string>> trigger_carriers(Oid relid, const std::string& key) {
     auto r = spi::exec(
         "SELECT DISTINCT c.oid::text, pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) "
         "'.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname) FROM pg_catalog.pg_trigger "
         "t JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid JOIN "
         "pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace WHERE "
-        "t.tgname::text IN ($2, $3, $4, $5) AND t.tgrelid OPERATOR(pg_catalog.<>) $1::oid "
-        "ORDER BY 1",
-        {relid_text(relid), n.trigger_insert, n.trigger_update, n.trigger_delete,
-         n.trigger_truncate});
+        "t.tgfoid OPERATOR(pg_catalog.=) " +
+            capture_function_sql(key) +
+            " AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND t.tgrelid OPERATOR(pg_catalog.<>) "
+            "$1::oid ORDER BY 1",
+        {relid_text(relid)});
     std::vector<std::pair<Oid, std::string>> out;
     for (const auto& row : r.rows) {
         out.emplace_back(static_cast<Oid>(std::stoul(*row[0])), *row[1]);
@@ -332,11 +348,17 @@ void create_triggers(const std::string& key, Oid relid, const std::string& tbl, 
     }
 }
 
-void drop_triggers(const std::string& key, const std::string& tbl) {
-    const CaptureObjectNames n = capture_object_names(key);
-    for (const auto* t :
-         {&n.trigger_insert, &n.trigger_update, &n.trigger_delete, &n.trigger_truncate}) {
-        spi::run("DROP TRIGGER IF EXISTS " + quote_ident(*t) + " ON " + tbl);
+/// Drop the triggers of `relid` (`tbl`: quoted, qualified) that call source `key`'s capture
+/// function, whatever their names; clones go with the partitioned table's trigger.
+void drop_triggers(const std::string& key, Oid relid, const std::string& tbl) {
+    auto r = spi::exec(
+        "SELECT tgname::text FROM pg_catalog.pg_trigger WHERE tgrelid "
+        "OPERATOR(pg_catalog.=) $1::oid AND tgparentid OPERATOR(pg_catalog.=) 0 "
+        "AND tgfoid OPERATOR(pg_catalog.=) " +
+            capture_function_sql(key),
+        {relid_text(relid)});
+    for (const auto& row : r.rows) {
+        spi::run("DROP TRIGGER IF EXISTS " + quote_ident(*row[0]) + " ON " + tbl);
     }
 }
 
@@ -344,9 +366,9 @@ void drop_triggers(const std::string& key, const std::string& tbl) {
 /// them. The source's go first: that also removes the row triggers PostgreSQL cloned onto
 /// its partitions, which cannot be dropped on their own.
 void drop_all_triggers(const std::string& key, Oid relid, const SourceInfo& src) {
-    drop_triggers(key, qualified(src.schema, src.name));
-    for (const auto& carrier : trigger_carriers(relid, capture_object_names(key))) {
-        drop_triggers(key, carrier.second);
+    drop_triggers(key, relid, qualified(src.schema, src.name));
+    for (const auto& [carrier, tbl] : trigger_carriers(relid, key)) {
+        drop_triggers(key, carrier, tbl);
     }
 }
 
@@ -365,7 +387,7 @@ bool reconcile_members(const std::string& key, Oid relid, const SourceInfo& src)
     create_triggers(key, relid, qualified(src.schema, src.name), false, row_level);
     bool changed = false;
     std::set<Oid> current;
-    for (const Member& m : members_of(relid, n.trigger_truncate)) {
+    for (const Member& m : members_of(relid, key)) {
         current.insert(m.relid);
         if (m.has_triggers) {
             continue;
@@ -385,11 +407,11 @@ bool reconcile_members(const std::string& key, Oid relid, const SourceInfo& src)
         auto rows = spi::exec("SELECT EXISTS (SELECT 1 FROM " + tbl + ")");
         changed = changed || (rows.scalar() && *rows.scalar() == "t");
     }
-    for (const auto& [carrier, tbl] : trigger_carriers(relid, n)) {
+    for (const auto& [carrier, tbl] : trigger_carriers(relid, key)) {
         if (current.count(carrier) != 0) {
             continue;
         }
-        drop_triggers(key, tbl);
+        drop_triggers(key, carrier, tbl);
         auto rows = spi::exec("SELECT EXISTS (SELECT 1 FROM " + tbl + ")");
         changed = changed || (rows.scalar() && *rows.scalar() == "t");
     }
@@ -491,7 +513,7 @@ std::string ensure_source(Oid relid) {
             spi::run("DELETE FROM " +
                      qualified(kChangeSchema, capture_object_names(*key).buffer_table));
         }
-        sync_columns(*key, relid, src);
+        sync_columns(*key, relid, src, false);
         if (reconcile_members(*key, relid, src)) {
             write_recompute_marker(*key, relid);
         }
@@ -556,12 +578,12 @@ std::string ensure_source(Oid relid) {
     return sn;
 }
 
-void sync_source(Oid relid) {
+void sync_source(Oid relid, bool untrusted) {
     auto key = catalog_key(relid);
     if (!key) {
         return;
     }
-    sync_columns(*key, relid, source_info(relid));
+    sync_columns(*key, relid, source_info(relid), untrusted);
 }
 
 std::optional<std::string> only_limitation(Oid view) {

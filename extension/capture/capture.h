@@ -28,9 +28,10 @@ SourceNames resolve(Oid relid);
 std::string ensure_source(Oid relid);
 
 /// Re-sync buffer columns and the trigger function with the source's current columns (after
-/// ALTER TABLE on the source, or CREATE TRIGGER of its capture trigger by a restore). Does not
-/// create triggers: a restore creates its own later.
-void sync_source(Oid relid);
+/// ALTER TABLE on the source). Does not create triggers. `untrusted`: the buffer's rows may
+/// have been written under other attribute numbers (a restore re-creating the capture
+/// trigger, after which attribute numbers are compacted): its readers recompute once.
+void sync_source(Oid relid, bool untrusted = false);
 
 /// After DDL that may have changed inheritance or partitioning (CREATE TABLE ... PARTITION OF
 /// / INHERITS, ATTACH / DETACH PARTITION, INHERIT / NO INHERIT): give every member of each
