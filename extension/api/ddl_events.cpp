@@ -52,7 +52,7 @@ void refuse_replaced_views_read_by_stream_tables() {
                 "the view, then create them again.");
 }
 
-/// Whether the command changed an inheritance or partition hierarchy: CREATE TABLE ...
+/// Whether the command changed an inheritance or partition hierarchy: CREATE [FOREIGN] TABLE ...
 /// PARTITION OF / INHERITS, ALTER TABLE ... ATTACH / DETACH PARTITION, INHERIT / NO INHERIT.
 /// Read from the collected commands themselves (pg_ddl_command is a pointer to them, valid in
 /// this backend), so that other DDL on members (a restore's constraints, indexes and
@@ -72,7 +72,8 @@ bool hierarchy_changed() {
             }
             const auto* cmd = reinterpret_cast<const CollectedCommand*>(DatumGetPointer(d));
             if (cmd->type == SCT_Simple && cmd->parsetree != nullptr &&
-                IsA(cmd->parsetree, CreateStmt)) {
+                (IsA(cmd->parsetree, CreateStmt) || IsA(cmd->parsetree, CreateForeignTableStmt))) {
+                // CreateForeignTableStmt starts with a CreateStmt.
                 const auto* cs = reinterpret_cast<const CreateStmt*>(cmd->parsetree);
                 changed = cs->inhRelations != NIL || cs->partbound != nullptr;
             } else if (cmd->type == SCT_AlterTable) {

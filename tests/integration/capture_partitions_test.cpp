@@ -108,6 +108,29 @@ TEST_F(CapturePartitions, detach_partition_concurrently_is_reflected) {
     EXPECT_EQ(scalar("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'p2'::regclass"), "0");
 }
 
+TEST_F(CapturePartitions, foreign_table_partitions_are_refused_not_silently_missed) {
+    exec("CREATE FOREIGN DATA WRAPPER nowhere");
+    exec("CREATE SERVER elsewhere FOREIGN DATA WRAPPER nowhere");
+    exec("CREATE TABLE m (id int, k int, v int) PARTITION BY RANGE (id)");
+    exec("CREATE TABLE p1 PARTITION OF m FOR VALUES FROM (0) TO (100)");
+    exec("INSERT INTO m SELECT g, g % 4, g FROM generate_series(0, 99) g");
+    create_stream_tables();
+    const std::string err = error_of(
+        "CREATE FOREIGN TABLE fp PARTITION OF m FOR VALUES FROM (100) TO (200) SERVER elsewhere");
+    EXPECT_NE(err.find("0A000"), std::string::npos) << err;
+    EXPECT_NE(err.find("foreign"), std::string::npos) << err;
+    exec("CREATE FOREIGN TABLE fp (id int, k int, v int) SERVER elsewhere");
+    EXPECT_NE(error_of("ALTER TABLE m ATTACH PARTITION fp FOR VALUES FROM (100) TO (200)")
+                  .find("foreign"),
+              std::string::npos);
+    exec("CREATE TABLE m2 (id int, k int, v int) PARTITION BY RANGE (id)");
+    exec("ALTER TABLE m2 ATTACH PARTITION fp FOR VALUES FROM (100) TO (200)");
+    EXPECT_NE(error_of("CALL pgtrickle.create_stream_table(name => 'x', query => 'SELECT k FROM "
+                       "m2')")
+                  .find("foreign"),
+              std::string::npos);
+}
+
 TEST_F(CapturePartitions, partitions_created_after_the_stream_table_are_captured) {
     exec("CREATE TABLE m (id int, k int, v int) PARTITION BY RANGE (id)");
     exec("CREATE TABLE p1 PARTITION OF m FOR VALUES FROM (0) TO (100)");
