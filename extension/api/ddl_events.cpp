@@ -7,6 +7,9 @@
 
 extern "C" {
 #include "commands/event_trigger.h"
+#include "executor/spi.h"
+#include "nodes/parsenodes.h"
+#include "tcop/deparse_utility.h"
 #include "utils/errcodes.h"
 #include "utils/lsyscache.h"
 }
@@ -17,14 +20,130 @@ bool g_dropping = false;
 
 using namespace pgt;
 
+namespace {
+
+/// CREATE OR REPLACE VIEW of a view a stream table reads (directly or through other views):
+/// refused, because the stream table's contents, its captured sources and its maintenance
+/// mode were all derived from the old definition.
+void refuse_replaced_views_read_by_stream_tables() {
+    auto hit = spi::exec(
+        "WITH RECURSIVE replaced(oid) AS (SELECT c.objid FROM "
+        "pg_catalog.pg_event_trigger_ddl_commands() c WHERE c.command_tag OPERATOR(pg_catalog.=) "
+        "'CREATE VIEW' AND c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass), "
+        "readers(oid, via) AS (SELECT oid, oid FROM replaced UNION SELECT r.ev_class, rd.via "
+        "FROM readers rd JOIN pg_catalog.pg_depend d ON d.refclassid OPERATOR(pg_catalog.=) "
+        "'pg_catalog.pg_class'::regclass AND d.refobjid OPERATOR(pg_catalog.=) rd.oid AND "
+        "d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_rewrite'::regclass JOIN "
+        "pg_catalog.pg_rewrite r ON r.oid OPERATOR(pg_catalog.=) d.objid WHERE r.ev_class "
+        "OPERATOR(pg_catalog.<>) rd.oid) "
+        "SELECT st.pgt_schema OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) st.pgt_name, "
+        "rd.via::regclass::text FROM readers rd JOIN pgtrickle.pgt_stream_tables st ON "
+        "st.query_view::oid OPERATOR(pg_catalog.=) rd.oid ORDER BY 1 LIMIT 1");
+    if (hit.rows.empty()) {
+        return;
+    }
+    const auto& r = hit.rows[0];
+    throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
+                "cannot replace view " + *r[1] + " because stream table \"" + *r[0] + "\" reads it",
+                "The stream table's contents, captured sources and refresh mode were derived from "
+                "the current definition; it would otherwise be maintained against a query that "
+                "no longer exists.",
+                "Drop the stream tables reading the view (pgtrickle.drop_stream_table), replace "
+                "the view, then create them again.");
+}
+
+/// Whether the command changed an inheritance or partition hierarchy: CREATE [FOREIGN] TABLE ...
+/// PARTITION OF / INHERITS, ALTER TABLE ... ATTACH / DETACH PARTITION, INHERIT / NO INHERIT.
+/// Read from the collected commands themselves (pg_ddl_command is a pointer to them, valid in
+/// this backend), so that other DDL on members (a restore's constraints, indexes and
+/// triggers) never triggers a reconciliation.
+bool hierarchy_changed() {
+    bool changed = false;
+    pg_call([&]() noexcept {
+        if (SPI_execute("SELECT command FROM pg_catalog.pg_event_trigger_ddl_commands()", true,
+                        0) != SPI_OK_SELECT) {
+            return;
+        }
+        for (uint64 i = 0; i < SPI_processed && !changed; ++i) {
+            bool isnull = false;
+            const Datum d = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+            if (isnull) {
+                continue;
+            }
+            const auto* cmd = reinterpret_cast<const CollectedCommand*>(DatumGetPointer(d));
+            if (cmd->type == SCT_Simple && cmd->parsetree != nullptr &&
+                (IsA(cmd->parsetree, CreateStmt) || IsA(cmd->parsetree, CreateForeignTableStmt))) {
+                // CreateForeignTableStmt starts with a CreateStmt.
+                const auto* cs = reinterpret_cast<const CreateStmt*>(cmd->parsetree);
+                changed = cs->inhRelations != NIL || cs->partbound != nullptr;
+            } else if (cmd->type == SCT_AlterTable) {
+                ListCell* lc = nullptr;
+                foreach (lc, cmd->d.alterTable.subcmds) {
+                    const auto* sub = static_cast<const CollectedATSubcmd*>(lfirst(lc));
+                    if (sub->parsetree == nullptr || !IsA(sub->parsetree, AlterTableCmd)) {
+                        continue;
+                    }
+                    switch (reinterpret_cast<const AlterTableCmd*>(sub->parsetree)->subtype) {
+                        case AT_AttachPartition:
+                        case AT_DetachPartition:
+                        case AT_DetachPartitionFinalize:
+                        case AT_AddInherit:
+                        case AT_DropInherit:
+                            changed = true;
+                            break;
+                        default:
+                            break;
+                    }
+                }
+            }
+        }
+    });
+    return changed;
+}
+
+/// After a hierarchy change: a stream table maintained differentially that reads a table
+/// with FROM ONLY which now has members cannot be any more (see capture::only_limitation).
+/// refresh_mode 'auto' falls back to full refresh with the reason; 'differential' refuses.
+void switch_only_readers_to_full_refresh() {
+    auto sts = spi::exec(
+        "SELECT pgt_id::text, query_view::oid::text, refresh_mode, pgt_schema "
+        "OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pgt_name FROM "
+        "pgtrickle.pgt_stream_tables WHERE effective_mode OPERATOR(pg_catalog.=) 'differential' "
+        "ORDER BY pgt_id");
+    for (const auto& row : sts.rows) {
+        const auto why = capture::only_limitation(static_cast<Oid>(std::stoul(*row[1])));
+        if (!why) {
+            continue;
+        }
+        if (*row[2] == "differential") {
+            throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
+                        "stream table \"" + *row[3] +
+                            "\" could no longer be maintained differentially: " + *why,
+                        "It was created with refresh_mode 'differential'.",
+                        "Run CALL pgtrickle.alter_stream_table('" + *row[3] +
+                            "', refresh_mode => 'auto') first, or read the table without ONLY.");
+        }
+        spi::run(
+            "UPDATE pgtrickle.pgt_stream_tables SET effective_mode = 'full', mode_reason = $2, "
+            "needs_full_refresh = true WHERE pgt_id OPERATOR(pg_catalog.=) $1::bigint",
+            {*row[0], "not differentiable: " + *why});
+    }
+}
+
+}  // namespace
+
 // ddl_command_end: after ALTER TABLE of a captured source, re-sync its buffer and trigger
-// function (new, renamed or retyped columns); after a rename of a stream table, follow it.
+// function (new, renamed, retyped or dropped columns); after a rename of a stream table,
+// follow it; after DDL that may have changed a hierarchy (partitions, inheritance), put the
+// capture triggers on every member of each captured source; after CREATE TRIGGER of a
+// capture trigger (a restore), rebuild the buffer for the table's current attribute numbers.
 PGT_FUNCTION(pgtrickle_on_ddl_command_end) {
     if (!CALLED_AS_EVENT_TRIGGER(fcinfo)) {
         throw Error(ERRCODE_E_R_I_E_EVENT_TRIGGER_PROTOCOL_VIOLATED,
                     "not fired by event trigger manager");
     }
     spi::Session spi;
+    refuse_replaced_views_read_by_stream_tables();
     auto cmds = spi::exec(
         "SELECT DISTINCT objid::text FROM pg_catalog.pg_event_trigger_ddl_commands() "
         "WHERE command_tag = 'ALTER TABLE' AND object_type IN ('table', 'table column')");
@@ -37,6 +156,19 @@ PGT_FUNCTION(pgtrickle_on_ddl_command_end) {
             "WHERE c.oid = $1::oid AND pgt_relid = c.oid AND (pgt_schema, pgt_name) IS DISTINCT "
             "FROM (n.nspname, c.relname::text)",
             {*row[0]});
+    }
+    auto restored = spi::exec(
+        "SELECT DISTINCT t.tgrelid::text FROM pg_catalog.pg_event_trigger_ddl_commands() c "
+        "JOIN pg_catalog.pg_trigger t ON t.oid OPERATOR(pg_catalog.=) c.objid "
+        "WHERE c.command_tag OPERATOR(pg_catalog.=) 'CREATE TRIGGER' AND c.classid "
+        "OPERATOR(pg_catalog.=) 'pg_catalog.pg_trigger'::regclass "
+        "AND t.tgname::text LIKE 'pg\\_trickle\\_cdc\\_ins\\_%'");
+    for (const auto& row : restored.rows) {
+        capture::sync_source(static_cast<Oid>(std::stoul(*row[0])), true);
+    }
+    if (hierarchy_changed()) {
+        capture::reconcile_all();
+        switch_only_readers_to_full_refresh();
     }
     spi.finish();
     PG_RETURN_VOID();
@@ -58,6 +190,17 @@ PGT_FUNCTION(pgtrickle_on_sql_drop) {
     if (!ext.rows.empty()) {
         spi.finish();
         PG_RETURN_VOID();
+    }
+    // A capture trigger dropped with its table: a partition or inheritance child of a
+    // captured source was dropped, and its rows left the source.
+    auto members = spi::exec(
+        "SELECT DISTINCT o.address_names[pg_catalog.array_upper(o.address_names, 1)] FROM "
+        "pg_catalog.pg_event_trigger_dropped_objects() o WHERE o.object_type "
+        "OPERATOR(pg_catalog.=) 'trigger' AND NOT o.original AND "
+        "o.address_names[pg_catalog.array_upper(o.address_names, 1)] LIKE "
+        "'pg\\_trickle\\_cdc\\_ins\\_%'");
+    for (const auto& row : members.rows) {
+        capture::note_dropped_member(*row[0]);
     }
     auto hit = spi::exec(
         "SELECT st.pgt_schema || '.' || st.pgt_name, o.object_type, o.object_identity "

@@ -253,6 +253,14 @@ Defined define(int64_t id, const std::string& schema, const std::string& name,
     d.columns = view_columns(d.view);
     d.analysis = analyze_for_mode(view_query(d.view), refresh_mode, d.columns);
     if (d.analysis.differential) {
+        if (auto why = capture::only_limitation(d.view)) {
+            d.analysis.differential = false;
+            d.analysis.reason = "not differentiable: " + *why;
+            d.analysis.layout = ivm::full_layout(d.columns);
+            d.analysis.translation.unsupported = *why;
+        }
+    }
+    if (d.analysis.differential) {
         // Buffer rows carry no policy: where row-level security filters what the owner
         // reads, only re-running the query applies it.
         for (Oid rel : d.analysis.translation.relations) {

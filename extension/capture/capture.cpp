@@ -1,6 +1,8 @@
 #include "capture/capture.h"
 
 #include <map>
+#include <set>
+#include <utility>
 #include <vector>
 
 #include "catalog.h"
@@ -9,15 +11,24 @@
 #include "boundary/guard.h"
 #include "boundary/pg.h"
 #include "boundary/spi.h"
+#include "scheduler/scheduler.h"
 
 extern "C" {
+#include "access/htup_details.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_collation.h"
+#include "nodes/nodeFuncs.h"
+#include "rewrite/rewriteHandler.h"
 #include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "utils/errcodes.h"
 #include "utils/lsyscache.h"
+#include "utils/builtins.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 }
 
 namespace pgt::capture {
@@ -32,7 +43,11 @@ const char* const kChangeSchema = "pgtrickle_changes";
 struct SourceColumn {
     int attnum;
     std::string name;
-    std::string type;
+    std::string type;  ///< SQL type of its buffer column, with the column's collation
+    Oid typid;
+    int32 typmod;
+    Oid collation;
+    bool fresh;  ///< its catalog row was written by this transaction (added or retyped now)
 };
 
 struct SourceInfo {
@@ -65,8 +80,37 @@ SourceInfo source_info(Oid relid) {
         if (a->attisdropped) {
             continue;
         }
-        const std::string type = pg::type_name(a->atttypid, a->atttypmod);
-        info.columns.push_back({a->attnum, NameStr(a->attname), type});
+        char* type = nullptr;
+        char* coll_nsp = nullptr;
+        char* coll_name = nullptr;
+        bool fresh = false;
+        pg_call([&]() noexcept {
+            HeapTuple at =
+                SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(a->attnum));
+            if (HeapTupleIsValid(at)) {
+                fresh = TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(at->t_data));
+                ReleaseSysCache(at);
+            }
+            type = format_type_extended(a->atttypid, a->atttypmod,
+                                        FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY);
+            HeapTuple tup = OidIsValid(a->attcollation)
+                                ? SearchSysCache1(COLLOID, ObjectIdGetDatum(a->attcollation))
+                                : nullptr;
+            if (HeapTupleIsValid(tup)) {
+                auto* form = reinterpret_cast<Form_pg_collation>(GETSTRUCT(tup));
+                coll_nsp = get_namespace_name(form->collnamespace);
+                coll_name = pstrdup(NameStr(form->collname));
+                ReleaseSysCache(tup);
+            }
+        });
+        // The buffer column keeps the source column's collation, so that grouping, DISTINCT,
+        // min/max and joins over buffered rows compare values as the source does.
+        std::string sql_type = type;
+        if (coll_nsp != nullptr && coll_name != nullptr) {
+            sql_type += " COLLATE " + qualified(coll_nsp, coll_name);
+        }
+        info.columns.push_back({a->attnum, NameStr(a->attname), sql_type, a->atttypid, a->atttypmod,
+                                a->attcollation, fresh});
     }
     return info;
 }
@@ -93,45 +137,284 @@ void write_trigger_function(const std::string& key, const SourceInfo& src) {
              quote_literal("pg_trickle: captures changes of " + src.schema + "." + src.name));
 }
 
-/// Buffer columns currently present: name -> SQL type.
-std::map<std::string, std::string> buffer_columns(const std::string& buffer_table) {
+/// A buffer column as the catalog has it.
+struct BufferColumn {
+    Oid typid;
+    int32 typmod;
+    Oid collation;
+};
+
+/// Buffer columns currently present, by name.
+std::map<std::string, BufferColumn> buffer_columns(const std::string& buffer_table) {
     auto r = spi::exec(
-        "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod) FROM "
+        "SELECT a.attname::text, a.atttypid::text, a.atttypmod::text, a.attcollation::text FROM "
         "pg_catalog.pg_attribute a "
-        "JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace s ON s.oid "
-        "= c.relnamespace "
-        "WHERE s.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
+        "JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) a.attrelid "
+        "JOIN pg_catalog.pg_namespace s ON s.oid OPERATOR(pg_catalog.=) c.relnamespace "
+        "WHERE s.nspname OPERATOR(pg_catalog.=) $1 AND c.relname OPERATOR(pg_catalog.=) $2 "
+        "AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped",
         {std::string(kChangeSchema), buffer_table});
-    std::map<std::string, std::string> out;
+    std::map<std::string, BufferColumn> out;
     for (const auto& row : r.rows) {
-        out[*row[0]] = row[1].value_or("");
+        out[*row[0]] = {static_cast<Oid>(std::stoul(*row[1])), std::stoi(*row[2]),
+                        static_cast<Oid>(std::stoul(*row[3]))};
     }
     return out;
 }
 
-void sync_columns(const std::string& key, const SourceInfo& src) {
+/// Record in the buffer that the source's contents changed in a way its rows do not
+/// describe (a member attached, detached or dropped; a buffer rebuilt): the 'T' marker,
+/// consumed like any buffer row, makes every reader's next refresh a full one.
+void write_recompute_marker(const std::string& key, Oid source) {
+    spi::run("INSERT INTO " + qualified(kChangeSchema, capture_object_names(key).buffer_table) +
+             " (\"__pgt_xid\", \"__pgt_op\") VALUES (pg_catalog.pg_current_xact_id(), 'T')");
+    pgt::scheduler::note_captured_write(source);
+}
+
+/// Make the buffer's columns exactly one c<attnum> per live source column, of the source
+/// column's type and collation; drop columns of dropped source columns. A column added or
+/// rebuilt for a source column that this transaction did not just add or retype (a buffer
+/// edited by hand, restored, or out of step) leaves buffered rows without its values, and
+/// rows of an `untrusted` buffer may hold other columns' values: readers are then told to
+/// recompute.
+void sync_columns(const std::string& key, Oid relid, const SourceInfo& src, bool untrusted) {
     const CaptureObjectNames n = capture_object_names(key);
     const std::string buffer = qualified(kChangeSchema, n.buffer_table);
     auto existing = buffer_columns(n.buffer_table);
+    bool lost = untrusted;
+    std::set<std::string> wanted;
     for (const auto& c : src.columns) {
-        const std::string col = "c" + std::to_string(c.attnum);
+        const std::string col = buffer_column_name(c.attnum);
+        wanted.insert(col);
         auto it = existing.find(col);
         if (it == existing.end()) {
             spi::run("ALTER TABLE " + buffer + " ADD COLUMN " + quote_ident(col) + " " + c.type);
+            lost = lost || !c.fresh;
             continue;
         }
-        // A retyped column: no stream table can read it (PostgreSQL refuses to retype a
-        // column a view uses), so buffered values of it are not needed.
-        auto now =
-            spi::exec("SELECT pg_catalog.format_type($1::regtype, NULL) = pg_catalog.format_type(" +
-                          quote_literal(it->second) + "::regtype, NULL)",
-                      {c.type});
-        if (now.scalar() && *now.scalar() == "f") {
+        const BufferColumn& b = it->second;
+        if (b.typid != c.typid || b.typmod != c.typmod) {
+            // Retyped (or edited by hand): a column a stream table reads cannot be retyped
+            // (PostgreSQL protects the defining view), so its buffered values are dropped.
             spi::run("ALTER TABLE " + buffer + " ALTER COLUMN " + quote_ident(col) + " TYPE " +
                      c.type + " USING NULL");
+            lost = lost || !c.fresh;
+        } else if (b.collation != c.collation) {
+            spi::run("ALTER TABLE " + buffer + " ALTER COLUMN " + quote_ident(col) + " TYPE " +
+                     c.type);
         }
     }
+    for (const auto& [col, b] : existing) {
+        (void)b;
+        if (col.rfind("__pgt_", 0) != 0 && wanted.count(col) == 0) {
+            spi::run("ALTER TABLE " + buffer + " DROP COLUMN " + quote_ident(col));
+        }
+    }
+    if (existing.count("__pgt_xid") == 0 || existing.count("__pgt_op") == 0) {
+        throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    "change buffer " + buffer + " has no __pgt_xid or __pgt_op column",
+                    "The buffer was edited outside pg_trickle.",
+                    "Drop the stream tables that read \"" + src.schema + "." + src.name +
+                        "\" and create them again.");
+    }
     write_trigger_function(key, src);
+    if (lost) {
+        auto rows = spi::exec("SELECT EXISTS (SELECT 1 FROM " + buffer + ")");
+        if (rows.scalar() && *rows.scalar() == "t") {
+            write_recompute_marker(key, relid);
+        }
+    }
+}
+
+/// Every partition / inheritance descendant of `relid`, at any depth, with its kind.
+struct Member {
+    Oid relid;
+    std::string schema, name;
+    char relkind;
+    bool has_triggers;  ///< carries the source's capture triggers already
+};
+
+/// SQL for the OID of source `key`'s capture function (NULL when it does not exist).
+std::string capture_function_sql(const std::string& key) {
+    return "pg_catalog.to_regprocedure(" +
+           quote_literal(qualified(kChangeSchema, capture_object_names(key).trigger_function) +
+                         "()") +
+           ")::oid";
+}
+
+/// A member is equipped when it has a TRUNCATE trigger calling the source's capture function:
+/// the one capture trigger PostgreSQL never clones onto partitions (row-level ones are, see
+/// create_triggers). Triggers are recognised by their function, not their name, so that
+/// renamed ones (0.31.0's OID-keyed names) are not duplicated.
+std::vector<Member> members_of(Oid relid, const std::string& key) {
+    auto r = spi::exec(
+        "WITH RECURSIVE d(oid) AS (SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE "
+        "i.inhparent OPERATOR(pg_catalog.=) $1::oid UNION SELECT i.inhrelid FROM "
+        "pg_catalog.pg_inherits i JOIN d ON i.inhparent OPERATOR(pg_catalog.=) d.oid) "
+        "SELECT c.oid::text, n.nspname::text, c.relname::text, c.relkind::text, EXISTS (SELECT 1 "
+        "FROM pg_catalog.pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) c.oid AND t.tgfoid "
+        "OPERATOR(pg_catalog.=) " +
+            capture_function_sql(key) +
+            " AND (t.tgtype::int OPERATOR(pg_catalog.&) 32) OPERATOR(pg_catalog.<>) 0) FROM d "
+            "JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) d.oid JOIN "
+            "pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace ORDER BY "
+            "c.oid",
+        {relid_text(relid)});
+    std::vector<Member> out;
+    for (const auto& row : r.rows) {
+        out.push_back({static_cast<Oid>(std::stoul(*row[0])), *row[1], *row[2], (*row[3])[0],
+                       *row[4] == "t"});
+    }
+    return out;
+}
+
+/// Relations other than `relid` with a trigger calling its capture function (not counting
+/// the row triggers PostgreSQL cloned from a partitioned table's).
+std::vector<std::pair<Oid, std::string>> trigger_carriers(Oid relid, const std::string& key) {
+    auto r = spi::exec(
+        "SELECT DISTINCT c.oid::text, pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) "
+        "'.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname) FROM pg_catalog.pg_trigger "
+        "t JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid JOIN "
+        "pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace WHERE "
+        "t.tgfoid OPERATOR(pg_catalog.=) " +
+            capture_function_sql(key) +
+            " AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND t.tgrelid OPERATOR(pg_catalog.<>) "
+            "$1::oid ORDER BY 1",
+        {relid_text(relid)});
+    std::vector<std::pair<Oid, std::string>> out;
+    for (const auto& row : r.rows) {
+        out.emplace_back(static_cast<Oid>(std::stoul(*row[0])), *row[1]);
+    }
+    return out;
+}
+
+/// Whether `relid` is a partition or an inheritance child.
+bool has_parent(Oid relid) {
+    auto r = spi::exec(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits WHERE inhrelid "
+        "OPERATOR(pg_catalog.=) $1::oid)",
+        {relid_text(relid)});
+    return r.scalar() && *r.scalar() == "t";
+}
+
+/// Whether the source's own insert trigger is row-level; nullopt when it has none.
+std::optional<bool> row_level_capture(Oid relid, const CaptureObjectNames& n) {
+    auto r = spi::exec(
+        "SELECT (tgtype::int OPERATOR(pg_catalog.&) 1) OPERATOR(pg_catalog.=) 1 FROM "
+        "pg_catalog.pg_trigger WHERE tgrelid OPERATOR(pg_catalog.=) $1::oid AND tgname "
+        "OPERATOR(pg_catalog.=) $2",
+        {relid_text(relid), n.trigger_insert});
+    if (!r.scalar()) {
+        return std::nullopt;
+    }
+    return *r.scalar() == "t";
+}
+
+/// Create those of the four capture triggers of source `key` that `relid` (`tbl`: quoted,
+/// qualified) lacks. Statement-level with transition tables, except for a source that is
+/// itself a partition or inheritance child (`row_level`): rows routed through its ancestors
+/// fire none of its statement triggers, only its row triggers (which PostgreSQL clones onto
+/// its partitions). On a member of the source's hierarchy they carry the argument 'member':
+/// their rows go into the source's buffer, mapped to its columns by name (trigger.cpp).
+void create_triggers(const std::string& key, Oid relid, const std::string& tbl, bool member,
+                     bool row_level) {
+    const CaptureObjectNames n = capture_object_names(key);
+    auto have = spi::exec(
+        "SELECT tgname::text FROM pg_catalog.pg_trigger WHERE tgrelid OPERATOR(pg_catalog.=) "
+        "$1::oid",
+        {relid_text(relid)});
+    std::set<std::string> existing;
+    for (const auto& row : have.rows) {
+        existing.insert(*row[0]);
+    }
+    const std::string fn =
+        qualified(kChangeSchema, n.trigger_function) + (member ? "('member')" : "()");
+    const std::string each = row_level ? " FOR EACH ROW" : " FOR EACH STATEMENT";
+    auto create = [&](const std::string& name, const std::string& event,
+                      const std::string& transition) {
+        if (existing.count(name) == 0) {
+            spi::run("CREATE TRIGGER " + quote_ident(name) + " AFTER " + event + " ON " + tbl +
+                     (row_level ? "" : transition) + each + " EXECUTE FUNCTION " + fn);
+        }
+    };
+    create(n.trigger_insert, "INSERT", " REFERENCING NEW TABLE AS \"__pgt_new\"");
+    create(n.trigger_update, "UPDATE",
+           " REFERENCING OLD TABLE AS \"__pgt_old\" NEW TABLE AS \"__pgt_new\"");
+    create(n.trigger_delete, "DELETE", " REFERENCING OLD TABLE AS \"__pgt_old\"");
+    if (existing.count(n.trigger_truncate) == 0) {
+        spi::run("CREATE TRIGGER " + quote_ident(n.trigger_truncate) + " AFTER TRUNCATE ON " + tbl +
+                 " FOR EACH STATEMENT EXECUTE FUNCTION " + fn);
+    }
+}
+
+/// Drop the triggers of `relid` (`tbl`: quoted, qualified) that call source `key`'s capture
+/// function, whatever their names; clones go with the partitioned table's trigger.
+void drop_triggers(const std::string& key, Oid relid, const std::string& tbl) {
+    auto r = spi::exec(
+        "SELECT tgname::text FROM pg_catalog.pg_trigger WHERE tgrelid "
+        "OPERATOR(pg_catalog.=) $1::oid AND tgparentid OPERATOR(pg_catalog.=) 0 "
+        "AND tgfoid OPERATOR(pg_catalog.=) " +
+            capture_function_sql(key),
+        {relid_text(relid)});
+    for (const auto& row : r.rows) {
+        spi::run("DROP TRIGGER IF EXISTS " + quote_ident(*row[0]) + " ON " + tbl);
+    }
+}
+
+/// Remove the capture triggers of `key` from the source and every other table carrying
+/// them. The source's go first: that also removes the row triggers PostgreSQL cloned onto
+/// its partitions, which cannot be dropped on their own.
+void drop_all_triggers(const std::string& key, Oid relid, const SourceInfo& src) {
+    drop_triggers(key, relid, qualified(src.schema, src.name));
+    for (const auto& [carrier, tbl] : trigger_carriers(relid, key)) {
+        drop_triggers(key, carrier, tbl);
+    }
+}
+
+/// Writes to a partition or inheritance child fire that table's own statement triggers, not
+/// the source's: every member of the source's hierarchy (at any depth) carries the source's
+/// capture triggers, and a table that left the hierarchy loses them. A source that joined or
+/// left a hierarchy itself switches between statement- and row-level capture. Returns
+/// whether the source's contents changed by this (a member with rows joined or left).
+bool reconcile_members(const std::string& key, Oid relid, const SourceInfo& src) {
+    const CaptureObjectNames n = capture_object_names(key);
+    const bool row_level = has_parent(relid);
+    const auto current_level = row_level_capture(relid, n);
+    if (current_level && *current_level != row_level) {
+        drop_all_triggers(key, relid, src);
+    }
+    create_triggers(key, relid, qualified(src.schema, src.name), false, row_level);
+    bool changed = false;
+    std::set<Oid> current;
+    for (const Member& m : members_of(relid, key)) {
+        current.insert(m.relid);
+        if (m.has_triggers) {
+            continue;
+        }
+        if (m.relkind != 'r' && m.relkind != 'p') {
+            throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
+                        "cannot capture changes of \"" + src.schema + "." + src.name +
+                            "\": its member \"" + m.schema + "." + m.name +
+                            "\" is not a plain or partitioned table",
+                        "Writes to a foreign table partition happen elsewhere and cannot be "
+                        "captured by triggers.",
+                        "Detach the foreign partition, or do not read this table in a stream "
+                        "table.");
+        }
+        const std::string tbl = qualified(m.schema, m.name);
+        create_triggers(key, m.relid, tbl, true, row_level);
+        auto rows = spi::exec("SELECT EXISTS (SELECT 1 FROM " + tbl + ")");
+        changed = changed || (rows.scalar() && *rows.scalar() == "t");
+    }
+    for (const auto& [carrier, tbl] : trigger_carriers(relid, key)) {
+        if (current.count(carrier) != 0) {
+            continue;
+        }
+        drop_triggers(key, carrier, tbl);
+        auto rows = spi::exec("SELECT EXISTS (SELECT 1 FROM " + tbl + ")");
+        changed = changed || (rows.scalar() && *rows.scalar() == "t");
+    }
+    return changed;
 }
 
 std::string computed_stable_name(Oid relid) {
@@ -145,6 +428,53 @@ std::string computed_stable_name(Oid relid) {
 /// catalog its OID.
 std::string new_key(Oid relid) {
     return catalog::has_stable_names() ? computed_stable_name(relid) : relid_text(relid);
+}
+
+/// Tables read with FROM ONLY somewhere in a query (through views, subqueries, sublinks and
+/// CTEs). Plain PostgreSQL code run inside one pg_call: results go to a palloc'd List.
+void collect_only(Query* q, List** rels);
+
+using Walker = bool (*)();
+Walker walker_cast(bool (*fn)(Node*, void*)) {
+    return reinterpret_cast<Walker>(reinterpret_cast<void (*)()>(fn));
+}
+
+bool only_walker(Node* n, void* ctx) {
+    if (n == nullptr) {
+        return false;
+    }
+    if (IsA(n, Query)) {
+        collect_only(reinterpret_cast<Query*>(n), static_cast<List**>(ctx));
+        return false;
+    }
+    return expression_tree_walker(n, walker_cast(only_walker), ctx);
+}
+
+void collect_only(Query* q, List** rels) {
+    ListCell* lc = nullptr;
+    foreach (lc, q->rtable) {
+        auto* rte = static_cast<RangeTblEntry*>(lfirst(lc));
+        if (rte->rtekind == RTE_RELATION && rte->inFromCl) {
+            const char kind = get_rel_relkind(rte->relid);
+            if ((kind == RELKIND_RELATION || kind == RELKIND_PARTITIONED_TABLE) && !rte->inh) {
+                *rels = lappend_oid(*rels, rte->relid);
+            } else if (kind == RELKIND_VIEW) {
+                // PostgreSQL-only code (it runs inside pg_call): plain copyObjectImpl, never
+                // the throwing pg_copy.
+                Relation rel = table_open(rte->relid, AccessShareLock);
+                auto* vq = static_cast<Query*>(copyObjectImpl(get_view_query(rel)));
+                table_close(rel, AccessShareLock);
+                collect_only(vq, rels);
+            }
+        } else if (rte->rtekind == RTE_SUBQUERY) {
+            collect_only(rte->subquery, rels);
+        }
+    }
+    query_tree_walker(q, walker_cast(only_walker), rels, QTW_IGNORE_RANGE_TABLE);
+    foreach (lc, q->cteList) {
+        collect_only(reinterpret_cast<Query*>(static_cast<CommonTableExpr*>(lfirst(lc))->ctequery),
+                     rels);
+    }
 }
 
 }  // namespace
@@ -184,7 +514,10 @@ std::string ensure_source(Oid relid) {
             spi::run("DELETE FROM " +
                      qualified(kChangeSchema, capture_object_names(*key).buffer_table));
         }
-        sync_columns(*key, src);
+        sync_columns(*key, relid, src, false);
+        if (reconcile_members(*key, relid, src)) {
+            write_recompute_marker(*key, relid);
+        }
         return *key;
     }
     if (src.relkind != 'r' && src.relkind != 'p') {
@@ -223,25 +556,14 @@ std::string ensure_source(Oid relid) {
     const std::string buffer = qualified(kChangeSchema, n.buffer_table);
     std::string cols = "\"__pgt_xid\" pg_catalog.xid8 NOT NULL, \"__pgt_op\" \"char\" NOT NULL";
     for (const auto& c : src.columns) {
-        cols += ", " + quote_ident("c" + std::to_string(c.attnum)) + " " + c.type;
+        cols += ", " + quote_ident(buffer_column_name(c.attnum)) + " " + c.type;
     }
     spi::run("CREATE TABLE " + buffer + " (" + cols + ")");
     spi::run("CREATE INDEX " + quote_ident(n.xid_index) + " ON " + buffer + " (\"__pgt_xid\")");
     spi::run("COMMENT ON TABLE " + buffer + " IS " +
              quote_literal("pg_trickle change buffer of " + src.schema + "." + src.name));
     write_trigger_function(sn, src);
-    const std::string fn = qualified(kChangeSchema, n.trigger_function) + "()";
-    const std::string tbl = qualified(src.schema, src.name);
-    spi::run("CREATE TRIGGER " + quote_ident(n.trigger_insert) + " AFTER INSERT ON " + tbl +
-             " REFERENCING NEW TABLE AS \"__pgt_new\" FOR EACH STATEMENT EXECUTE FUNCTION " + fn);
-    spi::run("CREATE TRIGGER " + quote_ident(n.trigger_update) + " AFTER UPDATE ON " + tbl +
-             " REFERENCING OLD TABLE AS \"__pgt_old\" NEW TABLE AS \"__pgt_new\" FOR EACH "
-             "STATEMENT EXECUTE FUNCTION " +
-             fn);
-    spi::run("CREATE TRIGGER " + quote_ident(n.trigger_delete) + " AFTER DELETE ON " + tbl +
-             " REFERENCING OLD TABLE AS \"__pgt_old\" FOR EACH STATEMENT EXECUTE FUNCTION " + fn);
-    spi::run("CREATE TRIGGER " + quote_ident(n.trigger_truncate) + " AFTER TRUNCATE ON " + tbl +
-             " FOR EACH STATEMENT EXECUTE FUNCTION " + fn);
+    (void)reconcile_members(sn, relid, src);  // the first refresh computes from scratch
     if (stable) {
         spi::run(
             "INSERT INTO pgtrickle.pgt_change_tracking (source_relid, cdc_mode, buffer_sysid, "
@@ -257,12 +579,72 @@ std::string ensure_source(Oid relid) {
     return sn;
 }
 
-void sync_source(Oid relid) {
+void sync_source(Oid relid, bool untrusted) {
     auto key = catalog_key(relid);
     if (!key) {
         return;
     }
-    sync_columns(*key, source_info(relid));
+    sync_columns(*key, relid, source_info(relid), untrusted);
+}
+
+std::optional<std::string> only_limitation(Oid view) {
+    List* rels = NIL;
+    pg_call([&]() noexcept {
+        Relation rel = table_open(view, AccessShareLock);
+        auto* q = static_cast<Query*>(copyObjectImpl(get_view_query(rel)));
+        table_close(rel, AccessShareLock);
+        collect_only(q, &rels);
+    });
+    ListCell* lc = nullptr;
+    foreach (lc, rels) {
+        const Oid relid = lfirst_oid(lc);
+        auto r = spi::exec(
+            "SELECT pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' "
+            "OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname) FROM pg_catalog.pg_class c "
+            "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace WHERE "
+            "c.oid OPERATOR(pg_catalog.=) $1::oid AND (c.relkind OPERATOR(pg_catalog.=) 'p' OR "
+            "EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent "
+            "OPERATOR(pg_catalog.=) c.oid))",
+            {relid_text(relid)});
+        if (r.scalar()) {
+            return "FROM ONLY " + *r.scalar() +
+                   ", which has partitions or inheritance children (its change buffer also "
+                   "holds their rows)";
+        }
+    }
+    return std::nullopt;
+}
+
+void reconcile_all() {
+    auto r = spi::exec(
+        "SELECT ct.source_relid::oid::text FROM pgtrickle.pgt_change_tracking ct "
+        "ORDER BY 1");
+    for (const auto& row : r.rows) {
+        const Oid relid = static_cast<Oid>(std::stoul(*row[0]));
+        auto key = catalog_key(relid);
+        if (!key) {
+            continue;
+        }
+        if (reconcile_members(*key, relid, source_info(relid))) {
+            write_recompute_marker(*key, relid);
+        }
+    }
+}
+
+void note_dropped_member(const std::string& trigger_name) {
+    auto r = spi::exec("SELECT ct.source_relid::oid::text, " + catalog::source_key_sql("ct") +
+                           " FROM pgtrickle.pgt_change_tracking ct WHERE 'pg_trickle_cdc_ins_' "
+                           "OPERATOR(pg_catalog.||) " +
+                           catalog::source_key_sql("ct") + " OPERATOR(pg_catalog.=) $1",
+                       {trigger_name});
+    for (const auto& row : r.rows) {
+        auto exists =
+            spi::exec("SELECT pg_catalog.to_regclass($1) IS NOT NULL",
+                      {qualified(kChangeSchema, capture_object_names(*row[1]).buffer_table)});
+        if (exists.scalar() && *exists.scalar() == "t") {
+            write_recompute_marker(*row[1], static_cast<Oid>(std::stoul(*row[0])));
+        }
+    }
 }
 
 void drop_source_if_unused(Oid relid) {
@@ -278,11 +660,7 @@ void drop_source_if_unused(Oid relid) {
     }
     const CaptureObjectNames n = capture_object_names(*key);
     const SourceInfo src = source_info(relid);
-    const std::string tbl = qualified(src.schema, src.name);
-    for (const auto* t :
-         {&n.trigger_insert, &n.trigger_update, &n.trigger_delete, &n.trigger_truncate}) {
-        spi::run("DROP TRIGGER IF EXISTS " + quote_ident(*t) + " ON " + tbl);
-    }
+    drop_all_triggers(*key, relid, src);
     spi::run("DROP FUNCTION IF EXISTS " + qualified(kChangeSchema, n.trigger_function) + "()");
     spi::run("DROP TABLE IF EXISTS " + qualified(kChangeSchema, n.buffer_table));
     spi::run("DELETE FROM pgtrickle.pgt_change_tracking WHERE source_relid = $1::oid",

@@ -2,10 +2,14 @@
 // table that reads it, filled by statement-level AFTER triggers with transition tables.
 //
 // Buffer rows: "__pgt_xid" (xid8 of the writing transaction), "__pgt_op" ('I' inserted row,
-// 'D' deleted row, 'T' truncate marker) and one column c<attnum> per source column (named by
-// attribute number, so renaming a source column needs no buffer change).
+// 'D' deleted row, 'T' "recompute" marker: truncate, or a change of the source's hierarchy)
+// and one column c<attnum> per source column (named by attribute number, so renaming a
+// source column needs no buffer change), of the source column's type and collation.
+// Partitions and inheritance children of a source carry the source's triggers and write
+// into the source's buffer (see docs/sources.md).
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "engine/translate.h"
@@ -24,8 +28,25 @@ SourceNames resolve(Oid relid);
 std::string ensure_source(Oid relid);
 
 /// Re-sync buffer columns and the trigger function with the source's current columns (after
-/// ALTER TABLE on the source).
-void sync_source(Oid relid);
+/// ALTER TABLE on the source). Does not create triggers. `untrusted`: the buffer's rows may
+/// have been written under other attribute numbers (a restore re-creating the capture
+/// trigger, after which attribute numbers are compacted): its readers recompute once.
+void sync_source(Oid relid, bool untrusted = false);
+
+/// After DDL that may have changed inheritance or partitioning (CREATE TABLE ... PARTITION OF
+/// / INHERITS, ATTACH / DETACH PARTITION, INHERIT / NO INHERIT): give every member of each
+/// captured source's hierarchy the source's capture triggers, take them from tables that
+/// left it, and tell readers to recompute when a member with rows joined or left.
+void reconcile_all();
+
+/// Why the stream table defined by `view` cannot be maintained differentially from the
+/// change buffers, if it reads a table with FROM ONLY that has partitions or inheritance
+/// children: the buffer of a table holds its members' rows too, without telling them apart.
+std::optional<std::string> only_limitation(Oid view);
+
+/// A capture trigger named `trigger_name` was dropped with its table (DROP TABLE of a
+/// partition or child): the source lost that table's rows, so its readers recompute.
+void note_dropped_member(const std::string& trigger_name);
 
 /// Remove capture of `relid` when no stream table reads it any more.
 void drop_source_if_unused(Oid relid);

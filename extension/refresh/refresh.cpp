@@ -207,7 +207,7 @@ class Refresh {
                 any_change = true;
                 if (truncated) {
                     full = true;
-                    out_.reason = "a source was truncated";
+                    out_.reason = "a source was truncated, or partitions were attached or detached";
                 }
             }
         }
