@@ -73,6 +73,7 @@ class Translator {
     std::deque<Level> levels_;  // deque: references stay valid while nested levels are pushed
     std::set<std::string> used_aliases_;
     std::string case_test_sql_;
+    bool top_block_ = true;  // the next block is the query's own (not below a union/subquery)
 
     // ---- helpers ------------------------------------------------------------------------
     std::string unique_alias(const char* base) {
@@ -192,16 +193,24 @@ class Translator {
         return join(out, ", ");
     }
 
+    /// Refuses functions whose result can change while no captured source changes: volatile
+    /// ones, the clock, and non-immutable functions outside pg_catalog (a STABLE function may
+    /// read tables whose changes are not captured).
     void check_not_time_varying(Oid fn) {
         static const std::set<std::string> time_varying = {
             "now",       "statement_timestamp", "transaction_timestamp", "clock_timestamp",
             "timeofday", "localtimestamp",      "current_timestamp"};
-        if (func_volatile(fn) == PROVOLATILE_VOLATILE) {
+        const char volatility = func_volatile(fn);
+        if (volatility == PROVOLATILE_VOLATILE) {
             unsupported("volatile function " + function_name(fn) + "()");
         }
         const char* name = get_func_name(fn);
         if (name && time_varying.count(name)) {
             unsupported("time-dependent function " + std::string(name) + "()");
+        }
+        if (volatility == PROVOLATILE_STABLE && get_func_namespace(fn) != PG_CATALOG_NAMESPACE) {
+            unsupported("stable function " + function_name(fn) +
+                        "() (it may read tables whose changes are not captured)");
         }
     }
 
@@ -236,7 +245,7 @@ class Translator {
                 ++i;
             }
             s += join(av, ", ");
-            if (a->aggorder && !a->aggdistinct) {
+            if (a->aggorder) {  // with DISTINCT too: array_agg(DISTINCT x ORDER BY x DESC)
                 s += " ORDER BY " + sort_clause(a->aggorder, a->args);
             }
         }
@@ -267,6 +276,38 @@ class Translator {
             out.push_back(e);
         }
         return join(out, ", ");
+    }
+
+    static std::string sql_value_function_name(const SQLValueFunction* f) {
+        switch (f->op) {
+            case SVFOP_CURRENT_DATE:
+                return "CURRENT_DATE";
+            case SVFOP_CURRENT_TIME:
+            case SVFOP_CURRENT_TIME_N:
+                return "CURRENT_TIME";
+            case SVFOP_CURRENT_TIMESTAMP:
+            case SVFOP_CURRENT_TIMESTAMP_N:
+                return "CURRENT_TIMESTAMP";
+            case SVFOP_LOCALTIME:
+            case SVFOP_LOCALTIME_N:
+                return "LOCALTIME";
+            case SVFOP_LOCALTIMESTAMP:
+            case SVFOP_LOCALTIMESTAMP_N:
+                return "LOCALTIMESTAMP";
+            case SVFOP_CURRENT_ROLE:
+                return "CURRENT_ROLE";
+            case SVFOP_CURRENT_USER:
+                return "CURRENT_USER";
+            case SVFOP_USER:
+                return "USER";
+            case SVFOP_SESSION_USER:
+                return "SESSION_USER";
+            case SVFOP_CURRENT_CATALOG:
+                return "CURRENT_CATALOG";
+            case SVFOP_CURRENT_SCHEMA:
+                return "CURRENT_SCHEMA";
+        }
+        return "a CURRENT_DATE-style value";
     }
 
     std::string cast(Node* arg, Oid type, int32 typmod) {
@@ -449,7 +490,8 @@ class Translator {
             case T_SubLink:
                 unsupported("a subquery inside an expression (only [NOT] EXISTS and IN in WHERE)");
             case T_SQLValueFunction:
-                unsupported("CURRENT_DATE/CURRENT_TIMESTAMP/CURRENT_USER-style values");
+                unsupported(sql_value_function_name(reinterpret_cast<SQLValueFunction*>(n)) +
+                            " (its value changes without any captured change)");
             case T_WindowFunc:
                 unsupported("window functions");
             case T_GroupingFunc:
@@ -509,8 +551,12 @@ class Translator {
                 table_close(rel, AccessShareLock);
                 item.columns = t.columns;
             } else {
-                unsupported(std::string("a source of relkind '") + relkind +
-                            "' (materialized view, foreign table or other non-table)");
+                const std::string what = relkind == RELKIND_MATVIEW         ? "materialized view"
+                                         : relkind == RELKIND_FOREIGN_TABLE ? "foreign table"
+                                                                            : "relation";
+                unsupported(what + " " + quote_ident(ns_name(get_rel_namespace(rte->relid))) + "." +
+                            quote_ident(get_rel_name(rte->relid)) +
+                            " (its changes cannot be captured)");
             }
         } else if (rte->rtekind == RTE_SUBQUERY) {
             if (rte->lateral) {
@@ -520,6 +566,17 @@ class Translator {
             item.query = subquery(rte->subquery, &lv.columns[rtindex - 1], "subquery in FROM");
             item.columns = item.query->columns;
             item.comparable = item.query->comparable;
+        } else if (rte->rtekind == RTE_FUNCTION) {
+            std::vector<std::string> fns;
+            ListCell* lc;
+            foreach (lc, rte->functions) {
+                Node* call = static_cast<RangeTblFunction*>(lfirst(lc))->funcexpr;
+                fns.push_back(IsA(call, FuncExpr)
+                                  ? function_name(reinterpret_cast<FuncExpr*>(call)->funcid) + "()"
+                                  : "an expression");
+            }
+            unsupported("function in FROM " + join(fns, ", ") +
+                        " (its rows change without any captured change)");
         } else {
             static const char* const kinds[] = {
                 "table",          "subquery", "join",          "function in FROM",
@@ -741,6 +798,12 @@ class Translator {
                 if (name == "avg" && exact) {
                     agg.kind = ivm::Aggregate::Kind::avg;
                 }
+                if (argtype == NUMERICOID && (agg.kind == ivm::Aggregate::Kind::sum ||
+                                              agg.kind == ivm::Aggregate::Kind::avg)) {
+                    // numeric(p,s) values all show scale s; unconstrained ones vary.
+                    agg.numeric_arg = true;
+                    agg.varying_scale = exprTypmod(reinterpret_cast<Node*>(tle->expr)) < 0;
+                }
                 if (name == "min") {
                     agg.kind = ivm::Aggregate::Kind::min;
                 }
@@ -753,9 +816,75 @@ class Translator {
         return agg;
     }
 
+    /// Columns used outside aggregates because they depend on a grouped primary key
+    /// (GROUP BY a.id, SELECT a.name) become grouping keys too: the same groups, and below the
+    /// top the old state is rebuilt over rebound range variables, where PostgreSQL cannot
+    /// see the dependency.
+    void add_functionally_dependent_keys(Query* q, ivm::Block& b) {
+        std::vector<Var*> vars;
+        ListCell* lc;
+        foreach (lc, q->targetList) {
+            auto* tle = static_cast<TargetEntry*>(lfirst(lc));
+            if (!tle->resjunk) {
+                collect_ungrouped_vars(
+                    flatten_join_alias_vars(q, reinterpret_cast<Node*>(tle->expr)), vars);
+            }
+        }
+        if (q->havingQual) {
+            collect_ungrouped_vars(flatten_join_alias_vars(q, q->havingQual), vars);
+        }
+        std::set<std::string> keys;
+        for (const auto& k : b.group_by) {
+            keys.insert(k.expr);
+        }
+        for (Var* v : vars) {
+            ivm::GroupKey k;
+            k.expr = expr(reinterpret_cast<Node*>(v));
+            if (!keys.insert(k.expr).second) {
+                continue;
+            }
+            const Oid eq = lookup_type_cache(v->vartype, TYPECACHE_EQ_OPR)->eq_opr;
+            if (!OidIsValid(eq)) {
+                unsupported("column " + k.expr +
+                            " used through a functional dependency on a grouped primary key, "
+                            "without an equality operator");
+            }
+            k.type = sql_type_name(v->vartype, v->vartypmod);
+            k.eq_op = " " + operator_name(eq) + " ";
+            b.group_by.push_back(k);
+        }
+    }
+
+    static void collect_ungrouped_vars(Node* n, std::vector<Var*>& out) {
+        ungrouped_vars_walker(n, &out);
+    }
+
+    static bool ungrouped_vars_walker(Node* n, void* ctx);
+
   public:
     std::shared_ptr<ivm::Query> block_query(Query* q, const std::vector<std::string>* names);
 };
+
+/// PostgreSQL's walker API takes bool (*)() and calls it with (Node*, void*).
+using Walker = bool (*)();
+Walker walker_cast(bool (*fn)(Node*, void*)) {
+    return reinterpret_cast<Walker>(reinterpret_cast<void (*)()>(fn));
+}
+
+/// Vars of this query level outside aggregates.
+bool Translator::ungrouped_vars_walker(Node* n, void* ctx) {
+    if (n == nullptr || IsA(n, Aggref)) {
+        return false;
+    }
+    if (IsA(n, Var)) {
+        auto* v = reinterpret_cast<Var*>(n);
+        if (v->varlevelsup == 0) {
+            static_cast<std::vector<Var*>*>(ctx)->push_back(v);
+        }
+        return false;
+    }
+    return expression_tree_walker(n, walker_cast(ungrouped_vars_walker), ctx);
+}
 
 std::shared_ptr<ivm::Query> Translator::query(Query* q, const std::vector<std::string>* names) {
     check_query_shape(q);
@@ -764,6 +893,7 @@ std::shared_ptr<ivm::Query> Translator::query(Query* q, const std::vector<std::s
     }
     auto out = std::make_shared<ivm::Query>();
     out->union_all = true;
+    top_block_ = false;  // branches are stored as rows: none is the top block
     // Output columns come from the top target list.
     std::vector<std::string> cols;
     std::vector<Oid> types;
@@ -824,6 +954,8 @@ std::shared_ptr<ivm::Query> Translator::query(Query* q, const std::vector<std::s
 
 std::shared_ptr<ivm::Query> Translator::block_query(Query* q,
                                                     const std::vector<std::string>* names) {
+    const bool top = top_block_;
+    top_block_ = false;
     levels_.push_back(level_for(q));
     auto out = std::make_shared<ivm::Query>();
     ivm::Block& b = out->block;
@@ -896,6 +1028,9 @@ std::shared_ptr<ivm::Query> Translator::block_query(Query* q,
         b.targets.push_back(std::move(t));
         ++i;
     }
+    if (!top && b.grouped && !b.distinct && q->constraintDeps != NIL) {
+        add_functionally_dependent_keys(q, b);
+    }
     for (Oid t : types) {
         out->comparable = out->comparable && has_equality(t);
     }
@@ -907,12 +1042,6 @@ std::shared_ptr<ivm::Query> Translator::block_query(Query* q,
 }
 
 void collect_relations(Query* q, std::vector<Oid>& rels);
-
-/// PostgreSQL's walker API takes bool (*)() and calls it with (Node*, void*).
-using Walker = bool (*)();
-Walker walker_cast(bool (*fn)(Node*, void*)) {
-    return reinterpret_cast<Walker>(reinterpret_cast<void (*)()>(fn));
-}
 
 bool collect_walker(Node* n, void* ctx) {
     if (n == nullptr) {
