@@ -115,10 +115,11 @@ class Oracle : public PgTest, public ::testing::WithParamInterface<std::tuple<Sh
     /// The rows in which "st" and the query differ, for the failure message.
     std::string differing_rows(const std::string& query) {
         const std::string st = "(SELECT " +
-                               scalar("SELECT string_agg(quote_ident(attname), ', ' ORDER BY "
-                                      "attnum) FROM pg_attribute WHERE attrelid = 'st'::regclass "
-                                      "AND attnum > 0 AND NOT attisdropped AND attname NOT LIKE "
-                                      "'\\_\\_pgt\\_%'") +
+                               scalar(
+                                   "SELECT string_agg(quote_ident(attname), ', ' ORDER BY "
+                                   "attnum) FROM pg_attribute WHERE attrelid = 'st'::regclass "
+                                   "AND attnum > 0 AND NOT attisdropped AND attname NOT LIKE "
+                                   "'\\_\\_pgt\\_%'") +
                                " FROM st)";
         std::string out;
         for (const auto& r :
@@ -207,9 +208,12 @@ class Oracle : public PgTest, public ::testing::WithParamInterface<std::tuple<Sh
         const int n = std::uniform_int_distribution<int>(1, 8)(rng);
         const bool one_txn = std::uniform_int_distribution<int>(0, 2)(rng) == 0;
         std::string sql = one_txn ? "BEGIN;" : "";
-        for (int i = 0; i < n; ++i) sql += random_statement(rng) + ";";
-        if (one_txn)
+        for (int i = 0; i < n; ++i) {
+            sql += random_statement(rng) + ";";
+        }
+        if (one_txn) {
             sql += "COMMIT;";
+        }
         exec(sql);
     }
 };

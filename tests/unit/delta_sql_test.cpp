@@ -43,7 +43,9 @@ Query join_query() {
 
 size_t count(const std::string& s, const std::string& needle) {
     size_t n = 0;
-    for (size_t p = s.find(needle); p != std::string::npos; p = s.find(needle, p + 1)) ++n;
+    for (size_t p = s.find(needle); p != std::string::npos; p = s.find(needle, p + 1)) {
+        ++n;
+    }
     return n;
 }
 
@@ -100,7 +102,9 @@ TEST(DeltaSql, algebraic_groups_keep_counts_for_sum_and_avg) {
     EXPECT_EQ(l.kind, StorageKind::groups);
     EXPECT_TRUE(l.algebraic);
     std::vector<std::string> names;
-    for (const auto& h : l.hidden) names.push_back(h.name);
+    for (const auto& h : l.hidden) {
+        names.push_back(h.name);
+    }
     EXPECT_EQ(names, (std::vector<std::string>{"__pgt_row_id", "__pgt_count", "__pgt_nn_2",
                                                "__pgt_nn_3", "__pgt_sum_3"}));
     const std::string sql =
@@ -146,7 +150,9 @@ Query grouped_query(bool recomputed, bool global) {
         t.column = {i == 0 ? "s" : "m", "pg_catalog.int8"};
         b.targets.push_back(t);
     }
-    for (const auto& t : b.targets) q.columns.push_back(t.column);
+    for (const auto& t : b.targets) {
+        q.columns.push_back(t.column);
+    }
     return q;
 }
 
