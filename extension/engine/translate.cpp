@@ -49,9 +49,138 @@ struct Unsupported {
     throw Unsupported{std::move(reason)};
 }
 
+// ---- PostgreSQL calls ----------------------------------------------------------------------
+// Every call into PostgreSQL that can raise goes through one of these: the lambda given to
+// pg_call holds PostgreSQL calls only (no C++ allocation, nothing that throws), so an ereport
+// never skips a C++ destructor and a C++ exception never crosses PG_TRY.
+
 std::string ns_name(Oid nsp) {
-    const char* n = get_namespace_name(nsp);
+    const char* n = nullptr;
+    pg_call([&]() noexcept { n = get_namespace_name(nsp); });
     return n ? n : "pg_catalog";
+}
+
+const char* pg_func_name(Oid fn) {
+    const char* n = nullptr;
+    pg_call([&]() noexcept { n = get_func_name(fn); });
+    return n;
+}
+
+Oid pg_func_namespace(Oid fn) {
+    Oid n = InvalidOid;
+    pg_call([&]() noexcept { n = get_func_namespace(fn); });
+    return n;
+}
+
+char pg_func_volatile(Oid fn) {
+    char v = PROVOLATILE_VOLATILE;
+    pg_call([&]() noexcept { v = func_volatile(fn); });
+    return v;
+}
+
+Oid pg_opcode(Oid opno) {
+    Oid fn = InvalidOid;
+    pg_call([&]() noexcept { fn = get_opcode(opno); });
+    return fn;
+}
+
+Oid pg_expr_type(const Node* n) {
+    Oid t = InvalidOid;
+    pg_call([&]() noexcept { t = exprType(n); });
+    return t;
+}
+
+int32 pg_expr_typmod(const Node* n) {
+    int32 t = -1;
+    pg_call([&]() noexcept { t = exprTypmod(n); });
+    return t;
+}
+
+/// The type's equality operator (InvalidOid when it has none); `lt`/`gt` likewise on request.
+Oid pg_eq_opr(Oid type, Oid* lt = nullptr, Oid* gt = nullptr) {
+    Oid eq = InvalidOid;
+    Oid l = InvalidOid;
+    Oid g = InvalidOid;
+    pg_call([&]() noexcept {
+        TypeCacheEntry* tc =
+            lookup_type_cache(type, TYPECACHE_EQ_OPR | TYPECACHE_LT_OPR | TYPECACHE_GT_OPR);
+        eq = tc->eq_opr;
+        l = tc->lt_opr;
+        g = tc->gt_opr;
+    });
+    if (lt) {
+        *lt = l;
+    }
+    if (gt) {
+        *gt = g;
+    }
+    return eq;
+}
+
+char pg_rel_relkind(Oid relid) {
+    char k = 0;
+    pg_call([&]() noexcept { k = get_rel_relkind(relid); });
+    return k;
+}
+
+std::string pg_rel_name(Oid relid) {
+    const char* n = nullptr;
+    pg_call([&]() noexcept { n = get_rel_name(relid); });
+    return n ? n : "?";
+}
+
+Oid pg_rel_namespace(Oid relid) {
+    Oid n = InvalidOid;
+    pg_call([&]() noexcept { n = get_rel_namespace(relid); });
+    return n;
+}
+
+/// Attribute name, nullptr when missing or dropped.
+const char* pg_attname(Oid relid, AttrNumber attnum) {
+    const char* n = nullptr;
+    pg_call([&]() noexcept { n = get_attname(relid, attnum, true); });
+    return n;
+}
+
+Oid pg_typ_typrelid(Oid type) {
+    Oid r = InvalidOid;
+    pg_call([&]() noexcept { r = get_typ_typrelid(type); });
+    return r;
+}
+
+/// A copy of a view's query (the view locked for the transaction).
+Query* pg_view_query(Oid relid) {
+    Query* q = nullptr;
+    pg_call([&]() noexcept {
+        Relation rel = table_open(relid, AccessShareLock);
+        q = static_cast<Query*>(copyObjectImpl(get_view_query(rel)));
+        table_close(rel, AccessShareLock);
+    });
+    return q;
+}
+
+Node* pg_flatten(Query* q, Node* n) {
+    Node* out = nullptr;
+    pg_call([&]() noexcept { out = flatten_join_alias_vars(q, n); });
+    return out;
+}
+
+bool pg_has_sublink(Node* n) {
+    bool has = false;
+    pg_call([&]() noexcept { has = checkExprHasSubLink(n); });
+    return has;
+}
+
+TargetEntry* pg_sortgroupclause_tle(SortGroupClause* sgc, List* tlist) {
+    TargetEntry* tle = nullptr;
+    pg_call([&]() noexcept { tle = get_sortgroupclause_tle(sgc, tlist); });
+    return tle;
+}
+
+std::string pg_node_string(const Node* n) {
+    const char* s = nullptr;
+    pg_call([&]() noexcept { s = nodeToString(n); });
+    return s ? s : "?";
 }
 
 /// One query level while rendering: its Query and the alias of each range table entry.
@@ -150,31 +279,42 @@ class Translator {
         if (c->constisnull) {
             return "NULL::" + type;
         }
-        Oid out;
-        bool varlena;
-        getTypeOutputInfo(c->consttype, &out, &varlena);
-        char* s = OidOutputFunctionCall(out, c->constvalue);
+        const char* s = nullptr;
+        pg_call([&]() noexcept {
+            Oid out = InvalidOid;
+            bool varlena = false;
+            getTypeOutputInfo(c->consttype, &out, &varlena);
+            s = OidOutputFunctionCall(out, c->constvalue);
+        });
         return "(" + quote_literal(s) + "::" + type + ")";
     }
 
     std::string operator_name(Oid opno) {
-        HeapTuple tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opno));
-        if (!HeapTupleIsValid(tup)) {
+        bool found = false;
+        Oid nsp = InvalidOid;
+        NameData name;
+        pg_call([&]() noexcept {
+            HeapTuple tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opno));
+            found = HeapTupleIsValid(tup);
+            if (found) {
+                auto* form = reinterpret_cast<Form_pg_operator>(GETSTRUCT(tup));
+                nsp = form->oprnamespace;
+                name = form->oprname;
+                ReleaseSysCache(tup);
+            }
+        });
+        if (!found) {
             unsupported("an unknown operator");
         }
-        auto* form = reinterpret_cast<Form_pg_operator>(GETSTRUCT(tup));
-        std::string s = "OPERATOR(" + quote_ident(ns_name(form->oprnamespace)) + "." +
-                        NameStr(form->oprname) + ")";
-        ReleaseSysCache(tup);
-        return s;
+        return "OPERATOR(" + quote_ident(ns_name(nsp)) + "." + NameStr(name) + ")";
     }
 
     std::string function_name(Oid fn) {
-        const char* name = get_func_name(fn);
+        const char* name = pg_func_name(fn);
         if (!name) {
             unsupported("an unknown function");
         }
-        return quote_ident(ns_name(get_func_namespace(fn))) + "." + quote_ident(name);
+        return quote_ident(ns_name(pg_func_namespace(fn))) + "." + quote_ident(name);
     }
 
     std::string args(List* l, bool variadic = false) {
@@ -200,15 +340,15 @@ class Translator {
         static const std::set<std::string> time_varying = {
             "now",       "statement_timestamp", "transaction_timestamp", "clock_timestamp",
             "timeofday", "localtimestamp",      "current_timestamp"};
-        const char volatility = func_volatile(fn);
+        const char volatility = pg_func_volatile(fn);
         if (volatility == PROVOLATILE_VOLATILE) {
             unsupported("volatile function " + function_name(fn) + "()");
         }
-        const char* name = get_func_name(fn);
+        const char* name = pg_func_name(fn);
         if (name && time_varying.count(name)) {
             unsupported("time-dependent function " + std::string(name) + "()");
         }
-        if (volatility == PROVOLATILE_STABLE && get_func_namespace(fn) != PG_CATALOG_NAMESPACE) {
+        if (volatility == PROVOLATILE_STABLE && pg_func_namespace(fn) != PG_CATALOG_NAMESPACE) {
             unsupported("stable function " + function_name(fn) +
                         "() (it may read tables whose changes are not captured)");
         }
@@ -261,13 +401,14 @@ class Translator {
         ListCell* lc;
         foreach (lc, clauses) {
             auto* sgc = static_cast<SortGroupClause*>(lfirst(lc));
-            TargetEntry* tle = get_sortgroupclause_tle(sgc, tlist);
+            TargetEntry* tle = pg_sortgroupclause_tle(sgc, tlist);
             std::string e = expr(reinterpret_cast<Node*>(tle->expr));
-            TypeCacheEntry* tc = lookup_type_cache(exprType(reinterpret_cast<Node*>(tle->expr)),
-                                                   TYPECACHE_LT_OPR | TYPECACHE_GT_OPR);
-            if (sgc->sortop == tc->lt_opr) {
+            Oid lt = InvalidOid;
+            Oid gt = InvalidOid;
+            (void)pg_eq_opr(pg_expr_type(reinterpret_cast<Node*>(tle->expr)), &lt, &gt);
+            if (sgc->sortop == lt) {
                 e += " ASC";
-            } else if (sgc->sortop == tc->gt_opr) {
+            } else if (sgc->sortop == gt) {
                 e += " DESC";
             } else {
                 e += " USING " + operator_name(sgc->sortop);
@@ -326,7 +467,7 @@ class Translator {
                 return constant(reinterpret_cast<Const*>(n));
             case T_OpExpr: {
                 auto* o = reinterpret_cast<OpExpr*>(n);
-                check_not_time_varying(get_opcode(o->opno));
+                check_not_time_varying(pg_opcode(o->opno));
                 if (list_length(o->args) == 2) {
                     return "(" + expr(static_cast<Node*>(linitial(o->args))) + " " +
                            operator_name(o->opno) + " " +
@@ -346,7 +487,7 @@ class Translator {
             }
             case T_ScalarArrayOpExpr: {
                 auto* o = reinterpret_cast<ScalarArrayOpExpr*>(n);
-                check_not_time_varying(get_opcode(o->opno));
+                check_not_time_varying(pg_opcode(o->opno));
                 return "(" + expr(static_cast<Node*>(linitial(o->args))) + " " +
                        operator_name(o->opno) + (o->useOr ? " ANY (" : " ALL (") +
                        expr(static_cast<Node*>(lsecond(o->args))) + "))";
@@ -380,7 +521,7 @@ class Translator {
                      f->funcformat == COERCE_IMPLICIT_CAST) &&
                     list_length(f->args) >= 1) {
                     return cast(static_cast<Node*>(linitial(f->args)), f->funcresulttype,
-                                exprTypmod(n));
+                                pg_expr_typmod(n));
                 }
                 return function_name(f->funcid) + "(" + args(f->args, f->funcvariadic) + ")";
             }
@@ -449,8 +590,8 @@ class Translator {
                 return "ROW(" + args(reinterpret_cast<RowExpr*>(n)->args) + ")";
             case T_FieldSelect: {
                 auto* f = reinterpret_cast<FieldSelect*>(n);
-                Oid rowtype = exprType(reinterpret_cast<Node*>(f->arg));
-                const char* field = get_attname(get_typ_typrelid(rowtype), f->fieldnum, true);
+                const Oid rowtype = pg_expr_type(reinterpret_cast<Node*>(f->arg));
+                const char* field = pg_attname(pg_typ_typrelid(rowtype), f->fieldnum);
                 if (!field) {
                     unsupported("a field of an anonymous record");
                 }
@@ -505,7 +646,7 @@ class Translator {
             default:
                 break;
         }
-        unsupported(std::string("expression node ") + nodeToString(n));
+        unsupported("expression node " + pg_node_string(n));
     }
 
   private:
@@ -518,26 +659,29 @@ class Translator {
             if (rte->tablesample) {
                 unsupported("TABLESAMPLE");
             }
-            const char relkind = get_rel_relkind(rte->relid);
+            const char relkind = pg_rel_relkind(rte->relid);
             if (relkind == RELKIND_VIEW) {
-                Relation rel = table_open(rte->relid, AccessShareLock);
-                Query* vq = pg_copy(get_view_query(rel));
-                table_close(rel, AccessShareLock);
+                Query* vq = pg_view_query(rte->relid);
                 item.kind = ivm::FromItem::Kind::subquery;
-                item.query = subquery(vq, &lv.columns[rtindex - 1],
-                                      "view " + std::string(get_rel_name(rte->relid)));
+                item.query =
+                    subquery(vq, &lv.columns[rtindex - 1], "view " + pg_rel_name(rte->relid));
                 item.columns = item.query->columns;
                 item.comparable = item.query->comparable;
             } else if (relkind == RELKIND_RELATION || relkind == RELKIND_PARTITIONED_TABLE) {
                 ivm::BaseTable& t = item.table;
-                t.schema = ns_name(get_rel_namespace(rte->relid));
-                t.name = get_rel_name(rte->relid);
+                t.schema = ns_name(pg_rel_namespace(rte->relid));
+                t.name = pg_rel_name(rte->relid);
                 t.only = !rte->inh;
                 const SourceNames sn = resolve_(rte->relid);
                 t.stable_name = sn.stable_name;
                 t.buffer = sn.buffer;
-                Relation rel = table_open(rte->relid, AccessShareLock);
-                TupleDesc td = RelationGetDescr(rel);
+                // The relation's current columns, copied out of its descriptor.
+                TupleDesc td = nullptr;
+                pg_call([&]() noexcept {
+                    Relation rel = table_open(rte->relid, AccessShareLock);
+                    td = CreateTupleDescCopy(RelationGetDescr(rel));
+                    table_close(rel, AccessShareLock);
+                });
                 for (int i = 0; i < td->natts; ++i) {
                     Form_pg_attribute a = TupleDescAttr(td, i);
                     if (a->attisdropped) {
@@ -548,14 +692,13 @@ class Translator {
                     item.comparable = item.comparable && has_equality(a->atttypid);
                     t.buffer_columns.push_back(buffer_column_name(a->attnum));
                 }
-                table_close(rel, AccessShareLock);
                 item.columns = t.columns;
             } else {
                 const std::string what = relkind == RELKIND_MATVIEW         ? "materialized view"
                                          : relkind == RELKIND_FOREIGN_TABLE ? "foreign table"
                                                                             : "relation";
-                unsupported(what + " " + quote_ident(ns_name(get_rel_namespace(rte->relid))) + "." +
-                            quote_ident(get_rel_name(rte->relid)) +
+                unsupported(what + " " + quote_ident(ns_name(pg_rel_namespace(rte->relid))) + "." +
+                            quote_ident(pg_rel_name(rte->relid)) +
                             " (its changes cannot be captured)");
             }
         } else if (rte->rtekind == RTE_SUBQUERY) {
@@ -629,8 +772,8 @@ class Translator {
         tree->left = from_node(lv, larg, core);
         tree->right = from_node(lv, rarg, core);
         if (j->quals) {
-            Node* quals = flatten_join_alias_vars(lv.query, j->quals);
-            if (checkExprHasSubLink(quals)) {
+            Node* quals = pg_flatten(lv.query, j->quals);
+            if (pg_has_sublink(quals)) {
                 unsupported("a subquery in a JOIN condition");
             }
             tree->on = expr(quals);
@@ -651,11 +794,12 @@ class Translator {
             unsupported("a SELECT without FROM");
         }
         if (jt->quals) {
-            Node* quals = flatten_join_alias_vars(lv.query, jt->quals);
-            List* conj = make_ands_implicit(reinterpret_cast<Expr*>(quals));
+            Node* quals = pg_flatten(lv.query, jt->quals);
+            List* conj = nullptr;
+            pg_call([&]() noexcept { conj = make_ands_implicit(reinterpret_cast<Expr*>(quals)); });
             foreach (lc, conj) {
                 Node* q = static_cast<Node*>(lfirst(lc));
-                if (!checkExprHasSubLink(q)) {
+                if (!pg_has_sublink(q)) {
                     c->quals.push_back(expr(q));
                     continue;
                 }
@@ -699,8 +843,11 @@ class Translator {
         if (s->subLinkType == ANY_SUBLINK) {
             // x IN (SELECT y ...) is EXISTS (SELECT ... AND x = y): the comparison is rendered
             // in the sub-select's scope, where the outer operand is one level up.
-            Node* test = pg_copy(s->testexpr);
-            IncrementVarSublevelsUp(test, 1, 0);
+            Node* test = nullptr;
+            pg_call([&]() noexcept {
+                test = static_cast<Node*>(copyObjectImpl(s->testexpr));
+                IncrementVarSublevelsUp(test, 1, 0);
+            });
             levels_.back().sublink_targets = sq->targetList;
             sub->quals.push_back(expr(test));
         }
@@ -723,11 +870,11 @@ class Translator {
             } else {
                 lv.alias.push_back(unique_alias(rte->eref->aliasname));
             }
-            if (rte->rtekind == RTE_RELATION && get_rel_relkind(rte->relid) != RELKIND_VIEW) {
+            if (rte->rtekind == RTE_RELATION && pg_rel_relkind(rte->relid) != RELKIND_VIEW) {
                 // Current column names (the eref may predate a rename when read from a rule).
                 cols.clear();
                 for (int i = 1; i <= list_length(rte->eref->colnames); ++i) {
-                    const char* a = get_attname(rte->relid, static_cast<AttrNumber>(i), true);
+                    const char* a = pg_attname(rte->relid, static_cast<AttrNumber>(i));
                     cols.emplace_back(a ? a : "");
                 }
             }
@@ -736,9 +883,7 @@ class Translator {
         return lv;
     }
 
-    static bool has_equality(Oid type) {
-        return OidIsValid(lookup_type_cache(type, TYPECACHE_EQ_OPR)->eq_opr);
-    }
+    static bool has_equality(Oid type) { return OidIsValid(pg_eq_opr(type)); }
 
     /// A grouped block below the top is maintained by recomputing touched groups in the old
     /// state, which is rebuilt by grouping on every column of its range variables: they all
@@ -765,8 +910,7 @@ class Translator {
 
     void check_output_types(const std::vector<ivm::Column>& cols, const std::vector<Oid>& types) {
         for (size_t i = 0; i < cols.size(); ++i) {
-            TypeCacheEntry* tc = lookup_type_cache(types[i], TYPECACHE_EQ_OPR);
-            if (!OidIsValid(tc->eq_opr)) {
+            if (!has_equality(types[i])) {
                 unsupported("output column \"" + cols[i].name + "\" of type " + cols[i].type +
                             ", which has no equality operator");
             }
@@ -776,8 +920,9 @@ class Translator {
     ivm::Aggregate classify(Aggref* a) {
         ivm::Aggregate agg;
         agg.sql = aggregate(a);
-        const std::string name = get_func_name(a->aggfnoid);
-        const bool builtin = get_func_namespace(a->aggfnoid) == PG_CATALOG_NAMESPACE;
+        const char* fn_name = pg_func_name(a->aggfnoid);
+        const std::string name = fn_name ? fn_name : "";
+        const bool builtin = pg_func_namespace(a->aggfnoid) == PG_CATALOG_NAMESPACE;
         const bool plain = !a->aggdistinct && !a->aggfilter && !a->aggorder && !a->aggvariadic;
         agg.kind = ivm::Aggregate::Kind::other;
         if (builtin && plain) {
@@ -785,7 +930,7 @@ class Translator {
                 agg.kind = ivm::Aggregate::Kind::count_star;
             } else if (list_length(a->args) == 1) {
                 auto* tle = static_cast<TargetEntry*>(linitial(a->args));
-                const Oid argtype = exprType(reinterpret_cast<Node*>(tle->expr));
+                const Oid argtype = pg_expr_type(reinterpret_cast<Node*>(tle->expr));
                 agg.arg = expr(reinterpret_cast<Node*>(tle->expr));
                 const bool exact = argtype == INT2OID || argtype == INT4OID || argtype == INT8OID ||
                                    argtype == NUMERICOID;
@@ -802,7 +947,7 @@ class Translator {
                                               agg.kind == ivm::Aggregate::Kind::avg)) {
                     // numeric(p,s) values all show scale s; unconstrained ones vary.
                     agg.numeric_arg = true;
-                    agg.varying_scale = exprTypmod(reinterpret_cast<Node*>(tle->expr)) < 0;
+                    agg.varying_scale = pg_expr_typmod(reinterpret_cast<Node*>(tle->expr)) < 0;
                 }
                 if (name == "min") {
                     agg.kind = ivm::Aggregate::Kind::min;
@@ -826,12 +971,11 @@ class Translator {
         foreach (lc, q->targetList) {
             auto* tle = static_cast<TargetEntry*>(lfirst(lc));
             if (!tle->resjunk) {
-                collect_ungrouped_vars(
-                    flatten_join_alias_vars(q, reinterpret_cast<Node*>(tle->expr)), vars);
+                collect_ungrouped_vars(pg_flatten(q, reinterpret_cast<Node*>(tle->expr)), vars);
             }
         }
         if (q->havingQual) {
-            collect_ungrouped_vars(flatten_join_alias_vars(q, q->havingQual), vars);
+            collect_ungrouped_vars(pg_flatten(q, q->havingQual), vars);
         }
         std::set<std::string> keys;
         for (const auto& k : b.group_by) {
@@ -843,7 +987,7 @@ class Translator {
             if (!keys.insert(k.expr).second) {
                 continue;
             }
-            const Oid eq = lookup_type_cache(v->vartype, TYPECACHE_EQ_OPR)->eq_opr;
+            const Oid eq = pg_eq_opr(v->vartype);
             if (!OidIsValid(eq)) {
                 unsupported("column " + k.expr +
                             " used through a functional dependency on a grouped primary key, "
@@ -856,7 +1000,12 @@ class Translator {
     }
 
     static void collect_ungrouped_vars(Node* n, std::vector<Var*>& out) {
-        ungrouped_vars_walker(n, &out);
+        List* found = NIL;
+        pg_call([&]() noexcept { (void)ungrouped_vars_walker(n, &found); });
+        ListCell* lc;
+        foreach (lc, found) {
+            out.push_back(static_cast<Var*>(lfirst(lc)));
+        }
     }
 
     static bool ungrouped_vars_walker(Node* n, void* ctx);
@@ -871,7 +1020,8 @@ Walker walker_cast(bool (*fn)(Node*, void*)) {
     return reinterpret_cast<Walker>(reinterpret_cast<void (*)()>(fn));
 }
 
-/// Vars of this query level outside aggregates.
+/// Vars of this query level outside aggregates, appended to the List* at `ctx` (PostgreSQL
+/// calls only: it runs inside pg_call).
 bool Translator::ungrouped_vars_walker(Node* n, void* ctx) {
     if (n == nullptr || IsA(n, Aggref)) {
         return false;
@@ -879,7 +1029,8 @@ bool Translator::ungrouped_vars_walker(Node* n, void* ctx) {
     if (IsA(n, Var)) {
         auto* v = reinterpret_cast<Var*>(n);
         if (v->varlevelsup == 0) {
-            static_cast<std::vector<Var*>*>(ctx)->push_back(v);
+            auto* found = static_cast<List**>(ctx);
+            *found = lappend(*found, v);
         }
         return false;
     }
@@ -904,12 +1055,12 @@ std::shared_ptr<ivm::Query> Translator::query(Query* q, const std::vector<std::s
         if (tle->resjunk) {
             continue;
         }
-        const Oid t = exprType(reinterpret_cast<Node*>(tle->expr));
+        const Oid t = pg_expr_type(reinterpret_cast<Node*>(tle->expr));
         std::string name = names && i < static_cast<int>(names->size())
                                ? (*names)[i]
                                : (tle->resname ? tle->resname : "?column?");
         out->columns.push_back(
-            {name, sql_type_name(t, exprTypmod(reinterpret_cast<Node*>(tle->expr)))});
+            {name, sql_type_name(t, pg_expr_typmod(reinterpret_cast<Node*>(tle->expr)))});
         cols.push_back(name);
         types.push_back(t);
         ++i;
@@ -962,8 +1113,8 @@ std::shared_ptr<ivm::Query> Translator::block_query(Query* q,
     b.core = *core(levels_.back());
     b.grouped = q->hasAggs || q->groupClause != nullptr;
     if (q->havingQual) {
-        Node* h = flatten_join_alias_vars(q, q->havingQual);
-        if (checkExprHasSubLink(h)) {
+        Node* h = pg_flatten(q, q->havingQual);
+        if (pg_has_sublink(h)) {
             unsupported("a subquery in HAVING");
         }
         b.having = expr(h);
@@ -973,11 +1124,11 @@ std::shared_ptr<ivm::Query> Translator::block_query(Query* q,
         ListCell* lc;
         foreach (lc, clauses) {
             auto* sgc = static_cast<SortGroupClause*>(lfirst(lc));
-            TargetEntry* tle = get_sortgroupclause_tle(sgc, q->targetList);
-            Node* e = flatten_join_alias_vars(q, reinterpret_cast<Node*>(tle->expr));
+            TargetEntry* tle = pg_sortgroupclause_tle(sgc, q->targetList);
+            Node* e = pg_flatten(q, reinterpret_cast<Node*>(tle->expr));
             ivm::GroupKey k;
             k.expr = expr(e);
-            k.type = sql_type_name(exprType(e), exprTypmod(e));
+            k.type = sql_type_name(pg_expr_type(e), pg_expr_typmod(e));
             k.eq_op = " " + operator_name(sgc->eqop) + " ";
             group_ref[sgc->tleSortGroupRef] = static_cast<int>(b.group_by.size());
             b.group_by.push_back(k);
@@ -1001,18 +1152,18 @@ std::shared_ptr<ivm::Query> Translator::block_query(Query* q,
         if (tle->resjunk) {
             continue;
         }
-        Node* e = flatten_join_alias_vars(q, reinterpret_cast<Node*>(tle->expr));
-        if (checkExprHasSubLink(e)) {
+        Node* e = pg_flatten(q, reinterpret_cast<Node*>(tle->expr));
+        if (pg_has_sublink(e)) {
             unsupported("a subquery in the select list");
         }
         ivm::Target t;
         t.expr = expr(e);
-        const Oid type = exprType(e);
+        const Oid type = pg_expr_type(e);
         types.push_back(type);
         t.column.name = names && i < static_cast<int>(names->size())
                             ? (*names)[i]
                             : (tle->resname ? tle->resname : "?column?");
-        t.column.type = sql_type_name(type, exprTypmod(e));
+        t.column.type = sql_type_name(type, pg_expr_typmod(e));
         if (b.grouped) {
             auto g = group_ref.find(tle->ressortgroupref);
             if (tle->ressortgroupref && g != group_ref.end()) {
@@ -1041,21 +1192,23 @@ std::shared_ptr<ivm::Query> Translator::block_query(Query* q,
     return out;
 }
 
-void collect_relations(Query* q, std::vector<Oid>& rels);
+void collect_relations(Query* q, List** rels);
 
 bool collect_walker(Node* n, void* ctx) {
     if (n == nullptr) {
         return false;
     }
     if (IsA(n, Query)) {
-        collect_relations(reinterpret_cast<Query*>(n), *static_cast<std::vector<Oid>*>(ctx));
+        collect_relations(reinterpret_cast<Query*>(n), static_cast<List**>(ctx));
         return false;
     }
     return expression_tree_walker(n, walker_cast(collect_walker), ctx);
 }
 
-/// Every plain or partitioned table a query reads, through views, subqueries and sublinks.
-void collect_relations(Query* q, std::vector<Oid>& rels) {
+/// Every plain or partitioned table a query reads, through views, subqueries, sublinks and
+/// function arguments in FROM, appended to `rels` (may repeat). PostgreSQL calls only: it runs
+/// inside pg_call.
+void collect_relations(Query* q, List** rels) {
     ListCell* lc;
     foreach (lc, q->rtable) {
         auto* rte = static_cast<RangeTblEntry*>(lfirst(lc));
@@ -1064,18 +1217,21 @@ void collect_relations(Query* q, std::vector<Oid>& rels) {
         if (rte->rtekind == RTE_RELATION && rte->inFromCl) {
             const char kind = get_rel_relkind(rte->relid);
             if (kind == RELKIND_RELATION || kind == RELKIND_PARTITIONED_TABLE) {
-                rels.push_back(rte->relid);
+                *rels = lappend_oid(*rels, rte->relid);
             } else if (kind == RELKIND_VIEW) {
                 Relation rel = table_open(rte->relid, AccessShareLock);
-                Query* vq = pg_copy(get_view_query(rel));
+                auto* vq = static_cast<Query*>(copyObjectImpl(get_view_query(rel)));
                 table_close(rel, AccessShareLock);
                 collect_relations(vq, rels);
             }
         } else if (rte->rtekind == RTE_SUBQUERY) {
             collect_relations(rte->subquery, rels);
+        } else if (rte->rtekind == RTE_FUNCTION) {
+            (void)expression_tree_walker(reinterpret_cast<Node*>(rte->functions),
+                                         walker_cast(collect_walker), rels);
         }
     }
-    query_tree_walker(q, walker_cast(collect_walker), &rels, QTW_IGNORE_RANGE_TABLE);
+    (void)query_tree_walker(q, walker_cast(collect_walker), rels, QTW_IGNORE_RANGE_TABLE);
     foreach (lc, q->cteList) {
         auto* cte = static_cast<CommonTableExpr*>(lfirst(lc));
         collect_relations(reinterpret_cast<Query*>(cte->ctequery), rels);
@@ -1085,15 +1241,19 @@ void collect_relations(Query* q, std::vector<Oid>& rels) {
 }  // namespace
 
 std::string sql_collation_name(Oid collation) {
-    HeapTuple tup = SearchSysCache1(COLLOID, ObjectIdGetDatum(collation));
-    if (!HeapTupleIsValid(tup)) {
-        elog(ERROR, "cache lookup failed for collation %u", collation);
-    }
-    auto* form = reinterpret_cast<Form_pg_collation>(GETSTRUCT(tup));
-    std::string s =
-        quote_ident(ns_name(form->collnamespace)) + "." + quote_ident(NameStr(form->collname));
-    ReleaseSysCache(tup);
-    return s;
+    Oid nsp = InvalidOid;
+    NameData name;
+    pg_call([&]() noexcept {
+        HeapTuple tup = SearchSysCache1(COLLOID, ObjectIdGetDatum(collation));
+        if (!HeapTupleIsValid(tup)) {
+            elog(ERROR, "cache lookup failed for collation %u", collation);
+        }
+        auto* form = reinterpret_cast<Form_pg_collation>(GETSTRUCT(tup));
+        nsp = form->collnamespace;
+        name = form->collname;
+        ReleaseSysCache(tup);
+    });
+    return quote_ident(ns_name(nsp)) + "." + quote_ident(NameStr(name));
 }
 
 std::string buffer_column_name(int attnum) {
@@ -1101,38 +1261,41 @@ std::string buffer_column_name(int attnum) {
 }
 
 std::string sql_type_name(Oid type, int32 typmod) {
-    char* s =
-        format_type_extended(type, typmod, FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY);
+    const char* s = nullptr;
+    pg_call([&]() noexcept {
+        s = format_type_extended(type, typmod,
+                                 FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY);
+    });
     return s;
 }
 
 Translation translate_query(Query* query, const SourceResolver& resolve) {
-    Translation out;
-    std::string reason;
-    std::shared_ptr<ivm::Query> plan;
-    std::vector<Oid> rels;
-    pg_call([&] {
-        Query* q = pg_copy(query);
-        std::vector<Oid> all;
-        collect_relations(q, all);
-        std::set<Oid> seen;
-        for (Oid r : all) {
-            if (seen.insert(r).second) {
-                rels.push_back(r);
-            }
-        }
-        try {
-            Translator t(resolve);
-            plan = t.query(q, nullptr);
-        } catch (const Unsupported& u) {
-            reason = u.reason;
-        } catch (const std::exception& e) {
-            reason = std::string("internal translation error: ") + e.what();
-        }
+    Query* q = nullptr;
+    List* found = NIL;
+    pg_call([&]() noexcept {
+        q = static_cast<Query*>(copyObjectImpl(query));
+        collect_relations(q, &found);
     });
-    out.plan = plan;
-    out.unsupported = reason;
-    out.relations = rels;
+    Translation out;
+    std::set<Oid> seen;
+    ListCell* lc;
+    foreach (lc, found) {
+        if (seen.insert(lfirst_oid(lc)).second) {
+            out.relations.push_back(lfirst_oid(lc));
+        }
+    }
+    try {
+        Translator t(resolve);
+        out.plan = t.query(q, nullptr);
+    } catch (const Unsupported& u) {
+        out.unsupported = u.reason;
+    } catch (const PgError&) {
+        throw;  // a PostgreSQL error is the caller's, with its own SQLSTATE
+    } catch (const Error&) {
+        throw;
+    } catch (const std::exception& e) {
+        out.unsupported = std::string("internal translation error: ") + e.what();
+    }
     return out;
 }
 
