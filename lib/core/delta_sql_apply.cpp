@@ -163,7 +163,7 @@ std::string rows_apply(const DeltaGenerator& gen, const Query& q, const StorageL
            op("<") + "0) AS \"__pgt_u\" GROUP BY " +
            join(positions(layout.visible.size() + 1), ", ") + " HAVING pg_catalog.sum(" +
            kWeightColumn + ")" + op(">") + "0), \"__pgt_keep\" AS (INSERT INTO " + target + " (" +
-           cols + ", \"__pgt_row_id\") SELECT " + column_list(layout.visible, "k.") +
+           cols + ", \"__pgt_row_id\") SELECT " + removed_cols +
            ", k.\"__pgt_row_id\" FROM \"__pgt_rest\" AS k CROSS JOIN LATERAL "
            "pg_catalog.generate_series(1::bigint, k.\"__pgt_n\"::bigint) AS n RETURNING 1), "
            "\"__pgt_ins\" AS (INSERT INTO " +
@@ -431,7 +431,7 @@ std::string groups_recompute_new(const DeltaGenerator& gen, const Block& b,
     const std::vector<std::string> group_cols = group_value_columns(b, "");
     const std::vector<std::string> key_exprs = group_key_exprs(b);
     std::string s =
-        "WITH \"__pgt_aff\" AS (SELECT DISTINCT " +
+        "WITH \"__pgt_touched\" AS (SELECT DISTINCT " +
         (group_cols.empty() ? std::string("1 AS \"__pgt_one\"") : join(group_cols, ", ")) +
         " FROM (" + grouped_delta_rows(gen, b, false) + ") AS \"__pgt_x\"), ";
     std::vector<std::string> sel;
@@ -449,18 +449,19 @@ std::string groups_recompute_new(const DeltaGenerator& gen, const Block& b,
     const std::string tail =
         (key_exprs.empty() ? std::string() : " GROUP BY " + join(key_exprs, ", ")) +
         (b.having.empty() ? std::string() : " HAVING " + b.having);
-    s +=
-        "\"__pgt_fresh\" AS (" + restrict_to_groups(base, key_exprs, "\"__pgt_aff\"", tail) + "), ";
+    s += "\"__pgt_fresh\" AS (" + restrict_to_groups(base, key_exprs, "\"__pgt_touched\"", tail) +
+         "), ";
     std::vector<std::string> fresh_cols;
     for (const auto& c : groups_storage_columns(layout)) {
         fresh_cols.push_back("n." + c);
     }
-    s += "\"__pgt_new\" AS MATERIALIZED (SELECT a.\"__pgt_arid\" AS \"__pgt_rid\", n.\"__pgt_rid\" "
+    s += "\"__pgt_new\" AS MATERIALIZED (SELECT a.\"__pgt_touched_rid\" AS \"__pgt_rid\", "
+         "n.\"__pgt_rid\" "
          "IS NOT NULL AS \"__pgt_keep\", " +
          join(fresh_cols, ", ") + " FROM (SELECT " + group_row_id(group_cols) +
-         " AS \"__pgt_arid\" FROM \"__pgt_aff\") AS a LEFT JOIN \"__pgt_fresh\" AS n ON "
+         " AS \"__pgt_touched_rid\" FROM \"__pgt_touched\") AS a LEFT JOIN \"__pgt_fresh\" AS n ON "
          "n.\"__pgt_rid\"" +
-         op("=") + "a.\"__pgt_arid\")";
+         op("=") + "a.\"__pgt_touched_rid\")";
     return s;
 }
 

@@ -505,7 +505,7 @@ std::string DeltaGenerator::grouped_block_delta(const Block& b,
     const std::string tail = group_by + (b.having.empty() ? std::string() : " HAVING " + b.having);
     const std::string from_new =
         " FROM " + join(core_from_new(b.core), ", ") + " WHERE " + and_all(core_where_new(b.core));
-    const std::string touched = "\"__pgt_aff\"";
+    const std::string touched = "\"__pgt_touched\"";
     const std::string new_rows = restrict_to_groups(
         "SELECT " + targets + ", 1 AS " + kWeightColumn + from_new, key_exprs, touched, tail);
     const std::string old_core = restrict_to_groups("SELECT " + join(flat_select, ", ") +
