@@ -5,6 +5,7 @@
 #include "client/stream_tables.h"
 #include "commands.h"
 #include "context.h"
+#include "errors.h"
 
 namespace pgt::cli {
 
@@ -17,7 +18,12 @@ std::string text_field(const json::Value& plan, const char* key) {
 
 ExitCode run_explain(const Context& ctx, const std::string& query) {
     auto node = ctx.connect_with_extension();
-    const json::Value plan = client::explain_query(*node, query);
+    json::Value plan;
+    try {
+        plan = client::explain_query(*node, query);
+    } catch (const pqxx::sql_error& e) {
+        rethrow_in_query(*node, e, query);
+    }
     const std::string mode = text_field(plan, "mode");
     const std::string reason = text_field(plan, "reason");
     const std::string message =

@@ -38,7 +38,11 @@ void setup_create(CommandTree& tree) {
         tree.add_command("create", "create a stream table from a query", [opt](const Context& ctx) {
             opt->req.initialize = !opt->no_initialize;
             auto node = ctx.connect_with_extension();
-            client::create_stream_table(*node, opt->req);
+            try {
+                client::create_stream_table(*node, opt->req);
+            } catch (const pqxx::sql_error& e) {
+                rethrow_in_query(*node, e, opt->req.query);
+            }
             return report_done(ctx, opt->req.name, "created stream table " + opt->req.name);
         });
     cmd->add_option("name", opt->req.name, "stream table name, optionally schema-qualified")
@@ -62,7 +66,14 @@ void setup_alter(CommandTree& tree) {
                 throw UsageError("nothing to change: give --query, --schedule, --mode or --status");
             }
             auto node = ctx.connect_with_extension();
-            client::alter_stream_table(*node, *req);
+            try {
+                client::alter_stream_table(*node, *req);
+            } catch (const pqxx::sql_error& e) {
+                if (!req->query) {
+                    throw;
+                }
+                rethrow_in_query(*node, e, *req->query);
+            }
             return report_done(ctx, req->name, "altered stream table " + req->name);
         });
     cmd->add_option("name", req->name, "stream table name, optionally schema-qualified")

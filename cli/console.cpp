@@ -63,7 +63,17 @@ void Console::error(std::string_view msg) const {
 }
 
 void Console::error_field(std::string_view label, std::string_view text) const {
-    message(nullptr, std::string(label) + ": ", text);
+    // Continuation lines are indented under the first, so a caret line stays aligned with
+    // the "LINE n: ..." line above it.
+    const std::string indent(label.size() + 2, ' ');
+    std::string indented;
+    for (const char c : text) {
+        indented += c;
+        if (c == '\n') {
+            indented += indent;
+        }
+    }
+    message(nullptr, std::string(label) + ": ", indented);
 }
 
 Format format_from_name(const std::string& name) {

@@ -18,8 +18,9 @@ struct Failure {
     Failure(ExitCode c, std::string m) : code(c), message(std::move(m)) {}
     ExitCode code;
     std::string message;
-    json::Value extra = json::Value::object();  // merged into the status object
-    std::string position;                       // "LINE n: ..." excerpt, stderr only
+    json::Value extra = json::Value::object();      // merged into the status object
+    std::string position;                           // "LINE n: ..." excerpt, stderr only
+    std::optional<client::QueryLocation> location;  // the position within the user's query
 };
 
 void set_if(json::Value& obj, const char* key, const std::string& value) {
@@ -33,6 +34,15 @@ Failure sql_failure(const client::ServerError& e) {
     set_if(f.extra, "detail", e.detail);
     set_if(f.extra, "hint", e.hint);
     set_if(f.extra, "context", e.context);
+    f.location = e.location;
+    if (e.location) {
+        json::Value pos = json::Value::object();
+        pos.set("line", e.location->line);
+        pos.set("column", e.location->column);
+        pos.set("character", e.location->character);
+        pos.set("excerpt", e.location->excerpt);
+        f.extra.set("position", std::move(pos));
+    }
     return f;
 }
 
@@ -68,6 +78,8 @@ Failure classify_current_exception() {
             msg.pop_back();
         }
         return {ExitCode::connection, "lost the connection to the server: " + msg};
+    } catch (const ServerFailure& e) {
+        return sql_failure(e.error());
     } catch (const pqxx::sql_error& e) {
         return sql_failure(client::from_sql_error(e));
     } catch (const std::exception& e) {
@@ -81,7 +93,11 @@ void emit(const Console& console, const std::string& command, const Failure& f) 
     const json::Value* sqlstate = f.extra.find("sqlstate");
     console.error(f.message +
                   (sqlstate ? " (SQLSTATE " + sqlstate->as_string() + ")" : std::string()));
-    if (!f.position.empty()) {
+    if (f.location) {
+        console.error_field("position", "line " + std::to_string(f.location->line) + ", column " +
+                                            std::to_string(f.location->column) + " of the query\n" +
+                                            f.location->excerpt);
+    } else if (!f.position.empty()) {
         console.error_field("position", f.position);
     }
     for (const char* field : {"detail", "hint", "context"}) {
@@ -118,6 +134,23 @@ bool json_requested(int argc, const char* const* argv) {
 }
 
 }  // namespace
+
+void rethrow_in_query(client::Node& node, const pqxx::sql_error& e, const std::string& query) {
+    client::ServerError err = client::from_sql_error(e);
+    std::optional<client::ServerError> located;
+    try {
+        located = client::locate_query_error(node.conn(), query);
+    } catch (const std::exception&) {
+        // Locating is a nicety: report the original error whatever went wrong here.
+    }
+    if (located && located->sqlstate == err.sqlstate && located->message == err.message) {
+        err.position = located->position;
+        err.location = located->location;
+    } else {
+        err.position.clear();  // it would point into the statement, not the query
+    }
+    throw ServerFailure(std::move(err));
+}
 
 ExitCode report_current_exception(const Context& ctx) {
     Failure f = classify_current_exception();

@@ -7,6 +7,10 @@
 
 #include <CLI/CLI.hpp>
 
+#include <pqxx/except>
+
+#include "client/connection.h"
+#include "client/server_error.h"
 #include "command_tree.h"
 #include "context.h"
 #include "core/exit_codes.h"
@@ -33,6 +37,27 @@ class CommandError : public std::runtime_error {
     std::string hint_;
     ExitCode code_;
 };
+
+/// A server error already split into fields (and perhaps located in the user's query):
+/// reported like any SQL error (exit code 5).
+class ServerFailure : public std::runtime_error {
+  public:
+    explicit ServerFailure(client::ServerError error)
+        : std::runtime_error(error.message), error_(std::move(error)) {}
+    const client::ServerError& error() const { return error_; }
+
+  private:
+    client::ServerError error_;
+};
+
+/// Rethrows `e`, raised by a statement that passed `query` as a parameter, as a
+/// ServerFailure whose position points into `query` (line, column, caret): the server's
+/// position is the query's, but libpq draws it under the statement's own text, or not at
+/// all when it lies beyond that text's end. The query is located with
+/// client::locate_query_error; when that finds another error or none, the misleading
+/// excerpt is dropped.
+[[noreturn]] void rethrow_in_query(client::Node& node, const pqxx::sql_error& e,
+                                   const std::string& query);
 
 /// Reports the exception being handled (call from a catch block) and returns its exit
 /// code: usage 2, CommandError its own code, invalid DSN 2 (--dsn) or 3 (PGTRICKLE_DSN), missing

@@ -12,7 +12,7 @@ namespace pgt::catalog {
 
 bool has_stable_names() {
     bool has = false;
-    pg_call([&] {
+    pg_call([&]() noexcept {
         const Oid nsp = get_namespace_oid("pgtrickle", true);
         const Oid rel =
             OidIsValid(nsp) ? get_relname_relid("pgt_change_tracking", nsp) : InvalidOid;

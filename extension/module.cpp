@@ -1,6 +1,7 @@
 // Module entry point: version magic and settings (pg_trickle.*).
 #include <climits>
 
+#include "boundary/guard.h"
 #include "scheduler/scheduler.h"
 #include "settings.h"
 extern "C" {
@@ -24,6 +25,7 @@ int citus_worker_retry_ticks = 5;
 int citus_st_lock_lease_ms = 60000;
 int citus_slot_max_lag_bytes = 1024 * 1024 * 1024;
 bool log_remote_commands = false;
+char* fault_injection = nullptr;
 }  // namespace pgt::settings
 
 // NOLINTNEXTLINE(bugprone-reserved-identifier): the name PostgreSQL calls
@@ -65,6 +67,12 @@ void _PG_init(void) {
     DefineCustomIntVariable(
         "pg_trickle.history_rows_per_table", "Refresh history rows kept per stream table.", nullptr,
         &history_rows_per_table, 100, 1, 1000000, PGC_SIGHUP, 0, nullptr, nullptr, nullptr);
+    DefineCustomStringVariable(
+        "pg_trickle.fault_injection",
+        "Testing only: 'pg_call:N' raises an error at the N-th guarded PostgreSQL call, "
+        "'cpp_call:N' throws a C++ exception there.",
+        nullptr, &fault_injection, "", PGC_SUSET, GUC_NOT_IN_SAMPLE, nullptr,
+        [](const char*, void*) { pgt::detail::reset_fault_injection(); }, nullptr);
     MarkGUCPrefixReserved("pg_trickle");
     if (process_shared_preload_libraries_in_progress) {
         pgt::scheduler::init_preloaded();

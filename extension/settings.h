@@ -11,4 +11,6 @@ extern int citus_worker_retry_ticks;
 extern int citus_st_lock_lease_ms;
 extern int citus_slot_max_lag_bytes;
 extern bool log_remote_commands;
+/// Test hook: "pg_call:N" / "cpp_call:N" injects a fault at the N-th guarded call.
+extern char* fault_injection;
 }  // namespace pgt::settings

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Installs everything pg_trickle needs to build, test and run on Debian 12 (as root).
+# Installs everything pg_trickle needs to build, test, run and check (.ci/: clang-format and
+# clang-tidy 14) on Debian 12 (as root).
 # Idempotent: does nothing when every package is already installed.
 set -euo pipefail
+# (postgresql-contrib-15 is not listed: on Debian 12 it is a virtual package provided by
+# postgresql-15, which dpkg never reports as installed, so setup ran apt-get every time.)
 PACKAGES=(
     build-essential cmake pkg-config git
-    postgresql-15 postgresql-server-dev-15 postgresql-contrib-15
+    postgresql-15 postgresql-server-dev-15
     libpqxx-dev libcli11-dev libfmt-dev libxxhash-dev libgtest-dev
     bats jq
+    clang-format clang-tidy
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -11,6 +11,7 @@
 #include "core/stable_name.h"
 #include "core/sql_ident.h"
 #include "boundary/guard.h"
+#include "boundary/pg.h"
 #include "refresh/refresh.h"
 #include "scheduler/scheduler.h"
 #include "boundary/spi.h"
@@ -43,12 +44,7 @@ using sql::quote_ident;
 using sql::quote_literal;
 
 std::string text_arg(FunctionCallInfo fcinfo, int i) {
-    if (PG_ARGISNULL(i)) {
-        return {};
-    }
-    char* s = nullptr;
-    pg_call([&] { s = text_to_cstring(PG_GETARG_TEXT_PP(i)); });
-    return s;
+    return pg::text_arg(fcinfo, i);
 }
 
 std::optional<std::string> opt_text_arg(FunctionCallInfo fcinfo, int i) {
@@ -93,7 +89,7 @@ Query* analyze_select(const std::string& text) {
     Query* q = nullptr;
     bool not_select = false;
     int count = 0;
-    pg_call([&] {
+    pg_call([&]() noexcept {
         List* raw = raw_parser(text.c_str(), RAW_PARSE_DEFAULT);
         count = list_length(raw);
         if (count != 1) {
@@ -121,7 +117,7 @@ QualifiedName creation_name(const std::string& name) {
     QualifiedName out;
     char* nsp_name = nullptr;
     char* rel = nullptr;
-    pg_call([&] {
+    pg_call([&]() noexcept {
         RangeVar* rv = makeRangeVarFromNameList(stringToQualifiedNameList(name.c_str()));
         out.nsp = RangeVarGetCreationNamespace(rv);
         nsp_name = get_namespace_name(out.nsp);
@@ -141,7 +137,7 @@ struct StreamTableRef {
 
 StreamTableRef find_stream_table(const std::string& name) {
     Oid relid = InvalidOid;
-    pg_call([&] {
+    pg_call([&]() noexcept {
         RangeVar* rv = makeRangeVarFromNameList(stringToQualifiedNameList(name.c_str()));
         relid = RangeVarGetRelid(rv, NoLock, true);
     });
@@ -172,21 +168,52 @@ StreamTableRef find_stream_table(const std::string& name) {
     return st;
 }
 
+/// Stream tables are owned like tables: only their owner (or a member of the owning
+/// role, or a superuser) may alter, refresh or drop them.
+void require_owner(const StreamTableRef& st, Oid caller, const char* action) {
+    if (!pg::owns_relation(st.relid, caller)) {
+        throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE,
+                    std::string("must be owner of stream table ") + st.schema + "." + st.name +
+                        " to " + action,
+                    {},
+                    "Run it as the stream table's owner (" +
+                        pg::role_name(pg::relation_owner(st.relid)) + ").");
+    }
+}
+
+/// Nobody builds a stream table over data they cannot read: run the query as the caller,
+/// for its permission checks only (LIMIT 0).
+void require_can_read(const std::string& query) {
+    spi::run("SELECT FROM (" + query + ") AS \"__pgt_permission_check\" LIMIT 0");
+}
+
+/// Hand the stream table's view and storage to its owner and let the owner read the change
+/// buffers of its sources (refreshes run as the owner; see docs/security.md).
+void give_to_owner(int64_t id, const std::string& storage, const std::vector<Oid>& sources,
+                   Oid owner) {
+    const std::string role = quote_ident(pg::role_name(owner));
+    spi::run("ALTER VIEW pgtrickle." + quote_ident("pgt_query_" + std::to_string(id)) +
+             " OWNER TO " + role);
+    spi::run("ALTER TABLE " + storage + " OWNER TO " + role);
+    spi::run("GRANT USAGE ON SCHEMA pgtrickle_changes TO " + role);
+    for (Oid rel : sources) {
+        const SourceNames names = capture::resolve(rel);
+        spi::run("GRANT SELECT ON " + names.buffer + " TO " + role);
+    }
+}
+
 std::vector<ivm::Column> view_columns(Oid view) {
     std::vector<ivm::Column> cols;
-    pg_call([&] {
-        Relation rel = table_open(view, AccessShareLock);
-        TupleDesc td = RelationGetDescr(rel);
-        for (int i = 0; i < td->natts; ++i) {
-            Form_pg_attribute a = TupleDescAttr(td, i);
-            std::string type = sql_type_name(a->atttypid, a->atttypmod);
-            if (OidIsValid(a->attcollation) && a->attcollation != DEFAULT_COLLATION_OID) {
-                type += " COLLATE " + sql_collation_name(a->attcollation);
-            }
-            cols.push_back({NameStr(a->attname), type});
+    const pg::OpenRelation rel(view, AccessShareLock);
+    TupleDesc td = RelationGetDescr(rel.get());
+    for (int i = 0; i < td->natts; ++i) {
+        Form_pg_attribute a = TupleDescAttr(td, i);
+        std::string type = pg::type_name(a->atttypid, a->atttypmod);
+        if (OidIsValid(a->attcollation) && a->attcollation != DEFAULT_COLLATION_OID) {
+            type += " COLLATE " + pg::collation_name(a->attcollation);
         }
-        table_close(rel, AccessShareLock);
-    });
+        cols.push_back({NameStr(a->attname), type});
+    }
     for (const auto& c : cols) {
         if (c.name.rfind("__pgt_", 0) == 0) {
             throw Error(ERRCODE_RESERVED_NAME, "column name \"" + c.name + "\" is reserved",
@@ -198,13 +225,7 @@ std::vector<ivm::Column> view_columns(Oid view) {
 }
 
 Query* view_query(Oid view) {
-    Query* q = nullptr;
-    pg_call([&] {
-        Relation rel = table_open(view, AccessShareLock);
-        q = pg_copy(get_view_query(rel));
-        table_close(rel, AccessShareLock);
-    });
-    return q;
+    return pg::view_query(view);
 }
 
 Oid regclass_oid(const std::string& qualified_name) {
@@ -221,7 +242,7 @@ struct Defined {
 };
 
 Defined define(int64_t id, const std::string& schema, const std::string& name,
-               const std::string& query, const std::string& refresh_mode) {
+               const std::string& query, const std::string& refresh_mode, Oid owner) {
     Defined d;
     const std::string view = "pgtrickle." + quote_ident("pgt_query_" + std::to_string(id));
     (void)analyze_select(query);  // one SELECT, or a clear error before CREATE VIEW sees it
@@ -231,6 +252,21 @@ Defined define(int64_t id, const std::string& schema, const std::string& name,
              quote_literal("pg_trickle: defining query of " + schema + "." + name));
     d.columns = view_columns(d.view);
     d.analysis = analyze_for_mode(view_query(d.view), refresh_mode, d.columns);
+    if (d.analysis.differential) {
+        // Buffer rows carry no policy: where row-level security filters what the owner
+        // reads, only re-running the query applies it.
+        for (Oid rel : d.analysis.translation.relations) {
+            if (pg::rls_applies(rel, owner)) {
+                d.analysis.differential = false;
+                d.analysis.translation.unsupported = "row-level security applies to source " +
+                                                     pg::rel_name(rel).value_or("?") +
+                                                     " for the owner";
+                d.analysis.reason = d.analysis.translation.unsupported;
+                d.analysis.layout = ivm::full_layout(d.columns);
+                break;
+            }
+        }
+    }
     if (refresh_mode == "differential" && !d.analysis.differential) {
         throw Error(
             ERRCODE_FEATURE_NOT_SUPPORTED,
@@ -392,13 +428,23 @@ PGT_FUNCTION(pgtrickle_create_stream_table) {
             "call pgtrickle.refresh_stream_table yourself.");
     }
     bool xact_snapshot = false;
-    pg_call([&] { xact_snapshot = IsolationUsesXactSnapshot(); });
+    pg_call([&]() noexcept { xact_snapshot = IsolationUsesXactSnapshot(); });
     require(!xact_snapshot, ERRCODE_ACTIVE_SQL_TRANSACTION,
             "create_stream_table must run in a READ COMMITTED transaction",
             "Under REPEATABLE READ the initial snapshot could predate changes that capture would "
             "then miss.");
     spi::Session spi;
+    const Oid caller = pg::current_user();
     const QualifiedName qn = creation_name(name);
+    (void)analyze_select(query);
+    require_can_read(query);
+    require(pg::may_create_in(qn.nsp, caller), ERRCODE_INSUFFICIENT_PRIVILEGE,
+            "permission denied for schema " + qn.schema,
+            "The stream table's storage is created there: GRANT CREATE ON SCHEMA " +
+                quote_ident(qn.schema) + " to the role.");
+    // Catalog rows, capture objects and change buffers belong to the extension's owner;
+    // the view and the storage table are handed to the caller (give_to_owner).
+    const pg::AsUser as_extension_owner(pg::extension_owner(), false);
     auto exists =
         spi::exec("SELECT pg_catalog.to_regclass($1) IS NOT NULL", {qualified(qn.schema, qn.name)});
     require(*exists.scalar() == "f", ERRCODE_DUPLICATE_TABLE,
@@ -407,7 +453,7 @@ PGT_FUNCTION(pgtrickle_create_stream_table) {
     const int64_t id = std::stoll(
         *spi::exec("SELECT pg_catalog.nextval('pgtrickle.pgt_stream_tables_pgt_id_seq')::text")
              .scalar());
-    const Defined d = define(id, qn.schema, qn.name, query, refresh_mode);
+    const Defined d = define(id, qn.schema, qn.name, query, refresh_mode, caller);
     spi::run(
         "INSERT INTO pgtrickle.pgt_stream_tables (pgt_id, pgt_schema, pgt_name, pgt_relid, "
         "defining_query, query_view, "
@@ -418,6 +464,7 @@ PGT_FUNCTION(pgtrickle_create_stream_table) {
          std::to_string(d.view), schedule && !schedule->empty() ? schedule : std::nullopt,
          refresh_mode, cdc_mode, std::string(initialize ? "initializing" : "active")});
     record_definition(id, d, query, refresh_mode);
+    give_to_owner(id, qualified(qn.schema, qn.name), d.analysis.translation.relations, caller);
     if (initialize) {
         refresh_stream_table(id, true);
     }
@@ -441,7 +488,15 @@ PGT_FUNCTION(pgtrickle_alter_stream_table) {
     }
     check_schedule(schedule);
     spi::Session spi;
+    const Oid caller = pg::current_user();
+    if (query) {
+        (void)analyze_select(*query);
+        require_can_read(*query);
+    }
+    const pg::AsUser as_extension_owner(pg::extension_owner(), false);
     const StreamTableRef st = find_stream_table(text_arg(fcinfo, 0));
+    require_owner(st, caller, "alter it");
+    const Oid owner = pg::relation_owner(st.relid);  // the storage is recreated below
     const std::string sid = std::to_string(st.id);
     if (schedule) {
         spi::run(
@@ -478,12 +533,14 @@ PGT_FUNCTION(pgtrickle_alter_stream_table) {
                          .scalar();
         const std::string mode = refresh_mode ? *refresh_mode : st.refresh_mode;
         undefine(st, true);
-        const Defined d = define(st.id, st.schema, st.name, new_query, mode);
+        const Defined d = define(st.id, st.schema, st.name, new_query, mode, owner);
         spi::run(
             "UPDATE pgtrickle.pgt_stream_tables SET pgt_relid = $2::regclass WHERE pgt_id = "
             "$1::bigint",
             {sid, qualified(st.schema, st.name)});
         record_definition(st.id, d, new_query, mode);
+        give_to_owner(st.id, qualified(st.schema, st.name), d.analysis.translation.relations,
+                      owner);
         refresh_stream_table(st.id, true);
     }
     spi.finish();
@@ -495,8 +552,12 @@ PGT_FUNCTION(pgtrickle_drop_stream_table) {
     require(!PG_ARGISNULL(0), ERRCODE_NULL_VALUE_NOT_ALLOWED, "name must not be NULL");
     const bool cascade = PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1);
     spi::Session spi;
+    const Oid caller = pg::current_user();
+    const pg::AsUser as_extension_owner(pg::extension_owner(), false);
+    const StreamTableRef st = find_stream_table(text_arg(fcinfo, 0));
+    require_owner(st, caller, "drop it");
     std::set<int64_t> seen;
-    drop_recursive(find_stream_table(text_arg(fcinfo, 0)), cascade, seen);
+    drop_recursive(st, cascade, seen);
     spi.finish();
     PG_RETURN_VOID();
 }
@@ -506,7 +567,13 @@ PGT_FUNCTION(pgtrickle_refresh_stream_table) {
     require(!PG_ARGISNULL(0), ERRCODE_NULL_VALUE_NOT_ALLOWED, "name must not be NULL");
     const bool full = PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1);
     spi::Session spi;
-    const StreamTableRef st = find_stream_table(text_arg(fcinfo, 0));
+    const Oid caller = pg::current_user();
+    StreamTableRef st;
+    {
+        const pg::AsUser as_extension_owner(pg::extension_owner(), false);
+        st = find_stream_table(text_arg(fcinfo, 0));
+    }
+    require_owner(st, caller, "refresh it");
     (void)refresh_stream_table(st.id, full);
     spi.finish();
     PG_RETURN_VOID();
@@ -518,7 +585,11 @@ PGT_FUNCTION(pgtrickle_explain_stream_table) {
     spi::Session spi;
     Query* q = analyze_select(query);
     std::vector<ivm::Column> cols;
-    Analysis a = analyze_for_mode(q, "auto", cols);
+    // Explaining reads the capture catalog, not the data: as the extension's owner.
+    const Analysis a = [&] {
+        const pg::AsUser as_extension_owner(pg::extension_owner(), false);
+        return analyze_for_mode(q, "auto", cols);
+    }();
     std::string tree;
     if (a.translation.plan) {
         tree = ivm::explain_tree(*a.translation.plan, a.layout);
@@ -547,7 +618,9 @@ PGT_FUNCTION(pgtrickle_explain_stream_table) {
     const std::string json = *r.scalar();
     spi.finish();
     Datum d = 0;
-    pg_call([&] { d = DirectFunctionCall1(jsonb_in, CStringGetDatum(pstrdup(json.c_str()))); });
+    pg_call([&]() noexcept {
+        d = DirectFunctionCall1(jsonb_in, CStringGetDatum(pstrdup(json.c_str())));
+    });
     return d;
 }
 
@@ -575,7 +648,7 @@ PGT_FUNCTION(pgtrickle_pending_changes) {
         frontier::SourceFrontier f;
         f.snapshot = *row[1];
         auto c = spi::exec("SELECT pg_catalog.count(*)::text FROM " + buf + " WHERE " +
-                           frontier::window_condition_params("", 1),
+                               frontier::window_condition_params("", 1),
                            frontier::window_params(f));
         total += std::stoll(c.scalar().value_or("0"));
     }
@@ -590,7 +663,7 @@ PGT_FUNCTION(pgtrickle_pending_changes) {
 PGT_FUNCTION(pgtrickle_source_stable_name) {
     const Oid relid = PG_GETARG_OID(0);
     char* name = nullptr;
-    pg_call([&] { name = get_rel_name(relid); });
+    pg_call([&]() noexcept { name = get_rel_name(relid); });
     if (name == nullptr) {
         PG_RETURN_NULL();
     }
@@ -598,7 +671,7 @@ PGT_FUNCTION(pgtrickle_source_stable_name) {
     const std::string sn = capture::stable_name_of(relid);
     spi.finish();
     text* t = nullptr;
-    pg_call([&] { t = cstring_to_text_with_len(sn.data(), static_cast<int>(sn.size())); });
+    t = pg::to_text(sn);
     PG_RETURN_TEXT_P(t);
 }
 

@@ -1,13 +1,20 @@
 #include "boundary/guard.h"
 
+#include <cstdlib>
+#include <cstring>
 #include <memory>
+
+#include "settings.h"
 
 namespace pgt::detail {
 
-void throw_pending(ErrorData* edata) {
-    if (edata != nullptr) {
-        throw PgError(edata);
-    }
+void throw_pg_error(MemoryContext ctx) {
+    // Back in the caller's memory context (the error left us in ErrorContext): copy the
+    // error out, clear PostgreSQL's error state, and carry the copy as an exception.
+    MemoryContextSwitchTo(ctx);
+    ErrorData* edata = CopyErrorData();
+    FlushErrorState();
+    throw PgError(edata);
 }
 
 void rethrow_pg_error(ErrorData* edata) {
@@ -38,6 +45,39 @@ void raise_failure(Failure* failure) {
     ereport(ERROR, (errcode(code), errmsg_internal("%s", message),
                     detail ? errdetail_internal("%s", detail) : 0, hint ? errhint("%s", hint) : 0));
     pg_unreachable();
+}
+
+namespace {
+/// pg_calls entered since pg_trickle.fault_injection was last set in this process.
+long g_fault_calls = 0;
+}  // namespace
+
+void reset_fault_injection() {
+    g_fault_calls = 0;
+}
+
+Fault fault_point() {
+    const char* spec = settings::fault_injection;
+    if (spec == nullptr || spec[0] == '\0') {
+        return Fault::none;
+    }
+    // "pg_call:N" raises a PostgreSQL error at the N-th pg_call, "cpp_call:N" throws a C++
+    // exception there instead (both counted from when the setting was last assigned).
+    const bool pg = std::strncmp(spec, "pg_call:", 8) == 0;
+    const bool cpp = std::strncmp(spec, "cpp_call:", 9) == 0;
+    if (!pg && !cpp) {
+        return Fault::none;
+    }
+    const long at = std::strtol(spec + (pg ? 8 : 9), nullptr, 10);
+    if (++g_fault_calls != at) {
+        return Fault::none;
+    }
+    return pg ? Fault::pg_error : Fault::cpp_exception;
+}
+
+void raise_injected_error() {
+    ereport(ERROR, (errcode(MAKE_SQLSTATE('P', 'T', 'F', '0', '1')),
+                    errmsg("pg_trickle fault injection at pg_call %ld", g_fault_calls)));
 }
 
 }  // namespace pgt::detail

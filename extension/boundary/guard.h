@@ -1,12 +1,17 @@
-// The C++ / PostgreSQL boundary (see STYLE.md).
+// The C++ / PostgreSQL boundary (see STYLE.md, docs/architecture.md "The boundary").
 //
 // PostgreSQL reports errors with ereport(ERROR), a longjmp that skips C++ destructors; C++
 // reports errors with exceptions, which PostgreSQL cannot catch. Two guards keep them apart:
-//  - PGT_FUNCTION(name) declares an SQL-callable function: an extern "C" shim that runs the
-//    C++ body inside a catch-all and turns any exception into ereport(ERROR) with an errcode.
-//  - pg_call(fn) runs PostgreSQL code that may raise from C++ code that holds RAII objects:
-//    it catches the PostgreSQL error, restores the memory context and rethrows it as PgError.
-//    fn itself must not throw C++ exceptions.
+//  - PGT_FUNCTION(name) declares an SQL-callable function (and PGT_ENTRY any other symbol
+//    PostgreSQL calls): an extern "C" shim runs the C++ body inside a catch-all that turns
+//    any exception into ereport(ERROR) with an errcode, after every C++ object of the body
+//    is gone. A PostgreSQL error carried as PgError is re-raised unchanged.
+//  - pg_call(fn) is the reverse guard: it runs one PostgreSQL call (fn must be noexcept and
+//    return a trivially copyable value: a pointer, a Datum, a number) under its own error
+//    frame, saved and restored by RAII together with the memory context, and turns an
+//    ereport into a PgError exception. It never runs C++ computations.
+// A PostgreSQL error caught in C++ is only ever rethrown (it reaches the boundary and is
+// re-raised), or handled inside pg::subtransaction, which rolls its work back first.
 #pragma once
 
 extern "C" {
@@ -14,10 +19,13 @@ extern "C" {
 #include "fmgr.h"
 #include "nodes/nodes.h"
 #include "utils/elog.h"
+#include "utils/memutils.h"
 }
 
+#include <csetjmp>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 namespace pgt {
@@ -45,15 +53,17 @@ class PgError : public std::exception {
   public:
     explicit PgError(ErrorData* edata) : edata_(edata) {}
     ErrorData* data() const { return edata_; }
+    int sqlstate() const { return edata_ ? edata_->sqlerrcode : ERRCODE_INTERNAL_ERROR; }
     const char* what() const noexcept override {
         return edata_ && edata_->message ? edata_->message : "error";
     }
 
   private:
-    ErrorData* edata_;  // palloc'd in the caller's memory context
+    ErrorData* edata_;  // palloc'd in the memory context of the failed pg_call's caller
 };
 
 namespace detail {
+
 /// What the boundary reports for a C++ exception: copied out of the exception so that the
 /// exception object is gone before ereport() longjmps.
 struct Failure {
@@ -62,29 +72,79 @@ struct Failure {
 };
 [[noreturn]] void raise_failure(Failure* failure);
 [[noreturn]] void rethrow_pg_error(ErrorData* edata);
-void throw_pending(ErrorData* edata);
+[[noreturn]] void throw_pg_error(MemoryContext ctx);
+
+/// Test hook (pg_trickle.fault_injection, docs/settings.md): which fault, if any, the
+/// pg_call being entered injects. Nothing when the setting is empty (one pointer test).
+enum class Fault { none, pg_error, cpp_exception };
+Fault fault_point();
+/// Raise the injected PostgreSQL error (SQLSTATE PTF01) inside the pg_call's error frame.
+void raise_injected_error();
+/// Restart the count of pg_calls (when pg_trickle.fault_injection is assigned).
+void reset_fault_injection();
+
+/// The error frame of one pg_call: PostgreSQL's exception stack, error context stack and
+/// memory context, restored when the frame ends however it ends.
+class ErrorFrame {
+  public:
+    ErrorFrame() noexcept
+        : exception_stack_(PG_exception_stack),
+          context_stack_(error_context_stack),
+          memory_context_(CurrentMemoryContext) {}
+    ~ErrorFrame() { restore(); }
+    ErrorFrame(const ErrorFrame&) = delete;
+    ErrorFrame& operator=(const ErrorFrame&) = delete;
+    void restore() noexcept {
+        PG_exception_stack = exception_stack_;
+        error_context_stack = context_stack_;
+    }
+    MemoryContext memory_context() const { return memory_context_; }
+
+  private:
+    sigjmp_buf* exception_stack_;
+    ErrorContextCallback* context_stack_;
+    MemoryContext memory_context_;
+};
+
 }  // namespace detail
 
-/// Run PostgreSQL code that may ereport; its error becomes a PgError exception.
+/// Run one PostgreSQL call that may ereport; its error becomes a PgError exception. `fn`
+/// must be noexcept (PostgreSQL code only) and return void or a trivially copyable value.
 template <typename F>
-void pg_call(F&& fn) {
-    MemoryContext ctx = CurrentMemoryContext;
-    ErrorData* volatile edata = nullptr;
-    PG_TRY();
-    { fn(); }
-    PG_CATCH();
-    {
-        MemoryContextSwitchTo(ctx);
-        edata = CopyErrorData();
-        FlushErrorState();
+auto pg_call(F&& fn) -> std::invoke_result_t<F&> {
+    using Result = std::invoke_result_t<F&>;
+    static_assert(std::is_nothrow_invocable_v<F&>,
+                  "pg_call runs PostgreSQL code only: pass a noexcept lambda");
+    static_assert(std::is_void_v<Result> || std::is_trivially_copyable_v<Result>,
+                  "pg_call returns plain values (pointers, Datums, numbers)");
+    const detail::Fault fault = detail::fault_point();
+    if (fault == detail::Fault::cpp_exception) {
+        throw std::runtime_error("fault injection: C++ exception at a pg_call");
     }
-    PG_END_TRY();
-    detail::throw_pending(edata);
+    detail::ErrorFrame frame;
+    sigjmp_buf local;
+    if (sigsetjmp(local, 0) == 0) {
+        PG_exception_stack = &local;
+        if (fault == detail::Fault::pg_error) {
+            detail::raise_injected_error();
+        }
+        if constexpr (std::is_void_v<Result>) {
+            fn();
+            frame.restore();
+            return;
+        } else {
+            Result result = fn();
+            frame.restore();
+            return result;
+        }
+    }
+    frame.restore();
+    detail::throw_pg_error(frame.memory_context());
 }
 
 /// Run a C++ body at the boundary; exceptions become ereport(ERROR).
 template <typename F>
-Datum guard_cpp(F&& body) {
+Datum guard_cpp(F&& body) noexcept {
     // Only trivially destructible state may live here: the ereport that follows longjmps.
     ErrorData* pg_error = nullptr;
     detail::Failure* failure = nullptr;
@@ -93,12 +153,12 @@ Datum guard_cpp(F&& body) {
     } catch (const PgError& e) {
         pg_error = e.data();
     } catch (const Error& e) {
-        failure = new detail::Failure{e.sqlstate(), e.what(), e.detail(), e.hint()};
+        failure = new (std::nothrow) detail::Failure{e.sqlstate(), e.what(), e.detail(), e.hint()};
     } catch (const std::exception& e) {
-        failure = new detail::Failure{
+        failure = new (std::nothrow) detail::Failure{
             ERRCODE_INTERNAL_ERROR, std::string("pg_trickle internal error: ") + e.what(), {}, {}};
     } catch (...) {
-        failure = new detail::Failure{
+        failure = new (std::nothrow) detail::Failure{
             ERRCODE_INTERNAL_ERROR, "pg_trickle internal error: unknown exception", {}, {}};
     }
     if (pg_error) {
@@ -111,7 +171,7 @@ Datum guard_cpp(F&& body) {
 /// copyObject for C++ (PostgreSQL's macro relies on C typeof).
 template <typename T>
 T* pg_copy(const T* node) {
-    return static_cast<T*>(copyObjectImpl(node));
+    return static_cast<T*>(pg_call([&]() noexcept { return copyObjectImpl(node); }));
 }
 
 }  // namespace pgt
@@ -127,3 +187,18 @@ T* pg_copy(const T* node) {
     }                                                                          \
     }                                                                          \
     static Datum name##_body(PG_FUNCTION_ARGS)
+
+/// Declare another symbol PostgreSQL calls (a background worker's main, a hook) as
+/// `extern "C" void name(Datum)`, its C++ body guarded like PGT_FUNCTION's.
+#define PGT_WORKER_MAIN(name)                 \
+    static void name##_body(Datum arg);       \
+    extern "C" {                              \
+    PGDLLEXPORT void name(Datum arg);         \
+    void name(Datum arg) {                    \
+        (void)pgt::guard_cpp([&]() -> Datum { \
+            name##_body(arg);                 \
+            return 0;                         \
+        });                                   \
+    }                                         \
+    }                                         \
+    static void name##_body(Datum arg)

@@ -14,7 +14,7 @@ extern "C" {
 namespace pgt::spi {
 
 Session::Session() {
-    pg_call([&] {
+    pg_call([&]() noexcept {
         if (SPI_connect() != SPI_OK_CONNECT) {
             elog(ERROR, "SPI_connect failed");
         }
@@ -35,7 +35,7 @@ void Session::finish() {
         return;
     }
     open_ = false;
-    pg_call([&] { SPI_finish(); });
+    pg_call([&]() noexcept { SPI_finish(); });
 }
 
 namespace {
@@ -82,7 +82,7 @@ Result collect(SPITupleTable* tuptable, uint64 processed) {
         row.reserve(ncols);
         for (int c = 1; c <= ncols; ++c) {
             char* v = nullptr;
-            pg_call([&] { v = SPI_getvalue(tuptable->vals[r], tuptable->tupdesc, c); });
+            pg_call([&]() noexcept { v = SPI_getvalue(tuptable->vals[r], tuptable->tupdesc, c); });
             row.push_back(v ? Value(std::string(v)) : std::nullopt);
         }
         result.rows.push_back(std::move(row));
@@ -94,7 +94,7 @@ Result execute_plan(SPIPlanPtr plan, const Args& a, Snapshot snapshot, const cha
     int rc = 0;
     SPITupleTable* tuptable = nullptr;
     uint64 processed = 0;
-    pg_call([&] {
+    pg_call([&]() noexcept {
         if (snapshot != InvalidSnapshot) {
             rc = SPI_execute_snapshot(plan, a.values, a.nulls, snapshot, InvalidSnapshot, false,
                                       true, 0);
@@ -112,7 +112,7 @@ Result execute_plan(SPIPlanPtr plan, const Args& a, Snapshot snapshot, const cha
 
 SPIPlanPtr prepare(const std::string& sql, const Args& a, bool keep) {
     SPIPlanPtr plan = nullptr;
-    pg_call([&] {
+    pg_call([&]() noexcept {
         plan = SPI_prepare(sql.c_str(), a.n, a.types);
         if (plan == nullptr) {
             elog(ERROR, "SPI_prepare failed (%s): %s", SPI_result_code_string(SPI_result),
@@ -132,14 +132,14 @@ Result exec(const std::string& sql, const std::vector<Value>& params, Snapshot s
     if (snapshot != InvalidSnapshot) {
         SPIPlanPtr plan = prepare(sql, a, false);
         Result r = execute_plan(plan, a, snapshot, sql.c_str());
-        pg_call([&] { SPI_freeplan(plan); });
+        pg_call([&]() noexcept { SPI_freeplan(plan); });
         return r;
     }
     int rc = 0;
     SPITupleTable* tuptable = nullptr;
     uint64 processed = 0;
     const char* query = sql.c_str();
-    pg_call([&] {
+    pg_call([&]() noexcept {
         rc = SPI_execute_with_args(query, a.n, a.types, a.values, a.nulls, false, 0);
         if (rc < 0) {
             elog(ERROR, "SPI failed (%s) for: %s", SPI_result_code_string(rc), query);

@@ -7,6 +7,7 @@
 #include "core/sql_ident.h"
 #include "core/stable_name.h"
 #include "boundary/guard.h"
+#include "boundary/pg.h"
 #include "boundary/spi.h"
 
 extern "C" {
@@ -45,7 +46,7 @@ SourceInfo source_info(Oid relid) {
     char* nsp = nullptr;
     char* name = nullptr;
     char kind = 0;
-    pg_call([&] {
+    pg_call([&]() noexcept {
         nsp = get_namespace_name(get_rel_namespace(relid));
         name = get_rel_name(relid);
         kind = get_rel_relkind(relid);
@@ -57,19 +58,16 @@ SourceInfo source_info(Oid relid) {
     info.schema = nsp;
     info.name = name;
     info.relkind = kind;
-    Relation rel = nullptr;
-    pg_call([&] { rel = table_open(relid, AccessShareLock); });
-    TupleDesc td = RelationGetDescr(rel);
+    const pg::OpenRelation rel(relid, AccessShareLock);
+    TupleDesc td = RelationGetDescr(rel.get());
     for (int i = 0; i < td->natts; ++i) {
         Form_pg_attribute a = TupleDescAttr(td, i);
         if (a->attisdropped) {
             continue;
         }
-        std::string type;
-        pg_call([&] { type = sql_type_name(a->atttypid, a->atttypmod); });
+        const std::string type = pg::type_name(a->atttypid, a->atttypmod);
         info.columns.push_back({a->attnum, NameStr(a->attname), type});
     }
-    pg_call([&] { table_close(rel, AccessShareLock); });
     return info;
 }
 
@@ -139,7 +137,7 @@ void sync_columns(const std::string& key, const SourceInfo& src) {
 std::string computed_stable_name(Oid relid) {
     const SourceInfo src = source_info(relid);
     char* db = nullptr;
-    pg_call([&] { db = get_database_name(MyDatabaseId); });
+    pg_call([&]() noexcept { db = get_database_name(MyDatabaseId); });
     return stable_name(db, src.schema, src.name);
 }
 

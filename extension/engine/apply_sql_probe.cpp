@@ -9,6 +9,7 @@
 #include <string>
 
 #include "boundary/guard.h"
+#include "boundary/pg.h"
 #include "boundary/spi.h"
 #include "capture/capture.h"
 #include "core/delta_sql.h"
@@ -19,21 +20,11 @@ extern "C" {
 #include "utils/errcodes.h"
 }
 
-namespace {
-
-std::string text_arg(FunctionCallInfo fcinfo, int i) {
-    char* s = nullptr;
-    pgt::pg_call([&]() noexcept { s = text_to_cstring(PG_GETARG_TEXT_PP(i)); });
-    return s;
-}
-
-}  // namespace
-
 PGT_FUNCTION(pgtrickle_engine_apply_sql) {
     const Oid query_view = PG_GETARG_OID(0);
     const Oid storage_relid = PG_GETARG_OID(1);
-    const std::string snapshot = text_arg(fcinfo, 2);
-    const std::string target_kind = text_arg(fcinfo, 3);
+    const std::string snapshot = pgt::pg::text_arg(fcinfo, 2);
+    const std::string target_kind = pgt::pg::text_arg(fcinfo, 3);
     if (target_kind != "local" && target_kind != "distributed") {
         throw pgt::Error(ERRCODE_INVALID_PARAMETER_VALUE,
                          "apply target must be 'local' or 'distributed'");
@@ -56,9 +47,5 @@ PGT_FUNCTION(pgtrickle_engine_apply_sql) {
         target_kind == "distributed" ? pgt::ivm::ApplyTarget::distributed
                                      : pgt::ivm::ApplyTarget::local);
     spi.finish();
-    text* out = nullptr;
-    pgt::pg_call([&]() noexcept {
-        out = cstring_to_text_with_len(sql.data(), static_cast<int>(sql.size()));
-    });
-    PG_RETURN_TEXT_P(out);
+    PG_RETURN_TEXT_P(pgt::pg::to_text(sql));
 }

@@ -10,6 +10,7 @@
 
 #include "core/sql_ident.h"
 #include "boundary/guard.h"
+#include "boundary/pg.h"
 
 extern "C" {
 #include "access/htup_details.h"
@@ -55,9 +56,7 @@ struct Unsupported {
 // never skips a C++ destructor and a C++ exception never crosses PG_TRY.
 
 std::string ns_name(Oid nsp) {
-    const char* n = nullptr;
-    pg_call([&]() noexcept { n = get_namespace_name(nsp); });
-    return n ? n : "pg_catalog";
+    return pg::namespace_name(nsp).value_or("pg_catalog");
 }
 
 const char* pg_func_name(Oid fn) {
@@ -117,24 +116,6 @@ Oid pg_eq_opr(Oid type, Oid* lt = nullptr, Oid* gt = nullptr) {
     return eq;
 }
 
-char pg_rel_relkind(Oid relid) {
-    char k = 0;
-    pg_call([&]() noexcept { k = get_rel_relkind(relid); });
-    return k;
-}
-
-std::string pg_rel_name(Oid relid) {
-    const char* n = nullptr;
-    pg_call([&]() noexcept { n = get_rel_name(relid); });
-    return n ? n : "?";
-}
-
-Oid pg_rel_namespace(Oid relid) {
-    Oid n = InvalidOid;
-    pg_call([&]() noexcept { n = get_rel_namespace(relid); });
-    return n;
-}
-
 /// Attribute name, nullptr when missing or dropped.
 const char* pg_attname(Oid relid, AttrNumber attnum) {
     const char* n = nullptr;
@@ -146,17 +127,6 @@ Oid pg_typ_typrelid(Oid type) {
     Oid r = InvalidOid;
     pg_call([&]() noexcept { r = get_typ_typrelid(type); });
     return r;
-}
-
-/// A copy of a view's query (the view locked for the transaction).
-Query* pg_view_query(Oid relid) {
-    Query* q = nullptr;
-    pg_call([&]() noexcept {
-        Relation rel = table_open(relid, AccessShareLock);
-        q = static_cast<Query*>(copyObjectImpl(get_view_query(rel)));
-        table_close(rel, AccessShareLock);
-    });
-    return q;
 }
 
 Node* pg_flatten(Query* q, Node* n) {
@@ -659,18 +629,18 @@ class Translator {
             if (rte->tablesample) {
                 unsupported("TABLESAMPLE");
             }
-            const char relkind = pg_rel_relkind(rte->relid);
+            const char relkind = pg::rel_kind(rte->relid);
             if (relkind == RELKIND_VIEW) {
-                Query* vq = pg_view_query(rte->relid);
+                Query* vq = pg::view_query(rte->relid);
                 item.kind = ivm::FromItem::Kind::subquery;
-                item.query =
-                    subquery(vq, &lv.columns[rtindex - 1], "view " + pg_rel_name(rte->relid));
+                item.query = subquery(vq, &lv.columns[rtindex - 1],
+                                      "view " + pg::rel_name(rte->relid).value_or("?"));
                 item.columns = item.query->columns;
                 item.comparable = item.query->comparable;
             } else if (relkind == RELKIND_RELATION || relkind == RELKIND_PARTITIONED_TABLE) {
                 ivm::BaseTable& t = item.table;
-                t.schema = ns_name(pg_rel_namespace(rte->relid));
-                t.name = pg_rel_name(rte->relid);
+                t.schema = ns_name(pg::rel_namespace(rte->relid));
+                t.name = pg::rel_name(rte->relid).value_or("?");
                 t.only = !rte->inh;
                 const SourceNames sn = resolve_(rte->relid);
                 t.stable_name = sn.stable_name;
@@ -697,8 +667,8 @@ class Translator {
                 const std::string what = relkind == RELKIND_MATVIEW         ? "materialized view"
                                          : relkind == RELKIND_FOREIGN_TABLE ? "foreign table"
                                                                             : "relation";
-                unsupported(what + " " + quote_ident(ns_name(pg_rel_namespace(rte->relid))) + "." +
-                            quote_ident(pg_rel_name(rte->relid)) +
+                unsupported(what + " " + quote_ident(ns_name(pg::rel_namespace(rte->relid))) + "." +
+                            quote_ident(pg::rel_name(rte->relid).value_or("?")) +
                             " (its changes cannot be captured)");
             }
         } else if (rte->rtekind == RTE_SUBQUERY) {
@@ -870,7 +840,7 @@ class Translator {
             } else {
                 lv.alias.push_back(unique_alias(rte->eref->aliasname));
             }
-            if (rte->rtekind == RTE_RELATION && pg_rel_relkind(rte->relid) != RELKIND_VIEW) {
+            if (rte->rtekind == RTE_RELATION && pg::rel_kind(rte->relid) != RELKIND_VIEW) {
                 // Current column names (the eref may predate a rename when read from a rule).
                 cols.clear();
                 for (int i = 1; i <= list_length(rte->eref->colnames); ++i) {
@@ -1241,19 +1211,7 @@ void collect_relations(Query* q, List** rels) {
 }  // namespace
 
 std::string sql_collation_name(Oid collation) {
-    Oid nsp = InvalidOid;
-    NameData name;
-    pg_call([&]() noexcept {
-        HeapTuple tup = SearchSysCache1(COLLOID, ObjectIdGetDatum(collation));
-        if (!HeapTupleIsValid(tup)) {
-            elog(ERROR, "cache lookup failed for collation %u", collation);
-        }
-        auto* form = reinterpret_cast<Form_pg_collation>(GETSTRUCT(tup));
-        nsp = form->collnamespace;
-        name = form->collname;
-        ReleaseSysCache(tup);
-    });
-    return quote_ident(ns_name(nsp)) + "." + quote_ident(NameStr(name));
+    return pg::collation_name(collation);
 }
 
 std::string buffer_column_name(int attnum) {
@@ -1261,15 +1219,12 @@ std::string buffer_column_name(int attnum) {
 }
 
 std::string sql_type_name(Oid type, int32 typmod) {
-    const char* s = nullptr;
-    pg_call([&]() noexcept {
-        s = format_type_extended(type, typmod,
-                                 FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY);
-    });
-    return s;
+    return pg::type_name(type, typmod);
 }
 
 Translation translate_query(Query* query, const SourceResolver& resolve) {
+    // Only the translator's own refusal (Unsupported) is a result; any other error, a
+    // PostgreSQL one above all (permission denied reading the catalog), propagates.
     Query* q = nullptr;
     List* found = NIL;
     pg_call([&]() noexcept {
@@ -1289,12 +1244,6 @@ Translation translate_query(Query* query, const SourceResolver& resolve) {
         out.plan = t.query(q, nullptr);
     } catch (const Unsupported& u) {
         out.unsupported = u.reason;
-    } catch (const PgError&) {
-        throw;  // a PostgreSQL error is the caller's, with its own SQLSTATE
-    } catch (const Error&) {
-        throw;
-    } catch (const std::exception& e) {
-        out.unsupported = std::string("internal translation error: ") + e.what();
     }
     return out;
 }

@@ -1,56 +1,390 @@
+// The refresh executor, in named stages (docs/architecture.md "Refresh"):
+//   lock -> snapshot and frontier -> window -> delta and apply -> frontier store -> clean-up
+// all in the caller's transaction, under one registered snapshot taken after the lock.
 #include "refresh/refresh.h"
 
+#include <memory>
 #include <vector>
 
+#include "boundary/guard.h"
+#include "boundary/pg.h"
+#include "boundary/spi.h"
 #include "capture/capture.h"
 #include "catalog.h"
 #include "core/frontier.h"
 #include "core/sql_ident.h"
 #include "core/stable_name.h"
-#include "boundary/guard.h"
+#include "refresh/lock.h"
 #include "settings.h"
-#include "boundary/spi.h"
 
 extern "C" {
-#include "access/table.h"
-#include "access/xact.h"
-#include "access/xlog.h"
-#include "rewrite/rewriteHandler.h"
 #include "utils/errcodes.h"
-#include "utils/rel.h"
-#include "utils/snapmgr.h"
 }
 
 namespace pgt {
 namespace {
 
 using sql::qualified;
-using sql::quote_literal;
 
-/// Advisory lock class of stream-table refreshes ('pgtr').
-constexpr int kLockClass = 0x70677472;
-
-struct StreamTableRow {
-    std::string schema, name, storage, view, effective_mode, storage_kind, status;
-    std::optional<std::string> frontier_snapshot, frontier_sysid;
+/// The stream table as the catalog has it, read under the refresh snapshot.
+struct StreamTableState {
+    std::string id, schema, name, storage, view, effective_mode, storage_kind;
     bool needs_full = false;
+    std::optional<frontier::Frontier> frontier;  ///< nullopt before the first refresh
 };
 
-struct SourceRow {
-    std::string relid, stable_name;
+/// A source of the stream table; `captured` when its changes are buffered.
+struct Source {
+    std::string relid, key;
     bool captured = false;
+    std::string buffer() const {
+        return qualified("pgtrickle_changes", capture_object_names(key).buffer_table);
+    }
+};
+
+class Refresh {
+  public:
+    Refresh(int64_t pgt_id, const char* trigger) : id_(std::to_string(pgt_id)), trigger_(trigger) {}
+
+    RefreshOutcome run(RefreshLock& lock, bool force_full, bool wait_for_lock) {
+        require_read_committed();
+        if (!lock.acquire(std::stoll(id_), wait_for_lock)) {
+            out_.mode = "busy";
+            return out_;
+        }
+        // The catalog and the change buffers are the extension owner's; only the apply
+        // stage runs as the stream table's owner (apply_as_owner).
+        const pg::AsUser as_extension_owner(pg::extension_owner(), false);
+        // Lock first, snapshot second: a refresh that committed while we waited is seen.
+        started_ = *spi::exec_cached("SELECT pg_catalog.clock_timestamp()::text").scalar();
+        const pg::RegisteredSnapshot snapshot;
+        snap_ = snapshot.get();
+        load_stream_table();
+        load_sources();
+        take_frontier_point();
+        choose_mode(force_full);
+        if (out_.mode == "full") {
+            apply_full();
+        } else if (out_.mode == "differential") {
+            apply_differential();
+        }
+        store_frontier();
+        if (out_.mode != "none") {
+            record_history();
+            clean_up_buffers();
+        }
+        return out_;
+    }
+
+  private:
+    static void require_read_committed() {
+        if (pg::isolation_uses_xact_snapshot()) {
+            throw Error(
+                ERRCODE_ACTIVE_SQL_TRANSACTION,
+                "stream tables are refreshed in READ COMMITTED transactions only",
+                "Under REPEATABLE READ or SERIALIZABLE the transaction's snapshot may predate the "
+                "previous refresh.",
+                "Run the refresh outside an explicit REPEATABLE READ/SERIALIZABLE transaction.");
+        }
+    }
+
+    spi::Result query(const std::string& sql, const std::vector<spi::Value>& params = {}) {
+        return spi::exec_cached(sql, params, snap_);
+    }
+
+    // ---- stage: snapshot and frontier -----------------------------------------------
+
+    void load_stream_table() {
+        auto rows = query(
+            "SELECT pgt_schema, pgt_name, query_view::oid::text, effective_mode, storage_kind, "
+            "needs_full_refresh::text, frontier::text, pgt_relid::oid::text "
+            "FROM pgtrickle.pgt_stream_tables "
+            "WHERE pgt_id = $1::bigint",
+            {id_});
+        if (rows.rows.empty()) {
+            throw Error(ERRCODE_UNDEFINED_OBJECT,
+                        "stream table with id " + id_ + " does not exist");
+        }
+        const auto& r = rows.rows[0];
+        st_.id = id_;
+        st_.schema = *r[0];
+        st_.name = *r[1];
+        st_.storage = qualified(st_.schema, st_.name);
+        st_.view = *r[2];
+        st_.effective_mode = *r[3];
+        st_.storage_kind = *r[4];
+        st_.needs_full = r[5] == "true";
+        owner_ = pg::relation_owner(static_cast<Oid>(std::stoul(*r[7])));
+        if (r[6]) {
+            try {
+                st_.frontier = frontier::Frontier::parse(*r[6]);
+            } catch (const std::invalid_argument& e) {
+                // A frontier nobody can read is no frontier: recompute.
+                st_.frontier.reset();
+            }
+        }
+        sysid_ = catalog::system_identifier();
+    }
+
+    void load_sources() {
+        const std::string key = catalog::source_key_sql("ct");
+        auto rows = query(
+            "SELECT d.source_relid::oid::text, " + key +
+                ", ct.source_relid IS NOT NULL, ct.buffer_sysid "
+                "FROM pgtrickle.pgt_dependencies d LEFT JOIN pgtrickle.pgt_change_tracking ct "
+                "ON ct.source_relid = d.source_relid WHERE d.pgt_id = $1::bigint",
+            {id_});
+        for (const auto& s : rows.rows) {
+            sources_.push_back({*s[0], s[1].value_or(""), s[2] == "t"});
+            const Source& src = sources_.back();
+            uncaptured_ = uncaptured_ || !src.captured;
+            if (src.captured && s[3] != sysid_) {
+                // The buffer came from another cluster (dump/restore, pg_upgrade): its
+                // transaction ids mean nothing here. Every reader's frontier is foreign too,
+                // so each one recomputes; the buffer is emptied once, by the first of them.
+                spi::run("DELETE FROM " + src.buffer(), {}, snap_);
+                query(
+                    "UPDATE pgtrickle.pgt_change_tracking SET buffer_sysid = $2 "
+                    "WHERE source_relid = $1::oid",
+                    {src.relid, sysid_});
+                restored_ = true;
+            }
+        }
+    }
+
+    /// Where this refresh leaves the frontier: its snapshot, with the refreshing transaction
+    /// counted as running and its rows so far marked consumed (frontier.h).
+    void take_frontier_point() {
+        frontier::SourceFrontier point;
+        point.snapshot = *query("SELECT pg_catalog.pg_current_snapshot()::text").scalar();
+        const uint64_t own_xid = pg::top_full_xid_if_any();
+        if (own_xid != 0) {
+            point.snapshot = frontier::Snapshot::parse(point.snapshot).with_running(own_xid).text();
+            point.own = frontier::OwnWrites{own_xid, pg::current_command_id()};
+        }
+        point_ = point;
+    }
+
+    // ---- stage: window ----------------------------------------------------------------
+
+    /// Full, differential or nothing to do, and which sources have rows in the window.
+    void choose_mode(bool force_full) {
+        std::optional<frontier::SourceFrontier> from;
+        if (st_.frontier) {
+            from = st_.frontier->common();
+        }
+        bool full = force_full || st_.effective_mode == "full" || st_.needs_full;
+        if (force_full) {
+            out_.reason = "full refresh requested";
+        }
+        if (!st_.frontier) {
+            full = true;
+            out_.reason = "no frontier yet (first refresh)";
+        } else if (st_.frontier->sysid != sysid_) {
+            full = true;
+            out_.reason = "frontier belongs to another cluster (restored or upgraded)";
+        } else if (!from) {
+            full = true;
+            out_.reason = has_captured_sources() ? "sources are at different frontiers"
+                                                 : "no captured source: recomputed";
+        } else if (st_.needs_full) {
+            out_.reason = "a full refresh was scheduled";
+        } else if (restored_) {
+            full = true;
+            out_.reason = "change buffers come from another cluster (restored or upgraded)";
+        } else if (st_.effective_mode == "full") {
+            out_.reason = "maintained by full refresh";
+        } else if (const auto rls = rls_source()) {
+            // Buffer rows carry no policy: only the query over the sources applies it.
+            full = true;
+            out_.reason = "row-level security applies to source " + *rls + " for the owner";
+        }
+        bool any_change = uncaptured_;
+        if (from) {
+            window_.frontier = *from;
+            for (const auto& [key, truncated] : changed_sources(*from)) {
+                window_.changed.insert(key);
+                any_change = true;
+                if (truncated) {
+                    full = true;
+                    out_.reason = "a source was truncated";
+                }
+            }
+        }
+        out_.mode = full ? "full" : any_change ? "differential" : "none";
+    }
+
+    /// A source whose row-level security policies filter what the owner reads, if any.
+    std::optional<std::string> rls_source() const {
+        for (const auto& s : sources_) {
+            const Oid relid = static_cast<Oid>(std::stoul(s.relid));
+            if (pg::rls_applies(relid, owner_)) {
+                return pg::rel_name(relid).value_or(s.relid);
+            }
+        }
+        return std::nullopt;
+    }
+
+    bool has_captured_sources() const {
+        for (const auto& s : sources_) {
+            if (s.captured) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /// Sources with rows in the window, and whether those include a TRUNCATE marker.
+    std::vector<std::pair<std::string, bool>> changed_sources(
+        const frontier::SourceFrontier& from) {
+        std::vector<std::string> parts;
+        for (const auto& s : sources_) {
+            if (!s.captured) {
+                continue;
+            }
+            const std::string in_window =
+                "FROM " + s.buffer() + " WHERE " + frontier::window_condition_params("", 1);
+            parts.push_back("SELECT " + sql::quote_literal(s.key) + "::text, EXISTS (SELECT 1 " +
+                            in_window + "), EXISTS (SELECT 1 " + in_window +
+                            " AND \"__pgt_op\" OPERATOR(pg_catalog.=) 'T')");
+        }
+        std::vector<std::pair<std::string, bool>> changed;
+        if (parts.empty()) {
+            return changed;
+        }
+        for (const auto& row :
+             query(sql::join(parts, " UNION ALL "), frontier::window_params(from)).rows) {
+            if (row[1] == "t") {
+                changed.emplace_back(*row[0], row[2] == "t");
+            }
+        }
+        return changed;
+    }
+
+    // ---- stage: delta and apply ---------------------------------------------------------
+
+    void apply_full() {
+        std::unique_ptr<Translation> tr;
+        const ivm::Query* plan = nullptr;
+        ivm::StorageLayout layout;
+        if (st_.storage_kind == "groups") {
+            tr = std::make_unique<Translation>(translate_stream_table(view_oid()));
+            if (!tr->plan) {
+                throw Error(ERRCODE_INTERNAL_ERROR,
+                            "stream table \"" + st_.name + "\" can no longer be translated",
+                            tr->unsupported, "Drop and recreate the stream table.");
+            }
+            plan = tr->plan.get();
+            layout = ivm::differential_layout(*plan);
+        } else {
+            layout.kind = ivm::StorageKind::rows;
+            auto cols = spi::exec(
+                "SELECT attname::text FROM pg_catalog.pg_attribute WHERE attrelid = $1::regclass "
+                "AND attnum > 0 AND NOT attisdropped AND attname::text NOT LIKE '\\_\\_pgt\\_%' "
+                "ORDER BY attnum",
+                {st_.storage}, snap_);
+            for (const auto& c : cols.rows) {
+                layout.visible.push_back({*c[0], ""});
+            }
+        }
+        const std::string view = "pgtrickle." + sql::quote_ident("pgt_query_" + id_);
+        const std::string fill = ivm::full_refresh_sql(plan, layout, st_.storage, view);
+        const pg::AsUser as_owner(owner_, /*restricted=*/true);
+        spi::run("DELETE FROM " + st_.storage, {}, snap_);
+        out_.rows = static_cast<int64_t>(spi::exec(fill, {}, snap_).processed);
+    }
+
+    void apply_differential() {
+        const Translation tr = translate_stream_table(view_oid());
+        if (!tr.plan) {
+            throw Error(
+                ERRCODE_INTERNAL_ERROR,
+                "stream table \"" + st_.name + "\" can no longer be maintained differentially",
+                tr.unsupported, "Run pgtrickle.alter_stream_table(..., refresh_mode => 'full').");
+        }
+        const ivm::StorageLayout layout = ivm::differential_layout(*tr.plan);
+        const std::string apply = ivm::delta_apply_sql(*tr.plan, layout, st_.storage, window_);
+        const pg::AsUser as_owner(owner_, /*restricted=*/true);
+        auto res = spi::exec(apply, {}, snap_);
+        out_.rows = res.rows.empty() ? static_cast<int64_t>(res.processed)
+                                     : std::stoll(res.scalar().value_or("0"));
+    }
+
+    Oid view_oid() const { return static_cast<Oid>(std::stoul(st_.view)); }
+
+    // ---- stage: frontier store, history, clean-up ---------------------------------------
+
+    void store_frontier() {
+        frontier::Frontier next;
+        next.sysid = sysid_;
+        for (const auto& s : sources_) {
+            if (s.captured) {
+                next.sources[s.key] = point_;
+            }
+        }
+        query(
+            "UPDATE pgtrickle.pgt_stream_tables SET frontier = $2::jsonb, "
+            "needs_full_refresh = false, next_attempt_at = NULL, "
+            "last_refresh_at = pg_catalog.now(), last_refresh_mode = $3, "
+            "last_refresh_rows = $4::bigint, last_error = NULL, consecutive_errors = 0, "
+            "status = CASE WHEN status = 'initializing' OR status = 'error' THEN 'active' "
+            "ELSE status END WHERE pgt_id = $1::bigint",
+            {id_, next.json(), out_.mode, std::to_string(out_.rows)});
+    }
+
+    void record_history() {
+        query(
+            "INSERT INTO pgtrickle.pgt_refresh_history (pgt_id, started_at, finished_at, mode, "
+            "rows_changed, reason, trigger) VALUES ($1::bigint, $2::timestamptz, "
+            "pg_catalog.clock_timestamp(), $3, $4::bigint, $5, $6)",
+            {id_, started_, out_.mode, std::to_string(out_.rows),
+             out_.reason.empty() ? std::nullopt : std::optional<std::string>(out_.reason),
+             std::string(trigger_)});
+        query(
+            "DELETE FROM pgtrickle.pgt_refresh_history WHERE pgt_id = $1::bigint AND history_id "
+            "<= (SELECT history_id FROM pgtrickle.pgt_refresh_history WHERE pgt_id = $1::bigint "
+            "ORDER BY history_id DESC OFFSET $2::int LIMIT 1)",
+            {id_, std::to_string(settings::history_rows_per_table)});
+    }
+
+    /// Rows below the oldest reader's frontier xmin are visible to every reader (or
+    /// aborted): consumed by all. Readers that will recompute anyway (suspended, failing,
+    /// marked for a full refresh) do not hold the buffer back.
+    void clean_up_buffers() {
+        for (const auto& s : sources_) {
+            if (!s.captured) {
+                continue;
+            }
+            query("DELETE FROM " + s.buffer() +
+                      " WHERE \"__pgt_xid\" OPERATOR(pg_catalog.<) (SELECT "
+                      "pg_catalog.min(pg_catalog.pg_snapshot_xmin((st.frontier->'sources'->$1->>"
+                      "'snapshot')::pg_catalog.pg_snapshot)) "
+                      "FROM pgtrickle.pgt_stream_tables st JOIN pgtrickle.pgt_dependencies d "
+                      "ON d.pgt_id = st.pgt_id "
+                      "WHERE d.source_relid = $2::oid AND st.frontier->'sources' ? $1 "
+                      "AND NOT st.needs_full_refresh AND st.status NOT IN ('suspended', 'error') "
+                      "AND st.frontier->>'sysid' = $3)",
+                  {s.key, s.relid, sysid_});
+        }
+    }
+
+    const std::string id_;
+    const char* trigger_;
+    std::string started_, sysid_;
+    Snapshot snap_ = InvalidSnapshot;
+    Oid owner_ = InvalidOid;
+    StreamTableState st_;
+    std::vector<Source> sources_;
+    bool uncaptured_ = false, restored_ = false;
+    frontier::SourceFrontier point_;
+    ivm::ChangeWindow window_;
+    RefreshOutcome out_;
 };
 
 }  // namespace
 
 Translation translate_stream_table(Oid query_view) {
-    Query* q = nullptr;
-    pg_call([&] {
-        Relation rel = table_open(query_view, AccessShareLock);
-        q = pg_copy(get_view_query(rel));
-        table_close(rel, AccessShareLock);
-    });
-    return translate_query(q, capture::resolve);
+    return translate_query(pg::view_query(query_view), capture::resolve);
 }
 
 Analysis analyze_for_mode(Query* query, const std::string& refresh_mode,
@@ -71,256 +405,8 @@ Analysis analyze_for_mode(Query* query, const std::string& refresh_mode,
 
 RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full, bool wait_for_lock,
                                     const char* trigger) {
-    bool xact_snapshot = false;
-    pg_call([&] { xact_snapshot = IsolationUsesXactSnapshot(); });
-    if (xact_snapshot) {
-        throw Error(
-            ERRCODE_ACTIVE_SQL_TRANSACTION,
-            "stream tables are refreshed in READ COMMITTED transactions only",
-            "Under REPEATABLE READ or SERIALIZABLE the transaction's snapshot may predate the "
-            "previous refresh.",
-            "Run the refresh outside an explicit REPEATABLE READ/SERIALIZABLE transaction.");
-    }
-    const std::string id = std::to_string(pgt_id);
-    // Lock first, snapshot second: a refresh that committed while we waited is then visible.
-    const std::string lock_args =
-        "(" + std::to_string(kLockClass) + ", ($1::bigint % 2147483647)::int)";
-    if (wait_for_lock) {
-        spi::exec_cached("SELECT pg_catalog.pg_advisory_xact_lock" + lock_args, {id});
-    } else if (spi::exec_cached("SELECT pg_catalog.pg_try_advisory_xact_lock" + lock_args, {id})
-                   .scalar() != "t") {
-        RefreshOutcome busy;
-        busy.mode = "busy";
-        return busy;
-    }
-    const std::string started =
-        *spi::exec_cached("SELECT pg_catalog.clock_timestamp()::text").scalar();
-    Snapshot snap = InvalidSnapshot;
-    pg_call([&] {
-        CommandCounterIncrement();
-        snap = RegisterSnapshot(GetTransactionSnapshot());
-    });
-    struct Unregister {
-        Snapshot s;
-        ~Unregister() {
-            if (s != InvalidSnapshot) {
-                UnregisterSnapshot(s);
-            }
-        }
-    } unregister{snap};
-
-    auto st_rows = spi::exec_cached(
-        "SELECT pgt_schema, pgt_name, pgt_relid::oid::text, query_view::oid::text, effective_mode, "
-        "storage_kind, status, "
-        "frontier->>'sysid', (SELECT min(v->>'snapshot') FROM "
-        "pg_catalog.jsonb_each(frontier->'sources') AS e(k, v)), "
-        "(SELECT count(DISTINCT v->>'snapshot') FROM pg_catalog.jsonb_each(frontier->'sources') AS "
-        "e(k, v)) > 1 "
-        "OR needs_full_refresh FROM pgtrickle.pgt_stream_tables WHERE pgt_id = $1::bigint",
-        {id}, snap);
-    if (st_rows.rows.empty()) {
-        throw Error(ERRCODE_UNDEFINED_OBJECT, "stream table with id " + id + " does not exist");
-    }
-    const auto& r = st_rows.rows[0];
-    StreamTableRow st{*r[0], *r[1], *r[2], *r[3], *r[4],
-                      *r[5], *r[6], r[8],  r[7],  r[9] && *r[9] == "t"};
-    const std::string storage = qualified(st.schema, st.name);
-
-    auto now = spi::exec_cached("SELECT pg_catalog.pg_current_snapshot()::text", {}, snap);
-    const std::string new_snapshot = *now.rows[0][0];
-    // The cluster's identity (as pg_control_system() shows it), without reading pg_control.
-    const std::string sysid = catalog::system_identifier();
-
-    const std::string key = catalog::source_key_sql("ct");
-    auto src_rows = spi::exec_cached(
-        "SELECT d.source_relid::oid::text, " + key +
-            ", ct.source_relid IS NOT NULL, ct.buffer_sysid "
-            "FROM pgtrickle.pgt_dependencies d LEFT JOIN pgtrickle.pgt_change_tracking ct "
-            "ON ct.source_relid = d.source_relid WHERE d.pgt_id = $1::bigint",
-        {id}, snap);
-    std::vector<SourceRow> sources;
-    bool uncaptured = false;
-    bool restored = false;
-    for (const auto& s : src_rows.rows) {
-        sources.push_back({*s[0], s[1].value_or(""), s[2] && *s[2] == "t"});
-        uncaptured = uncaptured || !sources.back().captured;
-        if (sources.back().captured && s[3] != sysid) {
-            // The buffer came from another cluster (dump/restore, pg_upgrade): its transaction
-            // ids mean nothing here. Every reader's frontier is foreign too, so each one
-            // recomputes; the buffer is emptied once, by the first of them.
-            spi::run("DELETE FROM " +
-                         qualified("pgtrickle_changes",
-                                   capture_object_names(sources.back().stable_name).buffer_table),
-                     {}, snap);
-            spi::run(
-                "UPDATE pgtrickle.pgt_change_tracking SET buffer_sysid = $2 WHERE source_relid = "
-                "$1::oid",
-                {sources.back().relid, sysid}, snap);
-            restored = true;
-        }
-    }
-
-    RefreshOutcome out;
-    bool full = force_full || st.effective_mode == "full" || st.needs_full;
-    if (force_full) {
-        out.reason = "full refresh requested";
-    }
-    if (!st.frontier_snapshot) {
-        full = true;
-        out.reason = "no frontier yet (first refresh)";
-    } else if (!st.frontier_sysid || *st.frontier_sysid != sysid) {
-        full = true;
-        out.reason = "frontier belongs to another cluster (restored or upgraded)";
-    } else if (st.needs_full) {
-        out.reason = "a full refresh was scheduled";
-    } else if (restored) {
-        full = true;
-        out.reason = "change buffers come from another cluster (restored or upgraded)";
-    } else if (st.effective_mode == "full") {
-        out.reason = "maintained by full refresh";
-    }
-
-    ivm::ChangeWindow window;
-    bool any_change = uncaptured;
-    if (st.frontier_snapshot) {
-        window.frontier.snapshot = *st.frontier_snapshot;
-        std::vector<std::string> parts;
-        for (const auto& s : sources) {
-            if (!s.captured) {
-                continue;
-            }
-            const std::string buf =
-                qualified("pgtrickle_changes", capture_object_names(s.stable_name).buffer_table);
-            const std::string win =
-                "FROM " + buf + " WHERE " + frontier::window_condition_params("", 1);
-            parts.push_back("SELECT " + quote_literal(s.stable_name) + "::text, EXISTS (SELECT 1 " +
-                            win + "), EXISTS (SELECT 1 " + win +
-                            " AND \"__pgt_op\" OPERATOR(pg_catalog.=) 'T')");
-        }
-        if (!parts.empty()) {
-            std::string q;
-            for (size_t i = 0; i < parts.size(); ++i) {
-                q += (i ? " UNION ALL " : "") + parts[i];
-            }
-            for (const auto& row : spi::exec_cached(q, frontier::window_params(window.frontier), snap).rows) {
-                if (*row[1] == "t") {
-                    window.changed.insert(*row[0]);
-                    any_change = true;
-                }
-                if (*row[2] == "t") {
-                    full = true;
-                    out.reason = "a source was truncated";
-                }
-            }
-        }
-    }
-
-    if (!full && !any_change) {
-        out.mode = "none";
-    } else if (full) {
-        out.mode = "full";
-        std::unique_ptr<Translation> tr;
-        const ivm::Query* plan = nullptr;
-        ivm::StorageLayout layout;
-        if (st.storage_kind == "groups") {
-            tr = std::make_unique<Translation>(
-                translate_stream_table(static_cast<Oid>(std::stoul(st.view))));
-            if (!tr->plan) {
-                throw Error(ERRCODE_INTERNAL_ERROR,
-                            "stream table \"" + st.name + "\" can no longer be translated",
-                            tr->unsupported, "Drop and recreate the stream table.");
-            }
-            plan = tr->plan.get();
-            layout = ivm::differential_layout(*plan);
-        } else {
-            layout.kind = ivm::StorageKind::rows;
-            auto cols = spi::exec(
-                "SELECT attname::text FROM pg_catalog.pg_attribute WHERE attrelid = $1::oid AND "
-                "attnum > 0 "
-                "AND NOT attisdropped AND attname::text NOT LIKE '\\_\\_pgt\\_%' ORDER BY attnum",
-                {st.storage}, snap);
-            for (const auto& c : cols.rows) {
-                layout.visible.push_back({*c[0], ""});
-            }
-        }
-        spi::run("DELETE FROM " + storage, {}, snap);
-        const std::string view = "pgtrickle." + sql::quote_ident("pgt_query_" + id);
-        auto ins = spi::exec(ivm::full_refresh_sql(plan, layout, storage, view), {}, snap);
-        out.rows = static_cast<int64_t>(ins.processed);
-    } else {
-        out.mode = "differential";
-        Translation tr = translate_stream_table(static_cast<Oid>(std::stoul(st.view)));
-        if (!tr.plan) {
-            throw Error(
-                ERRCODE_INTERNAL_ERROR,
-                "stream table \"" + st.name + "\" can no longer be maintained differentially",
-                tr.unsupported, "Run pgtrickle.alter_stream_table(..., refresh_mode => 'full').");
-        }
-        const ivm::StorageLayout layout = ivm::differential_layout(*tr.plan);
-        auto res = spi::exec(ivm::delta_apply_sql(*tr.plan, layout, storage, window), {}, snap);
-        out.rows = res.rows.empty() ? static_cast<int64_t>(res.processed)
-                                    : std::stoll(res.scalar().value_or("0"));
-    }
-
-    // Frontier advance and buffer clean-up, in the same transaction as the apply.
-    spi::exec_cached(
-        "UPDATE pgtrickle.pgt_stream_tables SET frontier = pg_catalog.jsonb_build_object('format', "
-        "1, 'sysid', $2::text, "
-        "'sources', COALESCE((SELECT pg_catalog.jsonb_object_agg(" +
-            key +
-            ", "
-            "pg_catalog.jsonb_build_object('snapshot', $3::text)) FROM pgtrickle.pgt_dependencies "
-            "d "
-            "JOIN pgtrickle.pgt_change_tracking ct ON ct.source_relid = d.source_relid WHERE "
-            "d.pgt_id "
-            "= $1::bigint), '{}'::jsonb)), "
-            "needs_full_refresh = false, next_attempt_at = NULL, last_refresh_at = "
-            "pg_catalog.now(), "
-            "last_refresh_mode = $4, "
-            "last_refresh_rows = $5::bigint, last_error = NULL, consecutive_errors = 0, "
-            "status = CASE WHEN status = 'initializing' OR status = 'error' THEN 'active' ELSE "
-            "status "
-            "END "
-            "WHERE pgt_id = $1::bigint",
-        {id, sysid, new_snapshot, out.mode, std::to_string(out.rows)}, snap);
-    if (out.mode != "none") {
-        spi::exec_cached(
-            "INSERT INTO pgtrickle.pgt_refresh_history (pgt_id, started_at, finished_at, mode, "
-            "rows_changed, "
-            "reason, trigger) VALUES ($1::bigint, $2::timestamptz, pg_catalog.clock_timestamp(), "
-            "$3, $4::bigint, $5, $6)",
-            {id, started, out.mode, std::to_string(out.rows),
-             out.reason.empty() ? std::nullopt : std::optional<std::string>(out.reason),
-             std::string(trigger)},
-            snap);
-        spi::exec_cached(
-            "DELETE FROM pgtrickle.pgt_refresh_history WHERE pgt_id = $1::bigint AND history_id <= "
-            "(SELECT history_id FROM pgtrickle.pgt_refresh_history WHERE pgt_id = $1::bigint "
-            "ORDER BY history_id DESC OFFSET $2::int LIMIT 1)",
-            {id, std::to_string(settings::history_rows_per_table)}, snap);
-        for (const auto& s : sources) {
-            if (!s.captured) {
-                continue;
-            }
-            const std::string buf =
-                qualified("pgtrickle_changes", capture_object_names(s.stable_name).buffer_table);
-            // Rows below the oldest reader's frontier xmin are visible to every reader (or
-            // aborted): consumed by all. Readers that will recompute anyway (suspended, failing,
-            // marked for a full refresh) do not hold the buffer back.
-            spi::exec_cached(
-                "DELETE FROM " + buf +
-                    " WHERE \"__pgt_xid\" OPERATOR(pg_catalog.<) (SELECT "
-                    "pg_catalog.min(pg_catalog.pg_snapshot_xmin((st.frontier->'"
-                    "sources'->$1->>'snapshot')::pg_catalog.pg_snapshot)) "
-                    "FROM pgtrickle.pgt_stream_tables st JOIN "
-                    "pgtrickle.pgt_dependencies d ON d.pgt_id = st.pgt_id "
-                    "WHERE d.source_relid = $2::oid AND st.frontier->'sources' ? $1 "
-                    "AND NOT st.needs_full_refresh AND st.status NOT IN ('suspended', 'error') "
-                    "AND st.frontier->>'sysid' = $3)",
-                {s.stable_name, s.relid, sysid}, snap);
-        }
-    }
-    return out;
+    AdvisoryRefreshLock lock;
+    return Refresh(pgt_id, trigger).run(lock, force_full, wait_for_lock);
 }
 
 }  // namespace pgt

@@ -10,6 +10,7 @@
 #include "core/schedule.h"
 #include "core/scheduling.h"
 #include "boundary/guard.h"
+#include "boundary/pg.h"
 #include "refresh/refresh.h"
 #include "settings.h"
 #include "boundary/spi.h"
@@ -37,6 +38,7 @@ extern "C" {
 #include "tcop/utility.h"
 #include "utils/backend_status.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -253,22 +255,36 @@ void register_launcher() {
 }
 
 std::vector<Oid> connectable_databases() {
-    std::vector<Oid> out;
-    StartTransactionCommand();
-    (void)GetTransactionSnapshot();
-    Relation rel = table_open(DatabaseRelationId, AccessShareLock);
-    TableScanDesc scan = table_beginscan_catalog(rel, 0, nullptr);
-    HeapTuple tup;
-    while (HeapTupleIsValid(tup = heap_getnext(scan, ForwardScanDirection))) {
-        auto* db = reinterpret_cast<Form_pg_database>(GETSTRUCT(tup));
-        if (db->datallowconn && !db->datistemplate) {
-            out.push_back(db->oid);
-        }
+    // The scan collects into a palloc'd List inside the guard; C++ copies it outside.
+    List* oids = nullptr;
+    pg::start_transaction();
+    try {
+        oids = pg_call([]() noexcept {
+            List* out = NIL;
+            Relation rel = table_open(DatabaseRelationId, AccessShareLock);
+            TableScanDesc scan = table_beginscan_catalog(rel, 0, nullptr);
+            HeapTuple tup;
+            while (HeapTupleIsValid(tup = heap_getnext(scan, ForwardScanDirection))) {
+                auto* db = reinterpret_cast<Form_pg_database>(GETSTRUCT(tup));
+                if (db->datallowconn && !db->datistemplate) {
+                    out = lappend_oid(out, db->oid);
+                }
+            }
+            table_endscan(scan);
+            table_close(rel, AccessShareLock);
+            return out;
+        });
+    } catch (...) {
+        pg::abort_transaction();
+        throw;
     }
-    table_endscan(scan);
-    table_close(rel, AccessShareLock);
-    CommitTransactionCommand();
-    return out;
+    std::vector<Oid> result;
+    ListCell* lc;
+    foreach (lc, oids) {
+        result.push_back(lfirst_oid(lc));
+    }
+    pg::commit_transaction();
+    return result;
 }
 
 bool start_db_worker(Oid dboid, BackgroundWorkerHandle** handle) {
@@ -378,44 +394,23 @@ void record_failure(int64_t id, const std::string& message, TimestampTz started)
     spi.finish();
 }
 
-/// One refresh in its own transaction; a failure is recorded in another.
+/// One refresh in its own transaction; a failure rolls it back and is recorded in another.
 void refresh_one(int64_t id, const char* trigger) {
     const TimestampTz started = GetCurrentTimestamp();
     std::string error;
-    bool failed = false;
-    SetCurrentStatementStartTimestamp();
-    StartTransactionCommand();
-    PushActiveSnapshot(GetTransactionSnapshot());
     try {
-        spi::Session spi;
-        const RefreshOutcome out =
-            refresh_stream_table(id, false, /*wait_for_lock=*/false, trigger);
-        (void)out;
-        spi.finish();
-    } catch (const PgError& e) {
-        error = e.what();
-        failed = true;
+        pg::in_transaction([&] {
+            spi::Session spi;
+            (void)refresh_stream_table(id, false, /*wait_for_lock=*/false, trigger);
+            spi.finish();
+        });
+        return;
     } catch (const std::exception& e) {
         error = e.what();
-        failed = true;
     }
-    if (!failed) {
-        PopActiveSnapshot();
-        CommitTransactionCommand();
-        return;
-    }
-    AbortCurrentTransaction();
     ereport(LOG, (errmsg("pg_trickle: refresh of stream table %lld failed: %s",
                          static_cast<long long>(id), error.c_str())));
-    StartTransactionCommand();
-    PushActiveSnapshot(GetTransactionSnapshot());
-    try {
-        record_failure(id, error, started);
-    } catch (const std::exception& e) {
-        ereport(LOG, (errmsg("pg_trickle: could not record the failure: %s", e.what())));
-    }
-    PopActiveSnapshot();
-    CommitTransactionCommand();
+    pg::in_transaction([&] { record_failure(id, error, started); });
 }
 
 /// One pass: refresh what is due, upstream before downstream. Returns ms until the next due
@@ -436,17 +431,8 @@ long tick() {
 
     std::vector<StreamTable> sts;
     std::multimap<int64_t, int64_t> edges;
-    SetCurrentStatementStartTimestamp();
-    StartTransactionCommand();
-    PushActiveSnapshot(GetTransactionSnapshot());
     bool installed = false;
-    try {
-        installed = load(sts, edges);
-    } catch (const std::exception& e) {
-        ereport(LOG, (errmsg("pg_trickle: scheduler could not read the catalog: %s", e.what())));
-    }
-    PopActiveSnapshot();
-    CommitTransactionCommand();
+    pg::in_transaction([&] { installed = load(sts, edges); });
     if (!installed) {
         ereport(LOG,
                 (errmsg("pg_trickle: extension not installed in this database, scheduler exits")));
@@ -511,26 +497,19 @@ long tick() {
     return wait;
 }
 
+/// Work a crash or restart left in flight is marked failed, never trusted.
 void mark_interrupted_work() {
-    SetCurrentStatementStartTimestamp();
-    StartTransactionCommand();
-    PushActiveSnapshot(GetTransactionSnapshot());
-    try {
+    pg::in_transaction([&] {
         spi::Session spi;
         auto ext = spi::exec("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_trickle'");
         if (!ext.rows.empty()) {
             spi::run(
                 "UPDATE pgtrickle.pgt_refresh_history SET finished_at = pg_catalog.now(), mode = "
-                "'failed', "
-                "error = 'interrupted: the scheduler stopped during this refresh' WHERE "
+                "'failed', error = 'interrupted: the scheduler stopped during this refresh' WHERE "
                 "finished_at IS NULL");
         }
         spi.finish();
-    } catch (const std::exception& e) {
-        ereport(LOG, (errmsg("pg_trickle: %s", e.what())));
-    }
-    PopActiveSnapshot();
-    CommitTransactionCommand();
+    });
 }
 
 void detach_slot(int, Datum arg) {
@@ -603,13 +582,67 @@ void note_captured_write(Oid relid) {
 }  // namespace pgt::scheduler
 
 using namespace pgt::scheduler;
+using pgt::pg_call;
+namespace pg = pgt::pg;
 
-extern "C" {
+namespace {
 
-PGDLLEXPORT void pgtrickle_launcher_main(Datum);
-PGDLLEXPORT void pgtrickle_scheduler_main(Datum);
+/// One look at the databases: start a scheduler where one is missing, forget dropped ones.
+void launcher_iteration(std::map<Oid, BackgroundWorkerHandle*>& handles) {
+    const std::vector<Oid> dbs = connectable_databases();
+    const TimestampTz now = GetCurrentTimestamp();
+    for (Oid db : dbs) {
+        auto h = handles.find(db);
+        if (h != handles.end()) {
+            pid_t pid;
+            const BgwHandleStatus st = GetBackgroundWorkerPid(h->second, &pid);
+            if (st == BGWH_STARTED || st == BGWH_NOT_YET_STARTED) {
+                continue;
+            }
+            pfree(h->second);
+            handles.erase(h);
+        }
+        LWLockAcquire(g_shared->lock, LW_EXCLUSIVE);
+        DbSlot* s = find_slot(db, true);
+        bool start = s != nullptr && s->worker_pid == 0 && now >= s->quiesce_until &&
+                     !(s->no_extension &&
+                       !TimestampDifferenceExceeds(s->checked_at, now, kNoExtensionRecheckMs));
+        LWLockRelease(g_shared->lock);
+        if (!start) {
+            continue;
+        }
+        BackgroundWorkerHandle* handle = nullptr;
+        if (start_db_worker(db, &handle)) {
+            handles[db] = handle;
+        } else {
+            ereport(LOG, (errmsg("pg_trickle: could not start a scheduler for database %u", db),
+                          errhint("Raise max_worker_processes.")));
+        }
+    }
+    // Forget slots of databases that no longer exist.
+    LWLockAcquire(g_shared->lock, LW_EXCLUSIVE);
+    for (auto& s : g_shared->dbs) {
+        if (s.dboid != InvalidOid && s.worker_pid == 0 &&
+            std::find(dbs.begin(), dbs.end(), s.dboid) == dbs.end()) {
+            memset(&s, 0, sizeof(s));
+        }
+    }
+    LWLockRelease(g_shared->lock);
+}
 
-void pgtrickle_launcher_main(Datum) {
+/// Report an iteration's failure; its transaction, if any, was rolled back already.
+void log_failure(const char* what, const std::exception& e) {
+    ereport(LOG, (errmsg("pg_trickle: %s failed: %s", what, e.what())));
+}
+
+}  // namespace
+
+// The background workers' entry points: guarded like SQL functions (PGT_WORKER_MAIN); each
+// loop iteration runs its C++ work in a try/catch, never under PG_TRY, and a failed
+// iteration is rolled back (never committed) before the loop goes on.
+
+PGT_WORKER_MAIN(pgtrickle_launcher_main) {
+    (void)arg;
     pqsignal(SIGHUP, SignalHandlerForConfigReload);
     pqsignal(SIGTERM, die);
     BackgroundWorkerUnblockSignals();
@@ -629,59 +662,29 @@ void pgtrickle_launcher_main(Datum) {
             ConfigReloadPending = false;
             ProcessConfigFile(PGC_SIGHUP);
         }
-        const std::vector<Oid> dbs = connectable_databases();
-        const TimestampTz now = GetCurrentTimestamp();
-        for (Oid db : dbs) {
-            auto h = handles.find(db);
-            if (h != handles.end()) {
-                pid_t pid;
-                const BgwHandleStatus st = GetBackgroundWorkerPid(h->second, &pid);
-                if (st == BGWH_STARTED || st == BGWH_NOT_YET_STARTED) {
-                    continue;
-                }
-                pfree(h->second);
-                handles.erase(h);
-            }
-            LWLockAcquire(g_shared->lock, LW_EXCLUSIVE);
-            DbSlot* s = find_slot(db, true);
-            bool start = s != nullptr && s->worker_pid == 0 && now >= s->quiesce_until &&
-                         !(s->no_extension &&
-                           !TimestampDifferenceExceeds(s->checked_at, now, kNoExtensionRecheckMs));
-            LWLockRelease(g_shared->lock);
-            if (!start) {
-                continue;
-            }
-            BackgroundWorkerHandle* handle = nullptr;
-            if (start_db_worker(db, &handle)) {
-                handles[db] = handle;
-            } else {
-                ereport(LOG, (errmsg("pg_trickle: could not start a scheduler for database %u", db),
-                              errhint("Raise max_worker_processes.")));
-            }
+        try {
+            launcher_iteration(handles);
+        } catch (const std::exception& e) {
+            log_failure("launcher iteration", e);
         }
-        // Forget slots of databases that no longer exist.
-        LWLockAcquire(g_shared->lock, LW_EXCLUSIVE);
-        for (auto& s : g_shared->dbs) {
-            if (s.dboid != InvalidOid && s.worker_pid == 0 &&
-                std::find(dbs.begin(), dbs.end(), s.dboid) == dbs.end()) {
-                memset(&s, 0, sizeof(s));
-            }
-        }
-        LWLockRelease(g_shared->lock);
     }
 }
 
-void pgtrickle_scheduler_main(Datum arg) {
+PGT_WORKER_MAIN(pgtrickle_scheduler_main) {
     const Oid dboid = DatumGetObjectId(arg);
     pqsignal(SIGHUP, SignalHandlerForConfigReload);
     pqsignal(SIGTERM, die);
     BackgroundWorkerUnblockSignals();
     BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
     pgstat_report_appname("pg_trickle scheduler");
+    // Refreshes need READ COMMITTED whatever default_transaction_isolation says.
+    SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET, PGC_S_OVERRIDE);
 
-    StartTransactionCommand();
-    const bool installed = OidIsValid(get_extension_oid("pg_trickle", true));
-    CommitTransactionCommand();
+    bool installed = false;
+    pg::in_transaction([&] {
+        installed =
+            pg_call([]() noexcept { return OidIsValid(get_extension_oid("pg_trickle", true)); });
+    });
     LWLockAcquire(g_shared->lock, LW_EXCLUSIVE);
     DbSlot* slot = find_slot(dboid, true);
     if (slot) {
@@ -710,17 +713,12 @@ void pgtrickle_scheduler_main(Datum arg) {
         }
         if (pgt::settings::enabled) {
             MemoryContext old = MemoryContextSwitchTo(loop_cxt);
-            PG_TRY();
-            { wait = tick(); }
-            PG_CATCH();
-            {
-                MemoryContextSwitchTo(loop_cxt);
-                EmitErrorReport();
-                FlushErrorState();
-                AbortCurrentTransaction();
+            try {
+                wait = tick();
+            } catch (const std::exception& e) {
+                log_failure("scheduler tick", e);
                 wait = 1000;
             }
-            PG_END_TRY();
             MemoryContextSwitchTo(old);
             MemoryContextReset(loop_cxt);
         } else {
@@ -733,5 +731,3 @@ void pgtrickle_scheduler_main(Datum arg) {
         ResetLatch(MyLatch);
     }
 }
-
-}  // extern "C"

@@ -164,8 +164,12 @@ TEST_F(Api, stream_table_reading_a_stream_table_needs_cascade_to_drop) {
 }
 
 TEST_F(Api, suspended_reader_does_not_hold_back_buffer_cleanup_and_recomputes_on_resume) {
-    exec("CALL pgtrickle.create_stream_table(name => 'live', query => 'SELECT id, amount FROM orders')");
-    exec("CALL pgtrickle.create_stream_table(name => 'paused', query => 'SELECT customer_id, count(*) AS n FROM orders GROUP BY 1')");
+    exec(
+        "CALL pgtrickle.create_stream_table(name => 'live', query => 'SELECT id, amount FROM "
+        "orders')");
+    exec(
+        "CALL pgtrickle.create_stream_table(name => 'paused', query => 'SELECT customer_id, "
+        "count(*) AS n FROM orders GROUP BY 1')");
     exec("CALL pgtrickle.alter_stream_table('paused', status => 'suspended')");
     exec("INSERT INTO orders SELECT g, g % 5, g FROM generate_series(100, 199) g");
     exec("CALL pgtrickle.refresh_stream_table('live')");
@@ -173,7 +177,10 @@ TEST_F(Api, suspended_reader_does_not_hold_back_buffer_cleanup_and_recomputes_on
     EXPECT_EQ(scalar("SELECT count(*) FROM pgtrickle_changes.changes_" + sn), "0");
     exec("CALL pgtrickle.alter_stream_table('paused', status => 'active')");
     exec("CALL pgtrickle.refresh_stream_table('paused')");
-    EXPECT_EQ(scalar("SELECT last_refresh_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'paused'"), "full");
+    EXPECT_EQ(
+        scalar(
+            "SELECT last_refresh_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'paused'"),
+        "full");
     expect_matches_query("paused", "SELECT customer_id, count(*) AS n FROM orders GROUP BY 1");
 }
 

@@ -12,11 +12,14 @@ namespace {
 std::string shell(const std::string& cmd) {
     std::string out;
     FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-    if (!p) throw std::runtime_error("popen failed");
+    if (!p)
+        throw std::runtime_error("popen failed");
     char buf[512];
     while (fgets(buf, sizeof buf, p)) out += buf;
     const int rc = pclose(p);
-    if (rc != 0) throw std::runtime_error("command failed (" + std::to_string(rc) + "): " + cmd + "\n" + out);
+    if (rc != 0)
+        throw std::runtime_error("command failed (" + std::to_string(rc) + "): " + cmd + "\n" +
+                                 out);
     return out;
 }
 
@@ -26,13 +29,20 @@ struct OtherCluster {
     OtherCluster() {
         const std::string out = shell("bash " PGTRICKLE_SOURCE_DIR "/tests/support/pgtmp.sh start");
         std::smatch m;
-        if (std::regex_search(out, m, std::regex("PGTMP_DIR=([^;]+);"))) dir = m[1];
-        if (std::regex_search(out, m, std::regex("PGPORT=([0-9]+)"))) port = m[1];
+        if (std::regex_search(out, m, std::regex("PGTMP_DIR=([^;]+);")))
+            dir = m[1];
+        if (std::regex_search(out, m, std::regex("PGPORT=([0-9]+)")))
+            port = m[1];
     }
     ~OtherCluster() {
-        if (!dir.empty()) std::system(("bash " PGTRICKLE_SOURCE_DIR "/tests/support/pgtmp.sh stop '" + dir + "' >/dev/null 2>&1").c_str());
+        if (!dir.empty())
+            std::system(("bash " PGTRICKLE_SOURCE_DIR "/tests/support/pgtmp.sh stop '" + dir +
+                         "' >/dev/null 2>&1")
+                            .c_str());
     }
-    std::string dsn(const std::string& db) const { return "host=127.0.0.1 port=" + port + " user=postgres dbname=" + db; }
+    std::string dsn(const std::string& db) const {
+        return "host=127.0.0.1 port=" + port + " user=postgres dbname=" + db;
+    }
 };
 
 std::string q1(pqxx::connection& c, const std::string& sql) {
@@ -42,13 +52,16 @@ std::string q1(pqxx::connection& c, const std::string& sql) {
 }
 
 TEST_F(PgTest, dump_and_restore_into_another_cluster_keeps_stream_tables_working) {
-    const std::string agg = "SELECT customer_id, count(*) AS n, sum(amount) AS total FROM orders GROUP BY customer_id";
+    const std::string agg =
+        "SELECT customer_id, count(*) AS n, sum(amount) AS total FROM orders GROUP BY customer_id";
     const std::string rows = "SELECT o.id, o.amount FROM orders o WHERE o.amount > 10";
     exec("CREATE TABLE orders (id int PRIMARY KEY, customer_id int, amount int)");
     exec("INSERT INTO orders SELECT g, g % 10, g FROM generate_series(1, 300) g");
     exec("CALL pgtrickle.create_stream_table(name => 'agg', query => $q$" + agg + "$q$)");
     exec("CALL pgtrickle.create_stream_table(name => 'big', query => $q$" + rows + "$q$)");
-    exec("CALL pgtrickle.create_stream_table(name => 'agg2', query => 'SELECT n FROM agg WHERE n > 1')");
+    exec(
+        "CALL pgtrickle.create_stream_table(name => 'agg2', query => 'SELECT n FROM agg WHERE n > "
+        "1')");
     exec("INSERT INTO orders VALUES (1000, 3, 500)");  // pending in the buffer at dump time
     const std::string sn = scalar("SELECT pgtrickle.source_stable_name('orders'::regclass)");
     const std::string oid = scalar("SELECT 'orders'::regclass::oid");
@@ -58,17 +71,24 @@ TEST_F(PgTest, dump_and_restore_into_another_cluster_keeps_stream_tables_working
     const std::string bindir = shell("pg_config --bindir");
     const std::string bin = bindir.substr(0, bindir.find('\n')) + "/";
     const std::string dump = other.dir + "/db.dump";
-    shell(bin + "pg_dump -Fc -h 127.0.0.1 -p " + Server::instance().port + " -U postgres -f '" + dump + "' " + db_);
+    shell(bin + "pg_dump -Fc -h 127.0.0.1 -p " + Server::instance().port + " -U postgres -f '" +
+          dump + "' " + db_);
     shell(bin + "createdb -h 127.0.0.1 -p " + other.port + " -U postgres restored");
-    shell(bin + "pg_restore --exit-on-error -h 127.0.0.1 -p " + other.port + " -U postgres -d restored '" + dump + "'");
+    shell(bin + "pg_restore --exit-on-error -h 127.0.0.1 -p " + other.port +
+          " -U postgres -d restored '" + dump + "'");
 
     pqxx::connection r(other.dsn("restored"));
     // Same stable name and object names, although the table has another OID.
     EXPECT_EQ(q1(r, "SELECT pgtrickle.source_stable_name('orders'::regclass)"), sn);
     EXPECT_EQ(q1(r, "SELECT source_stable_name FROM pgtrickle.pgt_change_tracking"), sn);
     EXPECT_EQ(q1(r, "SELECT to_regclass('pgtrickle_changes.changes_" + sn + "') IS NOT NULL"), "t");
-    EXPECT_EQ(q1(r, "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'orders'::regclass AND tgname LIKE '%" + sn + "'"), "4");
-    EXPECT_NE(q1(r, "SELECT 'orders'::regclass::oid"), oid) << "the restore was expected to give new OIDs";
+    EXPECT_EQ(
+        q1(r,
+           "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'orders'::regclass AND tgname LIKE '%" +
+               sn + "'"),
+        "4");
+    EXPECT_NE(q1(r, "SELECT 'orders'::regclass::oid"), oid)
+        << "the restore was expected to give new OIDs";
     // Writes are captured and refreshes are correct (the first is a full one: the frontier
     // belongs to the other cluster), then differential again.
     {
@@ -78,18 +98,25 @@ TEST_F(PgTest, dump_and_restore_into_another_cluster_keeps_stream_tables_working
         t.exec("CALL pgtrickle.refresh_stream_table('agg')");
         t.exec("CALL pgtrickle.refresh_stream_table('big')");
         t.exec("CALL pgtrickle.refresh_stream_table('agg2')");
-        EXPECT_EQ(t.exec("SELECT last_refresh_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'agg'")[0][0].as<std::string>(),
-                  "full");
+        EXPECT_EQ(
+            t.exec(
+                 "SELECT last_refresh_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'agg'")
+                [0][0]
+                    .as<std::string>(),
+            "full");
         t.exec("DELETE FROM orders WHERE id % 11 = 0");
         t.exec("CALL pgtrickle.refresh_stream_table('agg')");
         t.exec("CALL pgtrickle.refresh_stream_table('big')");
         t.exec("CALL pgtrickle.refresh_stream_table('agg2')");
-        EXPECT_EQ(t.exec("SELECT string_agg(DISTINCT last_refresh_mode, ',') FROM pgtrickle.pgt_stream_tables")[0][0]
+        EXPECT_EQ(t.exec("SELECT string_agg(DISTINCT last_refresh_mode, ',') FROM "
+                         "pgtrickle.pgt_stream_tables")[0][0]
                       .as<std::string>(),
                   "differential");
         auto diff = [&](const std::string& st, const std::string& q, const std::string& cols) {
-            return t.exec("SELECT count(*) FROM (((SELECT " + cols + " FROM " + st + ") EXCEPT ALL (" + q +
-                          ")) UNION ALL ((" + q + ") EXCEPT ALL (SELECT " + cols + " FROM " + st + "))) d")[0][0]
+            return t
+                .exec("SELECT count(*) FROM (((SELECT " + cols + " FROM " + st + ") EXCEPT ALL (" +
+                      q + ")) UNION ALL ((" + q + ") EXCEPT ALL (SELECT " + cols + " FROM " + st +
+                      "))) d")[0][0]
                 .as<long>();
         };
         EXPECT_EQ(diff("agg", agg, "customer_id, n, total"), 0);

@@ -3,6 +3,8 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <regex>
 
 namespace pgt::test {
@@ -11,19 +13,24 @@ namespace {
 std::string run_capture(const std::string& cmd) {
     std::string out;
     FILE* p = popen(cmd.c_str(), "r");
-    if (!p)
+    if (!p) {
         return out;
+    }
     char buf[512];
-    while (fgets(buf, sizeof buf, p)) out += buf;
-    if (pclose(p) != 0)
+    while (fgets(buf, sizeof buf, p)) {
+        out += buf;
+    }
+    if (pclose(p) != 0) {
         throw std::runtime_error("command failed: " + cmd + "\n" + out);
+    }
     return out;
 }
 
 void stop_server() {
     Server& s = Server::instance();
-    if (s.dir.empty())
+    if (s.dir.empty()) {
         return;
+    }
     std::system(("bash " PGTRICKLE_SOURCE_DIR "/tests/support/pgtmp.sh stop '" + s.dir +
                  "' >/dev/null 2>&1")
                     .c_str());
@@ -36,19 +43,43 @@ void on_signal(int sig) {
     std::raise(sig);
 }
 
+// Fills `s` from pgtmp.sh's shell assignments (PGTMP_DIR=...; ... PGPORT=...).
+bool parse_server(const std::string& out, Server& s) {
+    std::smatch m;
+    if (std::regex_search(out, m, std::regex("PGTMP_DIR=([^;]+);"))) {
+        s.dir = m[1];
+    }
+    if (std::regex_search(out, m, std::regex("PGPORT=([0-9]+)"))) {
+        s.port = m[1];
+    }
+    return !s.dir.empty() && !s.port.empty();
+}
+
 class ServerEnvironment : public ::testing::Environment {
   public:
     void SetUp() override {
+        Server& s = Server::instance();
+        // Under ctest the server is a fixture shared by every test process
+        // (tests/support/test-server.sh): use it, and leave stopping it to the fixture.
+        if (const char* file = std::getenv("PGTRICKLE_TEST_SERVER_FILE"); file && *file) {
+            std::ifstream in(file);
+            const std::string text((std::istreambuf_iterator<char>(in)),
+                                   std::istreambuf_iterator<char>());
+            Server shared;
+            if (!in || !parse_server(text, shared)) {
+                throw std::runtime_error(std::string("PGTRICKLE_TEST_SERVER_FILE=") + file +
+                                         " names no running server (did the fixture "
+                                         "integration.server.start fail?)");
+            }
+            s.port = shared.port;  // s.dir stays empty: this process does not stop it
+            return;
+        }
+        // Run by hand: a server of our own, always stopped.
         const std::string out =
             run_capture("bash " PGTRICKLE_SOURCE_DIR "/tests/support/pgtmp.sh start");
-        std::smatch m;
-        Server& s = Server::instance();
-        if (std::regex_search(out, m, std::regex("PGTMP_DIR=([^;]+);")))
-            s.dir = m[1];
-        if (std::regex_search(out, m, std::regex("PGPORT=([0-9]+)")))
-            s.port = m[1];
-        if (s.dir.empty() || s.port.empty())
+        if (!parse_server(out, s)) {
             throw std::runtime_error("could not start a test server: " + out);
+        }
         std::atexit(stop_server);
         std::signal(SIGINT, on_signal);
         std::signal(SIGTERM, on_signal);
@@ -61,10 +92,12 @@ class ServerEnvironment : public ::testing::Environment {
 std::string test_db_name() {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
     std::string name = std::string(info->test_suite_name()) + "_" + info->name();
-    for (auto& c : name)
+    for (auto& c : name) {
         c = std::isalnum(static_cast<unsigned char>(c)) ? static_cast<char>(std::tolower(c)) : '_';
-    if (name.size() > 60)
+    }
+    if (name.size() > 60) {
         name = name.substr(0, 60);
+    }
     return name;
 }
 
@@ -112,8 +145,9 @@ void PgTest::exec(const std::string& sql) {
 std::string PgTest::scalar(const std::string& sql) {
     pqxx::nontransaction tx(*conn_);
     auto r = tx.exec(sql);
-    if (r.empty() || r[0][0].is_null())
+    if (r.empty() || r[0][0].is_null()) {
         return "";
+    }
     return r[0][0].c_str();
 }
 
@@ -122,8 +156,9 @@ std::vector<std::string> PgTest::rows(const std::string& sql) {
     std::vector<std::string> out;
     for (const auto& row : tx.exec(sql)) {
         std::string line;
-        for (const auto& f : row)
+        for (const auto& f : row) {
             line += (line.empty() ? "" : "|") + std::string(f.is_null() ? "NULL" : f.c_str());
+        }
         out.push_back(line);
     }
     std::sort(out.begin(), out.end());

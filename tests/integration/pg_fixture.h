@@ -1,5 +1,8 @@
-// Integration-test support: one throwaway PostgreSQL server per test binary (started with
-// tests/support/pgtmp.sh, always stopped), one fresh database per test.
+// Integration-test support: one throwaway PostgreSQL server (tests/support/pgtmp.sh), one
+// fresh database per test. Under ctest every test is its own process and the server is a
+// ctest fixture shared by all of them (PGTRICKLE_TEST_SERVER_FILE names its connection
+// file, written by tests/support/test-server.sh); run by hand, the binary starts its own
+// server and always stops it.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -11,7 +14,7 @@ namespace pgt::test {
 
 /// The server of this test run.
 struct Server {
-    std::string dir;
+    std::string dir;  ///< data dir when this process started the server, else empty
     std::string port;
     /// libpq connection string for `db`.
     std::string dsn(const std::string& db) const;

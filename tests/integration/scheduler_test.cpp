@@ -67,20 +67,30 @@ TEST_F(Scheduler, a_wake_refreshes_only_stream_tables_whose_sources_were_written
     // test, any refresh of either table can only come from a wake-up.
     set_global("pg_trickle.wake_threshold_ms", "10000");
     exec("CREATE TABLE other (id int PRIMARY KEY)");
-    exec("CALL pgtrickle.create_stream_table(name => 'written', query => 'SELECT id FROM orders', schedule => '9s')");
-    exec("CALL pgtrickle.create_stream_table(name => 'untouched', query => 'SELECT id FROM other', schedule => '9s')");
+    exec(
+        "CALL pgtrickle.create_stream_table(name => 'written', query => 'SELECT id FROM orders', "
+        "schedule => '9s')");
+    exec(
+        "CALL pgtrickle.create_stream_table(name => 'untouched', query => 'SELECT id FROM other', "
+        "schedule => '9s')");
     wait_for("SELECT pgtrickle.scheduler_pid() IS NOT NULL", "t", 10);
-    std::this_thread::sleep_for(std::chrono::milliseconds(1200));  // the scheduler has read the catalog
-    const std::string untouched_at = scalar("SELECT last_refresh_at FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'untouched'");
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(1200));  // the scheduler has read the catalog
+    const std::string untouched_at = scalar(
+        "SELECT last_refresh_at FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'untouched'");
     for (int i = 0; i < 10; ++i) {
         exec("INSERT INTO orders VALUES (" + std::to_string(5000 + i) + ", 1, 1)");
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     wait_for("SELECT count(*) FROM written WHERE id >= 5000", "10", 5);
-    EXPECT_EQ(scalar("SELECT count(*) > 0 FROM pgtrickle.pgt_refresh_history h JOIN pgtrickle.pgt_stream_tables s "
+    EXPECT_EQ(scalar("SELECT count(*) > 0 FROM pgtrickle.pgt_refresh_history h JOIN "
+                     "pgtrickle.pgt_stream_tables s "
                      "USING (pgt_id) WHERE s.pgt_name = 'written' AND h.trigger = 'wake'"),
               "t");
-    EXPECT_EQ(scalar("SELECT last_refresh_at FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'untouched'"), untouched_at);
+    EXPECT_EQ(
+        scalar(
+            "SELECT last_refresh_at FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'untouched'"),
+        untouched_at);
     set_global("pg_trickle.wake_threshold_ms", "DEFAULT");
 }
 
@@ -195,6 +205,48 @@ TEST_F(Scheduler, drop_extension_stops_the_scheduler_and_drop_database_is_not_bl
         "current_database()",
         "0", 10);
     exec("CREATE EXTENSION pg_trickle");  // for TearDown symmetry
+}
+
+TEST_F(Scheduler, scheduled_refreshes_work_whatever_the_default_isolation_level) {
+    set_global("default_transaction_isolation", "'repeatable read'");
+    exec(
+        "CALL pgtrickle.create_stream_table(name => 's', query => 'SELECT customer_id, count(*) AS "
+        "n FROM orders GROUP BY 1', schedule => '1s')");
+    wait_for("SELECT pgtrickle.scheduler_pid() IS NOT NULL", "t", 10);
+    exec("INSERT INTO orders VALUES (3000, 77, 1)");
+    wait_for("SELECT count(*) FROM s WHERE customer_id = 77", "1", 10);
+    exec("ALTER SYSTEM RESET default_transaction_isolation");
+    exec("SELECT pg_reload_conf()");
+    EXPECT_EQ(scalar("SELECT count(*) FROM pgtrickle.pgt_refresh_history WHERE mode = 'failed'"),
+              "0");
+}
+
+TEST_F(Scheduler, a_fault_in_any_early_guarded_call_is_rolled_back_and_the_worker_goes_on) {
+    exec(
+        "CALL pgtrickle.create_stream_table(name => 's', query => 'SELECT customer_id, count(*) AS "
+        "n FROM orders GROUP BY 1', schedule => '1s')");
+    wait_for("SELECT pgtrickle.scheduler_pid() IS NOT NULL", "t", 10);
+    const std::string pid = scalar("SELECT pgtrickle.scheduler_pid()");
+    const std::string postmaster = scalar("SELECT pg_postmaster_start_time()");
+    exec("SET pg_trickle.fault_injection = ''");  // this session: no faults
+    int key = 4000;
+    for (const char* kind : {"pg_call:", "cpp_call:"}) {
+        for (int n : {1, 2, 3, 5, 8, 13, 21}) {
+            set_global("pg_trickle.fault_injection",
+                       "'" + std::string(kind) + std::to_string(n) + "'");
+            exec("INSERT INTO orders VALUES (" + std::to_string(++key) + ", 88, 1)");
+            // The fault hits one call of the next tick; a later tick refreshes.
+            wait_for("SELECT count(*) FROM s WHERE customer_id = 88 AND n = " +
+                         std::to_string(key - 4000),
+                     "1", 15);
+        }
+    }
+    exec("ALTER SYSTEM RESET pg_trickle.fault_injection");
+    exec("SELECT pg_reload_conf()");
+    EXPECT_EQ(scalar("SELECT pgtrickle.scheduler_pid()"), pid) << "the worker was restarted";
+    EXPECT_EQ(scalar("SELECT pg_postmaster_start_time()"), postmaster);
+    exec("CALL pgtrickle.refresh_stream_table('s')");
+    expect_matches_query("s", "SELECT customer_id, count(*) AS n FROM orders GROUP BY 1");
 }
 
 }  // namespace

@@ -58,22 +58,26 @@ SELECT kind || ' | ' || ident || ' | ' || COALESCE(detail, '') FROM (
 )SQL";
 
 class Upgrade : public PgTest {
-protected:
+  protected:
     void SetUp() override {
         PgTest::SetUp();
         exec("DROP EXTENSION pg_trickle CASCADE");
     }
     std::vector<std::string> fingerprint() { return rows(kFingerprint); }
-    void update_to(const std::string& v) { exec("ALTER EXTENSION pg_trickle UPDATE TO '" + v + "'"); }
+    void update_to(const std::string& v) {
+        exec("ALTER EXTENSION pg_trickle UPDATE TO '" + v + "'");
+    }
 
     /// Lines only in a, then lines only in b, for a readable failure.
     static std::string diff(const std::vector<std::string>& a, const std::vector<std::string>& b) {
         std::string out;
         for (const auto& x : a) {
-            if (std::find(b.begin(), b.end(), x) == b.end()) out += "  - " + x + "\n";
+            if (std::find(b.begin(), b.end(), x) == b.end())
+                out += "  - " + x + "\n";
         }
         for (const auto& x : b) {
-            if (std::find(a.begin(), a.end(), x) == a.end()) out += "  + " + x + "\n";
+            if (std::find(a.begin(), a.end(), x) == a.end())
+                out += "  + " + x + "\n";
         }
         return out;
     }
@@ -89,28 +93,33 @@ TEST_F(Upgrade, upgraded_catalog_equals_fresh_install_and_every_downgrade_restor
         fps.push_back(fingerprint());
         // 0.34.0 -> 0.35.0 changes no catalog object; every earlier step does.
         if (i + 1 < std::size(kVersions)) {
-            EXPECT_TRUE(fps[i] != fps[i - 1]) << "upgrade to " << kVersions[i] << " changed nothing visible";
+            EXPECT_TRUE(fps[i] != fps[i - 1])
+                << "upgrade to " << kVersions[i] << " changed nothing visible";
         }
     }
     const auto upgraded = fps.back();
     exec("DROP EXTENSION pg_trickle CASCADE");
     exec("CREATE EXTENSION pg_trickle");
     const auto fresh = fingerprint();
-    EXPECT_TRUE(upgraded == fresh) << "0.31.0 upgraded to 0.35.0 differs from a fresh 0.35.0 (- upgraded, + fresh):\n"
-                               << diff(upgraded, fresh);
+    EXPECT_TRUE(upgraded == fresh)
+        << "0.31.0 upgraded to 0.35.0 differs from a fresh 0.35.0 (- upgraded, + fresh):\n"
+        << diff(upgraded, fresh);
     for (size_t i = std::size(kVersions) - 1; i > 0; --i) {
         update_to(kVersions[i - 1]);
         const auto down = fingerprint();
-        EXPECT_TRUE(down == fps[i - 1]) << "downgrade " << kVersions[i] << " -> " << kVersions[i - 1]
-                                    << " does not restore the catalog (- expected, + actual):\n"
-                                    << diff(fps[i - 1], down);
+        EXPECT_TRUE(down == fps[i - 1])
+            << "downgrade " << kVersions[i] << " -> " << kVersions[i - 1]
+            << " does not restore the catalog (- expected, + actual):\n"
+            << diff(fps[i - 1], down);
     }
 }
 
 class Migration : public Upgrade {
-protected:
-    const std::string agg_ = "SELECT customer_id, count(*) AS n, sum(amount) AS total FROM orders GROUP BY customer_id";
-    const std::string join_ = "SELECT o.id, o.amount, c.name FROM orders o JOIN customers c ON c.id = o.customer_id";
+  protected:
+    const std::string agg_ =
+        "SELECT customer_id, count(*) AS n, sum(amount) AS total FROM orders GROUP BY customer_id";
+    const std::string join_ =
+        "SELECT o.id, o.amount, c.name FROM orders o JOIN customers c ON c.id = o.customer_id";
 
     void create_installation(const std::string& version) {
         exec("CREATE EXTENSION pg_trickle VERSION '" + version + "'");
@@ -122,8 +131,9 @@ protected:
         exec("CALL pgtrickle.create_stream_table(name => 'joined', query => $q$" + join_ + "$q$)");
     }
     std::string capture_names() {
-        return scalar("SELECT string_agg(relname, ' ' ORDER BY relname) FROM pg_class "
-                      "WHERE relnamespace = 'pgtrickle_changes'::regnamespace AND relkind = 'r'");
+        return scalar(
+            "SELECT string_agg(relname, ' ' ORDER BY relname) FROM pg_class "
+            "WHERE relnamespace = 'pgtrickle_changes'::regnamespace AND relkind = 'r'");
     }
     void refresh_and_check() {
         exec("CALL pgtrickle.refresh_stream_table('agg')");
@@ -144,19 +154,26 @@ TEST_F(Migration, pending_changes_survive_upgrade_and_rollback) {
     const std::string sn = scalar("SELECT pgtrickle.source_stable_name('orders'::regclass)");
     EXPECT_EQ(capture_names().find(orders_oid), std::string::npos) << capture_names();
     EXPECT_NE(capture_names().find("changes_" + sn), std::string::npos);
-    EXPECT_EQ(scalar("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pg_trickle_cdc_%_" + sn + "'"), "4");
-    EXPECT_NE(scalar("SELECT pgtrickle.pending_changes(pgt_id) FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'agg'"),
+    EXPECT_EQ(
+        scalar("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'pg_trickle_cdc_%_" + sn + "'"),
+        "4");
+    EXPECT_NE(scalar("SELECT pgtrickle.pending_changes(pgt_id) FROM pgtrickle.pgt_stream_tables "
+                     "WHERE pgt_name = 'agg'"),
               "0");
     refresh_and_check();
-    EXPECT_EQ(scalar("SELECT string_agg(DISTINCT last_refresh_mode, ',') FROM pgtrickle.pgt_stream_tables"),
-              "differential");
+    EXPECT_EQ(
+        scalar(
+            "SELECT string_agg(DISTINCT last_refresh_mode, ',') FROM pgtrickle.pgt_stream_tables"),
+        "differential");
     // And back, with pending changes again.
     exec("UPDATE orders SET customer_id = (customer_id + 1) % 10 WHERE id % 5 = 0");
     update_to("0.31.0");
     EXPECT_NE(capture_names().find("changes_" + orders_oid), std::string::npos);
     refresh_and_check();
-    EXPECT_EQ(scalar("SELECT string_agg(DISTINCT last_refresh_mode, ',') FROM pgtrickle.pgt_stream_tables"),
-              "differential");
+    EXPECT_EQ(
+        scalar(
+            "SELECT string_agg(DISTINCT last_refresh_mode, ',') FROM pgtrickle.pgt_stream_tables"),
+        "differential");
 }
 
 TEST_F(Migration, writers_during_upgrade_lose_nothing) {
@@ -170,7 +187,8 @@ TEST_F(Migration, writers_during_upgrade_lose_nothing) {
             const int id = std::uniform_int_distribution<int>(1, 400)(rng);
             try {
                 pqxx::work t(*c);
-                t.exec("INSERT INTO orders VALUES (" + std::to_string(id) + ", " + std::to_string(id % 10) +
+                t.exec("INSERT INTO orders VALUES (" + std::to_string(id) + ", " +
+                       std::to_string(id % 10) +
                        ", 1) ON CONFLICT (id) DO UPDATE SET amount = orders.amount + 1");
                 t.commit();
                 ++writes;

@@ -1,0 +1,242 @@
+#include "boundary/pg.h"
+
+#include <exception>
+
+#include "boundary/guard.h"
+
+extern "C" {
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/transam.h"
+#include "access/xact.h"
+#include "catalog/pg_collation.h"
+#include "commands/dbcommands.h"
+#include "miscadmin.h"
+#include "rewrite/rewriteHandler.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+}
+
+namespace pgt::pg {
+namespace {
+std::optional<std::string> opt(const char* s) {
+    return s ? std::optional<std::string>(s) : std::nullopt;
+}
+}  // namespace
+
+std::string text_arg(FunctionCallInfo fcinfo, int i) {
+    if (PG_ARGISNULL(i)) {
+        return {};
+    }
+    return pg_call([&]() noexcept { return text_to_cstring(PG_GETARG_TEXT_PP(i)); });
+}
+
+text* to_text(const std::string& s) {
+    const char* data = s.data();
+    const int len = static_cast<int>(s.size());
+    return pg_call([&]() noexcept { return cstring_to_text_with_len(data, len); });
+}
+
+std::string type_name(Oid type, int32 typmod) {
+    return pg_call([&]() noexcept {
+        return format_type_extended(type, typmod,
+                                    FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY);
+    });
+}
+
+std::string collation_name(Oid collation) {
+    const char* nsp = nullptr;
+    const char* name = nullptr;
+    pg_call([&]() noexcept {
+        HeapTuple tup = SearchSysCache1(COLLOID, ObjectIdGetDatum(collation));
+        if (!HeapTupleIsValid(tup)) {
+            elog(ERROR, "cache lookup failed for collation %u", collation);
+        }
+        auto* form = reinterpret_cast<Form_pg_collation>(GETSTRUCT(tup));
+        nsp = get_namespace_name(form->collnamespace);
+        name = pstrdup(NameStr(form->collname));
+        ReleaseSysCache(tup);
+    });
+    return std::string(pg_call([&]() noexcept { return quote_identifier(nsp); })) + "." +
+           pg_call([&]() noexcept { return quote_identifier(name); });
+}
+
+std::optional<std::string> rel_name(Oid relid) {
+    return opt(pg_call([&]() noexcept { return get_rel_name(relid); }));
+}
+
+std::optional<std::string> namespace_name(Oid nsp) {
+    return opt(pg_call([&]() noexcept { return get_namespace_name(nsp); }));
+}
+
+Oid rel_namespace(Oid relid) {
+    return pg_call([&]() noexcept { return get_rel_namespace(relid); });
+}
+
+char rel_kind(Oid relid) {
+    return pg_call([&]() noexcept { return get_rel_relkind(relid); });
+}
+
+std::string database_name() {
+    return pg_call([&]() noexcept { return get_database_name(MyDatabaseId); });
+}
+
+Query* view_query(Oid view) {
+    return pg_call([&]() noexcept {
+        Relation rel = table_open(view, AccessShareLock);
+        auto* q = static_cast<Query*>(copyObjectImpl(get_view_query(rel)));
+        table_close(rel, AccessShareLock);
+        return q;
+    });
+}
+
+bool isolation_uses_xact_snapshot() {
+    return pg_call([&]() noexcept { return IsolationUsesXactSnapshot(); });
+}
+
+OpenRelation::OpenRelation(Oid relid, int lockmode)
+    : rel_(pg_call([&]() noexcept { return table_open(relid, lockmode); })), lockmode_(lockmode) {}
+
+OpenRelation::~OpenRelation() {
+    if (std::uncaught_exceptions() == 0) {
+        table_close(rel_, lockmode_);  // cannot fail: drops a reference count
+    }
+}
+
+RegisteredSnapshot::RegisteredSnapshot()
+    : snapshot_(pg_call([&]() noexcept {
+          CommandCounterIncrement();
+          return RegisterSnapshot(GetTransactionSnapshot());
+      })) {}
+
+RegisteredSnapshot::~RegisteredSnapshot() {
+    if (std::uncaught_exceptions() == 0) {
+        UnregisterSnapshot(snapshot_);  // cannot fail; on abort the resource owner does it
+    }
+}
+
+uint64_t top_full_xid_if_any() {
+    return pg_call(
+        [&]() noexcept { return U64FromFullTransactionId(GetTopFullTransactionIdIfAny()); });
+}
+
+uint32_t current_command_id() {
+    return pg_call([&]() noexcept { return GetCurrentCommandId(false); });
+}
+
+}  // namespace pgt::pg
+
+namespace pgt::pg {
+
+void start_transaction() {
+    pg_call([]() noexcept {
+        SetCurrentStatementStartTimestamp();
+        StartTransactionCommand();
+        PushActiveSnapshot(GetTransactionSnapshot());
+    });
+}
+
+void commit_transaction() {
+    pg_call([]() noexcept {
+        PopActiveSnapshot();
+        CommitTransactionCommand();
+    });
+}
+
+void abort_transaction() noexcept {
+    // Releases everything the transaction held (SPI, snapshots, relations, locks).
+    AbortCurrentTransaction();
+}
+
+}  // namespace pgt::pg
+
+extern "C" {
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
+#include "utils/fmgroids.h"
+#include "utils/acl.h"
+#include "utils/guc.h"
+#include "utils/rls.h"
+}
+
+namespace pgt::pg {
+
+Oid current_user() {
+    return GetUserId();
+}
+
+Oid extension_owner() {
+    // pg_extension has no syscache by OID in PostgreSQL 15: scan it.
+    return pg_call([]() noexcept {
+        Oid owner = InvalidOid;
+        const Oid ext = get_extension_oid("pg_trickle", false);
+        Relation rel = table_open(ExtensionRelationId, AccessShareLock);
+        ScanKeyData key;
+        ScanKeyInit(&key, Anum_pg_extension_oid, BTEqualStrategyNumber, F_OIDEQ,
+                    ObjectIdGetDatum(ext));
+        SysScanDesc scan = systable_beginscan(rel, ExtensionOidIndexId, true, nullptr, 1, &key);
+        HeapTuple tup = systable_getnext(scan);
+        if (HeapTupleIsValid(tup)) {
+            owner = reinterpret_cast<Form_pg_extension>(GETSTRUCT(tup))->extowner;
+        }
+        systable_endscan(scan);
+        table_close(rel, AccessShareLock);
+        return owner;
+    });
+}
+
+bool owns_relation(Oid relid, Oid role) {
+    return pg_call([&]() noexcept { return pg_class_ownercheck(relid, role); });
+}
+
+bool may_create_in(Oid nsp, Oid role) {
+    return pg_call(
+        [&]() noexcept { return pg_namespace_aclcheck(nsp, role, ACL_CREATE) == ACLCHECK_OK; });
+}
+
+bool rls_applies(Oid relid, Oid role) {
+    return pg_call([&]() noexcept { return check_enable_rls(relid, role, true) == RLS_ENABLED; });
+}
+
+Oid relation_owner(Oid relid) {
+    return pg_call([&]() noexcept {
+        HeapTuple tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+        if (!HeapTupleIsValid(tup)) {
+            elog(ERROR, "cache lookup failed for relation %u", relid);
+        }
+        const Oid owner = reinterpret_cast<Form_pg_class>(GETSTRUCT(tup))->relowner;
+        ReleaseSysCache(tup);
+        return owner;
+    });
+}
+
+std::string role_name(Oid role) {
+    return pg_call([&]() noexcept { return GetUserNameFromId(role, false); });
+}
+
+AsUser::AsUser(Oid user, bool restricted) {
+    GetUserIdAndSecContext(&saved_user_, &saved_context_);
+    int context = saved_context_ | SECURITY_LOCAL_USERID_CHANGE;
+    if (restricted) {
+        context |= SECURITY_RESTRICTED_OPERATION;
+        guc_nest_level_ = pg_call([]() noexcept { return NewGUCNestLevel(); });
+    }
+    SetUserIdAndSecContext(user, context);
+}
+
+AsUser::~AsUser() {
+    // Neither call can fail. While an exception unwinds, the transaction abort that
+    // follows also undoes the setting changes.
+    if (guc_nest_level_ >= 0 && std::uncaught_exceptions() == 0) {
+        AtEOXact_GUC(false, guc_nest_level_);
+    }
+    SetUserIdAndSecContext(saved_user_, saved_context_);
+}
+
+}  // namespace pgt::pg

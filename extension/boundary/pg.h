@@ -1,0 +1,138 @@
+// Thin wrappers of the PostgreSQL calls the C++ code makes: each runs one call (or a few
+// that belong together) inside pg_call and converts the result to C++ values outside it,
+// so a PostgreSQL error becomes a PgError and no ereport skips a C++ destructor.
+#pragma once
+
+#include <optional>
+#include <string>
+
+extern "C" {
+#include "postgres.h"
+#include "fmgr.h"
+#include "nodes/parsenodes.h"
+#include "utils/relcache.h"
+#include "utils/snapshot.h"
+}
+
+namespace pgt::pg {
+
+/// Text argument `i` of an SQL-callable function ("" when NULL).
+std::string text_arg(FunctionCallInfo fcinfo, int i);
+
+/// A palloc'd text datum of `s`.
+text* to_text(const std::string& s);
+
+/// Schema-qualified SQL name of a type with its modifier, e.g. pg_catalog.numeric(10,2).
+std::string type_name(Oid type, int32 typmod);
+/// Schema-qualified, quoted SQL name of a collation.
+std::string collation_name(Oid collation);
+
+/// Names of catalog objects; nullopt when the object does not exist.
+std::optional<std::string> rel_name(Oid relid);
+std::optional<std::string> namespace_name(Oid nsp);
+Oid rel_namespace(Oid relid);
+char rel_kind(Oid relid);
+std::string database_name();
+
+/// The defining query of a view, copied into the current memory context.
+Query* view_query(Oid view);
+
+/// IsolationUsesXactSnapshot(): REPEATABLE READ or SERIALIZABLE.
+bool isolation_uses_xact_snapshot();
+
+/// A relation opened for the scope of this object (closed on a normal exit; while an
+/// exception unwinds, the transaction abort that follows releases it).
+class OpenRelation {
+  public:
+    OpenRelation(Oid relid, int lockmode);
+    ~OpenRelation();
+    OpenRelation(const OpenRelation&) = delete;
+    OpenRelation& operator=(const OpenRelation&) = delete;
+    Relation get() const { return rel_; }
+
+  private:
+    Relation rel_;
+    int lockmode_;
+};
+
+/// CommandCounterIncrement, then a registered copy of the transaction snapshot (so the
+/// statements of one refresh see the same data and each other's writes); unregistered
+/// when the object goes out of scope.
+class RegisteredSnapshot {
+  public:
+    RegisteredSnapshot();
+    ~RegisteredSnapshot();
+    RegisteredSnapshot(const RegisteredSnapshot&) = delete;
+    RegisteredSnapshot& operator=(const RegisteredSnapshot&) = delete;
+    Snapshot get() const { return snapshot_; }
+
+  private:
+    Snapshot snapshot_;
+};
+
+/// The current transaction's top-level xid as a 64-bit FullTransactionId value, or 0 when
+/// it has none yet; and the current command id.
+uint64_t top_full_xid_if_any();
+uint32_t current_command_id();
+
+}  // namespace pgt::pg
+
+namespace pgt::pg {
+
+/// Background workers: begin a transaction (statement timestamp set, snapshot pushed).
+void start_transaction();
+/// Commit it (the pushed snapshot popped first).
+void commit_transaction();
+/// Roll it back: after a failure, never commit. Safe when no transaction is open.
+void abort_transaction() noexcept;
+
+/// Run `work` in its own transaction: committed when it returns, rolled back when it
+/// throws (the exception then propagates to the caller).
+template <typename F>
+void in_transaction(F&& work) {
+    start_transaction();
+    try {
+        work();
+    } catch (...) {
+        abort_transaction();
+        throw;
+    }
+    commit_transaction();
+}
+
+}  // namespace pgt::pg
+
+namespace pgt::pg {
+
+/// The current user (GetUserId()).
+Oid current_user();
+/// The owner of the pg_trickle extension (owns its catalog and the change buffers).
+Oid extension_owner();
+/// Whether `role` owns relation `relid` (or is a member of its owner, or superuser).
+bool owns_relation(Oid relid, Oid role);
+/// Whether `role` may create objects in namespace `nsp`.
+bool may_create_in(Oid nsp, Oid role);
+/// Whether row-level security policies filter what `role` reads from `relid`.
+bool rls_applies(Oid relid, Oid role);
+/// The owner of relation `relid`.
+Oid relation_owner(Oid relid);
+/// Name of a role.
+std::string role_name(Oid role);
+
+/// Act as `user` for the scope of this object, as REFRESH MATERIALIZED VIEW does for the
+/// view's owner: with `restricted`, a security-restricted operation whose setting changes
+/// are undone at the end. The previous user and context come back when the scope ends.
+class AsUser {
+  public:
+    AsUser(Oid user, bool restricted);
+    ~AsUser();
+    AsUser(const AsUser&) = delete;
+    AsUser& operator=(const AsUser&) = delete;
+
+  private:
+    Oid saved_user_;
+    int saved_context_;
+    int guc_nest_level_ = -1;
+};
+
+}  // namespace pgt::pg
