@@ -290,9 +290,11 @@ TEST_F(EngineEdgeCases, uncapturable_sources_are_refused_in_differential_with_th
     exec("CREATE TABLE t (id int PRIMARY KEY, x int)");
     exec("INSERT INTO t VALUES (1, 1), (2, 20)");
     exec("CREATE MATERIALIZED VIEW mv AS SELECT * FROM t");
-    exec("CREATE FOREIGN DATA WRAPPER pgt_dummy_fdw");
-    exec("CREATE SERVER pgt_dummy FOREIGN DATA WRAPPER pgt_dummy_fdw");
-    exec("CREATE FOREIGN TABLE ft (x int) SERVER pgt_dummy");
+    // A foreign table that can be read (create_stream_table runs the query once to check
+    // privileges): file_fdw over an empty file.
+    exec("CREATE EXTENSION file_fdw");
+    exec("CREATE SERVER files FOREIGN DATA WRAPPER file_fdw");
+    exec("CREATE FOREIGN TABLE ft (x int) SERVER files OPTIONS (filename '/dev/null')");
     exec("CREATE TABLE limits (lim int)");
     exec("INSERT INTO limits VALUES (10)");
     exec(
