@@ -241,6 +241,18 @@ TEST_F(EngineEdgeCases, numeric_results_keep_the_display_scale_of_the_query) {
     step("UPDATE t SET v = 1.1 WHERE id = 2", q);
 }
 
+TEST_F(EngineEdgeCases, unconstrained_numeric_keeps_the_scale_when_values_leave) {
+    exec("CREATE TABLE t (id int PRIMARY KEY, k int, v numeric)");
+    exec("INSERT INTO t VALUES (1, 1, 1.5), (2, 1, 2.25), (3, 1, 4), (4, 2, 0.125)");
+    const std::string q = "SELECT k, sum(v) AS s, avg(v) AS a FROM t GROUP BY k";
+    create(q);
+    step("DELETE FROM t WHERE id = 2", q);  // 3.75 + 4 - 2.25 shows 5.50; the query shows 5.5
+    step("INSERT INTO t VALUES (5, 1, 0.001)", q);
+    step("DELETE FROM t WHERE id IN (1, 5)", q);
+    step("UPDATE t SET v = 1 WHERE id = 4", q);
+    EXPECT_EQ(last_mode(), "differential");
+}
+
 TEST_F(EngineEdgeCases, non_scalar_types_through_every_layout_and_as_group_keys) {
     exec("CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')");
     exec("CREATE DOMAIN posint AS int CHECK (VALUE > 0)");
