@@ -50,9 +50,107 @@ struct Unsupported {
     throw Unsupported{std::move(reason)};
 }
 
+// ---- PostgreSQL calls ----------------------------------------------------------------------
+// Every call into PostgreSQL that can raise goes through one of these: the lambda given to
+// pg_call holds PostgreSQL calls only (no C++ allocation, nothing that throws), so an ereport
+// never skips a C++ destructor and a C++ exception never crosses PG_TRY.
+
 std::string ns_name(Oid nsp) {
-    const char* n = get_namespace_name(nsp);
-    return n ? n : "pg_catalog";
+    return pg::namespace_name(nsp).value_or("pg_catalog");
+}
+
+const char* pg_func_name(Oid fn) {
+    const char* n = nullptr;
+    pg_call([&]() noexcept { n = get_func_name(fn); });
+    return n;
+}
+
+Oid pg_func_namespace(Oid fn) {
+    Oid n = InvalidOid;
+    pg_call([&]() noexcept { n = get_func_namespace(fn); });
+    return n;
+}
+
+char pg_func_volatile(Oid fn) {
+    char v = PROVOLATILE_VOLATILE;
+    pg_call([&]() noexcept { v = func_volatile(fn); });
+    return v;
+}
+
+Oid pg_opcode(Oid opno) {
+    Oid fn = InvalidOid;
+    pg_call([&]() noexcept { fn = get_opcode(opno); });
+    return fn;
+}
+
+Oid pg_expr_type(const Node* n) {
+    Oid t = InvalidOid;
+    pg_call([&]() noexcept { t = exprType(n); });
+    return t;
+}
+
+int32 pg_expr_typmod(const Node* n) {
+    int32 t = -1;
+    pg_call([&]() noexcept { t = exprTypmod(n); });
+    return t;
+}
+
+/// The type's equality operator (InvalidOid when it has none); `lt`/`gt` likewise on request.
+Oid pg_eq_opr(Oid type, Oid* lt = nullptr, Oid* gt = nullptr) {
+    Oid eq = InvalidOid;
+    Oid l = InvalidOid;
+    Oid g = InvalidOid;
+    pg_call([&]() noexcept {
+        TypeCacheEntry* tc =
+            lookup_type_cache(type, TYPECACHE_EQ_OPR | TYPECACHE_LT_OPR | TYPECACHE_GT_OPR);
+        eq = tc->eq_opr;
+        l = tc->lt_opr;
+        g = tc->gt_opr;
+    });
+    if (lt) {
+        *lt = l;
+    }
+    if (gt) {
+        *gt = g;
+    }
+    return eq;
+}
+
+/// Attribute name, nullptr when missing or dropped.
+const char* pg_attname(Oid relid, AttrNumber attnum) {
+    const char* n = nullptr;
+    pg_call([&]() noexcept { n = get_attname(relid, attnum, true); });
+    return n;
+}
+
+Oid pg_typ_typrelid(Oid type) {
+    Oid r = InvalidOid;
+    pg_call([&]() noexcept { r = get_typ_typrelid(type); });
+    return r;
+}
+
+Node* pg_flatten(Query* q, Node* n) {
+    Node* out = nullptr;
+    pg_call([&]() noexcept { out = flatten_join_alias_vars(q, n); });
+    return out;
+}
+
+bool pg_has_sublink(Node* n) {
+    bool has = false;
+    pg_call([&]() noexcept { has = checkExprHasSubLink(n); });
+    return has;
+}
+
+TargetEntry* pg_sortgroupclause_tle(SortGroupClause* sgc, List* tlist) {
+    TargetEntry* tle = nullptr;
+    pg_call([&]() noexcept { tle = get_sortgroupclause_tle(sgc, tlist); });
+    return tle;
+}
+
+std::string pg_node_string(const Node* n) {
+    const char* s = nullptr;
+    pg_call([&]() noexcept { s = nodeToString(n); });
+    return s ? s : "?";
 }
 
 /// One query level while rendering: its Query and the alias of each range table entry.
@@ -74,6 +172,7 @@ class Translator {
     std::deque<Level> levels_;  // deque: references stay valid while nested levels are pushed
     std::set<std::string> used_aliases_;
     std::string case_test_sql_;
+    bool top_block_ = true;  // the next block is the query's own (not below a union/subquery)
 
     // ---- helpers ------------------------------------------------------------------------
     std::string unique_alias(const char* base) {
@@ -150,31 +249,42 @@ class Translator {
         if (c->constisnull) {
             return "NULL::" + type;
         }
-        Oid out;
-        bool varlena;
-        getTypeOutputInfo(c->consttype, &out, &varlena);
-        char* s = OidOutputFunctionCall(out, c->constvalue);
+        const char* s = nullptr;
+        pg_call([&]() noexcept {
+            Oid out = InvalidOid;
+            bool varlena = false;
+            getTypeOutputInfo(c->consttype, &out, &varlena);
+            s = OidOutputFunctionCall(out, c->constvalue);
+        });
         return "(" + quote_literal(s) + "::" + type + ")";
     }
 
     std::string operator_name(Oid opno) {
-        HeapTuple tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opno));
-        if (!HeapTupleIsValid(tup)) {
+        bool found = false;
+        Oid nsp = InvalidOid;
+        NameData name;
+        pg_call([&]() noexcept {
+            HeapTuple tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(opno));
+            found = HeapTupleIsValid(tup);
+            if (found) {
+                auto* form = reinterpret_cast<Form_pg_operator>(GETSTRUCT(tup));
+                nsp = form->oprnamespace;
+                name = form->oprname;
+                ReleaseSysCache(tup);
+            }
+        });
+        if (!found) {
             unsupported("an unknown operator");
         }
-        auto* form = reinterpret_cast<Form_pg_operator>(GETSTRUCT(tup));
-        std::string s = "OPERATOR(" + quote_ident(ns_name(form->oprnamespace)) + "." +
-                        NameStr(form->oprname) + ")";
-        ReleaseSysCache(tup);
-        return s;
+        return "OPERATOR(" + quote_ident(ns_name(nsp)) + "." + NameStr(name) + ")";
     }
 
     std::string function_name(Oid fn) {
-        const char* name = get_func_name(fn);
+        const char* name = pg_func_name(fn);
         if (!name) {
             unsupported("an unknown function");
         }
-        return quote_ident(ns_name(get_func_namespace(fn))) + "." + quote_ident(name);
+        return quote_ident(ns_name(pg_func_namespace(fn))) + "." + quote_ident(name);
     }
 
     std::string args(List* l, bool variadic = false) {
@@ -193,16 +303,24 @@ class Translator {
         return join(out, ", ");
     }
 
+    /// Refuses functions whose result can change while no captured source changes: volatile
+    /// ones, the clock, and non-immutable functions outside pg_catalog (a STABLE function may
+    /// read tables whose changes are not captured).
     void check_not_time_varying(Oid fn) {
         static const std::set<std::string> time_varying = {
             "now",       "statement_timestamp", "transaction_timestamp", "clock_timestamp",
             "timeofday", "localtimestamp",      "current_timestamp"};
-        if (func_volatile(fn) == PROVOLATILE_VOLATILE) {
+        const char volatility = pg_func_volatile(fn);
+        if (volatility == PROVOLATILE_VOLATILE) {
             unsupported("volatile function " + function_name(fn) + "()");
         }
-        const char* name = get_func_name(fn);
+        const char* name = pg_func_name(fn);
         if (name && time_varying.count(name)) {
             unsupported("time-dependent function " + std::string(name) + "()");
+        }
+        if (volatility == PROVOLATILE_STABLE && pg_func_namespace(fn) != PG_CATALOG_NAMESPACE) {
+            unsupported("stable function " + function_name(fn) +
+                        "() (it may read tables whose changes are not captured)");
         }
     }
 
@@ -237,7 +355,7 @@ class Translator {
                 ++i;
             }
             s += join(av, ", ");
-            if (a->aggorder && !a->aggdistinct) {
+            if (a->aggorder) {  // with DISTINCT too: array_agg(DISTINCT x ORDER BY x DESC)
                 s += " ORDER BY " + sort_clause(a->aggorder, a->args);
             }
         }
@@ -253,13 +371,14 @@ class Translator {
         ListCell* lc;
         foreach (lc, clauses) {
             auto* sgc = static_cast<SortGroupClause*>(lfirst(lc));
-            TargetEntry* tle = get_sortgroupclause_tle(sgc, tlist);
+            TargetEntry* tle = pg_sortgroupclause_tle(sgc, tlist);
             std::string e = expr(reinterpret_cast<Node*>(tle->expr));
-            TypeCacheEntry* tc = lookup_type_cache(exprType(reinterpret_cast<Node*>(tle->expr)),
-                                                   TYPECACHE_LT_OPR | TYPECACHE_GT_OPR);
-            if (sgc->sortop == tc->lt_opr) {
+            Oid lt = InvalidOid;
+            Oid gt = InvalidOid;
+            (void)pg_eq_opr(pg_expr_type(reinterpret_cast<Node*>(tle->expr)), &lt, &gt);
+            if (sgc->sortop == lt) {
                 e += " ASC";
-            } else if (sgc->sortop == tc->gt_opr) {
+            } else if (sgc->sortop == gt) {
                 e += " DESC";
             } else {
                 e += " USING " + operator_name(sgc->sortop);
@@ -268,6 +387,38 @@ class Translator {
             out.push_back(e);
         }
         return join(out, ", ");
+    }
+
+    static std::string sql_value_function_name(const SQLValueFunction* f) {
+        switch (f->op) {
+            case SVFOP_CURRENT_DATE:
+                return "CURRENT_DATE";
+            case SVFOP_CURRENT_TIME:
+            case SVFOP_CURRENT_TIME_N:
+                return "CURRENT_TIME";
+            case SVFOP_CURRENT_TIMESTAMP:
+            case SVFOP_CURRENT_TIMESTAMP_N:
+                return "CURRENT_TIMESTAMP";
+            case SVFOP_LOCALTIME:
+            case SVFOP_LOCALTIME_N:
+                return "LOCALTIME";
+            case SVFOP_LOCALTIMESTAMP:
+            case SVFOP_LOCALTIMESTAMP_N:
+                return "LOCALTIMESTAMP";
+            case SVFOP_CURRENT_ROLE:
+                return "CURRENT_ROLE";
+            case SVFOP_CURRENT_USER:
+                return "CURRENT_USER";
+            case SVFOP_USER:
+                return "USER";
+            case SVFOP_SESSION_USER:
+                return "SESSION_USER";
+            case SVFOP_CURRENT_CATALOG:
+                return "CURRENT_CATALOG";
+            case SVFOP_CURRENT_SCHEMA:
+                return "CURRENT_SCHEMA";
+        }
+        return "a CURRENT_DATE-style value";
     }
 
     std::string cast(Node* arg, Oid type, int32 typmod) {
@@ -286,7 +437,7 @@ class Translator {
                 return constant(reinterpret_cast<Const*>(n));
             case T_OpExpr: {
                 auto* o = reinterpret_cast<OpExpr*>(n);
-                check_not_time_varying(get_opcode(o->opno));
+                check_not_time_varying(pg_opcode(o->opno));
                 if (list_length(o->args) == 2) {
                     return "(" + expr(static_cast<Node*>(linitial(o->args))) + " " +
                            operator_name(o->opno) + " " +
@@ -306,7 +457,7 @@ class Translator {
             }
             case T_ScalarArrayOpExpr: {
                 auto* o = reinterpret_cast<ScalarArrayOpExpr*>(n);
-                check_not_time_varying(get_opcode(o->opno));
+                check_not_time_varying(pg_opcode(o->opno));
                 return "(" + expr(static_cast<Node*>(linitial(o->args))) + " " +
                        operator_name(o->opno) + (o->useOr ? " ANY (" : " ALL (") +
                        expr(static_cast<Node*>(lsecond(o->args))) + "))";
@@ -340,7 +491,7 @@ class Translator {
                      f->funcformat == COERCE_IMPLICIT_CAST) &&
                     list_length(f->args) >= 1) {
                     return cast(static_cast<Node*>(linitial(f->args)), f->funcresulttype,
-                                exprTypmod(n));
+                                pg_expr_typmod(n));
                 }
                 return function_name(f->funcid) + "(" + args(f->args, f->funcvariadic) + ")";
             }
@@ -409,8 +560,8 @@ class Translator {
                 return "ROW(" + args(reinterpret_cast<RowExpr*>(n)->args) + ")";
             case T_FieldSelect: {
                 auto* f = reinterpret_cast<FieldSelect*>(n);
-                Oid rowtype = exprType(reinterpret_cast<Node*>(f->arg));
-                const char* field = get_attname(get_typ_typrelid(rowtype), f->fieldnum, true);
+                const Oid rowtype = pg_expr_type(reinterpret_cast<Node*>(f->arg));
+                const char* field = pg_attname(pg_typ_typrelid(rowtype), f->fieldnum);
                 if (!field) {
                     unsupported("a field of an anonymous record");
                 }
@@ -450,7 +601,8 @@ class Translator {
             case T_SubLink:
                 unsupported("a subquery inside an expression (only [NOT] EXISTS and IN in WHERE)");
             case T_SQLValueFunction:
-                unsupported("CURRENT_DATE/CURRENT_TIMESTAMP/CURRENT_USER-style values");
+                unsupported(sql_value_function_name(reinterpret_cast<SQLValueFunction*>(n)) +
+                            " (its value changes without any captured change)");
             case T_WindowFunc:
                 unsupported("window functions");
             case T_GroupingFunc:
@@ -464,7 +616,7 @@ class Translator {
             default:
                 break;
         }
-        unsupported(std::string("expression node ") + nodeToString(n));
+        unsupported("expression node " + pg_node_string(n));
     }
 
   private:
@@ -477,26 +629,29 @@ class Translator {
             if (rte->tablesample) {
                 unsupported("TABLESAMPLE");
             }
-            const char relkind = get_rel_relkind(rte->relid);
+            const char relkind = pg::rel_kind(rte->relid);
             if (relkind == RELKIND_VIEW) {
-                Relation rel = table_open(rte->relid, AccessShareLock);
-                Query* vq = pg_copy(get_view_query(rel));
-                table_close(rel, AccessShareLock);
+                Query* vq = pg::view_query(rte->relid);
                 item.kind = ivm::FromItem::Kind::subquery;
                 item.query = subquery(vq, &lv.columns[rtindex - 1],
-                                      "view " + std::string(get_rel_name(rte->relid)));
+                                      "view " + pg::rel_name(rte->relid).value_or("?"));
                 item.columns = item.query->columns;
                 item.comparable = item.query->comparable;
             } else if (relkind == RELKIND_RELATION || relkind == RELKIND_PARTITIONED_TABLE) {
                 ivm::BaseTable& t = item.table;
-                t.schema = ns_name(get_rel_namespace(rte->relid));
-                t.name = get_rel_name(rte->relid);
+                t.schema = ns_name(pg::rel_namespace(rte->relid));
+                t.name = pg::rel_name(rte->relid).value_or("?");
                 t.only = !rte->inh;
                 const SourceNames sn = resolve_(rte->relid);
                 t.stable_name = sn.stable_name;
                 t.buffer = sn.buffer;
-                Relation rel = table_open(rte->relid, AccessShareLock);
-                TupleDesc td = RelationGetDescr(rel);
+                // The relation's current columns, copied out of its descriptor.
+                TupleDesc td = nullptr;
+                pg_call([&]() noexcept {
+                    Relation rel = table_open(rte->relid, AccessShareLock);
+                    td = CreateTupleDescCopy(RelationGetDescr(rel));
+                    table_close(rel, AccessShareLock);
+                });
                 for (int i = 0; i < td->natts; ++i) {
                     Form_pg_attribute a = TupleDescAttr(td, i);
                     if (a->attisdropped) {
@@ -507,11 +662,14 @@ class Translator {
                     item.comparable = item.comparable && has_equality(a->atttypid);
                     t.buffer_columns.push_back(buffer_column_name(a->attnum));
                 }
-                table_close(rel, AccessShareLock);
                 item.columns = t.columns;
             } else {
-                unsupported(std::string("a source of relkind '") + relkind +
-                            "' (materialized view, foreign table or other non-table)");
+                const std::string what = relkind == RELKIND_MATVIEW         ? "materialized view"
+                                         : relkind == RELKIND_FOREIGN_TABLE ? "foreign table"
+                                                                            : "relation";
+                unsupported(what + " " + quote_ident(ns_name(pg::rel_namespace(rte->relid))) + "." +
+                            quote_ident(pg::rel_name(rte->relid).value_or("?")) +
+                            " (its changes cannot be captured)");
             }
         } else if (rte->rtekind == RTE_SUBQUERY) {
             if (rte->lateral) {
@@ -521,6 +679,17 @@ class Translator {
             item.query = subquery(rte->subquery, &lv.columns[rtindex - 1], "subquery in FROM");
             item.columns = item.query->columns;
             item.comparable = item.query->comparable;
+        } else if (rte->rtekind == RTE_FUNCTION) {
+            std::vector<std::string> fns;
+            ListCell* lc;
+            foreach (lc, rte->functions) {
+                Node* call = static_cast<RangeTblFunction*>(lfirst(lc))->funcexpr;
+                fns.push_back(IsA(call, FuncExpr)
+                                  ? function_name(reinterpret_cast<FuncExpr*>(call)->funcid) + "()"
+                                  : "an expression");
+            }
+            unsupported("function in FROM " + join(fns, ", ") +
+                        " (its rows change without any captured change)");
         } else {
             static const char* const kinds[] = {
                 "table",          "subquery", "join",          "function in FROM",
@@ -573,8 +742,8 @@ class Translator {
         tree->left = from_node(lv, larg, core);
         tree->right = from_node(lv, rarg, core);
         if (j->quals) {
-            Node* quals = flatten_join_alias_vars(lv.query, j->quals);
-            if (checkExprHasSubLink(quals)) {
+            Node* quals = pg_flatten(lv.query, j->quals);
+            if (pg_has_sublink(quals)) {
                 unsupported("a subquery in a JOIN condition");
             }
             tree->on = expr(quals);
@@ -595,11 +764,12 @@ class Translator {
             unsupported("a SELECT without FROM");
         }
         if (jt->quals) {
-            Node* quals = flatten_join_alias_vars(lv.query, jt->quals);
-            List* conj = make_ands_implicit(reinterpret_cast<Expr*>(quals));
+            Node* quals = pg_flatten(lv.query, jt->quals);
+            List* conj = nullptr;
+            pg_call([&]() noexcept { conj = make_ands_implicit(reinterpret_cast<Expr*>(quals)); });
             foreach (lc, conj) {
                 Node* q = static_cast<Node*>(lfirst(lc));
-                if (!checkExprHasSubLink(q)) {
+                if (!pg_has_sublink(q)) {
                     c->quals.push_back(expr(q));
                     continue;
                 }
@@ -643,8 +813,11 @@ class Translator {
         if (s->subLinkType == ANY_SUBLINK) {
             // x IN (SELECT y ...) is EXISTS (SELECT ... AND x = y): the comparison is rendered
             // in the sub-select's scope, where the outer operand is one level up.
-            Node* test = pg_copy(s->testexpr);
-            IncrementVarSublevelsUp(test, 1, 0);
+            Node* test = nullptr;
+            pg_call([&]() noexcept {
+                test = static_cast<Node*>(copyObjectImpl(s->testexpr));
+                IncrementVarSublevelsUp(test, 1, 0);
+            });
             levels_.back().sublink_targets = sq->targetList;
             sub->quals.push_back(expr(test));
         }
@@ -667,11 +840,11 @@ class Translator {
             } else {
                 lv.alias.push_back(unique_alias(rte->eref->aliasname));
             }
-            if (rte->rtekind == RTE_RELATION && get_rel_relkind(rte->relid) != RELKIND_VIEW) {
+            if (rte->rtekind == RTE_RELATION && pg::rel_kind(rte->relid) != RELKIND_VIEW) {
                 // Current column names (the eref may predate a rename when read from a rule).
                 cols.clear();
                 for (int i = 1; i <= list_length(rte->eref->colnames); ++i) {
-                    const char* a = get_attname(rte->relid, static_cast<AttrNumber>(i), true);
+                    const char* a = pg_attname(rte->relid, static_cast<AttrNumber>(i));
                     cols.emplace_back(a ? a : "");
                 }
             }
@@ -680,9 +853,7 @@ class Translator {
         return lv;
     }
 
-    static bool has_equality(Oid type) {
-        return OidIsValid(lookup_type_cache(type, TYPECACHE_EQ_OPR)->eq_opr);
-    }
+    static bool has_equality(Oid type) { return OidIsValid(pg_eq_opr(type)); }
 
     /// A grouped block below the top is maintained by recomputing touched groups in the old
     /// state, which is rebuilt by grouping on every column of its range variables: they all
@@ -709,8 +880,7 @@ class Translator {
 
     void check_output_types(const std::vector<ivm::Column>& cols, const std::vector<Oid>& types) {
         for (size_t i = 0; i < cols.size(); ++i) {
-            TypeCacheEntry* tc = lookup_type_cache(types[i], TYPECACHE_EQ_OPR);
-            if (!OidIsValid(tc->eq_opr)) {
+            if (!has_equality(types[i])) {
                 unsupported("output column \"" + cols[i].name + "\" of type " + cols[i].type +
                             ", which has no equality operator");
             }
@@ -720,8 +890,9 @@ class Translator {
     ivm::Aggregate classify(Aggref* a) {
         ivm::Aggregate agg;
         agg.sql = aggregate(a);
-        const std::string name = get_func_name(a->aggfnoid);
-        const bool builtin = get_func_namespace(a->aggfnoid) == PG_CATALOG_NAMESPACE;
+        const char* fn_name = pg_func_name(a->aggfnoid);
+        const std::string name = fn_name ? fn_name : "";
+        const bool builtin = pg_func_namespace(a->aggfnoid) == PG_CATALOG_NAMESPACE;
         const bool plain = !a->aggdistinct && !a->aggfilter && !a->aggorder && !a->aggvariadic;
         agg.kind = ivm::Aggregate::Kind::other;
         if (builtin && plain) {
@@ -729,7 +900,7 @@ class Translator {
                 agg.kind = ivm::Aggregate::Kind::count_star;
             } else if (list_length(a->args) == 1) {
                 auto* tle = static_cast<TargetEntry*>(linitial(a->args));
-                const Oid argtype = exprType(reinterpret_cast<Node*>(tle->expr));
+                const Oid argtype = pg_expr_type(reinterpret_cast<Node*>(tle->expr));
                 agg.arg = expr(reinterpret_cast<Node*>(tle->expr));
                 const bool exact = argtype == INT2OID || argtype == INT4OID || argtype == INT8OID ||
                                    argtype == NUMERICOID;
@@ -741,6 +912,12 @@ class Translator {
                 }
                 if (name == "avg" && exact) {
                     agg.kind = ivm::Aggregate::Kind::avg;
+                }
+                if (argtype == NUMERICOID && (agg.kind == ivm::Aggregate::Kind::sum ||
+                                              agg.kind == ivm::Aggregate::Kind::avg)) {
+                    // numeric(p,s) values all show scale s; unconstrained ones vary.
+                    agg.numeric_arg = true;
+                    agg.varying_scale = pg_expr_typmod(reinterpret_cast<Node*>(tle->expr)) < 0;
                 }
                 if (name == "min") {
                     agg.kind = ivm::Aggregate::Kind::min;
@@ -754,9 +931,81 @@ class Translator {
         return agg;
     }
 
+    /// Columns used outside aggregates because they depend on a grouped primary key
+    /// (GROUP BY a.id, SELECT a.name) become grouping keys too: the same groups, and below the
+    /// top the old state is rebuilt over rebound range variables, where PostgreSQL cannot
+    /// see the dependency.
+    void add_functionally_dependent_keys(Query* q, ivm::Block& b) {
+        std::vector<Var*> vars;
+        ListCell* lc;
+        foreach (lc, q->targetList) {
+            auto* tle = static_cast<TargetEntry*>(lfirst(lc));
+            if (!tle->resjunk) {
+                collect_ungrouped_vars(pg_flatten(q, reinterpret_cast<Node*>(tle->expr)), vars);
+            }
+        }
+        if (q->havingQual) {
+            collect_ungrouped_vars(pg_flatten(q, q->havingQual), vars);
+        }
+        std::set<std::string> keys;
+        for (const auto& k : b.group_by) {
+            keys.insert(k.expr);
+        }
+        for (Var* v : vars) {
+            ivm::GroupKey k;
+            k.expr = expr(reinterpret_cast<Node*>(v));
+            if (!keys.insert(k.expr).second) {
+                continue;
+            }
+            const Oid eq = pg_eq_opr(v->vartype);
+            if (!OidIsValid(eq)) {
+                unsupported("column " + k.expr +
+                            " used through a functional dependency on a grouped primary key, "
+                            "without an equality operator");
+            }
+            k.type = sql_type_name(v->vartype, v->vartypmod);
+            k.eq_op = " " + operator_name(eq) + " ";
+            b.group_by.push_back(k);
+        }
+    }
+
+    static void collect_ungrouped_vars(Node* n, std::vector<Var*>& out) {
+        List* found = NIL;
+        pg_call([&]() noexcept { (void)ungrouped_vars_walker(n, &found); });
+        ListCell* lc;
+        foreach (lc, found) {
+            out.push_back(static_cast<Var*>(lfirst(lc)));
+        }
+    }
+
+    static bool ungrouped_vars_walker(Node* n, void* ctx);
+
   public:
     std::shared_ptr<ivm::Query> block_query(Query* q, const std::vector<std::string>* names);
 };
+
+/// PostgreSQL's walker API takes bool (*)() and calls it with (Node*, void*).
+using Walker = bool (*)();
+Walker walker_cast(bool (*fn)(Node*, void*)) {
+    return reinterpret_cast<Walker>(reinterpret_cast<void (*)()>(fn));
+}
+
+/// Vars of this query level outside aggregates, appended to the List* at `ctx` (PostgreSQL
+/// calls only: it runs inside pg_call).
+bool Translator::ungrouped_vars_walker(Node* n, void* ctx) {
+    if (n == nullptr || IsA(n, Aggref)) {
+        return false;
+    }
+    if (IsA(n, Var)) {
+        auto* v = reinterpret_cast<Var*>(n);
+        if (v->varlevelsup == 0) {
+            auto* found = static_cast<List**>(ctx);
+            *found = lappend(*found, v);
+        }
+        return false;
+    }
+    return expression_tree_walker(n, walker_cast(ungrouped_vars_walker), ctx);
+}
 
 std::shared_ptr<ivm::Query> Translator::query(Query* q, const std::vector<std::string>* names) {
     check_query_shape(q);
@@ -765,6 +1014,7 @@ std::shared_ptr<ivm::Query> Translator::query(Query* q, const std::vector<std::s
     }
     auto out = std::make_shared<ivm::Query>();
     out->union_all = true;
+    top_block_ = false;  // branches are stored as rows: none is the top block
     // Output columns come from the top target list.
     std::vector<std::string> cols;
     std::vector<Oid> types;
@@ -775,12 +1025,12 @@ std::shared_ptr<ivm::Query> Translator::query(Query* q, const std::vector<std::s
         if (tle->resjunk) {
             continue;
         }
-        const Oid t = exprType(reinterpret_cast<Node*>(tle->expr));
+        const Oid t = pg_expr_type(reinterpret_cast<Node*>(tle->expr));
         std::string name = names && i < static_cast<int>(names->size())
                                ? (*names)[i]
                                : (tle->resname ? tle->resname : "?column?");
         out->columns.push_back(
-            {name, sql_type_name(t, exprTypmod(reinterpret_cast<Node*>(tle->expr)))});
+            {name, sql_type_name(t, pg_expr_typmod(reinterpret_cast<Node*>(tle->expr)))});
         cols.push_back(name);
         types.push_back(t);
         ++i;
@@ -825,14 +1075,16 @@ std::shared_ptr<ivm::Query> Translator::query(Query* q, const std::vector<std::s
 
 std::shared_ptr<ivm::Query> Translator::block_query(Query* q,
                                                     const std::vector<std::string>* names) {
+    const bool top = top_block_;
+    top_block_ = false;
     levels_.push_back(level_for(q));
     auto out = std::make_shared<ivm::Query>();
     ivm::Block& b = out->block;
     b.core = *core(levels_.back());
     b.grouped = q->hasAggs || q->groupClause != nullptr;
     if (q->havingQual) {
-        Node* h = flatten_join_alias_vars(q, q->havingQual);
-        if (checkExprHasSubLink(h)) {
+        Node* h = pg_flatten(q, q->havingQual);
+        if (pg_has_sublink(h)) {
             unsupported("a subquery in HAVING");
         }
         b.having = expr(h);
@@ -842,11 +1094,11 @@ std::shared_ptr<ivm::Query> Translator::block_query(Query* q,
         ListCell* lc;
         foreach (lc, clauses) {
             auto* sgc = static_cast<SortGroupClause*>(lfirst(lc));
-            TargetEntry* tle = get_sortgroupclause_tle(sgc, q->targetList);
-            Node* e = flatten_join_alias_vars(q, reinterpret_cast<Node*>(tle->expr));
+            TargetEntry* tle = pg_sortgroupclause_tle(sgc, q->targetList);
+            Node* e = pg_flatten(q, reinterpret_cast<Node*>(tle->expr));
             ivm::GroupKey k;
             k.expr = expr(e);
-            k.type = sql_type_name(exprType(e), exprTypmod(e));
+            k.type = sql_type_name(pg_expr_type(e), pg_expr_typmod(e));
             k.eq_op = " " + operator_name(sgc->eqop) + " ";
             group_ref[sgc->tleSortGroupRef] = static_cast<int>(b.group_by.size());
             b.group_by.push_back(k);
@@ -870,18 +1122,18 @@ std::shared_ptr<ivm::Query> Translator::block_query(Query* q,
         if (tle->resjunk) {
             continue;
         }
-        Node* e = flatten_join_alias_vars(q, reinterpret_cast<Node*>(tle->expr));
-        if (checkExprHasSubLink(e)) {
+        Node* e = pg_flatten(q, reinterpret_cast<Node*>(tle->expr));
+        if (pg_has_sublink(e)) {
             unsupported("a subquery in the select list");
         }
         ivm::Target t;
         t.expr = expr(e);
-        const Oid type = exprType(e);
+        const Oid type = pg_expr_type(e);
         types.push_back(type);
         t.column.name = names && i < static_cast<int>(names->size())
                             ? (*names)[i]
                             : (tle->resname ? tle->resname : "?column?");
-        t.column.type = sql_type_name(type, exprTypmod(e));
+        t.column.type = sql_type_name(type, pg_expr_typmod(e));
         if (b.grouped) {
             auto g = group_ref.find(tle->ressortgroupref);
             if (tle->ressortgroupref && g != group_ref.end()) {
@@ -897,6 +1149,9 @@ std::shared_ptr<ivm::Query> Translator::block_query(Query* q,
         b.targets.push_back(std::move(t));
         ++i;
     }
+    if (!top && b.grouped && !b.distinct && q->constraintDeps != NIL) {
+        add_functionally_dependent_keys(q, b);
+    }
     for (Oid t : types) {
         out->comparable = out->comparable && has_equality(t);
     }
@@ -907,44 +1162,46 @@ std::shared_ptr<ivm::Query> Translator::block_query(Query* q,
     return out;
 }
 
-void collect_relations(Query* q, std::vector<Oid>& rels);
-
-/// PostgreSQL's walker API takes bool (*)() and calls it with (Node*, void*).
-using Walker = bool (*)();
-Walker walker_cast(bool (*fn)(Node*, void*)) {
-    return reinterpret_cast<Walker>(reinterpret_cast<void (*)()>(fn));
-}
+void collect_relations(Query* q, List** rels);
 
 bool collect_walker(Node* n, void* ctx) {
     if (n == nullptr) {
         return false;
     }
     if (IsA(n, Query)) {
-        collect_relations(reinterpret_cast<Query*>(n), *static_cast<std::vector<Oid>*>(ctx));
+        collect_relations(reinterpret_cast<Query*>(n), static_cast<List**>(ctx));
         return false;
     }
     return expression_tree_walker(n, walker_cast(collect_walker), ctx);
 }
 
-/// Every plain or partitioned table a query reads, through views, subqueries and sublinks.
-void collect_relations(Query* q, std::vector<Oid>& rels) {
+/// Every plain or partitioned table a query reads, through views, subqueries, sublinks and
+/// function arguments in FROM, appended to `rels` (may repeat). PostgreSQL calls only: it runs
+/// inside pg_call.
+void collect_relations(Query* q, List** rels) {
     ListCell* lc;
     foreach (lc, q->rtable) {
         auto* rte = static_cast<RangeTblEntry*>(lfirst(lc));
         // PostgreSQL 15 view rules carry *OLD*/*NEW* entries for the view itself; they are
         // not in FROM.
         if (rte->rtekind == RTE_RELATION && rte->inFromCl) {
-            const char kind = pg::rel_kind(rte->relid);
+            const char kind = get_rel_relkind(rte->relid);
             if (kind == RELKIND_RELATION || kind == RELKIND_PARTITIONED_TABLE) {
-                rels.push_back(rte->relid);
+                *rels = lappend_oid(*rels, rte->relid);
             } else if (kind == RELKIND_VIEW) {
-                collect_relations(pg::view_query(rte->relid), rels);
+                Relation rel = table_open(rte->relid, AccessShareLock);
+                auto* vq = static_cast<Query*>(copyObjectImpl(get_view_query(rel)));
+                table_close(rel, AccessShareLock);
+                collect_relations(vq, rels);
             }
         } else if (rte->rtekind == RTE_SUBQUERY) {
             collect_relations(rte->subquery, rels);
+        } else if (rte->rtekind == RTE_FUNCTION) {
+            (void)expression_tree_walker(reinterpret_cast<Node*>(rte->functions),
+                                         walker_cast(collect_walker), rels);
         }
     }
-    query_tree_walker(q, walker_cast(collect_walker), &rels, QTW_IGNORE_RANGE_TABLE);
+    (void)query_tree_walker(q, walker_cast(collect_walker), rels, QTW_IGNORE_RANGE_TABLE);
     foreach (lc, q->cteList) {
         auto* cte = static_cast<CommonTableExpr*>(lfirst(lc));
         collect_relations(reinterpret_cast<Query*>(cte->ctequery), rels);
@@ -954,15 +1211,7 @@ void collect_relations(Query* q, std::vector<Oid>& rels) {
 }  // namespace
 
 std::string sql_collation_name(Oid collation) {
-    HeapTuple tup = SearchSysCache1(COLLOID, ObjectIdGetDatum(collation));
-    if (!HeapTupleIsValid(tup)) {
-        elog(ERROR, "cache lookup failed for collation %u", collation);
-    }
-    auto* form = reinterpret_cast<Form_pg_collation>(GETSTRUCT(tup));
-    std::string s =
-        quote_ident(ns_name(form->collnamespace)) + "." + quote_ident(NameStr(form->collname));
-    ReleaseSysCache(tup);
-    return s;
+    return pg::collation_name(collation);
 }
 
 std::string buffer_column_name(int attnum) {
@@ -970,22 +1219,24 @@ std::string buffer_column_name(int attnum) {
 }
 
 std::string sql_type_name(Oid type, int32 typmod) {
-    char* s =
-        format_type_extended(type, typmod, FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY);
-    return s;
+    return pg::type_name(type, typmod);
 }
 
 Translation translate_query(Query* query, const SourceResolver& resolve) {
     // Only the translator's own refusal (Unsupported) is a result; any other error, a
     // PostgreSQL one above all (permission denied reading the catalog), propagates.
+    Query* q = nullptr;
+    List* found = NIL;
+    pg_call([&]() noexcept {
+        q = static_cast<Query*>(copyObjectImpl(query));
+        collect_relations(q, &found);
+    });
     Translation out;
-    Query* q = pg_copy(query);
-    std::vector<Oid> all;
-    collect_relations(q, all);
     std::set<Oid> seen;
-    for (Oid r : all) {
-        if (seen.insert(r).second) {
-            out.relations.push_back(r);
+    ListCell* lc;
+    foreach (lc, found) {
+        if (seen.insert(lfirst_oid(lc)).second) {
+            out.relations.push_back(lfirst_oid(lc));
         }
     }
     try {

@@ -3,8 +3,10 @@
 //
 // The delta of a query is a Z-set: rows with integer weights (+n inserted, -n deleted).
 // Change buffers give the delta of each base table; every operator turns the deltas of its
-// inputs into its own (see delta_sql.cpp for the rules). Terms read the base tables in their
-// *current* state (the refresh snapshot), so no copy of an old state is ever materialised.
+// inputs into its own (see delta_sql_terms.h for the rules; delta_sql_apply.cpp writes them
+// into the storage layouts; delta_sql_explain.cpp renders the operator tree). Terms read the base
+// tables in their *current* state (the refresh snapshot), so no copy of an old state is ever
+// materialised.
 #pragma once
 
 #include <set>
@@ -21,7 +23,7 @@ namespace pgt::ivm {
 /// under it).
 struct ChangeWindow {
     frontier::SourceFrontier frontier;  ///< where the previous refresh left off
-    std::set<std::string> changed;  ///< stable names of sources with rows in the window
+    std::set<std::string> changed;      ///< stable names of sources with rows in the window
 };
 
 /// The storage table's columns and how it is maintained.
@@ -45,10 +47,25 @@ StorageLayout full_layout(const std::vector<Column>& columns);
 std::string full_refresh_sql(const Query* q, const StorageLayout& layout, const std::string& target,
                              const std::string& query_view);
 
+/// Where the storage table lives; it decides the statements that write it. Neither form
+/// uses `ctid`: rows are addressed by `__pgt_row_id` only.
+enum class ApplyTarget {
+    /// A table of this server: groups are written with one MERGE on __pgt_row_id.
+    local,
+    /// A table whose rows cannot be addressed physically or MERGEd (a Citus distributed table,
+    /// distributed by __pgt_row_id): groups are written with DELETE ... WHERE __pgt_row_id IN
+    /// (...) and INSERT ... ON CONFLICT (__pgt_row_id) DO UPDATE. Correct on any table with
+    /// the storage layout's unique index.
+    distributed,
+};
+
 /// One statement that applies the window's delta to `target`. It returns one row with one
-/// bigint column (rows written) or is a MERGE (rows written = processed count).
+/// bigint column (rows written) or is a MERGE (rows written = processed count). The rows
+/// layout is written the same way for both targets (delete the copies of row ids that lose
+/// copies, insert back the survivors and the new copies).
 std::string delta_apply_sql(const Query& q, const StorageLayout& layout, const std::string& target,
-                            const ChangeWindow& window);
+                            const ChangeWindow& window,
+                            ApplyTarget apply_target = ApplyTarget::local);
 
 /// The rows of the query's delta (output columns + "__pgt_w"), for tests and explain.
 std::string delta_rows_sql(const Query& q, const ChangeWindow& window);

@@ -75,7 +75,13 @@ struct Aggregate {
     Kind kind = Kind::other;
     std::string sql;         ///< the whole call, e.g. pg_catalog.sum("o"."amount")
     std::string arg;         ///< rendered single argument (count/sum/avg/min/max)
-    bool algebraic = false;  ///< maintainable from deltas (see delta_sql.cpp)
+    bool algebraic = false;  ///< maintainable from deltas (see delta_sql_apply.cpp)
+    /// sum/avg over numeric: the argument can be NaN or ±Infinity, which do not cancel, so
+    /// groups where they occur are rescanned.
+    bool numeric_arg = false;
+    /// sum/avg over numeric without a declared scale: the result shows the largest scale of
+    /// the group's values, which a deletion can lower, so groups that lose rows are rescanned.
+    bool varying_scale = false;
 };
 
 struct Target {

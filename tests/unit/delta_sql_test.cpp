@@ -43,7 +43,9 @@ Query join_query() {
 
 size_t count(const std::string& s, const std::string& needle) {
     size_t n = 0;
-    for (size_t p = s.find(needle); p != std::string::npos; p = s.find(needle, p + 1)) ++n;
+    for (size_t p = s.find(needle); p != std::string::npos; p = s.find(needle, p + 1)) {
+        ++n;
+    }
     return n;
 }
 
@@ -100,14 +102,119 @@ TEST(DeltaSql, algebraic_groups_keep_counts_for_sum_and_avg) {
     EXPECT_EQ(l.kind, StorageKind::groups);
     EXPECT_TRUE(l.algebraic);
     std::vector<std::string> names;
-    for (const auto& h : l.hidden) names.push_back(h.name);
+    for (const auto& h : l.hidden) {
+        names.push_back(h.name);
+    }
     EXPECT_EQ(names, (std::vector<std::string>{"__pgt_row_id", "__pgt_count", "__pgt_nn_2",
                                                "__pgt_nn_3", "__pgt_sum_3"}));
-    const std::string sql = delta_apply_sql(q, l, "\"public\".\"st\"", {{"1:2:", {}, {}}, {"sn_a"}});
+    const std::string sql =
+        delta_apply_sql(q, l, "\"public\".\"st\"", {{"1:2:", {}, {}}, {"sn_a"}});
     EXPECT_EQ(sql.rfind("WITH", 0), 0u);
     EXPECT_NE(sql.find("MERGE INTO \"public\".\"st\""), std::string::npos);
     b.having = "pg_catalog.count(*) OPERATOR(pg_catalog.>) 1";
     EXPECT_FALSE(differential_layout(q).algebraic);  // HAVING: touched groups are recomputed
+}
+
+Query grouped_query(bool recomputed, bool global) {
+    Query q = join_query();
+    Block& b = q.block;
+    b.grouped = true;
+    if (!global) {
+        b.group_by = {{"\"a\".\"k\"", "pg_catalog.int4", " OPERATOR(pg_catalog.=) "}};
+    }
+    Aggregate sum;
+    sum.kind = recomputed ? Aggregate::Kind::other : Aggregate::Kind::sum;
+    sum.algebraic = !recomputed;
+    sum.arg = "\"a\".\"v\"";
+    sum.sql = "pg_catalog.sum(\"a\".\"v\")";
+    Aggregate mx = sum;
+    mx.kind = Aggregate::Kind::max;
+    mx.algebraic = true;
+    mx.sql = "pg_catalog.max(\"a\".\"v\")";
+    b.aggs = {sum, mx};
+    b.targets.clear();
+    q.columns.clear();
+    if (!global) {
+        Target g;
+        g.kind = Target::Kind::group_key;
+        g.ref = 0;
+        g.expr = "\"a\".\"k\"";
+        g.column = {"k", "pg_catalog.int4"};
+        b.targets.push_back(g);
+    }
+    for (int i = 0; i < 2; ++i) {
+        Target t;
+        t.kind = Target::Kind::aggregate;
+        t.ref = i;
+        t.expr = b.aggs[i].sql;
+        t.column = {i == 0 ? "s" : "m", "pg_catalog.int8"};
+        b.targets.push_back(t);
+    }
+    for (const auto& t : b.targets) {
+        q.columns.push_back(t.column);
+    }
+    return q;
+}
+
+TEST(DeltaSql, no_layout_addresses_rows_by_ctid) {
+    const ChangeWindow w{{"1:2:", {}, {}}, {"sn_a", "sn_b"}};
+    const Query rows = join_query();
+    for (ApplyTarget target : {ApplyTarget::local, ApplyTarget::distributed}) {
+        const std::string r = delta_apply_sql(rows, differential_layout(rows), "\"st\"", w, target);
+        EXPECT_EQ(r.find("ctid"), std::string::npos);
+        EXPECT_EQ(r.find("MERGE"), std::string::npos);
+        for (bool recomputed : {false, true}) {
+            for (bool global : {false, true}) {
+                const Query q = grouped_query(recomputed, global);
+                const std::string g =
+                    delta_apply_sql(q, differential_layout(q), "\"st\"", w, target);
+                EXPECT_EQ(g.find("ctid"), std::string::npos);
+            }
+        }
+    }
+}
+
+TEST(DeltaSql, distributed_groups_are_written_without_merge) {
+    const ChangeWindow w{{"1:2:", {}, {}}, {"sn_a"}};
+    for (bool recomputed : {false, true}) {
+        for (bool global : {false, true}) {
+            const Query q = grouped_query(recomputed, global);
+            const auto l = differential_layout(q);
+            EXPECT_EQ(l.algebraic, !recomputed);
+            const std::string local = delta_apply_sql(q, l, "\"st\"", w);
+            EXPECT_NE(local.find("MERGE INTO \"st\""), std::string::npos);
+            const std::string dist = delta_apply_sql(q, l, "\"st\"", w, ApplyTarget::distributed);
+            EXPECT_EQ(dist.find("MERGE"), std::string::npos) << dist;
+            EXPECT_NE(dist.find("DELETE FROM \"st\" AS t WHERE t.\"__pgt_row_id\" IN"),
+                      std::string::npos);
+            EXPECT_NE(dist.find("ON CONFLICT (\"__pgt_row_id\") DO UPDATE SET"), std::string::npos);
+            // Every storage column but the row id is set from the new group row.
+            for (const auto& c : l.visible) {
+                EXPECT_NE(
+                    dist.find(sql::quote_ident(c.name) + " = EXCLUDED." + sql::quote_ident(c.name)),
+                    std::string::npos);
+            }
+        }
+    }
+}
+
+TEST(DeltaSql, global_aggregate_ignores_an_empty_fold) {
+    const Query q = grouped_query(false, true);
+    const std::string sql =
+        delta_apply_sql(q, differential_layout(q), "\"st\"", {{"1:2:", {}, {}}, {"sn_a"}});
+    // Without GROUP BY, an empty delta folds to one row of NULLs: it must be dropped.
+    EXPECT_NE(sql.find("FROM \"__pgt_c\" HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 0"),
+              std::string::npos);
+}
+
+TEST(DeltaSql, numeric_sums_rescan_groups_with_special_values) {
+    Query q = grouped_query(false, false);
+    q.block.aggs[0].numeric_arg = true;
+    q.block.aggs[0].varying_scale = true;
+    const std::string sql =
+        delta_apply_sql(q, differential_layout(q), "\"st\"", {{"1:2:", {}, {}}, {"sn_a"}});
+    EXPECT_NE(sql.find("'{NaN,Infinity,-Infinity}'::pg_catalog.numeric[]"), std::string::npos);
+    EXPECT_NE(sql.find("\"__pgt_dspecial_1\""), std::string::npos);
 }
 
 TEST(SqlIdent, quotes_everything_and_doubles_quotes) {
