@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace pgt {
 
@@ -20,5 +21,12 @@ class AdvisoryRefreshLock final : public RefreshLock {
   public:
     bool acquire(int64_t pgt_id, bool wait) override;
 };
+
+/// Buffer clean-up against readers that are not committed yet. A stream table being
+/// created or redefined holds the shared lock of each source's buffer until it commits
+/// (its frontier is invisible to other sessions until then); a clean-up that cannot take
+/// the exclusive lock at once skips that buffer this time (clean-up is opportunistic).
+void hold_buffer_for_new_reader(const std::string& source_key);
+bool try_lock_buffer_for_cleanup(const std::string& source_key);
 
 }  // namespace pgt

@@ -57,6 +57,12 @@ class Refresh {
         const pg::AsUser as_extension_owner(pg::extension_owner(), false);
         // Lock first, snapshot second: a refresh that committed while we waited is seen.
         started_ = *spi::exec_cached("SELECT pg_catalog.clock_timestamp()::text").scalar();
+        if (force_full) {
+            // A first (or redefining) refresh stores a frontier other sessions cannot see
+            // before commit: keep their clean-up off these buffers until then. Taken before
+            // the snapshot, so a clean-up that committed first only removed rows it shows.
+            hold_buffers_for_new_reader();
+        }
         const pg::RegisteredSnapshot snapshot;
         snap_ = snapshot.get();
         load_stream_table();
@@ -124,6 +130,19 @@ class Refresh {
             }
         }
         sysid_ = catalog::system_identifier();
+    }
+
+    void hold_buffers_for_new_reader() {
+        const std::string key = catalog::source_key_sql("ct");
+        for (const auto& row :
+             spi::exec_cached("SELECT " + key +
+                                  " FROM pgtrickle.pgt_dependencies d JOIN "
+                                  "pgtrickle.pgt_change_tracking ct ON ct.source_relid = "
+                                  "d.source_relid WHERE d.pgt_id = $1::bigint",
+                              {id_})
+                 .rows) {
+            hold_buffer_for_new_reader(row[0].value_or(""));
+        }
     }
 
     void load_sources() {
@@ -352,8 +371,8 @@ class Refresh {
     /// marked for a full refresh) do not hold the buffer back.
     void clean_up_buffers() {
         for (const auto& s : sources_) {
-            if (!s.captured) {
-                continue;
+            if (!s.captured || !try_lock_buffer_for_cleanup(s.key)) {
+                continue;  // a reader being created needs the rows: clean up next time
             }
             query("DELETE FROM " + s.buffer() +
                       " WHERE \"__pgt_xid\" OPERATOR(pg_catalog.<) (SELECT "

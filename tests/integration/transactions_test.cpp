@@ -116,5 +116,26 @@ TEST_F(Transactions, prepared_transactions_are_applied_once_after_commit_prepare
     expect_matches_query("agg", kAgg);
 }
 
+TEST_F(Transactions, clean_up_keeps_rows_a_stream_table_being_created_still_needs) {
+    create("other", kAgg);
+    auto writer = connect();
+    pqxx::nontransaction w(*writer);
+    w.exec("BEGIN");
+    w.exec("INSERT INTO src VALUES (200, 1, 1000)");  // running while "agg" is created
+    auto creator = connect();
+    pqxx::nontransaction c(*creator);
+    c.exec("BEGIN");
+    c.exec("CALL pgtrickle.create_stream_table(name => 'agg', query => $$" + std::string(kAgg) +
+           "$$, refresh_mode => 'differential')");
+    w.exec("COMMIT");
+    // Another reader's refresh now sees the writer committed; its clean-up must not remove
+    // the row that the uncommitted "agg" has not consumed.
+    exec("CALL pgtrickle.refresh_stream_table('other')");
+    c.exec("COMMIT");
+    exec("CALL pgtrickle.refresh_stream_table('agg')");
+    expect_matches_query("agg", kAgg);
+    expect_matches_query("other", kAgg);
+}
+
 }  // namespace
 }  // namespace pgt::test
