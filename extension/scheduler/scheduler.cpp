@@ -55,7 +55,9 @@ constexpr long kQuiesceMs = 10000;
 
 constexpr int kMaxChanged = 64;
 
-struct DbSlot {
+/// Per-database scheduler state in shared memory (one entry per database, not to be
+/// confused with replication slots).
+struct DatabaseEntry {
     Oid dboid;
     pid_t worker_pid;
     Latch* latch;       // the worker's latch, set by committing writers
@@ -72,7 +74,7 @@ struct Shared {
     LWLock* lock;
     pid_t launcher_pid;
     Latch* launcher_latch;
-    DbSlot dbs[kMaxDatabases];
+    DatabaseEntry dbs[kMaxDatabases];
 };
 
 Shared* g_shared = nullptr;
@@ -109,21 +111,21 @@ void shmem_startup() {
     LWLockRelease(AddinShmemInitLock);
 }
 
-DbSlot* find_slot(Oid dboid, bool create) {
-    DbSlot* free_slot = nullptr;
+DatabaseEntry* find_database_entry(Oid dboid, bool create) {
+    DatabaseEntry* free_entry = nullptr;
     for (auto& s : g_shared->dbs) {
         if (s.dboid == dboid) {
             return &s;
         }
-        if (s.dboid == InvalidOid && free_slot == nullptr) {
-            free_slot = &s;
+        if (s.dboid == InvalidOid && free_entry == nullptr) {
+            free_entry = &s;
         }
     }
-    if (create && free_slot) {
-        memset(free_slot, 0, sizeof(DbSlot));
-        free_slot->dboid = dboid;
+    if (create && free_entry) {
+        memset(free_entry, 0, sizeof(DatabaseEntry));
+        free_entry->dboid = dboid;
     }
-    return create ? free_slot : nullptr;
+    return create ? free_entry : nullptr;
 }
 
 /// Commit callback: a transaction that wrote to captured sources tells its database's
@@ -143,7 +145,7 @@ void on_xact(XactEvent event, void*) {
         return;
     }
     LWLockAcquire(g_shared->lock, LW_SHARED);
-    DbSlot* s = find_slot(MyDatabaseId, false);
+    DatabaseEntry* s = find_database_entry(MyDatabaseId, false);
     const bool wanted = s != nullptr && s->wants_wakeups && s->latch != nullptr;
     LWLockRelease(g_shared->lock);
     if (!wanted) {
@@ -151,7 +153,7 @@ void on_xact(XactEvent event, void*) {
     }
     Latch* latch = nullptr;
     LWLockAcquire(g_shared->lock, LW_EXCLUSIVE);
-    s = find_slot(MyDatabaseId, false);
+    s = find_database_entry(MyDatabaseId, false);
     if (s != nullptr) {
         s->changed_overflow = s->changed_overflow || overflow;
         for (int i = 0; i < n && !s->changed_overflow; ++i) {
@@ -188,7 +190,7 @@ void quiesce_database(const char* dbname) {
     }
     pid_t pid = 0;
     LWLockAcquire(g_shared->lock, LW_EXCLUSIVE);
-    if (DbSlot* s = find_slot(dboid, false)) {
+    if (DatabaseEntry* s = find_database_entry(dboid, false)) {
         s->quiesce_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), kQuiesceMs);
         pid = s->worker_pid;
     }
@@ -199,7 +201,7 @@ void quiesce_database(const char* dbname) {
     kill(pid, SIGTERM);
     for (int i = 0; i < 500; ++i) {  // up to 5 s
         LWLockAcquire(g_shared->lock, LW_SHARED);
-        DbSlot* s = find_slot(dboid, false);
+        DatabaseEntry* s = find_database_entry(dboid, false);
         const bool gone = s == nullptr || s->worker_pid != pid;
         LWLockRelease(g_shared->lock);
         if (gone) {
@@ -421,11 +423,11 @@ long tick() {
     std::vector<Oid> changed;
     bool changed_all = false;
     LWLockAcquire(g_shared->lock, LW_EXCLUSIVE);
-    if (DbSlot* slot = find_slot(MyDatabaseId, false)) {
-        changed.assign(slot->changed, slot->changed + slot->nchanged);
-        changed_all = slot->changed_overflow;
-        slot->nchanged = 0;
-        slot->changed_overflow = false;
+    if (DatabaseEntry* entry = find_database_entry(MyDatabaseId, false)) {
+        changed.assign(entry->changed, entry->changed + entry->nchanged);
+        changed_all = entry->changed_overflow;
+        entry->nchanged = 0;
+        entry->changed_overflow = false;
     }
     LWLockRelease(g_shared->lock);
 
@@ -475,8 +477,8 @@ long tick() {
         }
     }
     LWLockAcquire(g_shared->lock, LW_EXCLUSIVE);
-    if (DbSlot* slot = find_slot(MyDatabaseId, false)) {
-        slot->wants_wakeups = any_short;
+    if (DatabaseEntry* entry = find_database_entry(MyDatabaseId, false)) {
+        entry->wants_wakeups = any_short;
     }
     LWLockRelease(g_shared->lock);
     std::vector<int64_t> all;
@@ -512,10 +514,10 @@ void mark_interrupted_work() {
     });
 }
 
-void detach_slot(int, Datum arg) {
+void detach_database_entry(int, Datum arg) {
     const Oid dboid = DatumGetObjectId(arg);
     LWLockAcquire(g_shared->lock, LW_EXCLUSIVE);
-    if (DbSlot* s = find_slot(dboid, false); s && s->worker_pid == MyProcPid) {
+    if (DatabaseEntry* s = find_database_entry(dboid, false); s && s->worker_pid == MyProcPid) {
         s->worker_pid = 0;
         s->latch = nullptr;
     }
@@ -545,7 +547,7 @@ void wake_launcher() {
         return;
     }
     LWLockAcquire(g_shared->lock, LW_EXCLUSIVE);
-    if (DbSlot* s = find_slot(MyDatabaseId, true)) {
+    if (DatabaseEntry* s = find_database_entry(MyDatabaseId, true)) {
         s->no_extension = false;
     }
     Latch* l = g_shared->launcher_latch;
@@ -560,7 +562,7 @@ int scheduler_pid() {
         return 0;
     }
     LWLockAcquire(g_shared->lock, LW_SHARED);
-    DbSlot* s = find_slot(MyDatabaseId, false);
+    DatabaseEntry* s = find_database_entry(MyDatabaseId, false);
     const int pid = s ? s->worker_pid : 0;
     LWLockRelease(g_shared->lock);
     return pid;
@@ -603,7 +605,7 @@ void launcher_iteration(std::map<Oid, BackgroundWorkerHandle*>& handles) {
             handles.erase(h);
         }
         LWLockAcquire(g_shared->lock, LW_EXCLUSIVE);
-        DbSlot* s = find_slot(db, true);
+        DatabaseEntry* s = find_database_entry(db, true);
         bool start = s != nullptr && s->worker_pid == 0 && now >= s->quiesce_until &&
                      !(s->no_extension &&
                        !TimestampDifferenceExceeds(s->checked_at, now, kNoExtensionRecheckMs));
@@ -619,7 +621,7 @@ void launcher_iteration(std::map<Oid, BackgroundWorkerHandle*>& handles) {
                           errhint("Raise max_worker_processes.")));
         }
     }
-    // Forget slots of databases that no longer exist.
+    // Forget entries of databases that no longer exist.
     LWLockAcquire(g_shared->lock, LW_EXCLUSIVE);
     for (auto& s : g_shared->dbs) {
         if (s.dboid != InvalidOid && s.worker_pid == 0 &&
@@ -686,20 +688,20 @@ PGT_WORKER_MAIN(pgtrickle_scheduler_main) {
             pg_call([]() noexcept { return OidIsValid(get_extension_oid("pg_trickle", true)); });
     });
     LWLockAcquire(g_shared->lock, LW_EXCLUSIVE);
-    DbSlot* slot = find_slot(dboid, true);
-    if (slot) {
-        slot->checked_at = GetCurrentTimestamp();
-        slot->no_extension = !installed;
+    DatabaseEntry* entry = find_database_entry(dboid, true);
+    if (entry) {
+        entry->checked_at = GetCurrentTimestamp();
+        entry->no_extension = !installed;
         if (installed) {
-            slot->worker_pid = MyProcPid;
-            slot->latch = MyLatch;
+            entry->worker_pid = MyProcPid;
+            entry->latch = MyLatch;
         }
     }
     LWLockRelease(g_shared->lock);
-    if (!installed || slot == nullptr) {
+    if (!installed || entry == nullptr) {
         proc_exit(0);
     }
-    on_shmem_exit(detach_slot, ObjectIdGetDatum(dboid));
+    on_shmem_exit(detach_database_entry, ObjectIdGetDatum(dboid));
     mark_interrupted_work();
 
     MemoryContext loop_cxt = AllocSetContextCreate(TopMemoryContext, "pg_trickle scheduler loop",

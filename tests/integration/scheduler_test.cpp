@@ -29,6 +29,13 @@ class Scheduler : public PgTest {
                       << " (last: " << scalar(sql) << ")";
         return seconds;
     }
+    void TearDown() override {
+        // Server-wide settings a test changed never outlive it, also when it failed.
+        exec("ALTER SYSTEM RESET default_transaction_isolation");
+        exec("ALTER SYSTEM RESET pg_trickle.fault_injection");
+        exec("SELECT pg_reload_conf()");
+        PgTest::TearDown();
+    }
     void set_global(const std::string& setting, const std::string& value) {
         exec("ALTER SYSTEM SET " + setting + " = " + value);
         exec("SELECT pg_reload_conf()");
@@ -209,6 +216,7 @@ TEST_F(Scheduler, drop_extension_stops_the_scheduler_and_drop_database_is_not_bl
 }
 
 TEST_F(Scheduler, scheduled_refreshes_work_whatever_the_default_isolation_level) {
+    exec("SET default_transaction_isolation = 'read committed'");  // this session only
     set_global("default_transaction_isolation", "'repeatable read'");
     exec(
         "CALL pgtrickle.create_stream_table(name => 's', query => 'SELECT customer_id, count(*) AS "
