@@ -73,6 +73,18 @@ void check_one_of(const std::string& what, const std::string& v,
                 "Use one of " + list + ".");
 }
 
+/// A schedule without the preloaded scheduler would never run: refused.
+void require_scheduler_for(const std::optional<std::string>& schedule) {
+    if (schedule && !schedule->empty() && !scheduler::preloaded()) {
+        throw Error(
+            ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            "pg_trickle is not loaded through shared_preload_libraries: a schedule would never run",
+            "The scheduler is a background worker started by the postmaster.",
+            "Add pg_trickle to shared_preload_libraries and restart the server, or omit the "
+            "schedule and call pgtrickle.refresh_stream_table yourself.");
+    }
+}
+
 void check_schedule(const std::optional<std::string>& s) {
     if (!s || s->empty()) {
         return;
@@ -426,15 +438,7 @@ PGT_FUNCTION(pgtrickle_create_stream_table) {
                     "Omit output_distribution_column to store the stream table on this node.");
     }
     check_schedule(schedule);
-    if (schedule && !schedule->empty() && !scheduler::preloaded()) {
-        throw Error(
-            ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-            "pg_trickle is not loaded through shared_preload_libraries: a schedule would never run",
-            "The scheduler is a background worker started by the postmaster.",
-            "Add pg_trickle to shared_preload_libraries and restart the server, or omit the "
-            "schedule and "
-            "call pgtrickle.refresh_stream_table yourself.");
-    }
+    require_scheduler_for(schedule);
     bool xact_snapshot = false;
     pg_call([&]() noexcept { xact_snapshot = IsolationUsesXactSnapshot(); });
     require(!xact_snapshot, ERRCODE_ACTIVE_SQL_TRANSACTION,
@@ -495,6 +499,7 @@ PGT_FUNCTION(pgtrickle_alter_stream_table) {
         check_one_of("status", *status, {"active", "suspended"});
     }
     check_schedule(schedule);
+    require_scheduler_for(schedule);
     spi::Session spi;
     const Oid caller = pg::current_user();
     if (query) {
