@@ -87,6 +87,10 @@ json::Value problems_json(const client::Health& health) {
     return list;
 }
 
+/// Why no scheduler runs on a hot standby.
+constexpr const char* kStandbyReason =
+    "hot standby: stream tables are refreshed on the primary and arrive by replication";
+
 json::Value status_document(const client::StatusSnapshot& snap, const client::Health& health,
                             ExitCode code) {
     json::Value doc = new_document("status");
@@ -96,6 +100,10 @@ json::Value status_document(const client::StatusSnapshot& snap, const client::He
     scheduler.set("running", snap.scheduler_pid.has_value());
     scheduler.set("enabled", snap.scheduler_enabled);
     scheduler.set("pid", snap.scheduler_pid ? json::Value(*snap.scheduler_pid) : json::Value());
+    scheduler.set("standby", snap.in_recovery);
+    if (snap.in_recovery) {
+        scheduler.set("reason", kStandbyReason);
+    }
     doc.set("scheduler", std::move(scheduler));
     doc.set("problems", problems_json(health));
     doc.set("status", status_object(code, health.message));
@@ -110,7 +118,8 @@ std::string status_text(const client::StatusSnapshot& snap, const client::Health
     if (!snap.sources.as_array().empty()) {
         text += sources_table(snap.sources) + "\n";
     }
-    text += snap.scheduler_pid
+    text += snap.in_recovery ? std::string("scheduler: not running (") + kStandbyReason + ")\n"
+            : snap.scheduler_pid
                 ? "scheduler: running (pid " + std::to_string(*snap.scheduler_pid) + ")" +
                       (snap.scheduler_enabled ? "" : ", disabled by pg_trickle.enabled") + "\n"
                 : std::string("scheduler: not running\n");

@@ -92,7 +92,8 @@ StatusSnapshot read_status(Node& node, const std::optional<std::string>& name) {
         "WHERE d.pgt_id = $1::bigint) ORDER BY ss.source_relid::text";
     const std::string scheduler_sql =
         "SELECT pgtrickle.scheduler_pid(), "
-        "COALESCE(pg_catalog.current_setting('pg_trickle.enabled', true)::boolean, true)";
+        "COALESCE(pg_catalog.current_setting('pg_trickle.enabled', true)::boolean, true), "
+        "pg_catalog.pg_is_in_recovery()";
     StatusSnapshot snap;
     node.trace(st_sql);
     snap.stream_tables = rows_to_json(tx.exec_params(st_sql, id_param));
@@ -104,6 +105,7 @@ StatusSnapshot read_status(Node& node, const std::optional<std::string>& name) {
         snap.scheduler_pid = pid[0].as<long long>();
     }
     snap.scheduler_enabled = pid[1].as<bool>();
+    snap.in_recovery = pid[2].as<bool>();
     return snap;
 }
 
@@ -121,7 +123,9 @@ Health assess_health(const StatusSnapshot& snap, const HealthRules& rules) {
     }
     const std::size_t bad_tables = h.problems.size();
     const std::string tables = count_of(rows.size(), "stream table", "stream tables");
-    if (scheduled > 0 && !snap.scheduler_pid) {
+    if (snap.in_recovery) {
+        // No scheduler on a standby, by design: nothing to report about it.
+    } else if (scheduled > 0 && !snap.scheduler_pid) {
         h.problems.push_back({"scheduler", "scheduler_not_running",
                               "the scheduler is not running but " +
                                   count_of(scheduled, "stream table has", "stream tables have") +

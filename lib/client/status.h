@@ -26,6 +26,9 @@ struct StatusSnapshot {
     std::optional<long long> scheduler_pid;
     /// pg_trickle.enabled: a disabled scheduler runs but refreshes nothing.
     bool scheduler_enabled = true;
+    /// pg_is_in_recovery(): a hot standby, where no scheduler runs (the primary refreshes
+    /// and the stream tables arrive by replication).
+    bool in_recovery = false;
 };
 
 /// Reads the snapshot for every stream table, or for one stream table named as SQL would

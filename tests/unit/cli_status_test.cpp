@@ -118,6 +118,18 @@ TEST(StatusHealth, missing_scheduler_is_unhealthy_only_with_a_scheduled_stream_t
               0u);
 }
 
+TEST(StatusHealth, a_hot_standby_has_no_scheduler_and_that_is_healthy) {
+    Value scheduled = stream_table("b", "active");
+    scheduled.set("schedule", "5s");
+    StatusSnapshot snap = snapshot({scheduled});
+    snap.scheduler_pid.reset();
+    EXPECT_FALSE(assess_health(snap).healthy);
+    snap.in_recovery = true;
+    EXPECT_TRUE(assess_health(snap).healthy);
+    snap.scheduler_enabled = false;
+    EXPECT_TRUE(assess_health(snap).healthy);
+}
+
 TEST(StatusHealth, stream_table_and_scheduler_problems_are_both_in_the_message) {
     Value st = stream_table("b", "suspended");
     st.set("schedule", "5s");
