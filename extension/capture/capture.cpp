@@ -20,6 +20,7 @@ extern "C" {
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_collation.h"
+#include "catalog/pg_type.h"
 #include "nodes/nodeFuncs.h"
 #include "rewrite/rewriteHandler.h"
 #include "commands/dbcommands.h"
@@ -48,6 +49,13 @@ struct SourceColumn {
     int32 typmod;
     Oid collation;
     bool fresh;  ///< its catalog row was written by this transaction (added or retyped now)
+    /// The value rows that existed when the column was added read (PostgreSQL's "missing
+    /// value" of ADD COLUMN ... DEFAULT with a non-volatile default), as a SQL literal.
+    std::optional<std::string> missing;
+    /// Rows that existed when the column was added got values no single literal describes
+    /// (a volatile default, a generated or identity column, a domain's default: PostgreSQL
+    /// rewrote the table).
+    bool filled_per_row;
 };
 
 struct SourceInfo {
@@ -83,6 +91,8 @@ SourceInfo source_info(Oid relid) {
         char* type = nullptr;
         char* coll_nsp = nullptr;
         char* coll_name = nullptr;
+        char* missing = nullptr;
+        bool is_domain = false;
         bool fresh = false;
         pg_call([&]() noexcept {
             HeapTuple at =
@@ -102,6 +112,17 @@ SourceInfo source_info(Oid relid) {
                 coll_name = pstrdup(NameStr(form->collname));
                 ReleaseSysCache(tup);
             }
+            is_domain = get_typtype(a->atttypid) == TYPTYPE_DOMAIN;
+            if (a->atthasmissing) {
+                bool isnull = true;
+                const Datum value = getmissingattr(td, a->attnum, &isnull);
+                if (!isnull) {
+                    Oid out = InvalidOid;
+                    bool varlena = false;
+                    getTypeOutputInfo(a->atttypid, &out, &varlena);
+                    missing = OidOutputFunctionCall(out, value);
+                }
+            }
         });
         // The buffer column keeps the source column's collation, so that grouping, DISTINCT,
         // min/max and joins over buffered rows compare values as the source does.
@@ -109,8 +130,14 @@ SourceInfo source_info(Oid relid) {
         if (coll_nsp != nullptr && coll_name != nullptr) {
             sql_type += " COLLATE " + qualified(coll_nsp, coll_name);
         }
+        std::optional<std::string> missing_literal;
+        if (missing != nullptr) {
+            missing_literal = quote_literal(missing) + "::" + type;
+        }
+        const bool per_row = !missing_literal && (a->atthasdef || a->attidentity != '\0' ||
+                                                  a->attgenerated != '\0' || is_domain);
         info.columns.push_back({a->attnum, NameStr(a->attname), sql_type, a->atttypid, a->atttypmod,
-                                a->attcollation, fresh});
+                                a->attcollation, fresh, missing_literal, per_row});
     }
     return info;
 }
@@ -188,8 +215,21 @@ void sync_columns(const std::string& key, Oid relid, const SourceInfo& src, bool
         wanted.insert(col);
         auto it = existing.find(col);
         if (it == existing.end()) {
-            spi::run("ALTER TABLE " + buffer + " ADD COLUMN " + quote_ident(col) + " " + c.type);
-            lost = lost || !c.fresh;
+            // Buffered rows written before the source column was added describe source rows
+            // that now read its default: with a non-volatile one (PostgreSQL's missing value)
+            // the buffer column gets the same missing value, so that old and new buffer rows
+            // of one source row agree (an old-state computation consolidates over every
+            // column). Values PostgreSQL computed per row cannot be known: readers recompute.
+            if (c.fresh && c.missing) {
+                spi::run("ALTER TABLE " + buffer + " ADD COLUMN " + quote_ident(col) + " " +
+                         c.type + " DEFAULT " + *c.missing);
+                spi::run("ALTER TABLE " + buffer + " ALTER COLUMN " + quote_ident(col) +
+                         " DROP DEFAULT");
+            } else {
+                spi::run("ALTER TABLE " + buffer + " ADD COLUMN " + quote_ident(col) + " " +
+                         c.type);
+            }
+            lost = lost || !c.fresh || c.filled_per_row;
             continue;
         }
         const BufferColumn& b = it->second;

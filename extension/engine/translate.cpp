@@ -123,6 +123,19 @@ const char* pg_attname(Oid relid, AttrNumber attnum) {
     return n;
 }
 
+/// Whether attribute `attnum` of `relid` is a dropped column.
+bool pg_att_dropped(Oid relid, AttrNumber attnum) {
+    bool dropped = false;
+    pg_call([&]() noexcept {
+        HeapTuple t = SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(attnum));
+        if (HeapTupleIsValid(t)) {
+            dropped = reinterpret_cast<Form_pg_attribute>(GETSTRUCT(t))->attisdropped;
+            ReleaseSysCache(t);
+        }
+    });
+    return dropped;
+}
+
 Oid pg_typ_typrelid(Oid type) {
     Oid r = InvalidOid;
     pg_call([&]() noexcept { r = get_typ_typrelid(type); });
@@ -421,6 +434,28 @@ class Translator {
         return "a CURRENT_DATE-style value";
     }
 
+    /// ROW(...), with its composite type when it has one (a cast `(a, b)::t` or `ROW(a, b)::t`):
+    /// an anonymous record would not be the stream table column's type, nor group, compare
+    /// or yield fields like the named one. The parser fills a named type's dropped columns
+    /// with NULLs, which the cast puts back.
+    std::string row(RowExpr* r) {
+        if (r->row_typeid == RECORDOID) {
+            return "ROW(" + args(r->args) + ")";
+        }
+        const Oid relid = pg_typ_typrelid(r->row_typeid);
+        std::vector<std::string> live;
+        ListCell* lc;
+        AttrNumber attnum = 0;
+        foreach (lc, r->args) {
+            ++attnum;
+            if (OidIsValid(relid) && pg_att_dropped(relid, attnum)) {
+                continue;
+            }
+            live.push_back(expr(static_cast<Node*>(lfirst(lc))));
+        }
+        return "(ROW(" + join(live, ", ") + ")::" + sql_type_name(r->row_typeid, -1) + ")";
+    }
+
     std::string cast(Node* arg, Oid type, int32 typmod) {
         return "(" + expr(arg) + ")::" + sql_type_name(type, typmod);
     }
@@ -557,7 +592,7 @@ class Translator {
                        ")";
             }
             case T_RowExpr:
-                return "ROW(" + args(reinterpret_cast<RowExpr*>(n)->args) + ")";
+                return row(reinterpret_cast<RowExpr*>(n));
             case T_FieldSelect: {
                 auto* f = reinterpret_cast<FieldSelect*>(n);
                 const Oid rowtype = pg_expr_type(reinterpret_cast<Node*>(f->arg));

@@ -321,7 +321,9 @@ std::string groups_algebraic_new(const DeltaGenerator& gen, const Block& b,
                              : " GROUP BY " + join(group_cols, ", ")) +
          "), ";
 
-    const std::string stored = "t", delta = "s";
+    // The delta's alias is seen inside the rescans (correlated subqueries over the query's
+    // own FROM items, whose aliases, "s" say, must not hide it).
+    const std::string stored = "t", delta = "\"__pgt_sd\"";
     auto stored_col = [&](const std::string& name) { return stored + "." + quote_ident(name); };
     auto delta_col = [&](const std::string& name) { return delta + "." + quote_ident(name); };
     const std::string rescan_from = " FROM " + join(gen.core_from_new(b.core), ", ") + " WHERE " +

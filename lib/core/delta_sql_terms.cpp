@@ -74,7 +74,9 @@ std::string restrict_to_groups(const std::string& select_from_where,
         stored_not_null.push_back(key_cols[i] + " IS NOT NULL");
         source_not_null.push_back("(" + key_exprs[i] + ") IS NOT NULL");
     }
-    return select_from_where + " AND (" + join(key_exprs, ", ") + ") IN (SELECT " +
+    // ROW(...): a single key that is itself a row (a cast to a composite type) would
+    // otherwise be taken apart by IN into its fields.
+    return select_from_where + " AND ROW(" + join(key_exprs, ", ") + ") IN (SELECT " +
            join(key_cols, ", ") + " FROM " + touched_groups + " WHERE " + and_all(stored_not_null) +
            ")" + tail + " UNION ALL " + select_from_where + " AND NOT (" +
            and_all(source_not_null) + ") AND EXISTS (SELECT 1 FROM " + touched_groups +
