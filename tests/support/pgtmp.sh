@@ -72,7 +72,7 @@ cmd_start() {
         echo "max_replication_slots = 16"
         echo "max_wal_senders = 16"
         echo "max_connections = 100"
-        echo "max_prepared_transactions = 10"
+        echo "max_prepared_transactions = 200"  # Citus commits multi-shard writes in two phases
         echo "shared_buffers = 256MB"
         echo "log_min_messages = warning"
         echo "log_line_prefix = '%m [%p] %q%a '"
