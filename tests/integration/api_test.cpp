@@ -11,14 +11,6 @@ class Api : public PgTest {
         exec("CREATE TABLE orders (id int PRIMARY KEY, customer_id int, amount int)");
         exec("INSERT INTO orders SELECT g, g % 5, g FROM generate_series(1, 50) g");
     }
-    std::string error_of(const std::string& sql) {
-        try {
-            exec(sql);
-        } catch (const pqxx::sql_error& e) {
-            return e.sqlstate() + " " + e.what();
-        }
-        return "";
-    }
 };
 
 TEST_F(Api, differential_mode_refuses_unsupported_construct_by_name) {

@@ -12,14 +12,6 @@ const char* const kRows = "SELECT id, k, v FROM m WHERE v > 10";
 
 class CapturePartitions : public PgTest {
   protected:
-    std::string error_of(const std::string& sql) {
-        try {
-            exec(sql);
-        } catch (const pqxx::sql_error& e) {
-            return e.sqlstate() + " " + e.what();
-        }
-        return "";
-    }
     void create_stream_tables() {
         exec(std::string("CALL pgtrickle.create_stream_table(name => 'agg', query => $q$") + kAgg +
              "$q$)");

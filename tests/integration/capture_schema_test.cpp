@@ -14,14 +14,6 @@ const char* const kAgg = "SELECT k, count(*) AS n, sum(v) AS s FROM src GROUP BY
 
 class CaptureSchema : public PgTest {
   protected:
-    std::string error_of(const std::string& sql) {
-        try {
-            exec(sql);
-        } catch (const pqxx::sql_error& e) {
-            return e.sqlstate() + " " + e.what();
-        }
-        return "";
-    }
     std::string buffer() {
         return "pgtrickle_changes.changes_" +
                scalar("SELECT pgtrickle.source_stable_name('src'::regclass)");

@@ -53,16 +53,6 @@ class EngineEdgeCases : public PgTest {
         expect_matches_query("st", query);
         expect_same_text("st", query);
     }
-
-    /// The error message of `sql`, "" when it succeeds.
-    std::string error_of(const std::string& sql) {
-        try {
-            exec(sql);
-        } catch (const std::exception& e) {
-            return e.what();
-        }
-        return "";
-    }
 };
 
 // ---- deltas that are empty or cancel out ---------------------------------------------------

@@ -142,6 +142,15 @@ void PgTest::exec(const std::string& sql) {
     tx.exec(sql);
 }
 
+std::string PgTest::error_of(const std::string& sql) {
+    try {
+        exec(sql);
+    } catch (const pqxx::sql_error& e) {
+        return e.sqlstate() + " " + e.what();
+    }
+    return "";
+}
+
 std::string PgTest::scalar(const std::string& sql) {
     pqxx::nontransaction tx(*conn_);
     auto r = tx.exec(sql);

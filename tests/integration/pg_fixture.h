@@ -31,6 +31,8 @@ class PgTest : public ::testing::Test {
     std::unique_ptr<pqxx::connection> connect() const;
     /// Run statements (autocommit).
     void exec(const std::string& sql);
+    /// Run `sql`; its error as "SQLSTATE message", or "" when it succeeded.
+    std::string error_of(const std::string& sql);
     /// First column of the first row, as text ("" for NULL).
     std::string scalar(const std::string& sql);
     /// Rows of a query, columns joined by '|', rows sorted (deterministic comparisons).
