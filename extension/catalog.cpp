@@ -1,5 +1,7 @@
 #include "catalog.h"
 
+#include <iterator>
+
 #include "boundary/guard.h"
 
 extern "C" {
@@ -20,6 +22,18 @@ bool has_stable_names() {
     });
     return has;
 }
+
+bool has_refresh_settings() {
+    return pg_call([]() noexcept {
+        const Oid nsp = get_namespace_oid("pgtrickle", true);
+        const Oid rel = OidIsValid(nsp) ? get_relname_relid("pgt_stream_tables", nsp) : InvalidOid;
+        return OidIsValid(rel) && get_attnum(rel, "refresh_settings") != InvalidAttrNumber;
+    });
+}
+
+const char* const kResultSettings[] = {"TimeZone",           "DateStyle",    "IntervalStyle",
+                                       "extra_float_digits", "bytea_output", "lc_monetary"};
+const int kResultSettingCount = static_cast<int>(std::size(kResultSettings));
 
 std::string source_key_sql(const std::string& alias) {
     if (has_stable_names()) {

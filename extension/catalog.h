@@ -10,6 +10,15 @@ namespace pgt::catalog {
 /// Whether the installed catalog has stable names (pgt_change_tracking.source_stable_name).
 bool has_stable_names();
 
+/// Whether the installed catalog records refresh settings (0.35.0:
+/// pgt_stream_tables.refresh_settings).
+bool has_refresh_settings();
+
+/// The settings that change what a query returns, recorded at create and applied to every
+/// refresh of the stream table (TimeZone, DateStyle, IntervalStyle, ...).
+extern const char* const kResultSettings[];
+extern const int kResultSettingCount;
+
 /// SQL expression for the key of a captured source (its stable name, or its OID on
 /// 0.31.0-style rows) given the alias of a pgt_change_tracking row.
 std::string source_key_sql(const std::string& alias);

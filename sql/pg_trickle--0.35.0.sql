@@ -45,7 +45,10 @@ CREATE TABLE pgtrickle.pgt_stream_tables (
     st_placement      text NOT NULL DEFAULT 'local'
                       CHECK (st_placement IN ('local', 'reference', 'distributed')),
     -- 0.33.0
-    output_distribution_column text
+    output_distribution_column text,
+    -- 0.35.0: settings that change query results (TimeZone, DateStyle, ...), recorded from
+    -- the creating session; every refresh runs the query under them.
+    refresh_settings  jsonb
 );
 COMMENT ON TABLE pgtrickle.pgt_stream_tables IS 'pg_trickle: one row per stream table';
 

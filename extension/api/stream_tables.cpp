@@ -331,6 +331,20 @@ void record_definition(int64_t id, const Defined& d, const std::string& query,
          std::string(d.analysis.differential ? "differential" : "full"),
          d.analysis.differential ? std::nullopt : std::optional<std::string>(d.analysis.reason),
          std::string(d.analysis.layout.kind == ivm::StorageKind::groups ? "groups" : "rows")});
+    if (catalog::has_refresh_settings()) {
+        // The settings that change what the query returns, as this session has them: every
+        // refresh, manual or scheduled, runs the query under them.
+        std::string names;
+        for (int i = 0; i < catalog::kResultSettingCount; ++i) {
+            names += std::string(i ? "," : "") + catalog::kResultSettings[i];
+        }
+        spi::run(
+            "UPDATE pgtrickle.pgt_stream_tables SET refresh_settings = (SELECT "
+            "pg_catalog.jsonb_object_agg(n, pg_catalog.current_setting(n)) FROM "
+            "pg_catalog.unnest(pg_catalog.string_to_array($2, ',')) AS n) "
+            "WHERE pgt_id = $1::bigint",
+            {sid, names});
+    }
     spi::run("DELETE FROM pgtrickle.pgt_dependencies WHERE pgt_id = $1::bigint", {sid});
     for (Oid rel : d.analysis.translation.relations) {
         if (catalog::has_stable_names()) {

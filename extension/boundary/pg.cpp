@@ -220,6 +220,14 @@ std::string role_name(Oid role) {
     return pg_call([&]() noexcept { return GetUserNameFromId(role, false); });
 }
 
+void set_for_scope(const std::string& name, const std::string& value) {
+    const char* n = name.c_str();
+    const char* v = value.c_str();
+    pg_call([&]() noexcept {
+        (void)set_config_option(n, v, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+    });
+}
+
 AsUser::AsUser(Oid user, bool restricted) {
     GetUserIdAndSecContext(&saved_user_, &saved_context_);
     int context = saved_context_ | SECURITY_LOCAL_USERID_CHANGE;

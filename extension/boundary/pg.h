@@ -119,6 +119,10 @@ Oid relation_owner(Oid relid);
 /// Name of a role.
 std::string role_name(Oid role);
 
+/// Set a configuration parameter until the innermost AsUser(restricted) scope ends (as a
+/// function's SET clause does).
+void set_for_scope(const std::string& name, const std::string& value);
+
 /// Act as `user` for the scope of this object, as REFRESH MATERIALIZED VIEW does for the
 /// view's owner: with `restricted`, a security-restricted operation whose setting changes
 /// are undone at the end. The previous user and context come back when the scope ends.

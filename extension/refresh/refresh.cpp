@@ -12,6 +12,7 @@
 #include "capture/capture.h"
 #include "catalog.h"
 #include "core/frontier.h"
+#include "core/json.h"
 #include "core/sql_ident.h"
 #include "core/stable_name.h"
 #include "refresh/lock.h"
@@ -121,6 +122,22 @@ class Refresh {
         st_.storage_kind = *r[4];
         st_.needs_full = r[5] == "true";
         owner_ = pg::relation_owner(static_cast<Oid>(std::stoul(*r[7])));
+        if (catalog::has_refresh_settings()) {
+            const auto settings = query(
+                "SELECT refresh_settings::text FROM pgtrickle.pgt_stream_tables "
+                "WHERE pgt_id = $1::bigint",
+                {id_});
+            if (const auto text = settings.scalar()) {
+                const json::Value doc = json::parse(*text);
+                if (doc.is_object()) {
+                    for (const auto& [name, value] : doc.as_object()) {
+                        if (value.is_string()) {
+                            settings_.emplace_back(name, value.as_string());
+                        }
+                    }
+                }
+            }
+        }
         if (r[6]) {
             try {
                 st_.frontier = frontier::Frontier::parse(*r[6]);
@@ -309,6 +326,7 @@ class Refresh {
         const std::string view = "pgtrickle." + sql::quote_ident("pgt_query_" + id_);
         const std::string fill = ivm::full_refresh_sql(plan, layout, st_.storage, view);
         const pg::AsUser as_owner(owner_, /*restricted=*/true);
+        apply_recorded_settings();
         spi::run("DELETE FROM " + st_.storage, {}, snap_);
         out_.rows = static_cast<int64_t>(spi::exec(fill, {}, snap_).processed);
     }
@@ -324,9 +342,18 @@ class Refresh {
         const ivm::StorageLayout layout = ivm::differential_layout(*tr.plan);
         const std::string apply = ivm::delta_apply_sql(*tr.plan, layout, st_.storage, window_);
         const pg::AsUser as_owner(owner_, /*restricted=*/true);
+        apply_recorded_settings();
         auto res = spi::exec(apply, {}, snap_);
         out_.rows = res.rows.empty() ? static_cast<int64_t>(res.processed)
                                      : std::stoll(res.scalar().value_or("0"));
+    }
+
+    /// The creating session's result-changing settings (TimeZone, DateStyle, ...), for the
+    /// apply stage only: undone when the owner's restricted scope ends.
+    void apply_recorded_settings() const {
+        for (const auto& [name, value] : settings_) {
+            pg::set_for_scope(name, value);
+        }
     }
 
     Oid view_oid() const { return static_cast<Oid>(std::stoul(st_.view)); }
@@ -392,6 +419,7 @@ class Refresh {
     std::string started_, sysid_;
     Snapshot snap_ = InvalidSnapshot;
     Oid owner_ = InvalidOid;
+    std::vector<std::pair<std::string, std::string>> settings_;
     StreamTableState st_;
     std::vector<Source> sources_;
     bool uncaptured_ = false, restored_ = false;

@@ -6,6 +6,7 @@
 
 #include "client/catalog.h"
 #include "client/stream_tables.h"
+#include "core/json.h"
 
 namespace pgt::client {
 
@@ -24,7 +25,9 @@ DumpSource read_dump_source(Node& node, const std::string& tool_version) {
         "(SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_trickle')";
     const std::string tables_sql =
         "SELECT st.pgt_id, st.pgt_schema, st.pgt_name, st.defining_query, st.schedule, "
-        "st.refresh_mode, st.cdc_mode, st.output_distribution_column, st.status "
+        "st.refresh_mode, st.cdc_mode, st.output_distribution_column, st.status, "
+        // refresh_settings exists from 0.35.0 on: read through to_jsonb, NULL before.
+        "pg_catalog.to_jsonb(st) -> 'refresh_settings' "
         "FROM pgtrickle.pgt_stream_tables st ORDER BY st.pgt_schema, st.pgt_name";
     const std::string edges_sql =
         "SELECT up.pgt_id, d.pgt_id, pg_catalog.format('%I.%I', up.pgt_schema, up.pgt_name) "
@@ -50,6 +53,16 @@ DumpSource read_dump_source(Node& node, const std::string& tool_version) {
         d.cdc_mode = r[6].c_str();
         d.output_distribution_column = optional_text(r[7]);
         d.status = r[8].c_str();
+        if (!r[9].is_null()) {
+            const json::Value settings = json::parse(r[9].c_str());
+            if (settings.is_object()) {
+                for (const auto& [setting, value] : settings.as_object()) {
+                    if (value.is_string()) {
+                        d.settings.emplace_back(setting, value.as_string());
+                    }
+                }
+            }
+        }
         index_of[r[0].as<long long>()] = defs.size();
         defs.push_back(std::move(d));
     }

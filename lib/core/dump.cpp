@@ -25,8 +25,13 @@ std::string display_name(const StreamTableDef& d) {
 
 std::string create_call(const StreamTableDef& d) {
     const std::string name = sql::quote_literal(sql::qualified(d.schema, d.name));
-    std::string call = "CALL pgtrickle.create_stream_table(\n    name => " + name +
-                       ",\n    query => " + sql::quote_literal(d.query);
+    std::string call;
+    for (const auto& [setting, value] : d.settings) {
+        call += "SELECT pg_catalog.set_config(" + sql::quote_literal(setting) + ", " +
+                sql::quote_literal(value) + ", true);\n";
+    }
+    call += "CALL pgtrickle.create_stream_table(\n    name => " + name + ",\n    query => " +
+            sql::quote_literal(d.query);
     if (d.schedule) {
         call += ",\n    schedule => " + sql::quote_literal(*d.schedule);
     }

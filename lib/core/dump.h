@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace pgt::dump {
@@ -19,6 +20,9 @@ struct StreamTableDef {
     std::optional<std::string> output_distribution_column;
     std::string status = "active";        ///< "suspended" is restored by an alter after the create
     std::vector<std::string> depends_on;  ///< stream tables it reads, as schema.name in SQL
+    /// The settings its query runs under (TimeZone, DateStyle, ...), name -> value: set
+    /// with SET LOCAL before its create so that the restored one records the same.
+    std::vector<std::pair<std::string, std::string>> settings;
 };
 
 /// Where a dump came from, for its header comment.

@@ -49,8 +49,8 @@ const std::vector<StepText>& step_table() {
           "drop pgt_stream_tables.output_distribution_column"}},
         {"0.33.0", "0.34.0", {"add table pgt_st_locks", "add view citus_status"}},
         {"0.34.0", "0.33.0", {"drop view citus_status", "drop table pgt_st_locks"}},
-        {"0.34.0", "0.35.0", {"no catalog change"}},
-        {"0.35.0", "0.34.0", {"no catalog change"}},
+        {"0.34.0", "0.35.0", {"add pgt_stream_tables.refresh_settings"}},
+        {"0.35.0", "0.34.0", {"drop pgt_stream_tables.refresh_settings"}},
     };
     return t;
 }

@@ -94,6 +94,20 @@ TEST(DumpSql, suspended_stream_tables_are_altered_after_their_create) {
     EXPECT_EQ(render_sql({failed}, origin).find("alter_stream_table"), std::string::npos);
 }
 
+TEST(DumpSql, recorded_settings_are_set_for_the_transaction_before_the_create) {
+    StreamTableDef d = def("public", "days", "SELECT at::date FROM ev");
+    d.settings = {{"TimeZone", "Pacific/Kiritimati"}, {"DateStyle", "German, DMY"}};
+    const std::string sql = render_sql({d}, origin);
+    const auto tz =
+        sql.find("SELECT pg_catalog.set_config('TimeZone', 'Pacific/Kiritimati', true);\n");
+    const auto ds = sql.find("SELECT pg_catalog.set_config('DateStyle', 'German, DMY', true);\n");
+    const auto call = sql.find("CALL pgtrickle.create_stream_table(");
+    ASSERT_NE(tz, std::string::npos) << sql;
+    ASSERT_NE(ds, std::string::npos) << sql;
+    EXPECT_LT(tz, call);
+    EXPECT_LT(ds, call);
+}
+
 TEST(DumpSql, newlines_in_names_cannot_escape_a_comment) {
     StreamTableDef d = def("public", "evil\nDROP TABLE x; --", "SELECT 1 AS one");
     d.depends_on = {"\"a\nDROP TABLE y;\""};
