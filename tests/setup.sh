@@ -8,7 +8,7 @@ set -euo pipefail
 PACKAGES=(
     build-essential cmake pkg-config git
     postgresql-15 postgresql-server-dev-15
-    libpqxx-dev libcli11-dev libfmt-dev libxxhash-dev libgtest-dev
+    libpq-dev libpqxx-dev libcli11-dev libfmt-dev libxxhash-dev libgtest-dev
     bats jq
     clang-format clang-tidy
 )
