@@ -63,6 +63,8 @@ class Result {
     /// The cell's bytes (empty for NULL); valid as long as the Result lives.
     std::string_view value(int row, int column) const;
     std::string text(int row, int column) const { return std::string(value(row, column)); }
+    /// The libpq result (null for an empty Result).
+    const pg_result* get() const { return res_; }
 
   private:
     pg_result* res_;
@@ -87,19 +89,33 @@ class Connection {
 
     const Node& node() const { return node_; }
     bool ok() const;
+    /// Connected and no command running (what a cached connection must be to be reused).
+    bool idle() const;
 
     /// Run one command with text parameters ($1, $2, ...; nullopt = NULL) and wait for its
     /// result, interruptibly. `binary_results`: cells in binary format. Throws RemoteError
     /// (the node's error re-raised with its SQLSTATE, message, DETAIL, HINT and the node);
     /// on a query cancel / timeout of this backend the remote command is cancelled too and
     /// the PostgreSQL error propagates as PgError.
-    Result exec(const std::string& sql,
-                const std::vector<std::optional<std::string>>& params = {},
+    Result exec(const std::string& sql, const std::vector<std::optional<std::string>>& params = {},
                 bool binary_results = false);
 
   private:
+    void connect(const std::map<std::string, std::string>& conninfo, int connect_timeout_s);
+    /// Wait for the command sent by exec to finish; its result or a RemoteError.
+    Result await_result();
+    /// The RemoteError of a failed command: the node's error, or a broken connection.
+    RemoteError error_of(const Result& failed);
+    /// The connection broke: its error, the connection closed.
+    RemoteError broken();
+    /// Ask the node to cancel the running command (best effort).
+    void cancel() noexcept;
+    /// Close the connection (ok() is false from now on).
+    void close() noexcept;
+
     Node node_;
     pg_conn* conn_ = nullptr;
+    bool fd_acquired_ = false;  ///< counted with AcquireExternalFD
 };
 
 /// A per-backend cache of connections, keyed by node and user: the scheduler polls the same
