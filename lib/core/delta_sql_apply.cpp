@@ -383,22 +383,30 @@ std::string groups_algebraic_new(const DeltaGenerator& gen, const Block& b,
                 if (a.varying_scale) {
                     rescan_when.push_back(delta_col("__pgt_dneg"));
                 }
+                // Without a rescan condition no rescan is written: the source is then not
+                // read at all (and never-run subplans do not inflate the plan's cost).
                 const std::string rescan =
-                    rescan_when.empty() ? "false" : "(" + join(rescan_when, " OR ") + ")";
-                const std::string new_sum =
-                    "CASE WHEN " + rescan + " THEN (SELECT COALESCE(pg_catalog.sum((" + a.arg +
-                    ")::pg_catalog.numeric), 0)" + rescan_from + ") ELSE (COALESCE(" + stored_sum +
-                    ", 0)" + op("+") + delta_sum + ") END";
+                    rescan_when.empty() ? "" : "(" + join(rescan_when, " OR ") + ")";
+                const std::string added =
+                    "(COALESCE(" + stored_sum + ", 0)" + op("+") + delta_sum + ")";
+                const std::string new_sum = rescan.empty()
+                                                ? added
+                                                : "CASE WHEN " + rescan +
+                                                      " THEN (SELECT COALESCE(pg_catalog.sum((" +
+                                                      a.arg + ")::pg_catalog.numeric), 0)" +
+                                                      rescan_from + ") ELSE " + added + " END";
+                const std::string when_rescan =
+                    rescan.empty()
+                        ? ""
+                        : " WHEN " + rescan + " THEN (SELECT " + a.sql + rescan_from + ")";
                 if (a.kind == Aggregate::Kind::sum) {
-                    values.push_back("CASE WHEN " + new_nn + op("=") + "0 THEN NULL WHEN " +
-                                     rescan + " THEN (SELECT " + a.sql + rescan_from + ") ELSE (" +
-                                     new_sum + ")" + cast + " END AS " + col);
+                    values.push_back("CASE WHEN " + new_nn + op("=") + "0 THEN NULL" + when_rescan +
+                                     " ELSE (" + new_sum + ")" + cast + " END AS " + col);
                 } else {
                     hidden_values.push_back(new_sum + " AS " + quote_ident(sum_name));
-                    values.push_back("CASE WHEN " + new_nn + op("=") + "0 THEN NULL WHEN " +
-                                     rescan + " THEN (SELECT " + a.sql + rescan_from + ") ELSE ((" +
-                                     new_sum + ")" + op("/") + new_nn + "::pg_catalog.numeric)" +
-                                     cast + " END AS " + col);
+                    values.push_back("CASE WHEN " + new_nn + op("=") + "0 THEN NULL" + when_rescan +
+                                     " ELSE ((" + new_sum + ")" + op("/") + new_nn +
+                                     "::pg_catalog.numeric)" + cast + " END AS " + col);
                 }
                 break;
             }
