@@ -2,6 +2,7 @@
 // stream table silently stale.
 #include "capture/capture.h"
 #include "boundary/guard.h"
+#include "boundary/pg.h"
 #include "boundary/spi.h"
 #include "api/state.h"
 
@@ -143,6 +144,10 @@ PGT_FUNCTION(pgtrickle_on_ddl_command_end) {
                     "not fired by event trigger manager");
     }
     spi::Session spi;
+    // Any role's DDL fires this, also one without USAGE on the pgtrickle schema (Citus runs
+    // the grants it propagates under the object owner's role): the catalog is read and
+    // kept as its owner.
+    const pg::AsUser as_extension_owner(pg::extension_owner(), false);
     refuse_replaced_views_read_by_stream_tables();
     auto cmds = spi::exec(
         "SELECT DISTINCT objid::text FROM pg_catalog.pg_event_trigger_ddl_commands() "
@@ -191,6 +196,7 @@ PGT_FUNCTION(pgtrickle_on_sql_drop) {
         spi.finish();
         PG_RETURN_VOID();
     }
+    const pg::AsUser as_extension_owner(pg::extension_owner(), false);  // as in ddl_command_end
     // A capture trigger dropped with its table: a partition or inheritance child of a
     // captured source was dropped, and its rows left the source.
     auto members = spi::exec(

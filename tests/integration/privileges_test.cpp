@@ -77,6 +77,34 @@ TEST_F(Privileges, a_plain_role_creates_refreshes_and_drops_its_stream_table) {
     EXPECT_EQ(scalar("SELECT count(*) FROM pgtrickle.pgt_stream_tables"), "0");
 }
 
+// pg_trickle's event triggers fire for every role's DDL: a role that has nothing to do with
+// pg_trickle (no USAGE on its schema) keeps doing DDL, and its captured table stays in sync.
+TEST_F(Privileges, ddl_by_a_role_without_access_to_pg_trickle_works) {
+    const std::string dave = "pgt_dave_" + suffix_;
+    exec("DROP ROLE IF EXISTS " + dave);
+    exec("CREATE ROLE " + dave + " LOGIN");
+    exec("CREATE SCHEMA dave_s AUTHORIZATION " + dave);
+    EXPECT_EQ(as(dave,
+                 "CREATE TABLE dave_s.t (id int PRIMARY KEY, v int); CREATE VIEW "
+                 "dave_s.v AS SELECT id FROM dave_s.t; ALTER TABLE dave_s.t ADD COLUMN "
+                 "w int; GRANT SELECT ON dave_s.t TO " +
+                     alice_ + "; DROP VIEW dave_s.v"),
+              "");
+    // Captured: the owner's ALTER TABLE re-syncs the buffer through the event trigger.
+    exec(
+        "CALL pgtrickle.create_stream_table('dave_st', 'SELECT id, v FROM dave_s.t', "
+        "refresh_mode => 'differential')");
+    EXPECT_EQ(as(dave,
+                 "ALTER TABLE dave_s.t ADD COLUMN x text; INSERT INTO dave_s.t VALUES "
+                 "(1, 2, 3, 'x')"),
+              "");
+    exec("CALL pgtrickle.refresh_stream_table('dave_st')");
+    expect_matches_query("dave_st", "SELECT id, v FROM dave_s.t");
+    exec("CALL pgtrickle.drop_stream_table('dave_st')");
+    exec("DROP SCHEMA dave_s CASCADE");
+    exec("DROP ROLE " + dave);
+}
+
 TEST_F(Privileges, nobody_builds_a_stream_table_over_a_table_they_cannot_read) {
     const std::string err = as(carol_,
                                "CALL pgtrickle.create_stream_table(name => 'st', query => "
