@@ -1,5 +1,60 @@
 -- pg_trickle 0.34.0 -> 0.35.0: the settings a stream table's query runs under (recorded at
 -- create; NULL for existing stream tables: they keep the refreshing session's settings
--- until redefined).
+-- until redefined); WAL capture of Citus tables (slot health columns, citus_status with
+-- reference sources and slot health, the slot functions).
 \echo Use "ALTER EXTENSION pg_trickle UPDATE TO '0.35.0'" to load this file. \quit
 ALTER TABLE pgtrickle.pgt_stream_tables ADD COLUMN refresh_settings jsonb;
+
+ALTER TABLE pgtrickle.pgt_worker_slots ADD COLUMN worker_lsn pg_lsn, ADD COLUMN failing_since timestamptz;
+DROP VIEW pgtrickle.citus_status;
+-- Citus observability (columns as in the Citus guide, then slot health). Empty until
+-- Citus sources exist.
+CREATE VIEW pgtrickle.citus_status AS
+SELECT st.pgt_schema,
+       st.pgt_name,
+       d.source_stable_name,
+       d.source_placement,
+       NULL::text AS coordinator_slot,
+       ws.worker_name,
+       ws.worker_port,
+       ws.slot_name AS worker_slot,
+       ws.worker_frontier,
+       ws.last_polled_at,
+       l.locked_by AS lease_holder,
+       l.acquired_at AS lease_acquired_at,
+       l.expires_at AS lease_expires_at,
+       CASE WHEN l.pgt_id IS NULL THEN 'unlocked'
+            WHEN l.expires_at < pg_catalog.now() THEN 'expired'
+            ELSE 'locked' END AS lease_health,
+       pg_catalog.pg_wal_lsn_diff(ws.worker_lsn, ws.worker_frontier) AS lag_bytes,
+       ws.consecutive_failures,
+       ws.failing_since,
+       ws.last_error
+  FROM pgtrickle.pgt_stream_tables st
+  JOIN pgtrickle.pgt_dependencies d ON d.pgt_id = st.pgt_id
+                                   AND d.source_placement IN ('distributed', 'reference')
+  LEFT JOIN pgtrickle.pgt_worker_slots ws ON ws.source_stable_name = d.source_stable_name
+  LEFT JOIN pgtrickle.pgt_st_locks l ON l.pgt_id = st.pgt_id;
+COMMENT ON VIEW pgtrickle.citus_status IS 'pg_trickle: Citus sources, their slot on each node and its health';
+
+-- Citus: drain the slots of a WAL-captured source (every one when NULL) into its change
+-- buffer now, in this transaction (the scheduler does it every tick).
+CREATE FUNCTION pgtrickle.poll_worker_slots(source regclass DEFAULT NULL)
+    RETURNS TABLE (source_stable_name text, worker text, changes bigint, worker_frontier pg_lsn)
+    LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pgtrickle_poll_worker_slots';
+
+-- Citus: make the slots of a WAL-captured source (every one when NULL) match the nodes that
+-- capture it now: create missing ones, recreate lost ones, drop those of departed nodes.
+CREATE FUNCTION pgtrickle.provision_worker_slots(source regclass DEFAULT NULL)
+    RETURNS TABLE (source_stable_name text, worker_name text, worker_port integer,
+                   slot_name text, action text)
+    LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pgtrickle_provision_worker_slots';
+
+-- Citus: drop inactive pgtrickle_* slots of this database that no pgt_worker_slots row names.
+CREATE FUNCTION pgtrickle.drop_orphan_worker_slots()
+    RETURNS TABLE (worker_name text, worker_port integer, slot_name text)
+    LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pgtrickle_drop_orphan_worker_slots';
+REVOKE ALL ON FUNCTION pgtrickle.poll_worker_slots(regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtrickle.provision_worker_slots(regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtrickle.drop_orphan_worker_slots() FROM PUBLIC;
+

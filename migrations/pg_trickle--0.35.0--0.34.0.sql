@@ -1,3 +1,31 @@
--- pg_trickle 0.35.0 -> 0.34.0: drop the recorded refresh settings.
+-- pg_trickle 0.35.0 -> 0.34.0: drop the recorded refresh settings and the WAL-capture
+-- additions (slots recorded for Citus sources stay on their nodes; 0.34.0 does not read them).
 \echo Use "ALTER EXTENSION pg_trickle UPDATE TO '0.34.0'" to load this file. \quit
 ALTER TABLE pgtrickle.pgt_stream_tables DROP COLUMN refresh_settings;
+
+DROP FUNCTION pgtrickle.poll_worker_slots(regclass);
+DROP FUNCTION pgtrickle.provision_worker_slots(regclass);
+DROP FUNCTION pgtrickle.drop_orphan_worker_slots();
+DROP VIEW pgtrickle.citus_status;
+ALTER TABLE pgtrickle.pgt_worker_slots DROP COLUMN worker_lsn, DROP COLUMN failing_since;
+CREATE VIEW pgtrickle.citus_status AS
+SELECT st.pgt_schema,
+       st.pgt_name,
+       d.source_stable_name,
+       d.source_placement,
+       NULL::text AS coordinator_slot,
+       ws.worker_name,
+       ws.worker_port,
+       ws.slot_name AS worker_slot,
+       ws.worker_frontier,
+       ws.last_polled_at,
+       l.locked_by AS lease_holder,
+       l.acquired_at AS lease_acquired_at,
+       l.expires_at AS lease_expires_at,
+       CASE WHEN l.pgt_id IS NULL THEN 'unlocked'
+            WHEN l.expires_at < pg_catalog.now() THEN 'expired'
+            ELSE 'locked' END AS lease_health
+  FROM pgtrickle.pgt_stream_tables st
+  JOIN pgtrickle.pgt_dependencies d ON d.pgt_id = st.pgt_id AND d.source_placement = 'distributed'
+  LEFT JOIN pgtrickle.pgt_worker_slots ws ON ws.source_stable_name = d.source_stable_name
+  LEFT JOIN pgtrickle.pgt_st_locks l ON l.pgt_id = st.pgt_id;

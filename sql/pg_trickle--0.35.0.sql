@@ -92,7 +92,8 @@ CREATE TABLE pgtrickle.pgt_refresh_history (
 CREATE INDEX ON pgtrickle.pgt_refresh_history (pgt_id, history_id);
 COMMENT ON TABLE pgtrickle.pgt_refresh_history IS 'pg_trickle: recent refreshes of each stream table';
 
--- Citus: per-worker publication/slot of a distributed source (used from a later release on).
+-- Citus: per-node publication/slot of a WAL-captured (distributed or reference) source, and
+-- how far the coordinator has consumed it (docs/citus.md).
 CREATE TABLE pgtrickle.pgt_worker_slots (
     source_stable_name text NOT NULL,
     worker_name        text NOT NULL,
@@ -103,7 +104,10 @@ CREATE TABLE pgtrickle.pgt_worker_slots (
     last_polled_at     timestamptz,
     consecutive_failures integer NOT NULL DEFAULT 0,
     last_error         text,
-    PRIMARY KEY (source_stable_name, worker_name, worker_port)
+    PRIMARY KEY (source_stable_name, worker_name, worker_port),
+    -- 0.35.0
+    worker_lsn         pg_lsn,                     -- the node's flushed WAL position at the last poll
+    failing_since      timestamptz                 -- first failure of the current run of failures
 );
 
 -- Citus: cross-node refresh leases (advisory locks are node-local).
@@ -240,7 +244,8 @@ SELECT ct.source_relid,
   FROM pgtrickle.pgt_change_tracking ct;
 COMMENT ON VIEW pgtrickle.pgt_source_status IS 'pg_trickle: captured sources and their buffers';
 
--- Citus observability (columns as in the Citus guide). Empty until distributed sources exist.
+-- Citus observability (columns as in the Citus guide, then slot health). Empty until
+-- Citus sources exist.
 CREATE VIEW pgtrickle.citus_status AS
 SELECT st.pgt_schema,
        st.pgt_name,
@@ -257,11 +262,38 @@ SELECT st.pgt_schema,
        l.expires_at AS lease_expires_at,
        CASE WHEN l.pgt_id IS NULL THEN 'unlocked'
             WHEN l.expires_at < pg_catalog.now() THEN 'expired'
-            ELSE 'locked' END AS lease_health
+            ELSE 'locked' END AS lease_health,
+       pg_catalog.pg_wal_lsn_diff(ws.worker_lsn, ws.worker_frontier) AS lag_bytes,
+       ws.consecutive_failures,
+       ws.failing_since,
+       ws.last_error
   FROM pgtrickle.pgt_stream_tables st
-  JOIN pgtrickle.pgt_dependencies d ON d.pgt_id = st.pgt_id AND d.source_placement = 'distributed'
+  JOIN pgtrickle.pgt_dependencies d ON d.pgt_id = st.pgt_id
+                                   AND d.source_placement IN ('distributed', 'reference')
   LEFT JOIN pgtrickle.pgt_worker_slots ws ON ws.source_stable_name = d.source_stable_name
   LEFT JOIN pgtrickle.pgt_st_locks l ON l.pgt_id = st.pgt_id;
+COMMENT ON VIEW pgtrickle.citus_status IS 'pg_trickle: Citus sources, their slot on each node and its health';
+
+-- Citus: drain the slots of a WAL-captured source (every one when NULL) into its change
+-- buffer now, in this transaction (the scheduler does it every tick).
+CREATE FUNCTION pgtrickle.poll_worker_slots(source regclass DEFAULT NULL)
+    RETURNS TABLE (source_stable_name text, worker text, changes bigint, worker_frontier pg_lsn)
+    LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pgtrickle_poll_worker_slots';
+
+-- Citus: make the slots of a WAL-captured source (every one when NULL) match the nodes that
+-- capture it now: create missing ones, recreate lost ones, drop those of departed nodes.
+CREATE FUNCTION pgtrickle.provision_worker_slots(source regclass DEFAULT NULL)
+    RETURNS TABLE (source_stable_name text, worker_name text, worker_port integer,
+                   slot_name text, action text)
+    LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pgtrickle_provision_worker_slots';
+
+-- Citus: drop inactive pgtrickle_* slots of this database that no pgt_worker_slots row names.
+CREATE FUNCTION pgtrickle.drop_orphan_worker_slots()
+    RETURNS TABLE (worker_name text, worker_port integer, slot_name text)
+    LANGUAGE C VOLATILE AS 'MODULE_PATHNAME', 'pgtrickle_drop_orphan_worker_slots';
+REVOKE ALL ON FUNCTION pgtrickle.poll_worker_slots(regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtrickle.provision_worker_slots(regclass) FROM PUBLIC;
+REVOKE ALL ON FUNCTION pgtrickle.drop_orphan_worker_slots() FROM PUBLIC;
 
 -- pg_ripple VP promotion hook. Validates the payload and reports whether the table is a
 -- tracked distributed source; worker-slot probing arrives with distributed CDC.

@@ -1,8 +1,10 @@
 // SQL API: create/alter/drop/refresh/explain of stream tables, and small catalog helpers.
+#include <algorithm>
 #include <set>
 #include <sstream>
 
 #include "capture/capture.h"
+#include "capture/wal.h"
 #include "catalog.h"
 #include "core/delta_sql.h"
 #include "core/frontier.h"
@@ -349,8 +351,9 @@ void record_definition(int64_t id, const Defined& d, const std::string& query,
     for (Oid rel : d.analysis.translation.relations) {
         if (catalog::has_stable_names()) {
             spi::run(
-                "INSERT INTO pgtrickle.pgt_dependencies (pgt_id, source_relid, source_stable_name) "
-                "SELECT $1::bigint, $2::oid, source_stable_name FROM pgtrickle.pgt_change_tracking "
+                "INSERT INTO pgtrickle.pgt_dependencies (pgt_id, source_relid, source_stable_name, "
+                "source_placement) SELECT $1::bigint, $2::oid, source_stable_name, "
+                "source_placement FROM pgtrickle.pgt_change_tracking "
                 "WHERE source_relid = $2::oid ON CONFLICT DO NOTHING",
                 {sid, std::to_string(rel)});
         } else {
@@ -378,8 +381,9 @@ std::vector<std::string> dependents_of(const StreamTableRef& st) {
     return out;
 }
 
-/// Remove the view, storage and catalog rows of `st`; release sources nobody reads any more.
-void undefine(const StreamTableRef& st, bool drop_storage) {
+/// Remove the view, storage and catalog rows of `st`; release sources nobody reads any more
+/// (except those in `keep`, which the stream table's new definition reads).
+void undefine(const StreamTableRef& st, bool drop_storage, const std::vector<Oid>& keep = {}) {
     DroppingGuard guard;
     auto srcs = spi::exec(
         "SELECT source_relid::oid::text FROM pgtrickle.pgt_dependencies WHERE pgt_id = $1::bigint",
@@ -391,7 +395,10 @@ void undefine(const StreamTableRef& st, bool drop_storage) {
     spi::run("DELETE FROM pgtrickle.pgt_dependencies WHERE pgt_id = $1::bigint",
              {std::to_string(st.id)});
     for (const auto& row : srcs.rows) {
-        capture::drop_source_if_unused(static_cast<Oid>(std::stoul(*row[0])));
+        const auto relid = static_cast<Oid>(std::stoul(*row[0]));
+        if (std::find(keep.begin(), keep.end(), relid) == keep.end()) {
+            capture::drop_source_if_unused(relid);
+        }
     }
 }
 
@@ -476,6 +483,9 @@ PGT_FUNCTION(pgtrickle_create_stream_table) {
     require(*exists.scalar() == "f", ERRCODE_DUPLICATE_TABLE,
             "relation \"" + qn.schema + "." + qn.name + "\" already exists",
             "Choose another name, or drop the existing relation first.");
+    // Citus sources get their slots before this transaction writes anything (a slot waits
+    // for the transactions running on its node).
+    capture::wal::prepare_sources(capture::tables_read(analyze_select(query)));
     const int64_t id = std::stoll(
         *spi::exec("SELECT pg_catalog.nextval('pgtrickle.pgt_stream_tables_pgt_id_seq')::text")
              .scalar());
@@ -523,6 +533,11 @@ PGT_FUNCTION(pgtrickle_alter_stream_table) {
     const pg::AsUser as_extension_owner(pg::extension_owner(), false);
     const StreamTableRef st = find_stream_table(text_arg(fcinfo, 0));
     require_owner(st, caller, "alter it");
+    std::vector<Oid> new_sources;
+    if (query) {
+        new_sources = capture::tables_read(analyze_select(*query));
+        capture::wal::prepare_sources(new_sources);
+    }
     const Oid owner = pg::relation_owner(st.relid);  // the storage is recreated below
     const std::string sid = std::to_string(st.id);
     if (schedule) {
@@ -559,7 +574,7 @@ PGT_FUNCTION(pgtrickle_alter_stream_table) {
                          {sid})
                          .scalar();
         const std::string mode = refresh_mode ? *refresh_mode : st.refresh_mode;
-        undefine(st, true);
+        undefine(st, true, new_sources);
         const Defined d = define(st.id, st.schema, st.name, new_query, mode, owner);
         spi::run(
             "UPDATE pgtrickle.pgt_stream_tables SET pgt_relid = $2::regclass WHERE pgt_id = "

@@ -10,6 +10,7 @@ extern "C" {
 #include "access/table.h"
 #include "access/transam.h"
 #include "access/xact.h"
+#include "funcapi.h"
 #include "catalog/pg_collation.h"
 #include "commands/dbcommands.h"
 #include "miscadmin.h"
@@ -27,6 +28,29 @@ std::optional<std::string> opt(const char* s) {
     return s ? std::optional<std::string>(s) : std::nullopt;
 }
 }  // namespace
+
+void return_rows(FunctionCallInfo fcinfo,
+                 const std::vector<std::vector<std::optional<std::string>>>& rows) {
+    std::vector<std::vector<const char*>> cells;
+    cells.reserve(rows.size());
+    for (const auto& row : rows) {
+        std::vector<const char*> c;
+        c.reserve(row.size());
+        for (const auto& v : row) {
+            c.push_back(v ? v->c_str() : nullptr);
+        }
+        cells.push_back(std::move(c));
+    }
+    pg_call([&]() noexcept {
+        InitMaterializedSRF(fcinfo, 0);
+        auto* rsinfo = reinterpret_cast<ReturnSetInfo*>(fcinfo->resultinfo);
+        AttInMetadata* meta = TupleDescGetAttInMetadata(rsinfo->setDesc);
+        for (auto& c : cells) {
+            HeapTuple tuple = BuildTupleFromCStrings(meta, const_cast<char**>(c.data()));
+            tuplestore_puttuple(rsinfo->setResult, tuple);
+        }
+    });
+}
 
 std::string text_arg(FunctionCallInfo fcinfo, int i) {
     if (PG_ARGISNULL(i)) {

@@ -5,6 +5,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 extern "C" {
 #include "postgres.h"
@@ -15,6 +16,11 @@ extern "C" {
 }
 
 namespace pgt::pg {
+
+/// Return `rows` (text values, nullopt = NULL, converted by the result columns' input
+/// functions) from a set-returning SQL function in materialize mode.
+void return_rows(FunctionCallInfo fcinfo,
+                 const std::vector<std::vector<std::optional<std::string>>>& rows);
 
 /// Text argument `i` of an SQL-callable function ("" when NULL).
 std::string text_arg(FunctionCallInfo fcinfo, int i);

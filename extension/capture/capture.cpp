@@ -5,7 +5,9 @@
 #include <utility>
 #include <vector>
 
+#include "capture/wal.h"
 #include "catalog.h"
+#include "citus/citus.h"
 #include "core/sql_ident.h"
 #include "core/stable_name.h"
 #include "boundary/guard.h"
@@ -154,6 +156,16 @@ std::optional<std::string> catalog_key(Oid relid) {
     return r.scalar();
 }
 
+/// The source's changes come from the WAL (a Citus table), not from triggers.
+bool wal_captured(Oid relid) {
+    return spi::exec(
+               "SELECT 1 FROM pgtrickle.pgt_change_tracking WHERE source_relid = $1::oid "
+               "AND cdc_mode = 'wal'",
+               {relid_text(relid)})
+        .scalar()
+        .has_value();
+}
+
 /// (Re)create the source's capture function: a C trigger function (capture_trigger.cpp)
 /// whose name tells it which buffer to write. Created through a SECURITY DEFINER helper of
 /// the extension, since creating a C function needs a superuser.
@@ -257,7 +269,9 @@ void sync_columns(const std::string& key, Oid relid, const SourceInfo& src, bool
                     "Drop the stream tables that read \"" + src.schema + "." + src.name +
                         "\" and create them again.");
     }
-    write_trigger_function(key, src);
+    if (!wal_captured(relid)) {
+        write_trigger_function(key, src);
+    }
     if (lost) {
         auto rows = spi::exec("SELECT EXISTS (SELECT 1 FROM " + buffer + ")");
         if (rows.scalar() && *rows.scalar() == "t") {
@@ -470,51 +484,67 @@ std::string new_key(Oid relid) {
     return catalog::has_stable_names() ? computed_stable_name(relid) : relid_text(relid);
 }
 
-/// Tables read with FROM ONLY somewhere in a query (through views, subqueries, sublinks and
-/// CTEs). Plain PostgreSQL code run inside one pg_call: results go to a palloc'd List.
-void collect_only(Query* q, List** rels);
+/// Tables read somewhere in a query (through views, subqueries, sublinks and CTEs): all of
+/// them, or (`only`) those read with FROM ONLY. Plain PostgreSQL code run inside one pg_call:
+/// results go to a palloc'd List.
+struct RelCollector {
+    List* rels = NIL;
+    bool only = false;
+};
+void collect_rels(Query* q, RelCollector* c);
 
 using Walker = bool (*)();
 Walker walker_cast(bool (*fn)(Node*, void*)) {
     return reinterpret_cast<Walker>(reinterpret_cast<void (*)()>(fn));
 }
 
-bool only_walker(Node* n, void* ctx) {
+bool rel_walker(Node* n, void* ctx) {
     if (n == nullptr) {
         return false;
     }
     if (IsA(n, Query)) {
-        collect_only(reinterpret_cast<Query*>(n), static_cast<List**>(ctx));
+        collect_rels(reinterpret_cast<Query*>(n), static_cast<RelCollector*>(ctx));
         return false;
     }
-    return expression_tree_walker(n, walker_cast(only_walker), ctx);
+    return expression_tree_walker(n, walker_cast(rel_walker), ctx);
 }
 
-void collect_only(Query* q, List** rels) {
+void collect_rels(Query* q, RelCollector* c) {
     ListCell* lc = nullptr;
     foreach (lc, q->rtable) {
         auto* rte = static_cast<RangeTblEntry*>(lfirst(lc));
         if (rte->rtekind == RTE_RELATION && rte->inFromCl) {
             const char kind = get_rel_relkind(rte->relid);
-            if ((kind == RELKIND_RELATION || kind == RELKIND_PARTITIONED_TABLE) && !rte->inh) {
-                *rels = lappend_oid(*rels, rte->relid);
+            if (kind == RELKIND_RELATION || kind == RELKIND_PARTITIONED_TABLE) {
+                if (!c->only || !rte->inh) {
+                    c->rels = list_append_unique_oid(c->rels, rte->relid);
+                }
             } else if (kind == RELKIND_VIEW) {
                 // PostgreSQL-only code (it runs inside pg_call): plain copyObjectImpl, never
                 // the throwing pg_copy.
                 Relation rel = table_open(rte->relid, AccessShareLock);
                 auto* vq = static_cast<Query*>(copyObjectImpl(get_view_query(rel)));
                 table_close(rel, AccessShareLock);
-                collect_only(vq, rels);
+                collect_rels(vq, c);
             }
         } else if (rte->rtekind == RTE_SUBQUERY) {
-            collect_only(rte->subquery, rels);
+            collect_rels(rte->subquery, c);
         }
     }
-    query_tree_walker(q, walker_cast(only_walker), rels, QTW_IGNORE_RANGE_TABLE);
+    query_tree_walker(q, walker_cast(rel_walker), c, QTW_IGNORE_RANGE_TABLE);
     foreach (lc, q->cteList) {
-        collect_only(reinterpret_cast<Query*>(static_cast<CommonTableExpr*>(lfirst(lc))->ctequery),
-                     rels);
+        collect_rels(reinterpret_cast<Query*>(static_cast<CommonTableExpr*>(lfirst(lc))->ctequery),
+                     c);
     }
+}
+
+std::vector<Oid> list_oids(List* rels) {
+    std::vector<Oid> out;
+    ListCell* lc = nullptr;
+    foreach (lc, rels) {
+        out.push_back(lfirst_oid(lc));
+    }
+    return out;
 }
 
 }  // namespace
@@ -555,11 +585,16 @@ std::string ensure_source(Oid relid) {
                      qualified(kChangeSchema, capture_object_names(*key).buffer_table));
         }
         sync_columns(*key, relid, src, false);
+        if (wal_captured(relid)) {
+            return *key;
+        }
         if (reconcile_members(*key, relid, src)) {
             write_recompute_marker(*key, relid);
         }
         return *key;
     }
+    const citus::Placement placement = citus::placement_of(relid);
+    const bool wal = placement.kind != citus::Placement::Kind::local;
     if (src.relkind != 'r' && src.relkind != 'p') {
         throw Error(ERRCODE_WRONG_OBJECT_TYPE,
                     "cannot capture changes of \"" + src.schema + "." + src.name + "\"",
@@ -602,6 +637,14 @@ std::string ensure_source(Oid relid) {
     spi::run("CREATE INDEX " + quote_ident(n.xid_index) + " ON " + buffer + " (\"__pgt_xid\")");
     spi::run("COMMENT ON TABLE " + buffer + " IS " +
              quote_literal("pg_trickle change buffer of " + src.schema + "." + src.name));
+    if (wal) {
+        // Citus table: its changes arrive through the slots wal::prepare_sources made.
+        spi::run(
+            "INSERT INTO pgtrickle.pgt_change_tracking (source_relid, cdc_mode, buffer_sysid, "
+            "source_stable_name, source_placement) VALUES ($1::oid, 'wal', $2, $3, $4)",
+            {relid_text(relid), sysid, sn, std::string(placement.name())});
+        return sn;
+    }
     write_trigger_function(sn, src);
     (void)reconcile_members(sn, relid, src);  // the first refresh computes from scratch
     if (stable) {
@@ -627,17 +670,22 @@ void sync_source(Oid relid, bool untrusted) {
     sync_columns(*key, relid, source_info(relid), untrusted);
 }
 
+std::vector<Oid> tables_read(Query* query) {
+    RelCollector c;
+    pg_call([&]() noexcept { collect_rels(query, &c); });
+    return list_oids(c.rels);
+}
+
 std::optional<std::string> only_limitation(Oid view) {
-    List* rels = NIL;
+    RelCollector c;
+    c.only = true;
     pg_call([&]() noexcept {
         Relation rel = table_open(view, AccessShareLock);
         auto* q = static_cast<Query*>(copyObjectImpl(get_view_query(rel)));
         table_close(rel, AccessShareLock);
-        collect_only(q, &rels);
+        collect_rels(q, &c);
     });
-    ListCell* lc = nullptr;
-    foreach (lc, rels) {
-        const Oid relid = lfirst_oid(lc);
+    for (const Oid relid : list_oids(c.rels)) {
         auto r = spi::exec(
             "SELECT pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' "
             "OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname) FROM pg_catalog.pg_class c "
@@ -662,7 +710,7 @@ void reconcile_all() {
     for (const auto& row : r.rows) {
         const Oid relid = static_cast<Oid>(std::stoul(*row[0]));
         auto key = catalog_key(relid);
-        if (!key) {
+        if (!key || wal_captured(relid)) {
             continue;
         }
         if (reconcile_members(*key, relid, source_info(relid))) {
@@ -700,6 +748,13 @@ void drop_source_if_unused(Oid relid) {
     }
     const CaptureObjectNames n = capture_object_names(*key);
     const SourceInfo src = source_info(relid);
+    if (wal_captured(relid)) {
+        wal::drop_source(*key, qualified(src.schema, src.name));
+        spi::run("DROP TABLE IF EXISTS " + qualified(kChangeSchema, n.buffer_table));
+        spi::run("DELETE FROM pgtrickle.pgt_change_tracking WHERE source_relid = $1::oid",
+                 {relid_text(relid)});
+        return;
+    }
     drop_all_triggers(*key, relid, src);
     spi::run("DROP FUNCTION IF EXISTS " + qualified(kChangeSchema, n.trigger_function) + "()");
     spi::run("DROP TABLE IF EXISTS " + qualified(kChangeSchema, n.buffer_table));

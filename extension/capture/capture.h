@@ -11,6 +11,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "engine/translate.h"
 
@@ -38,6 +39,10 @@ void sync_source(Oid relid, bool untrusted = false);
 /// captured source's hierarchy the source's capture triggers, take them from tables that
 /// left it, and tell readers to recompute when a member with rows joined or left.
 void reconcile_all();
+
+/// Every plain or partitioned table an analyzed query reads (through views, subqueries,
+/// sublinks and CTEs), each once.
+std::vector<Oid> tables_read(Query* query);
 
 /// Why the stream table defined by `view` cannot be maintained differentially from the
 /// change buffers, if it reads a table with FROM ONLY that has partitions or inheritance

@@ -4,12 +4,15 @@
 #include "refresh/refresh.h"
 
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "boundary/guard.h"
 #include "boundary/pg.h"
 #include "boundary/spi.h"
 #include "capture/capture.h"
+#include "capture/wal.h"
+#include "citus/citus.h"
 #include "catalog.h"
 #include "core/frontier.h"
 #include "core/json.h"
@@ -43,6 +46,40 @@ struct Source {
     }
 };
 
+/// Whether (and which) the delta of this query reads the current rows of a Citus table,
+/// which can be ahead of what that table's slots have delivered into the buffer: a join term
+/// or a rescanned group would then see a change once from the table and once more from the
+/// buffer. Such refreshes lock the table while they drain and read it (Refresh::run).
+std::optional<std::string> reads_wal_source_state(const Translation& tr) {
+    if (!tr.plan || !citus::loaded()) {
+        return std::nullopt;
+    }
+    std::vector<std::pair<std::string, std::string>> citus_tables;  // qualified, kind
+    for (Oid rel : tr.relations) {
+        const citus::Placement p = citus::placement_of(rel);
+        if (p.kind != citus::Placement::Kind::local) {
+            auto nsp = pg::namespace_name(pg::rel_namespace(rel));
+            citus_tables.emplace_back(qualified(nsp.value_or(""), pg::rel_name(rel).value_or("")),
+                                      p.name());
+        }
+    }
+    if (citus_tables.empty()) {
+        return std::nullopt;
+    }
+    ivm::ChangeWindow window;
+    for (Oid rel : tr.relations) {
+        window.changed.insert(capture::resolve(rel).stable_name);
+    }
+    const std::string delta =
+        ivm::delta_apply_sql(*tr.plan, ivm::differential_layout(*tr.plan), "\"x\".\"x\"", window);
+    for (const auto& [name, kind] : citus_tables) {
+        if (delta.find(name + " AS ") != std::string::npos) {
+            return "its delta reads the current rows of " + kind + " table " + name;
+        }
+    }
+    return std::nullopt;
+}
+
 class Refresh {
   public:
     Refresh(int64_t pgt_id, const char* trigger) : id_(std::to_string(pgt_id)), trigger_(trigger) {}
@@ -58,18 +95,55 @@ class Refresh {
         const pg::AsUser as_extension_owner(pg::extension_owner(), false);
         // Lock first, snapshot second: a refresh that committed while we waited is seen.
         started_ = *spi::exec_cached("SELECT pg_catalog.clock_timestamp()::text").scalar();
+        check_placements();
+        // Sources captured through WAL (Citus tables) are drained first: the refresh reflects
+        // every transaction committed on any node before it started. A full refresh of a
+        // stream table that goes on differentially must read the sources in exactly the
+        // state the drained buffer describes: writers are held off (SHARE lock) meanwhile.
+        // The delta of some queries reads the sources' current rows (a join's other side, a
+        // rescanned group), and so does a full refresh: those take the lock too.
+        wal_sources_ = capture::wal::sources_of(std::stoll(id_));
+        if (!wal_sources_.empty() && keeps_differential()) {
+            if (force_full || full_expected() || delta_reads_wal_sources()) {
+                capture::wal::lock_sources(wal_sources_);
+                wal_locked_ = true;
+            }
+            for (Oid relid : wal_sources_) {
+                capture::wal::drain(relid, false, std::nullopt, 0, wal_locked_);
+            }
+        }
         if (force_full) {
             // A first (or redefining) refresh stores a frontier other sessions cannot see
             // before commit: keep their clean-up off these buffers until then. Taken before
             // the snapshot, so a clean-up that committed first only removed rows it shows.
             hold_buffers_for_new_reader();
         }
-        const pg::RegisteredSnapshot snapshot;
-        snap_ = snapshot.get();
-        load_stream_table();
-        load_sources();
-        take_frontier_point();
-        choose_mode(force_full);
+        std::optional<pg::RegisteredSnapshot> snapshot;
+        for (;;) {
+            snapshot.reset();
+            snapshot.emplace();
+            snap_ = snapshot->get();
+            load_stream_table();
+            load_sources();
+            take_frontier_point();
+            choose_mode(force_full);
+            if (out_.mode == "full" && !wal_sources_.empty() && !wal_locked_ &&
+                keeps_differential()) {
+                // The window asks for a full refresh (a TRUNCATE marker): start again with
+                // the sources locked, so that what the full refresh reads matches the frontier.
+                capture::wal::lock_sources(wal_sources_);
+                wal_locked_ = true;
+                for (Oid relid : wal_sources_) {
+                    capture::wal::drain(relid, false, std::nullopt, 0, true);
+                }
+                sources_.clear();
+                uncaptured_ = restored_ = false;
+                window_ = ivm::ChangeWindow{};
+                out_ = RefreshOutcome{};
+                continue;
+            }
+            break;
+        }
         if (out_.mode == "full") {
             apply_full();
         } else if (out_.mode == "differential") {
@@ -84,6 +158,65 @@ class Refresh {
     }
 
   private:
+    /// The stream table is maintained differentially (its frontier must match its contents).
+    bool keeps_differential() {
+        return spi::exec_cached(
+                   "SELECT effective_mode FROM pgtrickle.pgt_stream_tables WHERE "
+                   "pgt_id = $1::bigint",
+                   {id_})
+                   .scalar() == "differential";
+    }
+
+    /// Whether the differential refresh reads the current rows of a WAL-captured source.
+    bool delta_reads_wal_sources() {
+        const auto view = spi::exec_cached(
+                              "SELECT query_view::oid::text FROM "
+                              "pgtrickle.pgt_stream_tables WHERE pgt_id = $1::bigint",
+                              {id_})
+                              .scalar();
+        return view &&
+               reads_wal_source_state(translate_stream_table(static_cast<Oid>(std::stoul(*view))))
+                   .has_value();
+    }
+
+    /// Whether this refresh will be full for a reason known before the snapshot.
+    bool full_expected() {
+        return spi::exec_cached(
+                   "SELECT (needs_full_refresh OR frontier IS NULL)::text FROM "
+                   "pgtrickle.pgt_stream_tables WHERE pgt_id = $1::bigint",
+                   {id_})
+                   .scalar() == "true";
+    }
+
+    /// A source captured by triggers that Citus distributed since (create_distributed_table,
+    /// create_reference_table): its writes now happen on other nodes, where no trigger sees
+    /// them. Refused rather than silently stale.
+    void check_placements() {
+        if (!citus::loaded()) {
+            return;
+        }
+        for (const auto& row :
+             spi::exec_cached("SELECT ct.source_relid::oid::text, ct.source_placement, "
+                              "ct.cdc_mode FROM pgtrickle.pgt_dependencies d JOIN "
+                              "pgtrickle.pgt_change_tracking ct ON ct.source_relid = "
+                              "d.source_relid WHERE d.pgt_id = $1::bigint",
+                              {id_})
+                 .rows) {
+            const Oid relid = static_cast<Oid>(std::stoul(*row[0]));
+            const citus::Placement now = citus::placement_of(relid);
+            if (row[2] == "trigger" && now.kind != citus::Placement::Kind::local) {
+                const std::string name = pg::rel_name(relid).value_or(*row[0]);
+                throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                            "source \"" + name + "\" became a Citus " + now.name() +
+                                " table after the stream table was created",
+                            "Its changes now happen on other nodes, where its capture triggers "
+                            "do not run: the stream table would go stale.",
+                            "Drop the stream table and create it again: it then reads the "
+                            "table's changes from each node's WAL.");
+            }
+        }
+    }
+
     static void require_read_committed() {
         if (pg::isolation_uses_xact_snapshot()) {
             throw Error(
@@ -426,6 +559,8 @@ class Refresh {
     std::vector<std::pair<std::string, std::string>> settings_;
     StreamTableState st_;
     std::vector<Source> sources_;
+    std::vector<Oid> wal_sources_;
+    bool wal_locked_ = false;
     bool uncaptured_ = false, restored_ = false;
     frontier::SourceFrontier point_;
     ivm::ChangeWindow window_;

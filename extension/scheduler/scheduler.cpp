@@ -3,15 +3,19 @@
 // worker's name in pg_stat_activity, work left in flight by a crash marked on start.
 #include "scheduler/scheduler.h"
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "capture/wal.h"
+#include "citus/citus.h"
 #include "core/schedule.h"
 #include "core/scheduling.h"
 #include "boundary/guard.h"
 #include "boundary/pg.h"
 #include "refresh/refresh.h"
+#include "remote/connection.h"
 #include "settings.h"
 #include "boundary/spi.h"
 
@@ -415,6 +419,140 @@ void refresh_one(int64_t id, const char* trigger) {
     pg::in_transaction([&] { record_failure(id, error, started); });
 }
 
+/// A slot read of the poller that failed: counted on its pgt_worker_slots row (failing
+/// since when, the error); a WARNING every pg_trickle.citus_worker_retry_ticks failures.
+void record_poll_failure(const std::string& key, const std::string& node,
+                         const std::string& message) {
+    pg::in_transaction([&] {
+        spi::Session spi;
+        const pg::AsUser as_extension_owner(pg::extension_owner(), false);
+        auto n = spi::exec(
+            "UPDATE pgtrickle.pgt_worker_slots SET consecutive_failures = consecutive_failures + "
+            "1, failing_since = COALESCE(failing_since, pg_catalog.now()), last_error = $3 "
+            "WHERE source_stable_name = $1 AND worker_name OPERATOR(pg_catalog.||) ':' "
+            "OPERATOR(pg_catalog.||) worker_port = $2 RETURNING consecutive_failures::text",
+            {key, node, message});
+        spi.finish();
+        const int failures = n.scalar() ? std::stoi(*n.scalar()) : 0;
+        if (settings::citus_worker_retry_ticks > 0 && failures > 0 &&
+            failures % settings::citus_worker_retry_ticks == 0) {
+            pg_call([&]() noexcept {
+                ereport(WARNING,
+                        (errmsg("pg_trickle: %d consecutive failed polls of node %s", failures,
+                                node.c_str()),
+                         errdetail("%s", message.c_str()),
+                         errhint("Stream tables reading source %s are not refreshed past this "
+                                 "node's changes until it answers; see pgtrickle.citus_status.",
+                                 key.c_str())));
+            });
+        }
+    });
+}
+
+/// Changes of one poll transaction at most; a bigger backlog takes several transactions.
+constexpr int kPollBatch = 50000;
+
+/// The poller: bring each WAL-captured source's slots in line with the cluster's nodes,
+/// then drain every slot into its buffer, each node in its own transactions (a failing node
+/// holds back nothing but its own changes).
+void poll_wal_sources() {
+    struct SlotRef {
+        Oid relid;
+        std::string key, node;
+    };
+    std::vector<SlotRef> slots;
+    pg::in_transaction([&] {
+        spi::Session spi;
+        const pg::AsUser as_extension_owner(pg::extension_owner(), false);
+        const std::vector<Oid> sources = capture::wal::all_sources();
+        if (!sources.empty() && citus::loaded()) {
+            // Topology: nodes that joined or left since the slots were provisioned.
+            auto drift = spi::exec(
+                "SELECT ct.source_relid::oid::text, ct.source_stable_name FROM "
+                "pgtrickle.pgt_change_tracking ct WHERE ct.cdc_mode = 'wal'");
+            for (const auto& row : drift.rows) {
+                const Oid relid = static_cast<Oid>(std::stoul(*row[0]));
+                std::vector<std::string> want, have;
+                for (const auto& n : citus::capture_nodes(relid, citus::placement_of(relid))) {
+                    want.push_back(n.label());
+                }
+                for (const auto& r : spi::exec("SELECT worker_name || ':' || worker_port FROM "
+                                               "pgtrickle.pgt_worker_slots WHERE "
+                                               "source_stable_name = $1",
+                                               {*row[1]})
+                                         .rows) {
+                    have.push_back(*r[0]);
+                }
+                std::sort(want.begin(), want.end());
+                std::sort(have.begin(), have.end());
+                if (want != have) {
+                    for (const auto& a : capture::wal::provision(relid)) {
+                        if (a.action != "present") {
+                            ereport(LOG,
+                                    (errmsg("pg_trickle: slot %s on node %s:%d %s", a.slot.c_str(),
+                                            a.host.c_str(), a.port, a.action.c_str())));
+                        }
+                    }
+                }
+            }
+        }
+        for (Oid relid : sources) {
+            auto rows = spi::exec(
+                "SELECT ws.source_stable_name, ws.worker_name || ':' || ws.worker_port FROM "
+                "pgtrickle.pgt_worker_slots ws JOIN pgtrickle.pgt_change_tracking ct ON "
+                "ct.source_stable_name = ws.source_stable_name WHERE ct.source_relid = $1::oid "
+                "ORDER BY 2",
+                {std::to_string(relid)});
+            for (const auto& r : rows.rows) {
+                slots.push_back({relid, *r[0], *r[1]});
+            }
+        }
+        spi.finish();
+    });
+    for (const auto& slot : slots) {
+        CHECK_FOR_INTERRUPTS();
+        std::string error;
+        try {
+            for (int round = 0; round < 20; ++round) {
+                bool more = false;
+                pg::in_transaction([&] {
+                    spi::Session spi;
+                    const pg::AsUser as_extension_owner(pg::extension_owner(), false);
+                    for (const auto& d : capture::wal::drain(slot.relid, /*skip_locked=*/true,
+                                                             slot.node, kPollBatch)) {
+                        more = more || d.more;
+                    }
+                    spi.finish();
+                });
+                if (!more) {
+                    break;
+                }
+            }
+            continue;
+        } catch (const capture::wal::SlotLost& e) {
+            error = e.what();
+        } catch (const std::exception& e) {
+            error = e.what();
+            remote::forget_all_connections();
+            record_poll_failure(slot.key, slot.node, error);
+            continue;
+        }
+        // Lost slot: recreated in a transaction of its own, readers recompute.
+        ereport(LOG, (errmsg("pg_trickle: %s; recreating it", error.c_str())));
+        try {
+            pg::in_transaction([&] {
+                spi::Session spi;
+                const pg::AsUser as_extension_owner(pg::extension_owner(), false);
+                (void)capture::wal::provision(slot.relid);
+                spi.finish();
+            });
+        } catch (const std::exception& e) {
+            remote::forget_all_connections();
+            record_poll_failure(slot.key, slot.node, e.what());
+        }
+    }
+}
+
 /// One pass: refresh what is due, upstream before downstream. Returns ms until the next due
 /// refresh (capped by the caller).
 long tick() {
@@ -440,6 +578,7 @@ long tick() {
                 (errmsg("pg_trickle: extension not installed in this database, scheduler exits")));
         proc_exit(0);
     }
+    poll_wal_sources();
     const int64_t now = now_ms();
     std::map<int64_t, bool> due;  // id -> refreshed because a writer woke us
     bool any_short = false;

@@ -49,8 +49,17 @@ const std::vector<StepText>& step_table() {
           "drop pgt_stream_tables.output_distribution_column"}},
         {"0.33.0", "0.34.0", {"add table pgt_st_locks", "add view citus_status"}},
         {"0.34.0", "0.33.0", {"drop view citus_status", "drop table pgt_st_locks"}},
-        {"0.34.0", "0.35.0", {"add pgt_stream_tables.refresh_settings"}},
-        {"0.35.0", "0.34.0", {"drop pgt_stream_tables.refresh_settings"}},
+        {"0.34.0",
+         "0.35.0",
+         {"add pgt_stream_tables.refresh_settings",
+          "add pgt_worker_slots.worker_lsn and failing_since",
+          "citus_status lists reference sources and slot health",
+          "add functions poll_worker_slots, provision_worker_slots, drop_orphan_worker_slots"}},
+        {"0.35.0",
+         "0.34.0",
+         {"drop pgt_stream_tables.refresh_settings",
+          "drop functions poll_worker_slots, provision_worker_slots, drop_orphan_worker_slots",
+          "drop pgt_worker_slots.worker_lsn and failing_since", "citus_status as in 0.34.0"}},
     };
     return t;
 }

@@ -1,0 +1,826 @@
+#include "capture/wal.h"
+
+#include "capture/capture.h"
+
+#include <algorithm>
+#include <map>
+#include <utility>
+
+#include "boundary/guard.h"
+#include "boundary/pg.h"
+#include "boundary/spi.h"
+#include "catalog.h"
+#include "citus/citus.h"
+#include "core/pgoutput.h"
+#include "core/sql_ident.h"
+#include "core/stable_name.h"
+#include "engine/translate.h"
+#include "remote/connection.h"
+#include "scheduler/scheduler.h"
+#include "settings.h"
+
+extern "C" {
+#include "utils/errcodes.h"
+}
+
+namespace pgt::capture::wal {
+namespace {
+
+using sql::quote_ident;
+using sql::quote_literal;
+
+const char* const kChangeSchema = "pgtrickle_changes";
+/// Rows per INSERT into a buffer.
+constexpr size_t kInsertBatch = 5000;
+
+std::string oid_text(Oid relid) {
+    return std::to_string(relid);
+}
+
+/// schema.table, quoted (search_path-proof).
+std::string qualified_name(Oid relid) {
+    auto r = spi::exec(
+        "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c "
+        "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
+        "WHERE c.oid OPERATOR(pg_catalog.=) $1::pg_catalog.oid",
+        {oid_text(relid)});
+    if (!r.scalar()) {
+        throw Error(ERRCODE_UNDEFINED_TABLE,
+                    "relation with OID " + oid_text(relid) + " does not exist");
+    }
+    return *r.scalar();
+}
+
+/// Remote connections are made as the extension's owner, who owns the slots and the
+/// publications (like the change buffers), whoever triggered the drain.
+std::string connecting_user() {
+    return pg::role_name(pg::extension_owner());
+}
+
+remote::Connection& connect(const remote::Node& node) {
+    return remote::cached_connection(node, connecting_user());
+}
+
+/// The node of pg_dist_node with this address (for its pg_dist_authinfo rows), or a node
+/// with only the address when it is no longer there.
+remote::Node node_at(const std::string& host, int port) {
+    for (const auto& n : citus::active_primaries()) {
+        if (n.node.host == host && n.node.port == port) {
+            return n.node;
+        }
+    }
+    remote::Node n;
+    n.host = host;
+    n.port = port;
+    return n;
+}
+
+std::string local_version() {
+    return spi::exec(
+               "SELECT extversion FROM pg_catalog.pg_extension WHERE extname "
+               "OPERATOR(pg_catalog.=) 'pg_trickle'")
+        .scalar()
+        .value_or("");
+}
+
+/// wal_level, Citus CDC and the pg_trickle version on `node`; and that this transaction has
+/// not written there (creating a slot waits for every transaction running on the node, ours
+/// included: it would wait forever).
+void check_node(const remote::Node& node, const std::string& version, const std::string& gpid) {
+    remote::Connection& c = connect(node);
+    auto r = c.exec(
+        "SELECT pg_catalog.current_setting('wal_level'), "
+        "COALESCE(pg_catalog.current_setting('citus.enable_change_data_capture', true), ''), "
+        "COALESCE((SELECT extversion FROM pg_catalog.pg_extension WHERE extname "
+        "OPERATOR(pg_catalog.=) 'pg_trickle'), ''), "
+        "(SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity WHERE application_name "
+        "OPERATOR(pg_catalog.=) ('citus_internal gpid=' OPERATOR(pg_catalog.||) $1) "
+        "AND backend_xid IS NOT NULL)::text",
+        {gpid});
+    const std::string where = "node " + node.label();
+    if (r.text(0, 0) != "logical") {
+        throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    "wal_level is '" + r.text(0, 0) + "' on " + where,
+                    "Changes of distributed tables are read from each node's WAL.",
+                    "Set wal_level = logical on every node (ALTER SYSTEM SET wal_level = logical) "
+                    "and restart them; pgtrickle preflight checks every node.");
+    }
+    if (r.text(0, 1) != "on") {
+        throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    "citus.enable_change_data_capture is not on on " + where,
+                    "Without Citus CDC, logical decoding reports shard names instead of the "
+                    "distributed table, and shard moves as changes.",
+                    "Set citus.enable_change_data_capture = on in postgresql.conf of every node "
+                    "and restart them.");
+    }
+    if (r.text(0, 2) != version) {
+        throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    "pg_trickle version differs between nodes: the coordinator has " + version +
+                        ", " + where + " has " +
+                        (r.text(0, 2).empty() ? std::string("none") : r.text(0, 2)),
+                    "",
+                    "Install the same pg_trickle version on every node (CREATE/ALTER EXTENSION "
+                    "on the coordinator reaches the workers).");
+    }
+    if (r.text(0, 3) != "0") {
+        throw Error(ERRCODE_ACTIVE_SQL_TRANSACTION,
+                    "this transaction has already written on " + where,
+                    "Creating the replication slot there waits for every transaction running on "
+                    "the node, this one included.",
+                    "Create the stream table in a transaction of its own (commit the DDL or "
+                    "writes on distributed tables first).");
+    }
+}
+
+bool slot_exists(remote::Connection& c, const std::string& slot) {
+    return c.exec(
+                "SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name "
+                "OPERATOR(pg_catalog.=) $1",
+                {slot})
+               .rows() > 0;
+}
+
+/// Create `slot` on the node (dropping an unrecorded one of that name first); returns the
+/// LSN from which it reports transactions.
+std::string create_slot(remote::Connection& c, const std::string& slot) {
+    if (slot_exists(c, slot)) {
+        c.exec("SELECT pg_catalog.pg_drop_replication_slot($1)", {slot});
+    }
+    return c
+        .exec(
+            "SELECT lsn::text FROM pg_catalog.pg_create_logical_replication_slot($1, "
+            "'pgoutput')",
+            {slot})
+        .text(0, 0);
+}
+
+void record_slot(const std::string& key, const remote::Node& node, const CaptureObjectNames& n,
+                 const std::string& lsn) {
+    spi::run(
+        "INSERT INTO pgtrickle.pgt_worker_slots (source_stable_name, worker_name, worker_port, "
+        "slot_name, publication_name, worker_frontier, worker_lsn, last_polled_at) VALUES ($1, "
+        "$2, $3::int, $4, $4, $5::pg_lsn, $5::pg_lsn, pg_catalog.now()) "
+        "ON CONFLICT (source_stable_name, worker_name, worker_port) DO UPDATE SET "
+        "slot_name = EXCLUDED.slot_name, publication_name = EXCLUDED.publication_name, "
+        "worker_frontier = EXCLUDED.worker_frontier, worker_lsn = EXCLUDED.worker_lsn, "
+        "last_polled_at = EXCLUDED.last_polled_at, consecutive_failures = 0, "
+        "failing_since = NULL, last_error = NULL",
+        {key, node.host, std::to_string(node.port), n.slot, lsn});
+}
+
+/// Readers of source `key` compute from scratch at their next refresh: changes may have
+/// been missed (a slot was lost or recreated, a node joined with shards).
+void readers_recompute(const std::string& key, const std::string& reason) {
+    spi::run(
+        "UPDATE pgtrickle.pgt_stream_tables st SET needs_full_refresh = true FROM "
+        "pgtrickle.pgt_dependencies d JOIN pgtrickle.pgt_change_tracking ct ON ct.source_relid "
+        "= d.source_relid WHERE d.pgt_id = st.pgt_id AND ct.source_stable_name = $1",
+        {key});
+    spi::run(
+        "UPDATE pgtrickle.pgt_worker_slots SET last_error = $2 WHERE source_stable_name = $1 "
+        "AND last_error IS NULL",
+        {key, reason});
+    pg_call([&]() noexcept {
+        ereport(LOG, (errmsg("pg_trickle: readers of source %s recompute", key.c_str()),
+                      errdetail("%s", reason.c_str())));
+    });
+}
+
+/// Where a decoded column goes: the buffer column and its SQL type.
+struct BufferColumn {
+    std::string name, type;
+};
+
+/// The buffer of a source and how source column names map onto it.
+struct BufferTarget {
+    std::string table;  ///< qualified buffer table
+    std::vector<BufferColumn> columns;
+    std::map<std::string, size_t> by_source_name;
+};
+
+BufferTarget buffer_target(Oid relid, const std::string& key) {
+    BufferTarget t;
+    const std::string buffer_table = capture_object_names(key).buffer_table;
+    t.table = sql::qualified(kChangeSchema, buffer_table);
+    auto r = spi::exec(
+        "SELECT a.attname::text, a.attnum::text, pg_catalog.format_type(b.atttypid, "
+        "b.atttypmod) FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_attribute b ON "
+        "b.attrelid OPERATOR(pg_catalog.=) $2::pg_catalog.regclass AND b.attnum "
+        "OPERATOR(pg_catalog.>) 0 AND NOT b.attisdropped AND b.attname::text "
+        "OPERATOR(pg_catalog.=) ('c' OPERATOR(pg_catalog.||) a.attnum::text) "
+        "WHERE a.attrelid OPERATOR(pg_catalog.=) $1::pg_catalog.oid AND a.attnum "
+        "OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped ORDER BY a.attnum",
+        {oid_text(relid), t.table});
+    for (const auto& row : r.rows) {
+        t.by_source_name[*row[0]] = t.columns.size();
+        t.columns.push_back({buffer_column_name(std::stoi(*row[1])), *row[2]});
+    }
+    return t;
+}
+
+/// A text[] literal element.
+void append_array_element(std::string& out, const std::optional<std::string>& v) {
+    if (!v) {
+        out += "NULL";
+        return;
+    }
+    out += '"';
+    for (char ch : *v) {
+        if (ch == '"' || ch == '\\') {
+            out += '\\';
+        }
+        out += ch;
+    }
+    out += '"';
+}
+
+/// Buffer rows in column-major form, ready for one INSERT ... SELECT FROM unnest(...).
+class RowBatch {
+  public:
+    explicit RowBatch(const BufferTarget& target) : target_(target) {
+        columns_.resize(target.columns.size());
+    }
+
+    void add_marker() { add('T', {}); }
+
+    void add(char op, const std::vector<std::optional<std::string>>& values_by_column) {
+        ops_ += ops_.empty() ? "{" : ",";
+        ops_ += op;
+        for (size_t i = 0; i < columns_.size(); ++i) {
+            std::string& col = columns_[i];
+            col += col.empty() ? "{" : ",";
+            append_array_element(col,
+                                 i < values_by_column.size() ? values_by_column[i] : std::nullopt);
+        }
+        ++rows_;
+    }
+
+    size_t rows() const { return rows_; }
+
+    void flush() {
+        if (rows_ == 0) {
+            return;
+        }
+        std::string cols = "\"__pgt_xid\", \"__pgt_op\"";
+        std::string select = "pg_catalog.pg_current_xact_id(), u.op";
+        std::string unnest = "$1::text::\"char\"[]";
+        std::string alias = "op";
+        std::vector<spi::Value> params{ops_ + "}"};
+        for (size_t i = 0; i < columns_.size(); ++i) {
+            const auto& c = target_.columns[i];
+            const std::string v = "v" + std::to_string(i);
+            cols += ", " + quote_ident(c.name);
+            select += ", u." + v + "::" + c.type;
+            unnest += ", $" + std::to_string(i + 2) + "::text::text[]";
+            alias += ", " + v;
+            params.emplace_back(columns_[i] + "}");
+        }
+        spi::run("INSERT INTO " + target_.table + " (" + cols + ") SELECT " + select +
+                     " FROM pg_catalog.unnest(" + unnest + ") AS u(" + alias + ")",
+                 params);
+        ops_.clear();
+        for (auto& c : columns_) {
+            c.clear();
+        }
+        written_ += rows_;
+        rows_ = 0;
+    }
+
+    int64_t written() const { return static_cast<int64_t>(written_); }
+
+  private:
+    const BufferTarget& target_;
+    std::string ops_;
+    std::vector<std::string> columns_;
+    size_t rows_ = 0, written_ = 0;
+};
+
+/// The slots recorded for a source.
+struct SlotRow {
+    std::string host;
+    int port = 0;
+    std::string slot, publication;
+    pgoutput::Lsn frontier = 0;
+};
+
+pgoutput::Lsn lsn_of(const std::string& text) {
+    auto l = pgoutput::parse_lsn(text);
+    if (!l) {
+        throw Error(ERRCODE_DATA_CORRUPTED, "invalid LSN \"" + text + "\"");
+    }
+    return *l;
+}
+
+/// Output functions run in the decoding session: pin the settings that shape their text so
+/// that the coordinator's input functions read it back exactly.
+void pin_output_settings(remote::Connection& c) {
+    c.exec(
+        "SELECT pg_catalog.set_config('DateStyle', 'ISO, MDY', false), "
+        "pg_catalog.set_config('IntervalStyle', 'postgres', false), "
+        "pg_catalog.set_config('TimeZone', 'UTC', false), "
+        "pg_catalog.set_config('extra_float_digits', '3', false), "
+        "pg_catalog.set_config('bytea_output', 'hex', false)");
+}
+
+/// Drain one slot. Returns the rows written.
+Drained drain_slot(Oid relid, const std::string& key, const SlotRow& s, const BufferTarget& target,
+                   int max_changes, bool exact) {
+    Drained out;
+    out.source = key;
+    const remote::Node node = node_at(s.host, s.port);
+    out.node = node.label();
+    remote::Connection& c = connect(node);
+    pin_output_settings(c);
+    // What the last committed drain consumed can go: the slot keeps WAL from there on.
+    c.exec(
+        "SELECT pg_catalog.pg_replication_slot_advance(slot_name, $2::pg_catalog.pg_lsn) FROM "
+        "pg_catalog.pg_replication_slots WHERE slot_name OPERATOR(pg_catalog.=) $1 AND "
+        "confirmed_flush_lsn OPERATOR(pg_catalog.<) $2::pg_catalog.pg_lsn",
+        {s.slot, pgoutput::format_lsn(s.frontier)});
+    if (exact) {
+        // Every transaction that committed on the node must be read, also one committed
+        // asynchronously (synchronous_commit = off) whose WAL is not flushed yet: wait until
+        // the WAL written so far is flushed (the walwriter does it within wal_writer_delay).
+        const std::string inserted =
+            c.exec("SELECT pg_catalog.pg_current_wal_insert_lsn()::text").text(0, 0);
+        c.exec(
+            "DO $pgt$ BEGIN WHILE pg_catalog.pg_current_wal_flush_lsn() OPERATOR(pg_catalog.<) " +
+            quote_literal(pgoutput::format_lsn(lsn_of(inserted))) +
+            "::pg_catalog.pg_lsn LOOP PERFORM pg_catalog.pg_sleep(0.005); END LOOP; END $pgt$");
+    }
+    // Flushed, not inserted: logical decoding reads flushed WAL only, and a frontier past
+    // what was read would skip transactions.
+    auto pos = c.exec(
+        "SELECT pg_catalog.pg_current_wal_flush_lsn()::text, (SELECT wal_status FROM "
+        "pg_catalog.pg_replication_slots WHERE slot_name OPERATOR(pg_catalog.=) $1), "
+        "(SELECT pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_flush_lsn(), "
+        "confirmed_flush_lsn)::bigint::text FROM pg_catalog.pg_replication_slots WHERE slot_name "
+        "OPERATOR(pg_catalog.=) $1)",
+        {s.slot});
+    const std::string upto_text = pos.text(0, 0);
+    const pgoutput::Lsn upto = lsn_of(upto_text);
+    std::string problem;
+    if (pos.is_null(0, 1)) {
+        problem = "slot " + s.slot + " is missing on node " + node.label();
+    } else if (pos.text(0, 1) == "lost") {
+        problem = "slot " + s.slot + " on node " + node.label() +
+                  " was invalidated (its WAL was removed)";
+    } else if (!pos.is_null(0, 2) &&
+               std::stoll(pos.text(0, 2)) >
+                   static_cast<long long>(settings::citus_slot_max_lag_bytes)) {
+        problem = "slot " + s.slot + " on node " + node.label() + " lags " + pos.text(0, 2) +
+                  " bytes, more than pg_trickle.citus_slot_max_lag_bytes";
+    }
+    if (!problem.empty()) {
+        // Recreating it here could wait forever: this transaction holds a transaction id by
+        // now, and a new slot waits for every running one (on the coordinator, ours).
+        throw SlotLost(problem);
+    }
+
+    auto peek = c.exec(
+        "SELECT data FROM pg_catalog.pg_logical_slot_peek_binary_changes($1, "
+        "$2::pg_catalog.pg_lsn, $3::int, 'proto_version', '1', 'publication_names', $4)",
+        {s.slot, upto_text,
+         max_changes > 0 ? std::optional<std::string>(std::to_string(max_changes)) : std::nullopt,
+         s.publication},
+        /*binary_results=*/true);
+
+    pgoutput::StreamDecoder decoder(1);
+    pgoutput::RelationCache relations;
+    std::map<pgoutput::Oid, std::vector<int>> mapping;  // relation column -> buffer column
+    RowBatch batch(target);
+    std::vector<pgoutput::ChangeRow> txn_rows;
+    bool skip = false, truncated = false;
+    pgoutput::Lsn frontier = s.frontier;
+    std::vector<std::optional<std::string>> values(target.columns.size());
+    const int n = peek.rows();
+    for (int i = 0; i < n; ++i) {
+        pgoutput::Message m;
+        try {
+            m = decoder.next(peek.value(i, 0));
+        } catch (const pgoutput::Error& e) {
+            throw Error(ERRCODE_DATA_CORRUPTED, std::string(e.what()) + " (slot " + s.slot +
+                                                    " on node " + node.label() + ")");
+        }
+        if (const auto* b = std::get_if<pgoutput::Begin>(&m)) {
+            // Transactions that committed before the stored frontier are in the buffer
+            // already (a drain committed, the slot was not advanced yet).
+            skip = b->final_lsn < s.frontier;
+            txn_rows.clear();
+            truncated = false;
+        } else if (const auto* commit = std::get_if<pgoutput::Commit>(&m)) {
+            if (!skip) {
+                if (truncated) {
+                    batch.add_marker();
+                }
+                for (const auto& row : txn_rows) {
+                    const auto& map = mapping.at(row.relation_oid);
+                    std::fill(values.begin(), values.end(), std::nullopt);
+                    for (size_t k = 0; k < row.values.size() && k < map.size(); ++k) {
+                        if (map[k] >= 0) {
+                            values[static_cast<size_t>(map[k])] = row.values[k];
+                        }
+                    }
+                    batch.add(static_cast<char>(row.action), values);
+                    if (batch.rows() >= kInsertBatch) {
+                        batch.flush();
+                    }
+                }
+            }
+            frontier = std::max(frontier, commit->end_lsn);
+            txn_rows.clear();
+        } else if (const auto* rel = std::get_if<pgoutput::Relation>(&m)) {
+            std::vector<int> map;
+            for (const auto& col : rel->columns) {
+                auto it = target.by_source_name.find(col.name);
+                map.push_back(it == target.by_source_name.end() ? -1
+                                                                : static_cast<int>(it->second));
+            }
+            mapping[rel->oid] = std::move(map);
+            relations.add(*rel);
+        } else if (std::holds_alternative<pgoutput::Truncate>(m)) {
+            truncated = true;
+        } else if (std::holds_alternative<pgoutput::Type>(m)) {
+            relations.add(std::get<pgoutput::Type>(m));
+        } else if (!skip) {
+            try {
+                relations.apply(m, txn_rows);
+            } catch (const pgoutput::Error& e) {
+                throw Error(
+                    ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    std::string(e.what()) + " (slot " + s.slot + " on node " + node.label() + ")",
+                    "", "ALTER TABLE the source REPLICA IDENTITY FULL.");
+            }
+        }
+    }
+    batch.flush();
+    out.changes = batch.written();
+    // A read that was not cut short saw every transaction that committed before `upto`.
+    if (max_changes <= 0 || n < max_changes) {
+        frontier = std::max(frontier, upto);
+    } else {
+        out.more = true;
+    }
+    out.frontier = pgoutput::format_lsn(frontier);
+    spi::run(
+        "UPDATE pgtrickle.pgt_worker_slots SET worker_frontier = $4::pg_lsn, worker_lsn = "
+        "$5::pg_lsn, last_polled_at = pg_catalog.now(), consecutive_failures = 0, failing_since "
+        "= NULL, last_error = NULL WHERE source_stable_name = $1 AND worker_name = $2 AND "
+        "worker_port = $3::int",
+        {key, s.host, std::to_string(s.port), out.frontier, upto_text});
+    if (out.changes > 0) {
+        pgt::scheduler::note_captured_write(relid);
+    }
+    return out;
+}
+
+std::optional<std::string> wal_key(Oid relid) {
+    return spi::exec(
+               "SELECT source_stable_name FROM pgtrickle.pgt_change_tracking WHERE source_relid "
+               "= $1::oid AND cdc_mode = 'wal'",
+               {oid_text(relid)})
+        .scalar();
+}
+
+std::vector<Oid> oids(const spi::Result& r) {
+    std::vector<Oid> out;
+    for (const auto& row : r.rows) {
+        out.push_back(static_cast<Oid>(std::stoul(*row[0])));
+    }
+    return out;
+}
+
+}  // namespace
+
+bool wants_wal(Oid relid) {
+    return citus::placement_of(relid).kind != citus::Placement::Kind::local;
+}
+
+void prepare_sources(const std::vector<Oid>& relids) {
+    if (!citus::loaded()) {
+        return;
+    }
+    struct Made {
+        std::string key;
+        remote::Node node;
+        std::string lsn;
+    };
+    std::vector<Made> made;
+    std::string version, gpid;
+    for (Oid relid : relids) {
+        const citus::Placement placement = citus::placement_of(relid);
+        if (placement.kind == citus::Placement::Kind::local) {
+            continue;
+        }
+        const std::string name = qualified_name(relid);
+        if (spi::exec("SELECT 1 FROM pgtrickle.pgt_change_tracking WHERE source_relid = $1::oid",
+                      {oid_text(relid)})
+                .scalar()) {
+            continue;  // captured already: the first refresh locks and drains it
+        }
+        auto info = spi::exec(
+            "SELECT relreplident::text, relkind::text FROM pg_catalog.pg_class WHERE oid "
+            "OPERATOR(pg_catalog.=) $1::pg_catalog.oid",
+            {oid_text(relid)});
+        if (info.rows[0][1] == "p") {
+            throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
+                        "partitioned Citus table " + name + " cannot be a source yet",
+                        "Changes of distributed partitions are reported per partition.",
+                        "Read its partitions, or use a non-partitioned distributed table.");
+        }
+        if (info.rows[0][0] != "f") {
+            throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                        "source " + name + " needs REPLICA IDENTITY FULL",
+                        std::string("Changes of ") + placement.name() +
+                            " tables are read from the WAL, which holds whole old rows only "
+                            "under REPLICA IDENTITY FULL.",
+                        "ALTER TABLE " + name + " REPLICA IDENTITY FULL;");
+        }
+        if (version.empty()) {
+            version = local_version();
+            gpid = citus::backend_gpid();
+        }
+        const std::vector<remote::Node> nodes = citus::capture_nodes(relid, placement);
+        const remote::Node coord = citus::coordinator();
+        for (const auto& node : nodes) {
+            if (node.host == coord.host && node.port == coord.port &&
+                pg::top_full_xid_if_any() != 0) {
+                throw Error(ERRCODE_ACTIVE_SQL_TRANSACTION,
+                            "this transaction has already written on the coordinator",
+                            "The source's changes are read from the coordinator's WAL; creating "
+                            "its replication slot waits for every running transaction, this one "
+                            "included.",
+                            "Create the stream table in a transaction of its own.");
+            }
+            check_node(node, version, gpid);
+        }
+        const std::string key = stable_name_of(relid);
+        const CaptureObjectNames n = capture_object_names(key);
+        // The publication must exist on every node before a slot starts decoding (pgoutput
+        // looks it up at each change), and a slot waits for the transactions running on its
+        // node: so it is created and committed on its own, through a connection to the
+        // coordinator (Citus propagates it to the workers).
+        remote::Connection& self = connect(coord);
+        if (self.exec("SELECT 1 FROM pg_catalog.pg_publication WHERE pubname "
+                      "OPERATOR(pg_catalog.=) $1",
+                      {n.slot})
+                .rows() == 0) {
+            self.exec("SET lock_timeout = '10s'");
+            try {
+                self.exec("CREATE PUBLICATION " + quote_ident(n.slot) + " FOR TABLE " + name);
+            } catch (const remote::RemoteError& e) {
+                throw Error(e.sqlstate(),
+                            std::string("could not create publication ") + n.slot + " for " + name +
+                                ": " + e.what(),
+                            e.detail(),
+                            "The publication is created in a transaction of its own: commit the "
+                            "transaction that created or altered " +
+                                name + " first.");
+            }
+        }
+        // No write to the source commits from here until the initial population read it.
+        lock_sources({relid});
+        for (const auto& node : nodes) {
+            made.push_back({key, node, create_slot(connect(node), n.slot)});
+        }
+    }
+    // Recorded only now: the first write gives this transaction an id, which a slot created
+    // after it on the coordinator would wait for.
+    for (const auto& m : made) {
+        record_slot(m.key, m.node, capture_object_names(m.key), m.lsn);
+    }
+}
+
+std::vector<Drained> drain(Oid relid, bool skip_locked, const std::optional<std::string>& only_node,
+                           int max_changes, bool exact) {
+    std::vector<Drained> out;
+    const auto key = wal_key(relid);
+    if (!key) {
+        return out;
+    }
+    // Row locks serialize drains of one slot: a second drainer waits, then reads the
+    // frontier the first one committed and skips what it wrote.
+    auto rows = spi::exec(
+        std::string("SELECT worker_name, worker_port::text, slot_name, publication_name, "
+                    "worker_frontier::text FROM pgtrickle.pgt_worker_slots WHERE "
+                    "source_stable_name = $1 AND ($2::text IS NULL OR worker_name || ':' || "
+                    "worker_port = $2) ORDER BY worker_name, worker_port FOR UPDATE") +
+            (skip_locked ? " SKIP LOCKED" : ""),
+        {*key, only_node});
+    if (rows.rows.empty()) {
+        return out;
+    }
+    const BufferTarget target = buffer_target(relid, *key);
+    for (const auto& r : rows.rows) {
+        SlotRow s;
+        s.host = *r[0];
+        s.port = std::stoi(*r[1]);
+        s.slot = *r[2];
+        s.publication = *r[3];
+        s.frontier = r[4] ? lsn_of(*r[4]) : 0;
+        out.push_back(drain_slot(relid, *key, s, target, max_changes, exact));
+    }
+    return out;
+}
+
+std::vector<Oid> sources_of(int64_t pgt_id) {
+    return oids(
+        spi::exec_cached("SELECT ct.source_relid::oid::text FROM pgtrickle.pgt_dependencies d JOIN "
+                         "pgtrickle.pgt_change_tracking ct ON ct.source_relid = d.source_relid "
+                         "WHERE d.pgt_id = $1::bigint AND ct.cdc_mode = 'wal' ORDER BY 1",
+                         {std::to_string(pgt_id)}));
+}
+
+std::vector<Oid> all_sources() {
+    return oids(spi::exec_cached(
+        "SELECT source_relid::oid::text FROM pgtrickle.pgt_change_tracking WHERE cdc_mode = "
+        "'wal' ORDER BY 1"));
+}
+
+void lock_sources(const std::vector<Oid>& relids) {
+    for (Oid relid : relids) {
+        spi::run("LOCK TABLE " + qualified_name(relid) + " IN SHARE MODE");
+    }
+}
+
+void drop_source(const std::string& key, const std::string& qualified_name_text) {
+    auto rows = spi::exec(
+        "SELECT worker_name, worker_port::text, slot_name FROM pgtrickle.pgt_worker_slots "
+        "WHERE source_stable_name = $1 ORDER BY 1, 2",
+        {key});
+    for (const auto& r : rows.rows) {
+        const remote::Node node = node_at(*r[0], std::stoi(*r[1]));
+        try {
+            remote::Connection& c = connect(node);
+            if (slot_exists(c, *r[2])) {
+                c.exec("SELECT pg_catalog.pg_drop_replication_slot($1)", {*r[2]});
+            }
+        } catch (const remote::RemoteError& e) {
+            const std::string msg = std::string("could not drop replication slot ") + *r[2] +
+                                    " on node " + node.label() + ": " + e.what();
+            pg_call([&]() noexcept {
+                ereport(WARNING,
+                        (errmsg("%s", msg.c_str()),
+                         errhint("The slot keeps WAL on that node: run pgtrickle slots drop "
+                                 "when the node is back.")));
+            });
+        }
+    }
+    spi::run("DELETE FROM pgtrickle.pgt_worker_slots WHERE source_stable_name = $1", {key});
+    const std::string pub = capture_object_names(key).slot;
+    if (spi::exec("SELECT 1 FROM pg_catalog.pg_publication WHERE pubname OPERATOR(pg_catalog.=) $1",
+                  {pub})
+            .scalar()) {
+        spi::run("DROP PUBLICATION IF EXISTS " + quote_ident(pub));
+    }
+    (void)qualified_name_text;
+}
+
+std::vector<SlotAction> provision(std::optional<Oid> relid) {
+    std::vector<SlotAction> out;
+    struct Planned {
+        SlotAction action;
+        remote::Node node;
+        std::string lsn;  ///< the new slot's start (created, recreated)
+    };
+    std::vector<Planned> planned;
+    std::map<std::string, std::string> missed;  // key -> why its readers recompute
+    const std::vector<Oid> sources = relid ? std::vector<Oid>{*relid} : all_sources();
+    // Phase 1, before this transaction writes anything: look at every node, create slots.
+    for (Oid src : sources) {
+        const auto key = wal_key(src);
+        if (!key) {
+            throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+                        "relation " + qualified_name(src) + " is not a WAL-captured source", "",
+                        "Only sources of stream tables on distributed or reference tables have "
+                        "slots.");
+        }
+        const CaptureObjectNames n = capture_object_names(*key);
+        const auto nodes = citus::capture_nodes(src, citus::placement_of(src));
+        auto rows = spi::exec(
+            "SELECT worker_name, worker_port::text FROM pgtrickle.pgt_worker_slots WHERE "
+            "source_stable_name = $1",
+            {*key});
+        std::map<std::pair<std::string, int>, bool> recorded;
+        for (const auto& r : rows.rows) {
+            recorded[{*r[0], std::stoi(*r[1])}] = false;
+        }
+        for (const auto& node : nodes) {
+            Planned p{{*key, node.host, node.port, n.slot, "present"}, node, ""};
+            auto it = recorded.find({node.host, node.port});
+            remote::Connection& c = connect(node);
+            if (it != recorded.end()) {
+                it->second = true;
+                auto state = c.exec(
+                    "SELECT wal_status, pg_catalog.pg_wal_lsn_diff("
+                    "pg_catalog.pg_current_wal_flush_lsn(), confirmed_flush_lsn)::bigint::text "
+                    "FROM pg_catalog.pg_replication_slots WHERE slot_name OPERATOR(pg_catalog.=) "
+                    "$1",
+                    {n.slot});
+                std::string problem;
+                if (state.rows() == 0) {
+                    problem = "slot " + n.slot + " was missing on node " + node.label();
+                } else if (state.text(0, 0) == "lost") {
+                    problem = "slot " + n.slot + " on node " + node.label() +
+                              " was invalidated (its WAL was removed)";
+                } else if (!state.is_null(0, 1) &&
+                           std::stoll(state.text(0, 1)) >
+                               static_cast<long long>(settings::citus_slot_max_lag_bytes)) {
+                    problem = "slot " + n.slot + " on node " + node.label() + " lagged " +
+                              state.text(0, 1) +
+                              " bytes, more than pg_trickle.citus_slot_max_lag_bytes";
+                }
+                if (problem.empty()) {
+                    planned.push_back(p);
+                    continue;
+                }
+                p.action.action = "recreated";
+                missed[*key] = problem;
+            } else {
+                p.action.action = "created";
+                // A node that joined may hold shards already: what was written there before
+                // its slot existed is not in the buffer.
+                auto held = spi::exec(
+                    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_shard s JOIN "
+                    "pg_catalog.pg_dist_placement p ON p.shardid OPERATOR(pg_catalog.=) "
+                    "s.shardid JOIN pg_catalog.pg_dist_node nd ON nd.groupid "
+                    "OPERATOR(pg_catalog.=) p.groupid WHERE s.logicalrelid "
+                    "OPERATOR(pg_catalog.=) $1::pg_catalog.oid AND nd.nodename "
+                    "OPERATOR(pg_catalog.=) $2 AND nd.nodeport OPERATOR(pg_catalog.=) "
+                    "$3::int)::text",
+                    {oid_text(src), node.host, std::to_string(node.port)});
+                if (held.scalar() == "true") {
+                    missed[*key] = "node " + node.label() + " joined holding shards of the source";
+                }
+            }
+            p.lsn = create_slot(c, n.slot);
+            planned.push_back(p);
+        }
+        for (const auto& [addr, seen] : recorded) {
+            if (seen) {
+                continue;
+            }
+            const remote::Node node = node_at(addr.first, addr.second);
+            Planned p{{*key, node.host, node.port, n.slot, "dropped"}, node, ""};
+            try {
+                remote::Connection& c = connect(node);
+                if (slot_exists(c, n.slot)) {
+                    c.exec("SELECT pg_catalog.pg_drop_replication_slot($1)", {n.slot});
+                }
+            } catch (const remote::RemoteError&) {
+                // Gone with its node; an orphan if it comes back (drop_orphans).
+                remote::forget_connection(node);
+            }
+            missed[*key] = "node " + node.label() + " left the cluster";
+            planned.push_back(p);
+        }
+    }
+    // Phase 2: the catalog.
+    for (const auto& p : planned) {
+        if (p.action.action == "dropped") {
+            spi::run(
+                "DELETE FROM pgtrickle.pgt_worker_slots WHERE source_stable_name = $1 AND "
+                "worker_name = $2 AND worker_port = $3::int",
+                {p.action.source, p.node.host, std::to_string(p.node.port)});
+        } else if (!p.lsn.empty()) {
+            record_slot(p.action.source, p.node, capture_object_names(p.action.source), p.lsn);
+        }
+        out.push_back(p.action);
+    }
+    for (const auto& [key, why] : missed) {
+        readers_recompute(key, why + "; readers fully refreshed");
+    }
+    return out;
+}
+
+std::vector<SlotAction> drop_orphans() {
+    std::vector<SlotAction> out;
+    if (!citus::loaded()) {
+        return out;
+    }
+    for (const auto& info : citus::active_primaries()) {
+        remote::Connection& c = connect(info.node);
+        auto slots = c.exec(
+            "SELECT slot_name::text FROM pg_catalog.pg_replication_slots WHERE slot_name LIKE "
+            "'pgtrickle\\_%' AND NOT active AND database OPERATOR(pg_catalog.=) "
+            "pg_catalog.current_database() ORDER BY 1");
+        for (int i = 0; i < slots.rows(); ++i) {
+            const std::string slot = slots.text(i, 0);
+            const bool known =
+                spi::exec(
+                    "SELECT 1 FROM pgtrickle.pgt_worker_slots WHERE slot_name = $1 AND "
+                    "worker_name = $2 AND worker_port = $3::int",
+                    {slot, info.node.host, std::to_string(info.node.port)})
+                    .scalar()
+                    .has_value();
+            if (known) {
+                continue;
+            }
+            c.exec("SELECT pg_catalog.pg_drop_replication_slot($1)", {slot});
+            out.push_back({"", info.node.host, info.node.port, slot, "dropped"});
+        }
+    }
+    return out;
+}
+
+}  // namespace pgt::capture::wal

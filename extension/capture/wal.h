@@ -1,0 +1,107 @@
+// WAL capture of Citus tables (docs/citus.md): a publication pgtrickle_<stable name> created
+// on the coordinator (Citus propagates it) and a pgoutput slot of the same name on every node
+// whose logical decoding reports the table's changes (workers for a distributed table, the
+// coordinator for a reference table; Citus CDC, citus.enable_change_data_capture = on, makes
+// those report the distributed table instead of its shards). The coordinator reads each slot
+// over libpq (remote/) and writes the decoded rows into the source's change buffer: the same
+// rows trigger capture writes, stamped with the coordinator transaction that wrote them.
+//
+// Exactly once (pgtrickle.pgt_worker_slots.worker_frontier): a slot is only peeked; the rows
+// of the transactions that committed at or after the stored frontier and the new frontier are
+// written in one coordinator transaction; a slot is advanced only up to a committed frontier
+// (at the start of the next drain). A crash anywhere re-reads what was not committed and skips
+// what was.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "boundary/guard.h"
+
+extern "C" {
+#include "postgres.h"
+#include "utils/errcodes.h"
+}
+
+namespace pgt::capture::wal {
+
+/// Whether `relid` is captured through WAL (a Citus distributed or reference table), as
+/// Citus places it now.
+bool wants_wal(Oid relid);
+
+/// Before anything of the creating transaction reaches a worker (Citus propagates the
+/// stream table's view), for every source in `relids` that Citus places on workers and that
+/// is not captured yet: check the prerequisites on every node, create its publication (in
+/// its own transaction, through a connection to the coordinator), lock the source in SHARE
+/// mode until commit (no write between the slots' start and the initial population), create
+/// one slot per capture node and record them in pgt_worker_slots.
+void prepare_sources(const std::vector<Oid>& relids);
+
+/// A slot that is missing, was invalidated, or lags past pg_trickle.citus_slot_max_lag_bytes:
+/// provision() recreates it (in a transaction that has not written yet) and has the source's
+/// readers recompute.
+class SlotLost : public Error {
+  public:
+    explicit SlotLost(const std::string& why)
+        : Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, why,
+                "Changes it held may be lost: the slot is recreated by the scheduler's next poll "
+                "(or pgtrickle.provision_worker_slots()) and the source's stream tables are "
+                "then fully refreshed.",
+                "Keep the scheduler running, or call pgtrickle.provision_worker_slots().") {}
+};
+
+/// One drained slot.
+struct Drained {
+    std::string source;  ///< stable name
+    std::string node;    ///< host:port
+    int64_t changes = 0;
+    std::string frontier;
+    bool more = false;  ///< the read stopped at max_changes: more changes may be waiting
+};
+
+/// Drain the slots of `relid` into its buffer, in the current transaction: every change
+/// committed on each node before this call. `skip_locked`: slots another session is draining
+/// are skipped (the scheduler's poll) instead of waited for. `only_node` ("host:port"):
+/// that node's slot only. `max_changes` (0: no limit) bounds one slot read. `exact`: also
+/// every transaction committed without waiting for its WAL flush (synchronous_commit = off)
+/// is read, by waiting for the node's WAL flush; with the source locked (lock_sources) the
+/// buffer then describes the source's current rows exactly.
+std::vector<Drained> drain(Oid relid, bool skip_locked = false,
+                           const std::optional<std::string>& only_node = std::nullopt,
+                           int max_changes = 0, bool exact = false);
+
+/// The WAL-captured sources of stream table `pgt_id`.
+std::vector<Oid> sources_of(int64_t pgt_id);
+/// Every WAL-captured source.
+std::vector<Oid> all_sources();
+
+/// Lock `relids` in SHARE mode (Citus takes the lock on every node): no write to them can
+/// commit until this transaction ends.
+void lock_sources(const std::vector<Oid>& relids);
+
+/// Drop the slots, publication and pgt_worker_slots rows of source `key` (its last reader
+/// is gone). A node that cannot be reached keeps its slot: a WARNING names it
+/// (`pgtrickle slots drop` removes it later).
+void drop_source(const std::string& key, const std::string& qualified_name);
+
+/// One action of provision() / drop_orphans().
+struct SlotAction {
+    std::string source;  ///< stable name ("" for an orphan)
+    std::string host;
+    int port = 0;
+    std::string slot;
+    std::string action;  ///< created | present | recreated | dropped
+};
+
+/// Make the slots of `relid` (every WAL source when nullopt) match the nodes that now
+/// capture it: create missing ones, recreate lost ones, drop those of nodes that left.
+/// Where changes may have been missed, readers are marked for a full refresh.
+std::vector<SlotAction> provision(std::optional<Oid> relid);
+
+/// Drop slots named pgtrickle_* on the capture nodes that no pgt_worker_slots row names
+/// (left by a rolled-back create or a node that was unreachable at drop time).
+std::vector<SlotAction> drop_orphans();
+
+}  // namespace pgt::capture::wal

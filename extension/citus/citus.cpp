@@ -1,0 +1,130 @@
+#include "citus/citus.h"
+
+#include "boundary/guard.h"
+#include "boundary/spi.h"
+
+extern "C" {
+#include "commands/extension.h"
+#include "postmaster/postmaster.h"
+}
+
+namespace pgt::citus {
+namespace {
+
+std::string oid_text(Oid relid) {
+    return std::to_string(relid);
+}
+
+}  // namespace
+
+bool loaded() {
+    Oid ext = InvalidOid;
+    pg_call([&]() noexcept { ext = get_extension_oid("citus", true); });
+    return ext != InvalidOid;
+}
+
+const char* Placement::name() const {
+    switch (kind) {
+        case Kind::reference:
+            return "reference";
+        case Kind::distributed:
+            return "distributed";
+        case Kind::local:
+            break;
+    }
+    return "local";
+}
+
+Placement placement_of(Oid relid) {
+    Placement p;
+    if (!loaded()) {
+        return p;
+    }
+    // partmethod 'h' (hash), 'r'/'a' (range/append): distributed; 'n' with repmodel 't':
+    // reference; 'n' with repmodel 's': a Citus local table, which lives on this node.
+    auto r = spi::exec(
+        "SELECT p.partmethod::text, p.repmodel::text, CASE WHEN p.partkey IS NOT NULL THEN "
+        "pg_catalog.column_to_column_name(p.logicalrelid, p.partkey) END "
+        "FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid OPERATOR(pg_catalog.=) "
+        "$1::pg_catalog.oid",
+        {oid_text(relid)});
+    if (r.rows.empty()) {
+        return p;
+    }
+    const std::string method = r.rows[0][0].value_or("");
+    const std::string repmodel = r.rows[0][1].value_or("");
+    if (method == "n") {
+        p.kind = repmodel == "t" ? Placement::Kind::reference : Placement::Kind::local;
+    } else {
+        p.kind = Placement::Kind::distributed;
+        p.distribution_column = r.rows[0][2].value_or("");
+    }
+    return p;
+}
+
+std::vector<NodeInfo> active_primaries() {
+    std::vector<NodeInfo> out;
+    if (!loaded()) {
+        return out;
+    }
+    auto r = spi::exec(
+        "SELECT nodeid::text, nodename, nodeport::text, groupid::text, shouldhaveshards::text "
+        "FROM pg_catalog.pg_dist_node WHERE isactive AND noderole OPERATOR(pg_catalog.=) "
+        "'primary' ORDER BY groupid, nodeid");
+    for (const auto& row : r.rows) {
+        NodeInfo n;
+        n.node.nodeid = std::stoi(*row[0]);
+        n.node.host = *row[1];
+        n.node.port = std::stoi(*row[2]);
+        n.groupid = std::stoi(*row[3]);
+        n.should_have_shards = row[4] == "true";
+        out.push_back(n);
+    }
+    return out;
+}
+
+std::vector<remote::Node> capture_nodes(Oid relid, const Placement& placement) {
+    std::vector<remote::Node> out;
+    if (placement.kind == Placement::Kind::local) {
+        return out;
+    }
+    if (placement.kind == Placement::Kind::reference) {
+        out.push_back(coordinator());
+        return out;
+    }
+    bool coordinator_holds = false;
+    auto held = spi::exec(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_shard s JOIN "
+        "pg_catalog.pg_dist_placement p ON p.shardid OPERATOR(pg_catalog.=) s.shardid "
+        "WHERE s.logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.oid AND p.groupid "
+        "OPERATOR(pg_catalog.=) 0)::text",
+        {oid_text(relid)});
+    coordinator_holds = held.scalar() == "true";
+    for (const auto& n : active_primaries()) {
+        if (!n.coordinator() || n.should_have_shards || coordinator_holds) {
+            out.push_back(n.node);
+        }
+    }
+    return out;
+}
+
+remote::Node coordinator() {
+    for (const auto& n : active_primaries()) {
+        if (n.coordinator()) {
+            return n.node;
+        }
+    }
+    remote::Node self;
+    self.nodeid = -1;
+    self.host = "127.0.0.1";
+    int port = 0;
+    pg_call([&]() noexcept { port = PostPortNumber; });
+    self.port = port;
+    return self;
+}
+
+std::string backend_gpid() {
+    return spi::exec("SELECT pg_catalog.citus_backend_gpid()::text").scalar().value_or("");
+}
+
+}  // namespace pgt::citus
