@@ -20,6 +20,7 @@
 #include "errors.h"
 #include "metrics_output.h"
 #include "signals.h"
+#include "slots_view.h"
 
 namespace pgt::cli {
 
@@ -96,6 +97,9 @@ json::Value status_document(const client::StatusSnapshot& snap, const client::He
     json::Value doc = new_document("status");
     doc.set("stream_tables", snap.stream_tables);
     doc.set("sources", snap.sources);
+    if (!snap.worker_slots.as_array().empty()) {
+        doc.set("worker_slots", snap.worker_slots);
+    }
     json::Value scheduler = json::Value::object();
     scheduler.set("running", snap.scheduler_pid.has_value());
     scheduler.set("enabled", snap.scheduler_enabled);
@@ -117,6 +121,9 @@ std::string status_text(const client::StatusSnapshot& snap, const client::Health
     }
     if (!snap.sources.as_array().empty()) {
         text += sources_table(snap.sources) + "\n";
+    }
+    if (!snap.worker_slots.as_array().empty()) {
+        text += worker_slots_table(snap.worker_slots) + "\n";
     }
     text += snap.in_recovery ? std::string("scheduler: not running (") + kStandbyReason + ")\n"
             : snap.scheduler_pid

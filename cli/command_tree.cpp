@@ -37,6 +37,7 @@ CommandTree::CommandTree()
     setup_version(*this);
     setup_preflight(*this);
     setup_lifecycle(*this);
+    setup_slots(*this);
     setup_status(*this);
     setup_explain(*this);
     setup_dump(*this);

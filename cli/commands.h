@@ -14,6 +14,7 @@ void setup_explain(CommandTree& tree);      ///< explain
 void setup_dump(CommandTree& tree);         ///< dump
 void setup_sandbox(CommandTree& tree);      ///< sandbox
 void setup_migrate(CommandTree& tree);      ///< migrate
+void setup_slots(CommandTree& tree);        ///< slots
 void setup_completions(CommandTree& tree);  ///< completions
 
 }  // namespace pgt::cli

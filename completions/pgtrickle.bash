@@ -28,7 +28,7 @@ _pgtrickle() {
     esac
     words="-h --help --dsn --format -v --verbose -q --quiet"
     case $cmd in
-        "") words+=" version preflight create alter drop refresh status explain dump sandbox migrate completions" ;;
+        "") words+=" version preflight create alter drop refresh slots status explain dump sandbox migrate completions" ;;
         version)
             ;;
         preflight)
@@ -66,6 +66,14 @@ _pgtrickle() {
             ;;
         refresh)
             words+=" --all --full"
+            ;;
+        slots)
+            case $prev in
+                --source)
+                    return
+                    ;;
+            esac
+            words+=" --source list provision drop"
             ;;
         status)
             case $prev in

@@ -3,6 +3,7 @@
 #include <pqxx/transaction>
 
 #include "client/catalog.h"
+#include "client/slots.h"
 #include "core/cli_format.h"
 
 namespace pgt::client {
@@ -99,6 +100,7 @@ StatusSnapshot read_status(Node& node, const std::optional<std::string>& name) {
     snap.stream_tables = rows_to_json(tx.exec_params(st_sql, id_param));
     node.trace(src_sql);
     snap.sources = rows_to_json(tx.exec_params(src_sql, id_param));
+    snap.worker_slots = read_worker_slots(tx, node, SlotFilter{std::nullopt, id});
     node.trace(scheduler_sql);
     const pqxx::row pid = tx.exec1(scheduler_sql);
     if (!pid[0].is_null()) {

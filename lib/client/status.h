@@ -1,7 +1,7 @@
 // Health of stream tables, their sources and this database's scheduler, read from
 // pgtrickle.pgt_status, pgtrickle.pgt_source_status, pgtrickle.pgt_refresh_history and
 // pgtrickle.scheduler_pid(), and the rules that decide whether it is healthy.
-// Later collectors (worker slots, leases) add fields to StatusSnapshot.
+// Citus: the worker slots of distributed sources (client/slots.h) are part of the snapshot.
 #pragma once
 
 #include <optional>
@@ -22,6 +22,9 @@ struct StatusSnapshot {
     json::Value stream_tables = json::Value::array();
     /// pgt_source_status rows: all sources, or those read by the named stream table.
     json::Value sources = json::Value::array();
+    /// pgt_worker_slots rows (client::read_worker_slots) of every source, or of the sources
+    /// read by the named stream table; empty without Citus.
+    json::Value worker_slots = json::Value::array();
     /// pgtrickle.scheduler_pid(): the PID of this database's scheduler, if one runs.
     std::optional<long long> scheduler_pid;
     /// pg_trickle.enabled: a disabled scheduler runs but refreshes nothing.

@@ -50,6 +50,39 @@ prometheus::Family column_gauge(const json::Value& rows, const char* metric, con
     return f;
 }
 
+// Citus worker slots: lag, failures and poll age per source and worker. Only present when
+// pgt_worker_slots has rows, so nothing changes without Citus.
+void append_worker_slot_metrics(const json::Value& slots, std::vector<prometheus::Family>& out) {
+    prometheus::Family lag{"pgtrickle_worker_slot_lag_bytes",
+                           "bytes of WAL between the worker slot's consumed frontier and the "
+                           "worker's position at the last poll",
+                           prometheus::Type::gauge,
+                           {}};
+    prometheus::Family failures{"pgtrickle_worker_slot_consecutive_failures",
+                                "polls of the worker slot that failed since the last success",
+                                prometheus::Type::gauge,
+                                {}};
+    prometheus::Family age{"pgtrickle_worker_slot_last_poll_age_seconds",
+                           "seconds since the worker slot was last polled successfully",
+                           prometheus::Type::gauge,
+                           {}};
+    for (const json::Value& s : slots.as_array()) {
+        const Labels labels{{"source", text_of(s["source"])}, {"worker", text_of(s["worker"])}};
+        if (s["lag_bytes"].is_number()) {
+            lag.add(labels, s["lag_bytes"].as_double());
+        }
+        if (s["consecutive_failures"].is_number()) {
+            failures.add(labels, s["consecutive_failures"].as_double());
+        }
+        if (s["last_poll_age_seconds"].is_number()) {
+            age.add(labels, s["last_poll_age_seconds"].as_double());
+        }
+    }
+    out.push_back(std::move(lag));
+    out.push_back(std::move(failures));
+    out.push_back(std::move(age));
+}
+
 }  // namespace
 
 std::vector<prometheus::Family> status_metrics(const StatusSnapshot& snap, const Health& health) {
@@ -149,6 +182,9 @@ std::vector<prometheus::Family> status_metrics(const StatusSnapshot& snap, const
         }
     }
     out.push_back(std::move(readers));
+    if (!snap.worker_slots.as_array().empty()) {
+        append_worker_slot_metrics(snap.worker_slots, out);
+    }
     return out;
 }
 

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <iterator>
 
 namespace pgt::cli_format {
 
@@ -205,6 +206,22 @@ std::string format_duration(double seconds) {
         std::snprintf(buf, sizeof buf, "%lldd%02lldh", s / 86400, s % 86400 / 3600);
     }
     return buf;
+}
+
+std::string format_bytes(double bytes) {
+    if (!std::isfinite(bytes)) {
+        return "-";
+    }
+    const char* const units[] = {"bytes", "kB", "MB", "GB", "TB", "PB"};
+    const bool negative = bytes < 0;
+    double v = std::fabs(bytes);
+    std::size_t unit = 0;
+    while (v >= 10240 && unit + 1 < std::size(units)) {
+        v /= 1024;
+        ++unit;
+    }
+    const long long shown = unit == 0 ? static_cast<long long>(v) : std::llround(v);
+    return (negative ? "-" : "") + std::to_string(shown) + " " + units[unit];
 }
 
 std::string mask_password(std::string_view conninfo) {

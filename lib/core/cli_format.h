@@ -24,6 +24,11 @@ std::string render_table(const std::vector<std::string>& headers,
 /// Negative or non-finite input renders as "-".
 std::string format_duration(double seconds);
 
+/// A byte count as pg_size_pretty() shows it: "512 bytes", "12 kB", "3 MB", "7 GB", "2 TB"
+/// (1024-based, a unit is used from 10240 of the one below, halves round away from zero).
+/// Negative counts keep their sign; non-finite input renders as "-".
+std::string format_bytes(double bytes);
+
 /// The text that replaces a password in masked connection strings.
 inline constexpr std::string_view masked_password = "********";
 

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
+
 using namespace pgt::cli_format;
 
 TEST(CliFormat, render_table_aligns_columns_and_trims_trailing_blanks) {
@@ -66,4 +68,15 @@ TEST(CliFormat, mask_password_in_uris) {
     EXPECT_EQ(mask_password("postgresql://app@db/shop"), "postgresql://app@db/shop");
     EXPECT_EQ(mask_password("postgresql://db?password=x"), "postgresql://db?password=********");
     EXPECT_EQ(mask_password("postgresql://"), "postgresql://");
+}
+
+TEST(CliFormat, format_bytes_switches_units_as_pg_size_pretty_does) {
+    EXPECT_EQ(format_bytes(0), "0 bytes");
+    EXPECT_EQ(format_bytes(10239), "10239 bytes");
+    EXPECT_EQ(format_bytes(10240), "10 kB");
+    EXPECT_EQ(format_bytes(1536 * 1024.0), "1536 kB");
+    EXPECT_EQ(format_bytes(20.0 * 1024 * 1024), "20 MB");
+    EXPECT_EQ(format_bytes(3.0 * 1024 * 1024 * 1024 * 1024 * 12), "36 TB");
+    EXPECT_EQ(format_bytes(-20480), "-20 kB");
+    EXPECT_EQ(format_bytes(std::numeric_limits<double>::infinity()), "-");
 }

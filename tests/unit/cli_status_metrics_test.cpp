@@ -113,3 +113,39 @@ TEST(StatusMetrics, unreachable_scrape_reports_only_up_zero) {
     EXPECT_EQ(ex.order, (std::vector<std::string>{"pgtrickle_up"}));
     EXPECT_EQ(ex.value("pgtrickle_up"), 0);
 }
+
+namespace {
+
+Value worker_slot(const char* worker, Value lag, int failures, Value age) {
+    Value v = Value::object();
+    v.set("source", "public.orders");
+    v.set("worker", worker);
+    v.set("lag_bytes", std::move(lag));
+    v.set("consecutive_failures", failures);
+    v.set("last_poll_age_seconds", std::move(age));
+    return v;
+}
+
+}  // namespace
+
+TEST(StatusMetrics, worker_slot_families_only_with_worker_slots) {
+    StatusSnapshot without;
+    without.scheduler_pid = 1;
+    for (const auto& name : metrics_of(without).order) {
+        EXPECT_EQ(name.rfind("pgtrickle_worker_slot_", 0), std::string::npos) << name;
+    }
+    StatusSnapshot snap = without;
+    snap.worker_slots.push_back(worker_slot("10.0.0.1:5432", 8192, 0, 1.5));
+    snap.worker_slots.push_back(worker_slot("10.0.0.2:5432", nullptr, 3, nullptr));
+    const auto ex = metrics_of(snap);
+    const std::map<std::string, std::string> w1 = {{"source", "public.orders"},
+                                                   {"worker", "10.0.0.1:5432"}};
+    const std::map<std::string, std::string> w2 = {{"source", "public.orders"},
+                                                   {"worker", "10.0.0.2:5432"}};
+    EXPECT_EQ(ex.value("pgtrickle_worker_slot_lag_bytes", w1), 8192);
+    EXPECT_FALSE(ex.value("pgtrickle_worker_slot_lag_bytes", w2).has_value());  // unknown
+    EXPECT_EQ(ex.value("pgtrickle_worker_slot_consecutive_failures", w1), 0);
+    EXPECT_EQ(ex.value("pgtrickle_worker_slot_consecutive_failures", w2), 3);
+    EXPECT_EQ(ex.value("pgtrickle_worker_slot_last_poll_age_seconds", w1), 1.5);
+    EXPECT_FALSE(ex.value("pgtrickle_worker_slot_last_poll_age_seconds", w2).has_value());
+}
