@@ -252,6 +252,20 @@ void set_for_scope(const std::string& name, const std::string& value) {
     });
 }
 
+SettingsScope::SettingsScope()
+    : guc_nest_level_(pg_call([]() noexcept { return NewGUCNestLevel(); })) {}
+
+SettingsScope::~SettingsScope() {
+    // While an exception unwinds, the transaction abort that follows undoes the settings.
+    if (std::uncaught_exceptions() == 0) {
+        AtEOXact_GUC(false, guc_nest_level_);
+    }
+}
+
+void SettingsScope::set(const std::string& name, const std::string& value) {
+    set_for_scope(name, value);
+}
+
 AsUser::AsUser(Oid user, bool restricted) {
     GetUserIdAndSecContext(&saved_user_, &saved_context_);
     int context = saved_context_ | SECURITY_LOCAL_USERID_CHANGE;

@@ -125,6 +125,20 @@ Oid relation_owner(Oid relid);
 /// Name of a role.
 std::string role_name(Oid role);
 
+/// Configuration parameters set for the scope of this object only (like a function's SET
+/// clause): the previous values come back when it ends.
+class SettingsScope {
+  public:
+    SettingsScope();
+    ~SettingsScope();
+    SettingsScope(const SettingsScope&) = delete;
+    SettingsScope& operator=(const SettingsScope&) = delete;
+    void set(const std::string& name, const std::string& value);
+
+  private:
+    int guc_nest_level_;
+};
+
 /// Set a configuration parameter until the innermost AsUser(restricted) scope ends (as a
 /// function's SET clause does).
 void set_for_scope(const std::string& name, const std::string& value);

@@ -171,6 +171,12 @@ bool wal_captured(Oid relid) {
 /// the extension, since creating a C function needs a superuser.
 void write_trigger_function(const std::string& key, const SourceInfo& src) {
     const CaptureObjectNames n = capture_object_names(key);
+    // The function lives on this node only: Citus must not propagate it (it cannot anyway
+    // once the transaction used parallel connections, e.g. to lock a distributed source).
+    pg::SettingsScope scope;
+    if (citus::loaded()) {
+        scope.set("citus.enable_ddl_propagation", "off");
+    }
     spi::run("SELECT pgtrickle._create_capture_function($1)", {n.trigger_function});
     spi::run("COMMENT ON FUNCTION " + qualified(kChangeSchema, n.trigger_function) + "() IS " +
              quote_literal("pg_trickle: captures changes of " + src.schema + "." + src.name));

@@ -263,7 +263,7 @@ class RowBatch {
         }
         std::string cols = "\"__pgt_xid\", \"__pgt_op\"";
         std::string select = "pg_catalog.pg_current_xact_id(), u.op";
-        std::string unnest = "$1::text::\"char\"[]";
+        std::string unnest = "pg_catalog.unnest($1::text::\"char\"[])";
         std::string alias = "op";
         std::vector<spi::Value> params{ops_ + "}"};
         for (size_t i = 0; i < columns_.size(); ++i) {
@@ -271,12 +271,12 @@ class RowBatch {
             const std::string v = "v" + std::to_string(i);
             cols += ", " + quote_ident(c.name);
             select += ", u." + v + "::" + c.type;
-            unnest += ", $" + std::to_string(i + 2) + "::text::text[]";
+            unnest += ", pg_catalog.unnest($" + std::to_string(i + 2) + "::text::text[])";
             alias += ", " + v;
             params.emplace_back(columns_[i] + "}");
         }
         spi::run("INSERT INTO " + target_.table + " (" + cols + ") SELECT " + select +
-                     " FROM pg_catalog.unnest(" + unnest + ") AS u(" + alias + ")",
+                     " FROM ROWS FROM (" + unnest + ") AS u(" + alias + ")",
                  params);
         ops_.clear();
         for (auto& c : columns_) {
@@ -621,6 +621,19 @@ std::vector<Drained> drain(Oid relid, bool skip_locked, const std::optional<std:
         out.push_back(drain_slot(relid, *key, s, target, max_changes, exact));
     }
     return out;
+}
+
+void note_truncate(const std::vector<Oid>& relids) {
+    for (Oid relid : relids) {
+        const auto key = wal_key(relid);
+        if (!key) {
+            continue;
+        }
+        spi::run("INSERT INTO " +
+                 sql::qualified(kChangeSchema, capture_object_names(*key).buffer_table) +
+                 " (\"__pgt_xid\", \"__pgt_op\") VALUES (pg_catalog.pg_current_xact_id(), 'T')");
+        pgt::scheduler::note_captured_write(relid);
+    }
 }
 
 std::vector<Oid> sources_of(int64_t pgt_id) {

@@ -72,6 +72,10 @@ std::vector<Drained> drain(Oid relid, bool skip_locked = false,
                            const std::optional<std::string>& only_node = std::nullopt,
                            int max_changes = 0, bool exact = false);
 
+/// TRUNCATE of `relids` ran in this transaction on this node: Citus CDC does not report it,
+/// so the WAL-captured ones among them get a recompute marker in their buffer here.
+void note_truncate(const std::vector<Oid>& relids);
+
 /// The WAL-captured sources of stream table `pgt_id`.
 std::vector<Oid> sources_of(int64_t pgt_id);
 /// Every WAL-captured source.

@@ -46,10 +46,11 @@ struct Source {
     }
 };
 
-/// Whether (and which) the delta of this query reads the current rows of a Citus table,
-/// which can be ahead of what that table's slots have delivered into the buffer: a join term
-/// or a rescanned group would then see a change once from the table and once more from the
-/// buffer. Such refreshes lock the table while they drain and read it (Refresh::run).
+/// Why a differential refresh of this query cannot be kept consistent, if it cannot: its
+/// delta reads the current rows of a Citus table, which can be ahead of what that table's
+/// slots have delivered into the buffer (a join term or a rescanned group would then see a
+/// change once from the table and once more from the buffer; Citus also refuses such reads
+/// inside the MERGE that applies the delta).
 std::optional<std::string> reads_wal_source_state(const Translation& tr) {
     if (!tr.plan || !citus::loaded()) {
         return std::nullopt;
@@ -74,7 +75,10 @@ std::optional<std::string> reads_wal_source_state(const Translation& tr) {
         ivm::delta_apply_sql(*tr.plan, ivm::differential_layout(*tr.plan), "\"x\".\"x\"", window);
     for (const auto& [name, kind] : citus_tables) {
         if (delta.find(name + " AS ") != std::string::npos) {
-            return "its delta reads the current rows of " + kind + " table " + name;
+            return "its delta reads the current rows of " + kind + " table " + name +
+                   ", which can be ahead of the changes its slots delivered (joins over Citus "
+                   "tables, min/max, and sum/avg over numeric columns are maintained by full "
+                   "refresh)";
         }
     }
     return std::nullopt;
@@ -100,11 +104,9 @@ class Refresh {
         // every transaction committed on any node before it started. A full refresh of a
         // stream table that goes on differentially must read the sources in exactly the
         // state the drained buffer describes: writers are held off (SHARE lock) meanwhile.
-        // The delta of some queries reads the sources' current rows (a join's other side, a
-        // rescanned group), and so does a full refresh: those take the lock too.
         wal_sources_ = capture::wal::sources_of(std::stoll(id_));
         if (!wal_sources_.empty() && keeps_differential()) {
-            if (force_full || full_expected() || delta_reads_wal_sources()) {
+            if (force_full || full_expected()) {
                 capture::wal::lock_sources(wal_sources_);
                 wal_locked_ = true;
             }
@@ -165,18 +167,6 @@ class Refresh {
                    "pgt_id = $1::bigint",
                    {id_})
                    .scalar() == "differential";
-    }
-
-    /// Whether the differential refresh reads the current rows of a WAL-captured source.
-    bool delta_reads_wal_sources() {
-        const auto view = spi::exec_cached(
-                              "SELECT query_view::oid::text FROM "
-                              "pgtrickle.pgt_stream_tables WHERE pgt_id = $1::bigint",
-                              {id_})
-                              .scalar();
-        return view &&
-               reads_wal_source_state(translate_stream_table(static_cast<Oid>(std::stoul(*view))))
-                   .has_value();
     }
 
     /// Whether this refresh will be full for a reason known before the snapshot.
@@ -581,6 +571,9 @@ Analysis analyze_for_mode(Query* query, const std::string& refresh_mode,
         a.reason = "refresh_mode is 'full'";
     } else if (!a.translation.plan) {
         a.reason = "not differentiable: " + a.translation.unsupported;
+    } else if (auto why = reads_wal_source_state(a.translation)) {
+        a.translation.unsupported = *why;
+        a.reason = "not differentiable: " + *why;
     } else {
         a.differential = true;
     }

@@ -25,6 +25,7 @@ extern "C" {
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_database.h"
 #include "commands/dbcommands.h"
 #include "commands/defrem.h"
@@ -237,10 +238,36 @@ void process_utility(PlannedStmt* pstmt, const char* query, bool read_only_tree,
     const bool creates_extension =
         IsA(stmt, CreateExtensionStmt) &&
         strcmp(reinterpret_cast<CreateExtensionStmt*>(stmt)->extname, "pg_trickle") == 0;
+    // TRUNCATE of a WAL-captured (Citus) source: Citus CDC does not report it. The tables are
+    // looked up now (a palloc'd list: nothing here needs a destructor) and marked after.
+    List* truncated = NIL;
+    if (IsA(stmt, TruncateStmt) && get_extension_oid("pg_trickle", true) != InvalidOid) {
+        ListCell* lc;
+        foreach (lc, reinterpret_cast<TruncateStmt*>(stmt)->relations) {
+            const Oid relid = RangeVarGetRelid(static_cast<RangeVar*>(lfirst(lc)), NoLock, true);
+            if (OidIsValid(relid)) {
+                truncated = lappend_oid(truncated, relid);
+            }
+        }
+    }
     if (prev_process_utility_hook) {
         prev_process_utility_hook(pstmt, query, read_only_tree, context, params, env, dest, qc);
     } else {
         standard_ProcessUtility(pstmt, query, read_only_tree, context, params, env, dest, qc);
+    }
+    if (truncated != NIL) {
+        (void)pgt::guard_cpp([truncated]() -> Datum {
+            std::vector<Oid> relids;
+            ListCell* lc;
+            foreach (lc, truncated) {
+                relids.push_back(lfirst_oid(lc));
+            }
+            pgt::spi::Session spi;
+            const pg::AsUser as_extension_owner(pg::extension_owner(), false);
+            pgt::capture::wal::note_truncate(relids);
+            spi.finish();
+            return 0;
+        });
     }
     if (creates_extension) {
         wake_launcher();

@@ -15,6 +15,9 @@
 #   cluster.sh status         every node's state; the coordinator's pg_dist_node
 #   cluster.sh port NODE      the port of NODE (coordinator, worker1, worker2)
 #   cluster.sh psql NODE [psql args...]   psql to NODE's `postgres` database
+#   cluster.sh kill NODE      kill -9 NODE's postmaster (a crash; its children die with it)
+#   cluster.sh halt NODE      stop NODE at once (pg_ctl -m immediate), keeping its data
+#   cluster.sh resume NODE    start NODE again after kill or halt (crash recovery runs)
 #
 # Ports are fixed (Citus' own test ports; outside pgtmp.sh's random 20000-40000) and can be
 # overridden: PGTRICKLE_E2E_COORDINATOR_PORT (57636), PGTRICKLE_E2E_WORKER1_PORT (57637),
@@ -111,7 +114,8 @@ do_start() {
         port=$(node_port "$node")
         bash "$pgtmp" start --dir "$CLUSTER_DIR/$node" --port "$port" --no-preload \
             --set shared_preload_libraries=citus,pg_trickle \
-            --set citus.enable_change_data_capture=on >/dev/null ||
+            --set citus.enable_change_data_capture=on \
+            --set synchronous_commit=on >/dev/null ||
             die "could not start $node on port $port (log: $CLUSTER_DIR/$node/server.log)"
         log "$node up on 127.0.0.1:$port ($CLUSTER_DIR/$node)"
     done
@@ -155,6 +159,60 @@ cmd_status() {
     return $rc
 }
 
+as_owner() {
+    if [ "$(id -u)" = 0 ]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+node_dir() {
+    local dir="$CLUSTER_DIR/$1"
+    [ -d "$dir/data" ] || die "$1 has no data directory in $CLUSTER_DIR (cluster.sh start first)"
+    echo "$dir"
+}
+
+cmd_kill() {
+    local dir pid
+    dir=$(node_dir "$1")
+    pid=$(head -1 "$dir/data/postmaster.pid" 2>/dev/null) || die "$1 is not running"
+    kill -9 "$pid"
+    # The postmaster's children notice its death and exit; wait for them (they hold the
+    # shared memory a new postmaster checks).
+    local i
+    for i in $(seq 1 200); do
+        [ -z "$(pgrep -P "$pid" 2>/dev/null)" ] && break
+        sleep 0.1
+    done
+    log "$1 killed (postmaster $pid)"
+}
+
+cmd_halt() {
+    local dir
+    dir=$(node_dir "$1")
+    as_owner "$PG_BINDIR/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null
+    log "$1 halted"
+}
+
+cmd_resume() {
+    local dir port pid state
+    dir=$(node_dir "$1")
+    port=$(node_port "$1")
+    # A killed postmaster whose parent does not reap it (PID 1 in a container) lingers as a
+    # zombie, which PostgreSQL takes for a running postmaster: its lock file goes.
+    pid=$(head -1 "$dir/data/postmaster.pid" 2>/dev/null || true)
+    if [ -n "$pid" ]; then
+        state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || echo gone)
+        if [ "$state" = Z ] || [ "$state" = gone ]; then
+            rm -f "$dir/data/postmaster.pid" "$dir/.s.PGSQL.$port.lock"
+        fi
+    fi
+    as_owner "$PG_BINDIR/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+        -o "-p $port" start >/dev/null || die "could not start $1 again (log: $dir/server.log)"
+    log "$1 up again on 127.0.0.1:$port"
+}
+
 case "${1:-}" in
     check) cmd_check ;;
     start) cmd_start ;;
@@ -166,5 +224,8 @@ case "${1:-}" in
         shift 2
         psql_node "$node" "$@"
         ;;
-    *) die "usage: cluster.sh check|start|stop|status|port NODE|psql NODE [args...]" ;;
+    kill) cmd_kill "${2:?usage: cluster.sh kill NODE}" ;;
+    halt) cmd_halt "${2:?usage: cluster.sh halt NODE}" ;;
+    resume) cmd_resume "${2:?usage: cluster.sh resume NODE}" ;;
+    *) die "usage: cluster.sh check|start|stop|status|port NODE|psql NODE [args...]|kill NODE|halt NODE|resume NODE" ;;
 esac

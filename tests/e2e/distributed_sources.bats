@@ -1,0 +1,305 @@
+#!/usr/bin/env bats
+# Stream tables over Citus distributed and reference tables (docs/citus.md): WAL capture
+# through one pgoutput slot per node, drained by the coordinator, exactly once. Every check
+# compares a stream table with its query re-run (as multisets).
+
+load helpers
+
+setup_file() {
+    cluster_up
+    [ -n "${E2E_SKIP:-}" ] && return 0
+    on coordinator "CREATE EXTENSION pg_trickle"
+    on coordinator "CREATE TABLE orders (id bigint PRIMARY KEY, customer_id int NOT NULL, qty int, amount numeric(12,2), note text)"
+    on coordinator "SELECT create_distributed_table('orders', 'id')"
+    on coordinator "ALTER TABLE orders REPLICA IDENTITY FULL"
+    on coordinator "INSERT INTO orders SELECT g, g % 20, g % 7, g * 1.5, 'n' || g FROM generate_series(1, 2000) g"
+    on coordinator "CREATE TABLE regions (customer_id int PRIMARY KEY, region text NOT NULL)"
+    on coordinator "SELECT create_reference_table('regions')"
+    on coordinator "ALTER TABLE regions REPLICA IDENTITY FULL"
+    on coordinator "INSERT INTO regions SELECT g, CASE WHEN g % 3 = 0 THEN 'east' ELSE 'west' END FROM generate_series(0, 19) g"
+    on coordinator "CREATE TABLE plans (customer_id int PRIMARY KEY, plan text NOT NULL)"
+    on coordinator "INSERT INTO plans SELECT g, CASE WHEN g % 2 = 0 THEN 'pro' ELSE 'free' END FROM generate_series(0, 19) g"
+}
+
+setup() {
+    skip_without_cluster
+}
+
+teardown_file() {
+    cluster_down
+}
+
+SUMMARY_Q="SELECT customer_id, count(*) AS n, sum(qty) AS qty, avg(qty) AS avg_qty FROM orders GROUP BY customer_id"
+
+# differs ST QUERY: rows of the stream table and of the query that the other lacks.
+differs() {
+    local st=$1 q=$2 cols
+    cols=$(on coordinator "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute WHERE attrelid = '$st'::regclass AND attnum > 0 AND NOT attisdropped AND attname NOT LIKE '\\_\\_pgt\\_%'")
+    on coordinator "SELECT count(*) FROM ((SELECT $cols FROM $st EXCEPT ALL SELECT * FROM ($q) q) UNION ALL (SELECT * FROM ($q) q EXCEPT ALL SELECT $cols FROM $st)) d"
+}
+
+refresh() { on coordinator "CALL pgtrickle.refresh_stream_table('$1')"; }
+
+@test "a source without REPLICA IDENTITY FULL is refused with the fix" {
+    on coordinator "CREATE TABLE plain_dist (id int PRIMARY KEY, v int)"
+    on coordinator "SELECT create_distributed_table('plain_dist', 'id')"
+    run on coordinator "CALL pgtrickle.create_stream_table('bad', 'SELECT v, count(*) FROM plain_dist GROUP BY v')"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"needs REPLICA IDENTITY FULL"* ]]
+    [[ "$output" == *"ALTER TABLE public.plain_dist REPLICA IDENTITY FULL"* ]]
+    run on coordinator "SELECT count(*) FROM pgtrickle.pgt_worker_slots"
+    [ "$output" = 0 ]
+}
+
+@test "a distributed source gets one slot per worker and a differential stream table" {
+    on coordinator "CALL pgtrickle.create_stream_table('summary', '$SUMMARY_Q', refresh_mode => 'differential')"
+    run on coordinator "SELECT effective_mode, cdc_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'summary'"
+    [ "$output" = "differential|auto" ]
+    run on coordinator "SELECT source_placement, cdc_mode FROM pgtrickle.pgt_change_tracking WHERE source_relid = 'orders'::regclass"
+    [ "$output" = "distributed|wal" ]
+    run on coordinator "SELECT string_agg(worker_port::text, ',' ORDER BY worker_port) FROM pgtrickle.pgt_worker_slots"
+    [ "$output" = "$(port_of worker1),$(port_of worker2)" ]
+    local slot
+    slot=$(on coordinator "SELECT DISTINCT slot_name FROM pgtrickle.pgt_worker_slots")
+    [[ "$slot" =~ ^pgtrickle_[0-9a-f]{16}$ ]]
+    run on worker1 "SELECT plugin FROM pg_replication_slots WHERE slot_name = '$slot'"
+    [ "$output" = pgoutput ]
+    run on worker2 "SELECT plugin FROM pg_replication_slots WHERE slot_name = '$slot'"
+    [ "$output" = pgoutput ]
+    run differs summary "$SUMMARY_Q"
+    [ "$output" = 0 ]
+}
+
+@test "inserts, updates and deletes on both workers reach the stream table exactly once" {
+    on coordinator "INSERT INTO orders SELECT g, g % 20, 3, 7, 'x' FROM generate_series(2001, 2500) g"
+    on coordinator "UPDATE orders SET qty = qty + 1, amount = amount + 1, customer_id = (customer_id + 3) % 20 WHERE id % 7 = 0"
+    on coordinator "DELETE FROM orders WHERE id % 11 = 0"
+    refresh summary
+    run differs summary "$SUMMARY_Q"
+    [ "$output" = 0 ]
+    run on coordinator "SELECT last_refresh_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'summary'"
+    [ "$output" = differential ]
+    # Nothing new: a second refresh changes nothing and the frontiers stay put.
+    local before
+    before=$(on coordinator "SELECT string_agg(worker_frontier::text, ',' ORDER BY worker_port) FROM pgtrickle.pgt_worker_slots")
+    refresh summary
+    run differs summary "$SUMMARY_Q"
+    [ "$output" = 0 ]
+    run on coordinator "SELECT sum(pending) FROM (SELECT pgtrickle.pending_changes(pgt_id) AS pending FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'summary') p"
+    [ "$output" = 0 ]
+    [ -n "$before" ]
+}
+
+@test "citus_status shows every worker slot with its frontier and lag" {
+    on coordinator "SELECT * FROM pgtrickle.poll_worker_slots()"
+    run on coordinator "SELECT count(*), count(worker_frontier), count(last_polled_at), bool_and(lag_bytes >= 0), sum(consecutive_failures) FROM pgtrickle.citus_status WHERE pgt_name = 'summary'"
+    [ "$output" = "2|2|2|t|0" ]
+}
+
+@test "a reference source is captured through the coordinator's slot" {
+    on coordinator "CALL pgtrickle.create_stream_table('by_region', 'SELECT region, count(*) AS n FROM regions GROUP BY region', refresh_mode => 'differential')"
+    run on coordinator "SELECT worker_port FROM pgtrickle.pgt_worker_slots ws JOIN pgtrickle.pgt_change_tracking ct USING (source_stable_name) WHERE ct.source_relid = 'regions'::regclass"
+    [ "$output" = "$(port_of coordinator)" ]
+    on coordinator "INSERT INTO regions VALUES (100, 'north'), (101, 'north')"
+    on coordinator "UPDATE regions SET region = 'south' WHERE customer_id < 5"
+    on coordinator "DELETE FROM regions WHERE customer_id = 19"
+    refresh by_region
+    run differs by_region "SELECT region, count(*) AS n FROM regions GROUP BY region"
+    [ "$output" = 0 ]
+}
+
+@test "shapes whose delta reads a distributed table are maintained by full refresh" {
+    local q="SELECT p.plan, count(*) AS n, sum(o.qty) AS qty FROM orders o JOIN plans p ON p.customer_id = o.customer_id GROUP BY p.plan"
+    run on coordinator "CALL pgtrickle.create_stream_table('by_plan_d', '$q', refresh_mode => 'differential')"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"reads the current rows of distributed table \"public\".\"orders\""* ]]
+    on coordinator "CALL pgtrickle.create_stream_table('by_plan', '$q')"
+    run on coordinator "SELECT effective_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'by_plan'"
+    [ "$output" = full ]
+    local mq="SELECT customer_id, max(amount) AS top, sum(amount) AS total FROM orders GROUP BY customer_id"
+    on coordinator "CALL pgtrickle.create_stream_table('money', '$mq')"
+    run on coordinator "SELECT effective_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'money'"
+    [ "$output" = full ]
+    on coordinator "INSERT INTO orders VALUES (90001, 4, 1, 1, 'j'), (90002, 5, 1, 1, 'j')"
+    on coordinator "UPDATE plans SET plan = 'team' WHERE customer_id = 4"
+    refresh by_plan
+    refresh money
+    run differs by_plan "$q"
+    [ "$output" = 0 ]
+    run differs money "$mq"
+    [ "$output" = 0 ]
+    on coordinator "CALL pgtrickle.drop_stream_table('money')"
+}
+
+@test "two stream tables share a source's slots; the last drop removes them on every node" {
+    on coordinator "CALL pgtrickle.create_stream_table('notes', 'SELECT id, note, amount FROM orders WHERE amount > 100', refresh_mode => 'differential')"
+    run on coordinator "SELECT count(*) FROM pgtrickle.pgt_worker_slots ws JOIN pgtrickle.pgt_change_tracking ct USING (source_stable_name) WHERE ct.source_relid = 'orders'::regclass"
+    [ "$output" = 2 ]
+    on coordinator "UPDATE orders SET note = 'upd' WHERE id BETWEEN 100 AND 300"
+    refresh notes
+    refresh summary
+    run differs notes "SELECT id, note, amount FROM orders WHERE amount > 100"
+    [ "$output" = 0 ]
+    run differs summary "$SUMMARY_Q"
+    [ "$output" = 0 ]
+    local slot
+    slot=$(on coordinator "SELECT DISTINCT ws.slot_name FROM pgtrickle.pgt_worker_slots ws JOIN pgtrickle.pgt_change_tracking ct USING (source_stable_name) WHERE ct.source_relid = 'orders'::regclass")
+    on coordinator "CALL pgtrickle.drop_stream_table('notes')"
+    run on worker1 "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$slot'"
+    [ "$output" = 1 ]
+    on coordinator "CALL pgtrickle.drop_stream_table('summary')"
+    on coordinator "CALL pgtrickle.drop_stream_table('by_plan')"
+    run on worker1 "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$slot'"
+    [ "$output" = 0 ]
+    run on worker2 "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$slot'"
+    [ "$output" = 0 ]
+    run on coordinator "SELECT count(*) FROM pg_publication WHERE pubname = '$slot'"
+    [ "$output" = 0 ]
+    run on worker1 "SELECT count(*) FROM pg_publication WHERE pubname = '$slot'"
+    [ "$output" = 0 ]
+    run on coordinator "SELECT count(*) FROM pgtrickle.pgt_worker_slots WHERE slot_name = '$slot'"
+    [ "$output" = 0 ]
+}
+
+@test "the scheduler keeps a distributed stream table current" {
+    on coordinator "CALL pgtrickle.create_stream_table('live', '$SUMMARY_Q', schedule => '1s', refresh_mode => 'differential')"
+    on coordinator "INSERT INTO orders SELECT g, g % 20, 1, 3, 's' FROM generate_series(3001, 3200) g"
+    on coordinator "DELETE FROM orders WHERE id BETWEEN 1 AND 50"
+    local i d=1
+    for i in $(seq 1 30); do
+        d=$(differs live "$SUMMARY_Q")
+        [ "$d" = 0 ] && break
+        sleep 0.5
+    done
+    [ "$d" = 0 ]
+    run on coordinator "SELECT count(*) FROM pgtrickle.pgt_refresh_history h JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) WHERE s.pgt_name = 'live' AND h.trigger <> 'manual' AND h.mode = 'differential'"
+    [ "$output" -ge 1 ]
+    on coordinator "CALL pgtrickle.drop_stream_table('live')"
+}
+
+@test "oracle: random rounds of writes through the coordinator, compared after each refresh" {
+    on coordinator "CALL pgtrickle.create_stream_table('oracle_agg', '$SUMMARY_Q', refresh_mode => 'differential')"
+    local fq="SELECT id, customer_id, qty, amount, note FROM orders WHERE customer_id % 3 = 1"
+    on coordinator "CALL pgtrickle.create_stream_table('oracle_rows', '$fq', refresh_mode => 'differential')"
+    local round seed
+    for round in $(seq 1 12); do
+        seed=$((round * 7919))
+        on coordinator "SELECT setseed(0.$seed)"
+        on coordinator "INSERT INTO orders SELECT 100000 + $round * 1000 + g, (random() * 25)::int, (random() * 10)::int, round((random() * 100)::numeric, 2), 'r$round' FROM generate_series(1, (random() * 200)::int) g"
+        on coordinator "UPDATE orders SET qty = qty + 1, amount = amount + 1 WHERE id % 13 = $round % 13"
+        on coordinator "UPDATE orders SET customer_id = (customer_id + $round) % 25 WHERE id % 17 = $round % 17"
+        on coordinator "DELETE FROM orders WHERE id % 29 = $round % 29"
+        if [ $((round % 4)) = 0 ]; then
+            # A transaction spanning both workers, and a rolled-back one.
+            on coordinator "BEGIN; UPDATE orders SET note = 'tx$round' WHERE id % 5 = 0; DELETE FROM orders WHERE id % 31 = 0; COMMIT;"
+            on coordinator "BEGIN; DELETE FROM orders; ROLLBACK;"
+        fi
+        refresh oracle_agg
+        refresh oracle_rows
+        run differs oracle_agg "$SUMMARY_Q"
+        [ "$output" = 0 ] || { echo "round $round: oracle_agg differs by $output rows"; false; }
+        run differs oracle_rows "$fq"
+        [ "$output" = 0 ] || { echo "round $round: oracle_rows differs by $output rows"; false; }
+    done
+}
+
+@test "concurrent writers during refreshes: converges once writes stop" {
+    local writer_pids=() w
+    for w in 1 2; do
+        (
+            for i in $(seq 1 150); do
+                bash "$CLUSTER" psql coordinator -At -c "INSERT INTO orders VALUES (200000 + $w * 10000 + $i, $i % 25, $i, $i, 'c') ON CONFLICT (id) DO UPDATE SET qty = orders.qty + 1; UPDATE orders SET qty = qty - 1 WHERE id = 200000 + $w * 10000 + ($i / 2); DELETE FROM orders WHERE id = 200000 + $w * 10000 + ($i / 3) AND $i % 4 = 0" >/dev/null 2>&1
+            done
+        ) &
+        writer_pids+=($!)
+    done
+    local refreshes=0
+    while kill -0 "${writer_pids[0]}" 2>/dev/null || kill -0 "${writer_pids[1]}" 2>/dev/null; do
+        refresh oracle_agg
+        refreshes=$((refreshes + 1))
+    done
+    wait "${writer_pids[@]}" || true
+    [ "$refreshes" -ge 2 ]
+    refresh oracle_agg
+    run differs oracle_agg "$SUMMARY_Q"
+    [ "$output" = 0 ]
+}
+
+@test "a worker that is down holds back refreshes with its address; they resume after" {
+    on coordinator "INSERT INTO orders SELECT g, g % 20, 1, 1, 'w' FROM generate_series(400001, 400100) g"
+    bash "$CLUSTER" halt worker2
+    run on coordinator "CALL pgtrickle.refresh_stream_table('oracle_agg')"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"127.0.0.1:$(port_of worker2)"* ]]
+    bash "$CLUSTER" resume worker2
+    refresh oracle_agg
+    run differs oracle_agg "$SUMMARY_Q"
+    [ "$output" = 0 ]
+}
+
+@test "a slot dropped by hand is recreated and its readers fully refreshed" {
+    local slot
+    slot=$(on coordinator "SELECT DISTINCT slot_name FROM pgtrickle.pgt_worker_slots ws JOIN pgtrickle.pgt_change_tracking ct USING (source_stable_name) WHERE ct.source_relid = 'orders'::regclass")
+    on worker1 "SELECT pg_drop_replication_slot('$slot')"
+    on coordinator "INSERT INTO orders SELECT g, g % 20, 2, 2, 'd' FROM generate_series(500001, 500100) g"
+    run on coordinator "CALL pgtrickle.refresh_stream_table('oracle_agg')"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"missing on node 127.0.0.1:$(port_of worker1)"* ]]
+    run on coordinator "SELECT action FROM pgtrickle.provision_worker_slots('orders') WHERE worker_port = $(port_of worker1)"
+    [ "$output" = recreated ]
+    run on coordinator "SELECT needs_full_refresh FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'oracle_agg'"
+    [ "$output" = t ]
+    refresh oracle_agg
+    run differs oracle_agg "$SUMMARY_Q"
+    [ "$output" = 0 ]
+    run on coordinator "SELECT last_refresh_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'oracle_agg'"
+    [ "$output" = full ]
+}
+
+@test "kill -9 of the coordinator after a drain committed: nothing lost, nothing doubled" {
+    on coordinator "INSERT INTO orders SELECT g, g % 20, 5, 5, 'k' FROM generate_series(600001, 600300) g"
+    # The drain commits the rows and the frontier; the slots are advanced only by the next
+    # drain: a crash now leaves slots behind the stored frontier.
+    on coordinator "SELECT sum(changes) FROM pgtrickle.poll_worker_slots('orders')"
+    run on worker1 "SELECT confirmed_flush_lsn < (SELECT pg_current_wal_flush_lsn()) FROM pg_replication_slots WHERE slot_name LIKE 'pgtrickle\\_%'"
+    bash "$CLUSTER" kill coordinator
+    bash "$CLUSTER" resume coordinator
+    on coordinator "UPDATE orders SET qty = qty * 2 WHERE id BETWEEN 600001 AND 600100"
+    refresh oracle_agg
+    run differs oracle_agg "$SUMMARY_Q"
+    [ "$output" = 0 ]
+    refresh oracle_rows
+    run differs oracle_rows "SELECT id, customer_id, qty, amount, note FROM orders WHERE customer_id % 3 = 1"
+    [ "$output" = 0 ]
+}
+
+@test "a shard move under write load loses and doubles nothing" {
+    local shard target
+    shard=$(on coordinator "SELECT shardid FROM citus_shards WHERE table_name = 'orders'::regclass AND nodeport = $(port_of worker1) ORDER BY shardid LIMIT 1")
+    (
+        for i in $(seq 1 200); do
+            bash "$CLUSTER" psql coordinator -At -c "INSERT INTO orders VALUES (700000 + $i, $i % 20, 1, 1, 'm'); UPDATE orders SET qty = qty + 1 WHERE id % 50 = $i % 50" >/dev/null 2>&1
+        done
+    ) &
+    local writer=$!
+    on coordinator "SELECT citus_move_shard_placement($shard, '127.0.0.1', $(port_of worker1), '127.0.0.1', $(port_of worker2), shard_transfer_mode => 'force_logical')"
+    wait "$writer" || true
+    target=$(on coordinator "SELECT nodeport FROM citus_shards WHERE shardid = $shard")
+    [ "$target" = "$(port_of worker2)" ]
+    refresh oracle_agg
+    run differs oracle_agg "$SUMMARY_Q"
+    [ "$output" = 0 ]
+    refresh oracle_rows
+    run differs oracle_rows "SELECT id, customer_id, qty, amount, note FROM orders WHERE customer_id % 3 = 1"
+    [ "$output" = 0 ]
+}
+
+@test "TRUNCATE of a distributed source makes its readers recompute" {
+    on coordinator "TRUNCATE orders"
+    on coordinator "INSERT INTO orders VALUES (1, 1, 1, 1, 't'), (2, 2, 2, 2, 't')"
+    refresh oracle_agg
+    run differs oracle_agg "$SUMMARY_Q"
+    [ "$output" = 0 ]
+    run on coordinator "SELECT count(*) FROM oracle_agg"
+    [ "$output" = 2 ]
+}
