@@ -447,11 +447,6 @@ PGT_FUNCTION(pgtrickle_create_stream_table) {
     const bool initialize = PG_ARGISNULL(init_arg) ? true : PG_GETARG_BOOL(init_arg);
     check_one_of("refresh_mode", refresh_mode, {"auto", "differential", "full"});
     check_one_of("cdc_mode", cdc_mode, {"auto", "trigger", "wal"});
-    if (cdc_mode == "wal") {
-        throw Error(ERRCODE_FEATURE_NOT_SUPPORTED, "cdc_mode 'wal' is not supported yet",
-                    "WAL-based capture arrives with distributed (Citus) sources.",
-                    "Use cdc_mode => 'auto' or 'trigger'.");
-    }
     if (has_odc_arg && !PG_ARGISNULL(5)) {
         throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
                     "output_distribution_column is not supported yet",
@@ -485,7 +480,7 @@ PGT_FUNCTION(pgtrickle_create_stream_table) {
             "Choose another name, or drop the existing relation first.");
     // Citus sources get their slots before this transaction writes anything (a slot waits
     // for the transactions running on its node).
-    capture::wal::prepare_sources(capture::tables_read(analyze_select(query)));
+    capture::wal::prepare_sources(capture::tables_read(analyze_select(query)), cdc_mode);
     const int64_t id = std::stoll(
         *spi::exec("SELECT pg_catalog.nextval('pgtrickle.pgt_stream_tables_pgt_id_seq')::text")
              .scalar());
@@ -536,7 +531,12 @@ PGT_FUNCTION(pgtrickle_alter_stream_table) {
     std::vector<Oid> new_sources;
     if (query) {
         new_sources = capture::tables_read(analyze_select(*query));
-        capture::wal::prepare_sources(new_sources);
+        capture::wal::prepare_sources(
+            new_sources, spi::exec("SELECT cdc_mode FROM pgtrickle.pgt_stream_tables WHERE "
+                                   "pgt_id = $1::bigint",
+                                   {std::to_string(st.id)})
+                             .scalar()
+                             .value_or("auto"));
     }
     const Oid owner = pg::relation_owner(st.relid);  // the storage is recreated below
     const std::string sid = std::to_string(st.id);

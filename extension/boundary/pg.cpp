@@ -14,6 +14,7 @@ extern "C" {
 #include "catalog/pg_collation.h"
 #include "commands/dbcommands.h"
 #include "miscadmin.h"
+#include "pgstat.h"
 #include "rewrite/rewriteHandler.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -249,6 +250,20 @@ void set_for_scope(const std::string& name, const std::string& value) {
     const char* v = value.c_str();
     pg_call([&]() noexcept {
         (void)set_config_option(n, v, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+    });
+}
+
+bool wrote_in_transaction(Oid relid) {
+    return pg_call([relid]() noexcept {
+        const PgStat_TableStatus* entry = find_tabstat_entry(relid);
+        for (const PgStat_TableXactStatus* t = entry ? entry->trans : nullptr; t != nullptr;
+             t = t->upper) {
+            if (t->tuples_inserted != 0 || t->tuples_updated != 0 || t->tuples_deleted != 0 ||
+                t->truncdropped) {
+                return true;
+            }
+        }
+        return false;
     });
 }
 

@@ -110,6 +110,10 @@ void in_transaction(F&& work) {
 
 namespace pgt::pg {
 
+/// Whether the current transaction (its live subtransactions included) inserted, updated,
+/// deleted or truncated rows of `relid` (from the backend's pending table statistics).
+bool wrote_in_transaction(Oid relid);
+
 /// The current user (GetUserId()).
 Oid current_user();
 /// The owner of the pg_trickle extension (owns its catalog and the change buffers).

@@ -600,7 +600,14 @@ std::string ensure_source(Oid relid) {
         return *key;
     }
     const citus::Placement placement = citus::placement_of(relid);
-    const bool wal = placement.kind != citus::Placement::Kind::local;
+    // Citus tables always, local tables when their slots were made (cdc_mode 'wal').
+    const bool wal = placement.kind != citus::Placement::Kind::local ||
+                     spi::exec(
+                         "SELECT 1 FROM pgtrickle.pgt_worker_slots WHERE source_stable_name "
+                         "= $1",
+                         {computed_stable_name(relid)})
+                         .scalar()
+                         .has_value();
     if (src.relkind != 'r' && src.relkind != 'p') {
         throw Error(ERRCODE_WRONG_OBJECT_TYPE,
                     "cannot capture changes of \"" + src.schema + "." + src.name + "\"",
@@ -666,6 +673,21 @@ std::string ensure_source(Oid relid) {
             {relid_text(relid), sysid});
     }
     return sn;
+}
+
+void switch_to_wal(Oid relid) {
+    auto key = catalog_key(relid);
+    if (!key) {
+        return;
+    }
+    const SourceInfo src = source_info(relid);
+    drop_all_triggers(*key, relid, src);
+    spi::run("DROP FUNCTION IF EXISTS " +
+             qualified(kChangeSchema, capture_object_names(*key).trigger_function) + "()");
+    spi::run(
+        "UPDATE pgtrickle.pgt_change_tracking SET cdc_mode = 'wal' WHERE source_relid = "
+        "$1::oid",
+        {relid_text(relid)});
 }
 
 void sync_source(Oid relid, bool untrusted) {

@@ -28,6 +28,10 @@ SourceNames resolve(Oid relid);
 /// buffer has a column for every current source column. Returns the stable name.
 std::string ensure_source(Oid relid);
 
+/// A source captured by triggers is captured through WAL from now on (wal::prepare_sources
+/// made its slot, with the source locked): its triggers and capture function go.
+void switch_to_wal(Oid relid);
+
 /// Re-sync buffer columns and the trigger function with the source's current columns (after
 /// ALTER TABLE on the source). Does not create triggers. `untrusted`: the buffer's rows may
 /// have been written under other attribute numbers (a restore re-creating the capture

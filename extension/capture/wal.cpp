@@ -20,6 +20,8 @@
 #include "settings.h"
 
 extern "C" {
+#include "access/xlog.h"
+#include "replication/message.h"
 #include "utils/errcodes.h"
 }
 
@@ -86,7 +88,8 @@ std::string local_version() {
 /// wal_level, Citus CDC and the pg_trickle version on `node`; and that this transaction has
 /// not written there (creating a slot waits for every transaction running on the node, ours
 /// included: it would wait forever).
-void check_node(const remote::Node& node, const std::string& version, const std::string& gpid) {
+void check_node(const remote::Node& node, const std::string& version, const std::string& gpid,
+                bool citus_node) {
     remote::Connection& c = connect(node);
     auto r = c.exec(
         "SELECT pg_catalog.current_setting('wal_level'), "
@@ -96,7 +99,7 @@ void check_node(const remote::Node& node, const std::string& version, const std:
         "(SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity WHERE application_name "
         "OPERATOR(pg_catalog.=) ('citus_internal gpid=' OPERATOR(pg_catalog.||) $1) "
         "AND backend_xid IS NOT NULL)::text",
-        {gpid});
+        {citus_node ? gpid : std::string()});
     const std::string where = "node " + node.label();
     if (r.text(0, 0) != "logical") {
         throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
@@ -105,7 +108,7 @@ void check_node(const remote::Node& node, const std::string& version, const std:
                     "Set wal_level = logical on every node (ALTER SYSTEM SET wal_level = logical) "
                     "and restart them; pgtrickle preflight checks every node.");
     }
-    if (r.text(0, 1) != "on") {
+    if (citus_node && r.text(0, 1) != "on") {
         throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                     "citus.enable_change_data_capture is not on on " + where,
                     "Without Citus CDC, logical decoding reports shard names instead of the "
@@ -113,7 +116,7 @@ void check_node(const remote::Node& node, const std::string& version, const std:
                     "Set citus.enable_change_data_capture = on in postgresql.conf of every node "
                     "and restart them.");
     }
-    if (r.text(0, 2) != version) {
+    if (citus_node && r.text(0, 2) != version) {
         throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                     "pg_trickle version differs between nodes: the coordinator has " + version +
                         ", " + where + " has " +
@@ -122,7 +125,7 @@ void check_node(const remote::Node& node, const std::string& version, const std:
                     "Install the same pg_trickle version on every node (CREATE/ALTER EXTENSION "
                     "on the coordinator reaches the workers).");
     }
-    if (r.text(0, 3) != "0") {
+    if (citus_node && r.text(0, 3) != "0") {
         throw Error(ERRCODE_ACTIVE_SQL_TRANSACTION,
                     "this transaction has already written on " + where,
                     "Creating the replication slot there waits for every transaction running on "
@@ -474,6 +477,24 @@ Drained drain_slot(Oid relid, const std::string& key, const SlotRow& s, const Bu
     return out;
 }
 
+/// The nodes whose slots capture `relid`: Citus' answer for Citus tables, this server for a
+/// local table captured through WAL.
+std::vector<remote::Node> nodes_for(Oid relid, const citus::Placement& placement) {
+    if (placement.kind == citus::Placement::Kind::local) {
+        return {citus::this_server()};
+    }
+    return citus::capture_nodes(relid, placement);
+}
+
+/// Make every WAL record written so far durable (what a synchronous commit does): a drain of
+/// this server's slots then reads every transaction that committed here, also asynchronously.
+void flush_local_wal() {
+    // Flushed up to the end of a record of our own (the insert position itself may lie past a
+    // page header no record was written after, which XLogFlush refuses). The message is not
+    // transactional and slots read without 'messages' skip it.
+    pg_call([]() noexcept { XLogFlush(LogLogicalMessage("pg_trickle", "", 0, false)); });
+}
+
 std::optional<std::string> wal_key(Oid relid) {
     return spi::exec(
                "SELECT source_stable_name FROM pgtrickle.pgt_change_tracking WHERE source_relid "
@@ -496,26 +517,42 @@ bool wants_wal(Oid relid) {
     return citus::placement_of(relid).kind != citus::Placement::Kind::local;
 }
 
-void prepare_sources(const std::vector<Oid>& relids) {
-    if (!citus::loaded()) {
-        return;
-    }
+void prepare_sources(const std::vector<Oid>& relids, const std::string& cdc_mode) {
     struct Made {
         std::string key;
         remote::Node node;
         std::string lsn;
+        Oid switch_from_trigger = InvalidOid;
     };
     std::vector<Made> made;
     std::string version, gpid;
+    const bool citus_loaded = citus::loaded();
     for (Oid relid : relids) {
-        const citus::Placement placement = citus::placement_of(relid);
-        if (placement.kind == citus::Placement::Kind::local) {
-            continue;
-        }
+        const citus::Placement placement =
+            citus_loaded ? citus::placement_of(relid) : citus::Placement{};
+        const bool local = placement.kind == citus::Placement::Kind::local;
         const std::string name = qualified_name(relid);
-        if (spi::exec("SELECT 1 FROM pgtrickle.pgt_change_tracking WHERE source_relid = $1::oid",
-                      {oid_text(relid)})
-                .scalar()) {
+        const auto tracked = spi::exec(
+            "SELECT cdc_mode FROM pgtrickle.pgt_change_tracking WHERE source_relid = $1::oid",
+            {oid_text(relid)});
+        const std::optional<std::string> current = tracked.scalar();
+        if (!local && cdc_mode == "trigger") {
+            throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
+                        std::string("cdc_mode 'trigger' cannot capture Citus ") + placement.name() +
+                            " table " + name,
+                        "Its writes happen on other nodes, where no trigger of pg_trickle runs.",
+                        "Use cdc_mode => 'auto' or 'wal'.");
+        }
+        if (local && current == "wal" && cdc_mode == "trigger") {
+            throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
+                        "source " + name + " is captured through WAL by other stream tables",
+                        "Switching a source from WAL back to trigger capture is not supported yet.",
+                        "Use cdc_mode => 'auto' or 'wal' for this stream table.");
+        }
+        if (local && cdc_mode != "wal") {
+            continue;  // trigger capture (capture::ensure_source)
+        }
+        if (current == "wal") {
             continue;  // captured already: the first refresh locks and drains it
         }
         auto info = spi::exec(
@@ -524,35 +561,35 @@ void prepare_sources(const std::vector<Oid>& relids) {
             {oid_text(relid)});
         if (info.rows[0][1] == "p") {
             throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
-                        "partitioned Citus table " + name + " cannot be a source yet",
-                        "Changes of distributed partitions are reported per partition.",
-                        "Read its partitions, or use a non-partitioned distributed table.");
+                        "partitioned table " + name + " cannot be captured through WAL yet",
+                        "Changes of partitions are reported per partition.",
+                        local ? "Use cdc_mode => 'trigger' for it."
+                              : "Read its partitions, or use a non-partitioned distributed table.");
         }
         if (info.rows[0][0] != "f") {
             throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                         "source " + name + " needs REPLICA IDENTITY FULL",
-                        std::string("Changes of ") + placement.name() +
+                        std::string("Changes of ") + (local ? "WAL-captured" : placement.name()) +
                             " tables are read from the WAL, which holds whole old rows only "
                             "under REPLICA IDENTITY FULL.",
                         "ALTER TABLE " + name + " REPLICA IDENTITY FULL;");
         }
         if (version.empty()) {
             version = local_version();
-            gpid = citus::backend_gpid();
+            gpid = citus_loaded ? citus::backend_gpid() : "";
         }
-        const std::vector<remote::Node> nodes = citus::capture_nodes(relid, placement);
-        const remote::Node coord = citus::coordinator();
+        const std::vector<remote::Node> nodes = nodes_for(relid, placement);
+        const remote::Node coord = citus_loaded ? citus::coordinator() : citus::this_server();
         for (const auto& node : nodes) {
-            if (node.host == coord.host && node.port == coord.port &&
-                pg::top_full_xid_if_any() != 0) {
-                throw Error(ERRCODE_ACTIVE_SQL_TRANSACTION,
-                            "this transaction has already written on the coordinator",
-                            "The source's changes are read from the coordinator's WAL; creating "
+            const bool self = local || (node.host == coord.host && node.port == coord.port);
+            if (self && pg::top_full_xid_if_any() != 0) {
+                throw Error(ERRCODE_ACTIVE_SQL_TRANSACTION, "this transaction has already written",
+                            "The source's changes are read from this server's WAL; creating "
                             "its replication slot waits for every running transaction, this one "
                             "included.",
                             "Create the stream table in a transaction of its own.");
             }
-            check_node(node, version, gpid);
+            check_node(node, version, gpid, !local);
         }
         const std::string key = stable_name_of(relid);
         const CaptureObjectNames n = capture_object_names(key);
@@ -560,7 +597,7 @@ void prepare_sources(const std::vector<Oid>& relids) {
         // looks it up at each change), and a slot waits for the transactions running on its
         // node: so it is created and committed on its own, through a connection to the
         // coordinator (Citus propagates it to the workers).
-        remote::Connection& self = connect(coord);
+        remote::Connection& self = connect(local ? citus::this_server() : coord);
         if (self.exec("SELECT 1 FROM pg_catalog.pg_publication WHERE pubname "
                       "OPERATOR(pg_catalog.=) $1",
                       {n.slot})
@@ -581,13 +618,19 @@ void prepare_sources(const std::vector<Oid>& relids) {
         // No write to the source commits from here until the initial population read it.
         lock_sources({relid});
         for (const auto& node : nodes) {
-            made.push_back({key, node, create_slot(connect(node), n.slot)});
+            made.push_back({key, node, create_slot(connect(node), n.slot),
+                            current == "trigger" ? relid : InvalidOid});
         }
     }
     // Recorded only now: the first write gives this transaction an id, which a slot created
     // after it on the coordinator would wait for.
     for (const auto& m : made) {
         record_slot(m.key, m.node, capture_object_names(m.key), m.lsn);
+        if (m.switch_from_trigger != InvalidOid) {
+            // The source is locked: every change before the slot's start is in the buffer
+            // (its triggers wrote them), every later one reaches the slot. No gap, no overlap.
+            switch_to_wal(m.switch_from_trigger);
+        }
     }
 }
 
@@ -611,6 +654,12 @@ std::vector<Drained> drain(Oid relid, bool skip_locked, const std::optional<std:
         return out;
     }
     const BufferTarget target = buffer_target(relid, *key);
+    const auto placement = spi::exec(
+        "SELECT source_placement FROM pgtrickle.pgt_change_tracking WHERE source_relid = $1::oid",
+        {oid_text(relid)});
+    if (placement.scalar() != "distributed") {
+        flush_local_wal();  // its slot is on this server
+    }
     for (const auto& r : rows.rows) {
         SlotRow s;
         s.host = *r[0];
@@ -709,7 +758,8 @@ std::vector<SlotAction> provision(std::optional<Oid> relid) {
                         "slots.");
         }
         const CaptureObjectNames n = capture_object_names(*key);
-        const auto nodes = citus::capture_nodes(src, citus::placement_of(src));
+        const auto nodes =
+            nodes_for(src, citus::loaded() ? citus::placement_of(src) : citus::Placement{});
         auto rows = spi::exec(
             "SELECT worker_name, worker_port::text FROM pgtrickle.pgt_worker_slots WHERE "
             "source_stable_name = $1",
@@ -808,29 +858,34 @@ std::vector<SlotAction> provision(std::optional<Oid> relid) {
 
 std::vector<SlotAction> drop_orphans() {
     std::vector<SlotAction> out;
-    if (!citus::loaded()) {
-        return out;
-    }
+    std::vector<remote::Node> nodes;
     for (const auto& info : citus::active_primaries()) {
-        remote::Connection& c = connect(info.node);
+        nodes.push_back(info.node);
+    }
+    if (nodes.empty()) {
+        nodes.push_back(citus::this_server());
+    }
+    for (const auto& node : nodes) {
+        remote::Connection& c = connect(node);
+        // Stable-name slots only: 0.31.0's OID-named ones are pgtrickle migrate's to drain.
         auto slots = c.exec(
-            "SELECT slot_name::text FROM pg_catalog.pg_replication_slots WHERE slot_name LIKE "
-            "'pgtrickle\\_%' AND NOT active AND database OPERATOR(pg_catalog.=) "
-            "pg_catalog.current_database() ORDER BY 1");
+            "SELECT slot_name::text FROM pg_catalog.pg_replication_slots WHERE slot_name "
+            "OPERATOR(pg_catalog.~) '^pgtrickle_[0-9a-f]{16}$' AND NOT active AND database "
+            "OPERATOR(pg_catalog.=) pg_catalog.current_database() ORDER BY 1");
         for (int i = 0; i < slots.rows(); ++i) {
             const std::string slot = slots.text(i, 0);
             const bool known =
                 spi::exec(
                     "SELECT 1 FROM pgtrickle.pgt_worker_slots WHERE slot_name = $1 AND "
                     "worker_name = $2 AND worker_port = $3::int",
-                    {slot, info.node.host, std::to_string(info.node.port)})
+                    {slot, node.host, std::to_string(node.port)})
                     .scalar()
                     .has_value();
             if (known) {
                 continue;
             }
             c.exec("SELECT pg_catalog.pg_drop_replication_slot($1)", {slot});
-            out.push_back({"", info.node.host, info.node.port, slot, "dropped"});
+            out.push_back({"", node.host, node.port, slot, "dropped"});
         }
     }
     return out;

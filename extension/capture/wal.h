@@ -32,12 +32,15 @@ namespace pgt::capture::wal {
 bool wants_wal(Oid relid);
 
 /// Before anything of the creating transaction reaches a worker (Citus propagates the
-/// stream table's view), for every source in `relids` that Citus places on workers and that
-/// is not captured yet: check the prerequisites on every node, create its publication (in
-/// its own transaction, through a connection to the coordinator), lock the source in SHARE
-/// mode until commit (no write between the slots' start and the initial population), create
-/// one slot per capture node and record them in pgt_worker_slots.
-void prepare_sources(const std::vector<Oid>& relids);
+/// stream table's view), for every source in `relids` that is captured through WAL (Citus
+/// distributed and reference tables always; local tables when `cdc_mode` is 'wal') and not
+/// captured that way yet: check the prerequisites on every capture node, create its
+/// publication (in its own transaction, through a connection to this server), lock the
+/// source in SHARE mode until commit (no write between the slots' start and the initial
+/// population), create one slot per capture node and record them in pgt_worker_slots. A
+/// local source captured by triggers so far switches to WAL capture (nothing lost or
+/// doubled: the lock holds writers off across the switch).
+void prepare_sources(const std::vector<Oid>& relids, const std::string& cdc_mode);
 
 /// A slot that is missing, was invalidated, or lags past pg_trickle.citus_slot_max_lag_bytes:
 /// provision() recreates it (in a transaction that has not written yet) and has the source's

@@ -6,6 +6,7 @@
 extern "C" {
 #include "commands/extension.h"
 #include "postmaster/postmaster.h"
+#include "utils/guc.h"
 }
 
 namespace pgt::citus {
@@ -119,6 +120,33 @@ remote::Node coordinator() {
     self.host = "127.0.0.1";
     int port = 0;
     pg_call([&]() noexcept { port = PostPortNumber; });
+    self.port = port;
+    return self;
+}
+
+remote::Node this_server() {
+    remote::Node self;
+    self.nodeid = -1;
+    char dir[MAXPGPATH] = {0};
+    int port = 0;
+    pg_call([&]() noexcept {
+        port = PostPortNumber;
+        if (Unix_socket_directories != nullptr) {
+            // The first directory of the comma-separated list (no quoting in practice).
+            strlcpy(dir, Unix_socket_directories, sizeof(dir));
+            if (char* comma = strchr(dir, ',')) {
+                *comma = '\0';
+            }
+        }
+    });
+    std::string host(dir);
+    while (!host.empty() && host.back() == ' ') {
+        host.pop_back();
+    }
+    while (!host.empty() && host.front() == ' ') {
+        host.erase(0, 1);
+    }
+    self.host = host.empty() ? "127.0.0.1" : host;
     self.port = port;
     return self;
 }

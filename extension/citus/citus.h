@@ -53,6 +53,10 @@ std::vector<remote::Node> capture_nodes(Oid relid, const Placement& placement);
 /// registered, else this server's own port on the loopback address).
 remote::Node coordinator();
 
+/// This server as a node this backend can connect to without Citus: its first Unix socket
+/// directory (else the loopback address) and its port. Captures local tables through WAL.
+remote::Node this_server();
+
 /// This backend's Citus global process id (citus_backend_gpid()), which names the
 /// connections Citus opens to workers for this transaction ("citus_internal gpid=N").
 std::string backend_gpid();

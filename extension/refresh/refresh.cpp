@@ -46,25 +46,10 @@ struct Source {
     }
 };
 
-/// Why a differential refresh of this query cannot be kept consistent, if it cannot: its
-/// delta reads the current rows of a Citus table, which can be ahead of what that table's
-/// slots have delivered into the buffer (a join term or a rescanned group would then see a
-/// change once from the table and once more from the buffer; Citus also refuses such reads
-/// inside the MERGE that applies the delta).
-std::optional<std::string> reads_wal_source_state(const Translation& tr) {
-    if (!tr.plan || !citus::loaded()) {
-        return std::nullopt;
-    }
-    std::vector<std::pair<std::string, std::string>> citus_tables;  // qualified, kind
-    for (Oid rel : tr.relations) {
-        const citus::Placement p = citus::placement_of(rel);
-        if (p.kind != citus::Placement::Kind::local) {
-            auto nsp = pg::namespace_name(pg::rel_namespace(rel));
-            citus_tables.emplace_back(qualified(nsp.value_or(""), pg::rel_name(rel).value_or("")),
-                                      p.name());
-        }
-    }
-    if (citus_tables.empty()) {
+/// The first of `rels` whose current rows the delta of `tr` reads (the other side of a
+/// join, a rescanned group), as its qualified name.
+std::optional<std::string> delta_reads(const Translation& tr, const std::vector<Oid>& rels) {
+    if (!tr.plan || rels.empty()) {
         return std::nullopt;
     }
     ivm::ChangeWindow window;
@@ -73,13 +58,37 @@ std::optional<std::string> reads_wal_source_state(const Translation& tr) {
     }
     const std::string delta =
         ivm::delta_apply_sql(*tr.plan, ivm::differential_layout(*tr.plan), "\"x\".\"x\"", window);
-    for (const auto& [name, kind] : citus_tables) {
+    for (Oid rel : rels) {
+        const std::string name = qualified(pg::namespace_name(pg::rel_namespace(rel)).value_or(""),
+                                           pg::rel_name(rel).value_or(""));
         if (delta.find(name + " AS ") != std::string::npos) {
-            return "its delta reads the current rows of " + kind + " table " + name +
-                   ", which can be ahead of the changes its slots delivered (joins over Citus "
-                   "tables, min/max, and sum/avg over numeric columns are maintained by full "
-                   "refresh)";
+            return name;
         }
+    }
+    return std::nullopt;
+}
+
+/// Why a differential refresh of this query cannot be kept consistent, if it cannot: its
+/// delta reads the current rows of a Citus table, which can be ahead of what that table's
+/// slots have delivered into the buffer (a join term or a rescanned group would then see a
+/// change once from the table and once more from the buffer; Citus also refuses such reads
+/// inside the MERGE that applies the delta). Local tables captured through WAL do not have
+/// this problem: their refreshes lock them instead (Refresh::run).
+std::optional<std::string> reads_wal_source_state(const Translation& tr) {
+    if (!tr.plan || !citus::loaded()) {
+        return std::nullopt;
+    }
+    std::vector<Oid> citus_tables;
+    for (Oid rel : tr.relations) {
+        if (citus::placement_of(rel).kind != citus::Placement::Kind::local) {
+            citus_tables.push_back(rel);
+        }
+    }
+    if (auto name = delta_reads(tr, citus_tables)) {
+        return "its delta reads the current rows of Citus table " + *name +
+               ", which can be ahead of the changes its slots delivered (joins over Citus "
+               "tables, min/max, and sum/avg over numeric columns are maintained by full "
+               "refresh)";
     }
     return std::nullopt;
 }
@@ -105,8 +114,9 @@ class Refresh {
         // stream table that goes on differentially must read the sources in exactly the
         // state the drained buffer describes: writers are held off (SHARE lock) meanwhile.
         wal_sources_ = capture::wal::sources_of(std::stoll(id_));
+        refuse_own_writes_to_wal_sources();
         if (!wal_sources_.empty() && keeps_differential()) {
-            if (force_full || full_expected()) {
+            if (force_full || full_expected() || delta_reads_local_wal_sources()) {
                 capture::wal::lock_sources(wal_sources_);
                 wal_locked_ = true;
             }
@@ -167,6 +177,50 @@ class Refresh {
                    "pgt_id = $1::bigint",
                    {id_})
                    .scalar() == "differential";
+    }
+
+    /// Whether the delta reads the current rows of a local source captured through WAL:
+    /// those must not run ahead of its buffer while the refresh reads them, so the refresh
+    /// locks them (Citus tables never get here: such queries are maintained by full refresh).
+    bool delta_reads_local_wal_sources() {
+        std::vector<Oid> local;
+        for (const auto& row :
+             spi::exec_cached("SELECT ct.source_relid::oid::text FROM "
+                              "pgtrickle.pgt_dependencies d JOIN pgtrickle.pgt_change_tracking ct "
+                              "ON ct.source_relid = d.source_relid WHERE d.pgt_id = $1::bigint "
+                              "AND ct.cdc_mode = 'wal' AND ct.source_placement = 'local'",
+                              {id_})
+                 .rows) {
+            local.push_back(static_cast<Oid>(std::stoul(*row[0])));
+        }
+        if (local.empty()) {
+            return false;
+        }
+        const auto view = spi::exec_cached(
+                              "SELECT query_view::oid::text FROM "
+                              "pgtrickle.pgt_stream_tables WHERE pgt_id = $1::bigint",
+                              {id_})
+                              .scalar();
+        return view &&
+               delta_reads(translate_stream_table(static_cast<Oid>(std::stoul(*view))), local)
+                   .has_value();
+    }
+
+    /// This transaction's own writes to a WAL-captured source are visible to the refresh but
+    /// reach its slot only at commit: refused rather than silently missed.
+    void refuse_own_writes_to_wal_sources() {
+        for (Oid relid : wal_sources_) {
+            if (pg::wrote_in_transaction(relid)) {
+                const std::string name = pg::rel_name(relid).value_or(std::to_string(relid));
+                throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                            "this transaction wrote to \"" + name +
+                                "\", whose changes are captured through WAL",
+                            "WAL-captured changes reach stream tables when their transaction "
+                            "commits; this refresh would miss the uncommitted ones it sees.",
+                            "Commit first, then refresh (or capture the table with cdc_mode => "
+                            "'trigger').");
+            }
+        }
     }
 
     /// Whether this refresh will be full for a reason known before the snapshot.

@@ -496,7 +496,8 @@ void poll_wal_sources() {
             // Topology: nodes that joined or left since the slots were provisioned.
             auto drift = spi::exec(
                 "SELECT ct.source_relid::oid::text, ct.source_stable_name FROM "
-                "pgtrickle.pgt_change_tracking ct WHERE ct.cdc_mode = 'wal'");
+                "pgtrickle.pgt_change_tracking ct WHERE ct.cdc_mode = 'wal' AND "
+                "ct.source_placement <> 'local'");
             for (const auto& row : drift.rows) {
                 const Oid relid = static_cast<Oid>(std::stoul(*row[0]));
                 std::vector<std::string> want, have;

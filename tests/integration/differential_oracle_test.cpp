@@ -90,7 +90,10 @@ const Shape kShapes[] = {
      "BY 1, 2"},
 };
 
-enum class Target { local, distributed };
+/// local: the refresh itself, sources captured by triggers; distributed: also the
+/// distributed apply on a copy; wal: sources captured through WAL (cdc_mode 'wal': a slot on
+/// this server, drained at each refresh).
+enum class Target { local, distributed, wal };
 
 class Oracle : public PgTest, public ::testing::WithParamInterface<std::tuple<Shape, Target>> {
   protected:
@@ -221,8 +224,20 @@ class Oracle : public PgTest, public ::testing::WithParamInterface<std::tuple<Sh
 TEST_P(Oracle, differential_refresh_equals_query_after_random_batches) {
     const Shape& shape = std::get<0>(GetParam());
     const bool distributed = std::get<1>(GetParam()) == Target::distributed;
+    const bool wal = std::get<1>(GetParam()) == Target::wal;
+    if (wal) {
+        for (const char* t : {"a", "b", "c", "d"}) {
+            exec(std::string("ALTER TABLE ") + t + " REPLICA IDENTITY FULL");
+        }
+    }
     exec(std::string("CALL pgtrickle.create_stream_table(name => 'st', query => $q$") +
-         shape.query + "$q$, refresh_mode => 'differential')");
+         shape.query + "$q$, refresh_mode => 'differential'" + (wal ? ", cdc_mode => 'wal'" : "") +
+         ")");
+    if (wal) {
+        ASSERT_EQ(scalar("SELECT count(*) FILTER (WHERE cdc_mode <> 'wal') FROM "
+                         "pgtrickle.pgt_change_tracking"),
+                  "0");
+    }
     ASSERT_EQ(
         scalar("SELECT effective_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'st'"),
         "differential");
@@ -259,11 +274,14 @@ TEST_P(Oracle, differential_refresh_equals_query_after_random_batches) {
 
 INSTANTIATE_TEST_SUITE_P(Shapes, Oracle,
                          ::testing::Combine(::testing::ValuesIn(kShapes),
-                                            ::testing::Values(Target::local, Target::distributed)),
+                                            ::testing::Values(Target::local, Target::distributed,
+                                                              Target::wal)),
                          [](const ::testing::TestParamInfo<std::tuple<Shape, Target>>& info) {
+                             const Target t = std::get<1>(info.param);
                              return std::string(std::get<0>(info.param).name) +
-                                    (std::get<1>(info.param) == Target::local ? "_local"
-                                                                              : "_distributed");
+                                    (t == Target::local         ? "_local"
+                                     : t == Target::distributed ? "_distributed"
+                                                                : "_wal");
                          });
 
 }  // namespace

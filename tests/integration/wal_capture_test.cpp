@@ -1,0 +1,165 @@
+// WAL capture of local tables (cdc_mode 'wal', docs/sources.md): a pgoutput slot on this
+// server drained into the same change buffer rows as trigger capture. The differential
+// oracle runs every shape in this mode too (differential_oracle_test.cpp, "_wal").
+#include <chrono>
+#include <thread>
+
+#include "pg_fixture.h"
+
+namespace pgt::test {
+namespace {
+
+class WalCapture : public PgTest {
+  protected:
+    void SetUp() override {
+        PgTest::SetUp();
+        exec("CREATE TABLE src (id int PRIMARY KEY, k int, v numeric, t text)");
+        exec("INSERT INTO src SELECT g, g % 4, g * 1.5, 't' || g FROM generate_series(1, 50) g");
+    }
+    void TearDown() override {
+        // Slots outlive a failed test's database: drop what this test left.
+        try {
+            exec(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE "
+                "database = current_database() AND NOT active");
+        } catch (...) {
+        }
+        PgTest::TearDown();
+    }
+    std::string slot() { return scalar("SELECT slot_name FROM pgtrickle.pgt_worker_slots"); }
+};
+
+TEST_F(WalCapture, refused_without_replica_identity_full_with_the_fix) {
+    const std::string err = error_of(
+        "CALL pgtrickle.create_stream_table('st', 'SELECT k, count(*) FROM src GROUP "
+        "BY k', cdc_mode => 'wal')");
+    EXPECT_NE(err.find("needs REPLICA IDENTITY FULL"), std::string::npos) << err;
+    EXPECT_NE(err.find("ALTER TABLE public.src REPLICA IDENTITY FULL"), std::string::npos) << err;
+    EXPECT_EQ(scalar("SELECT count(*) FROM pg_replication_slots WHERE database = "
+                     "current_database()"),
+              "0");
+}
+
+TEST_F(WalCapture, writes_reach_the_stream_table_through_the_slot_and_drop_removes_it) {
+    exec("ALTER TABLE src REPLICA IDENTITY FULL");
+    const std::string q =
+        "SELECT k, count(*) AS n, sum(v) AS total, max(t) AS top FROM src GROUP BY k";
+    exec("CALL pgtrickle.create_stream_table('st', $q$" + q +
+         "$q$, refresh_mode => 'differential', cdc_mode => 'wal')");
+    EXPECT_EQ(scalar("SELECT cdc_mode || ' ' || source_placement FROM "
+                     "pgtrickle.pgt_change_tracking"),
+              "wal local");
+    const std::string s = slot();
+    EXPECT_EQ(scalar("SELECT plugin FROM pg_replication_slots WHERE slot_name = '" + s + "'"),
+              "pgoutput");
+    // No triggers: writers pay nothing.
+    EXPECT_EQ(scalar("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'src'::regclass"), "0");
+    exec("INSERT INTO src VALUES (100, 1, 7, 'new'), (101, 9, NULL, NULL)");
+    exec("UPDATE src SET v = v + 1, k = (k + 1) % 4 WHERE id % 3 = 0");
+    exec("DELETE FROM src WHERE id % 5 = 0");
+    exec("BEGIN; UPDATE src SET t = 'rolled back'; ROLLBACK");
+    exec(
+        "BEGIN; UPDATE src SET t = 'kept' WHERE id = 1; SAVEPOINT s; DELETE FROM src; ROLLBACK "
+        "TO s; COMMIT");
+    exec("CALL pgtrickle.refresh_stream_table('st')");
+    expect_matches_query("st", q);
+    EXPECT_EQ(scalar("SELECT last_refresh_mode FROM pgtrickle.pgt_stream_tables"), "differential");
+    // A second refresh finds nothing new, and the slot was advanced to the frontier.
+    exec("CALL pgtrickle.refresh_stream_table('st')");
+    expect_matches_query("st", q);
+    EXPECT_EQ(scalar("SELECT pgtrickle.pending_changes(pgt_id) FROM pgtrickle.pgt_stream_tables"),
+              "0");
+    exec("CALL pgtrickle.drop_stream_table('st')");
+    EXPECT_EQ(scalar("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '" + s + "'"),
+              "0");
+    EXPECT_EQ(scalar("SELECT count(*) FROM pg_publication WHERE pubname = '" + s + "'"), "0");
+    EXPECT_EQ(scalar("SELECT count(*) FROM pgtrickle.pgt_worker_slots"), "0");
+}
+
+TEST_F(WalCapture, a_trigger_captured_source_switches_to_wal_without_loss_or_doubles) {
+    exec("ALTER TABLE src REPLICA IDENTITY FULL");
+    const std::string q1 = "SELECT k, count(*) AS n, sum(v) AS total FROM src GROUP BY k";
+    const std::string q2 = "SELECT id, k, t FROM src WHERE k <> 2";
+    exec("CALL pgtrickle.create_stream_table('st1', $q$" + q1 +
+         "$q$, refresh_mode => 'differential')");
+    EXPECT_EQ(scalar("SELECT cdc_mode FROM pgtrickle.pgt_change_tracking"), "trigger");
+    // Changes captured by the triggers, not yet consumed by st1...
+    exec("INSERT INTO src VALUES (200, 2, 1, 'a')");
+    exec("UPDATE src SET v = 0 WHERE id < 10");
+    exec("CALL pgtrickle.create_stream_table('st2', $q$" + q2 +
+         "$q$, refresh_mode => 'differential', cdc_mode => 'wal')");
+    EXPECT_EQ(scalar("SELECT cdc_mode FROM pgtrickle.pgt_change_tracking"), "wal");
+    EXPECT_EQ(scalar("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'src'::regclass"), "0");
+    // ...and changes after the switch, through the slot.
+    exec("DELETE FROM src WHERE id BETWEEN 20 AND 30");
+    exec("INSERT INTO src VALUES (201, 3, 2, 'b')");
+    exec("CALL pgtrickle.refresh_stream_table('st1')");
+    exec("CALL pgtrickle.refresh_stream_table('st2')");
+    expect_matches_query("st1", q1);
+    expect_matches_query("st2", q2);
+    EXPECT_EQ(scalar("SELECT string_agg(last_refresh_mode, ',' ORDER BY pgt_name) FROM "
+                     "pgtrickle.pgt_stream_tables"),
+              "differential,differential");
+    // Back to triggers is refused, not silently wrong.
+    const std::string err = error_of(
+        "CALL pgtrickle.create_stream_table('st3', 'SELECT id FROM "
+        "src', cdc_mode => 'trigger')");
+    EXPECT_NE(err.find("captured through WAL"), std::string::npos) << err;
+    exec("CALL pgtrickle.drop_stream_table('st1')");
+    exec("CALL pgtrickle.drop_stream_table('st2')");
+}
+
+TEST_F(WalCapture, a_refresh_in_a_transaction_that_wrote_the_source_is_refused) {
+    exec("ALTER TABLE src REPLICA IDENTITY FULL");
+    exec(
+        "CALL pgtrickle.create_stream_table('st', 'SELECT k, count(*) AS n FROM src GROUP BY k', "
+        "refresh_mode => 'differential', cdc_mode => 'wal')");
+    auto c = connect();
+    pqxx::work tx(*c);
+    tx.exec("INSERT INTO src VALUES (300, 1, 1, 'x')");
+    try {
+        tx.exec("CALL pgtrickle.refresh_stream_table('st')");
+        ADD_FAILURE() << "refresh after a write in the same transaction was not refused";
+    } catch (const pqxx::sql_error& e) {
+        EXPECT_NE(std::string(e.what()).find("whose changes are captured through WAL"),
+                  std::string::npos)
+            << e.what();
+    }
+    tx.abort();
+    exec("CALL pgtrickle.refresh_stream_table('st')");
+    expect_matches_query("st", "SELECT k, count(*) AS n FROM src GROUP BY k");
+    exec("CALL pgtrickle.drop_stream_table('st')");
+}
+
+TEST_F(WalCapture, a_join_over_a_wal_source_stays_exact_under_a_concurrent_writer) {
+    exec("ALTER TABLE src REPLICA IDENTITY FULL");
+    exec("CREATE TABLE dim (k int PRIMARY KEY, label text)");
+    exec("ALTER TABLE dim REPLICA IDENTITY FULL");
+    exec("INSERT INTO dim SELECT g, 'l' || g FROM generate_series(0, 3) g");
+    const std::string q =
+        "SELECT d.label, count(*) AS n, sum(s.v) AS total FROM src s JOIN dim d ON d.k = s.k "
+        "GROUP BY d.label";
+    exec("CALL pgtrickle.create_stream_table('st', $q$" + q +
+         "$q$, refresh_mode => 'differential', cdc_mode => 'wal')");
+    // A writer whose transaction is open while the refresh runs: the refresh waits for it
+    // (SHARE lock), then reads rows and buffer that agree.
+    auto w = connect();
+    pqxx::work wtx(*w);
+    wtx.exec("INSERT INTO src VALUES (400, 1, 5, 'w')");
+    wtx.exec("UPDATE dim SET label = 'renamed' WHERE k = 2");
+    std::thread committer([&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(300));
+        wtx.commit();
+    });
+    exec("CALL pgtrickle.refresh_stream_table('st')");
+    committer.join();
+    expect_matches_query("st", q);
+    exec("UPDATE src SET k = 3 WHERE k = 1");
+    exec("CALL pgtrickle.refresh_stream_table('st')");
+    expect_matches_query("st", q);
+    EXPECT_EQ(scalar("SELECT last_refresh_mode FROM pgtrickle.pgt_stream_tables"), "differential");
+    exec("CALL pgtrickle.drop_stream_table('st')");
+}
+
+}  // namespace
+}  // namespace pgt::test
