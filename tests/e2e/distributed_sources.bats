@@ -26,6 +26,9 @@ setup() {
 }
 
 teardown_file() {
+    if [ -f "$BATS_FILE_TMPDIR/worker3.dir" ]; then
+        bash "$E2E_DIR/../support/pgtmp.sh" stop "$(cat "$BATS_FILE_TMPDIR/worker3.dir")" || true
+    fi
     cluster_down
 }
 
@@ -112,7 +115,7 @@ refresh() { on coordinator "CALL pgtrickle.refresh_stream_table('$1')"; }
     local q="SELECT p.plan, count(*) AS n, sum(o.qty) AS qty FROM orders o JOIN plans p ON p.customer_id = o.customer_id GROUP BY p.plan"
     run on coordinator "CALL pgtrickle.create_stream_table('by_plan_d', '$q', refresh_mode => 'differential')"
     [ "$status" -ne 0 ]
-    [[ "$output" == *"reads the current rows of distributed table \"public\".\"orders\""* ]]
+    [[ "$output" == *"reads the current rows of Citus table \"public\".\"orders\""* ]]
     on coordinator "CALL pgtrickle.create_stream_table('by_plan', '$q')"
     run on coordinator "SELECT effective_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'by_plan'"
     [ "$output" = full ]
@@ -291,6 +294,57 @@ refresh() { on coordinator "CALL pgtrickle.refresh_stream_table('$1')"; }
     [ "$output" = 0 ]
     refresh oracle_rows
     run differs oracle_rows "SELECT id, customer_id, qty, amount, note FROM orders WHERE customer_id % 3 = 1"
+    [ "$output" = 0 ]
+}
+
+# wait_for SQL EXPECTED: poll the coordinator (up to 20 s) until SQL returns EXPECTED.
+wait_for() {
+    local i out
+    for i in $(seq 1 80); do
+        out=$(on coordinator "$1")
+        [ "$out" = "$2" ] && return 0
+        sleep 0.25
+    done
+    echo "waited for '$1' = '$2', last: '$out'"
+    return 1
+}
+
+@test "a node added, rebalanced onto and removed: slots follow, nothing missed or doubled" {
+    local port=${PGTRICKLE_E2E_WORKER3_PORT:-57639} dir
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/pgtrickle-e2e-worker3.XXXXXX")
+    chmod 755 "$dir"
+    echo "$dir/node" >"$BATS_FILE_TMPDIR/worker3.dir"
+    bash "$E2E_DIR/../support/pgtmp.sh" start --dir "$dir/node" --port "$port" --no-preload \
+        --set shared_preload_libraries=citus,pg_trickle --set citus.enable_change_data_capture=on \
+        --set synchronous_commit=on >/dev/null
+    PGCONNECT_TIMEOUT=10 psql -X -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -c "CREATE EXTENSION citus"
+    on coordinator "SELECT citus_add_node('127.0.0.1', $port)"
+    # The scheduler's poller notices the new node and gives it a slot.
+    wait_for "SELECT count(*) FROM pgtrickle.pgt_worker_slots ws JOIN pgtrickle.pgt_change_tracking ct USING (source_stable_name) WHERE ct.source_relid = 'orders'::regclass AND ws.worker_port = $port" 1
+    (
+        for i in $(seq 1 150); do
+            bash "$CLUSTER" psql coordinator -At -c "INSERT INTO orders VALUES (800000 + $i, $i % 20, 1, 1, 'r'); UPDATE orders SET qty = qty + 1 WHERE id % 40 = $i % 40" >/dev/null 2>&1
+        done
+    ) &
+    local writer=$!
+    on coordinator "SELECT citus_rebalance_start(shard_transfer_mode => 'force_logical')"
+    on coordinator "SELECT citus_rebalance_wait()"
+    wait "$writer" || true
+    run on coordinator "SELECT count(*) > 0 FROM citus_shards WHERE table_name = 'orders'::regclass AND nodeport = $port"
+    [ "$output" = t ]
+    refresh oracle_agg
+    run differs oracle_agg "$SUMMARY_Q"
+    [ "$output" = 0 ]
+    refresh oracle_rows
+    run differs oracle_rows "SELECT id, customer_id, qty, amount, note FROM orders WHERE customer_id % 3 = 1"
+    [ "$output" = 0 ]
+    # Shards moved away, node removed: its slot row goes, readers recompute once.
+    on coordinator "SELECT citus_drain_node('127.0.0.1', $port, shard_transfer_mode => 'force_logical')"
+    on coordinator "INSERT INTO orders VALUES (899999, 3, 3, 3, 'after drain')"
+    on coordinator "SELECT citus_remove_node('127.0.0.1', $port)"
+    wait_for "SELECT count(*) FROM pgtrickle.pgt_worker_slots WHERE worker_port = $port" 0
+    refresh oracle_agg
+    run differs oracle_agg "$SUMMARY_Q"
     [ "$output" = 0 ]
 }
 
