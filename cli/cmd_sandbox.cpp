@@ -1,8 +1,9 @@
 // `pgtrickle sandbox up|down|status`: a local throwaway PostgreSQL server with pg_trickle
-// for trying it out (lib/client/sandbox.h does the work). One node today; a Citus
-// coordinator with two workers when Citus is installed is the planned extension.
+// for trying it out (lib/client/sandbox.h does the work): a Citus coordinator with two
+// workers when Citus is installed, else (or with --single) one node.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <memory>
 
@@ -21,6 +22,7 @@ struct SandboxOptions {
     std::string action;
     std::optional<std::string> dir;
     std::optional<int> port;
+    bool single = false;
 };
 
 json::Value sandbox_json(const sb::Info& info) {
@@ -33,15 +35,46 @@ json::Value sandbox_json(const sb::Info& info) {
     v.set("dsn",
           known ? json::Value(sb::dsn(info.marker->port, info.marker->database)) : json::Value());
     v.set("pid", info.pid ? json::Value(*info.pid) : json::Value());
-    v.set("topology", "single");
+    v.set("topology",
+          info.marker ? json::Value(sb::topology_name(info.marker->topology)) : json::Value());
+    json::Value nodes = json::Value::array();
+    for (const sb::NodeInfo& n : info.nodes) {
+        json::Value node = json::Value::object();
+        node.set("name", n.name);
+        node.set("state", sb::state_name(n.state));
+        node.set("port", n.port > 0 ? json::Value(n.port) : json::Value());
+        node.set("dsn",
+                 n.port > 0 ? json::Value(sb::dsn(n.port, info.marker->database)) : json::Value());
+        node.set("pid", n.pid ? json::Value(*n.pid) : json::Value());
+        nodes.push_back(std::move(node));
+    }
+    v.set("nodes", std::move(nodes));
     return v;
+}
+
+bool is_citus(const sb::Info& info) {
+    return info.marker && info.marker->topology == sb::Topology::citus;
+}
+
+// One line per node: name, state, connection string.
+std::string node_lines(const sb::Info& info) {
+    std::string text;
+    for (const sb::NodeInfo& n : info.nodes) {
+        std::string name = n.name;
+        name.resize(std::max<std::size_t>(name.size(), 12), ' ');
+        text += name + (n.state == sb::State::running ? "running  " : "stopped  ") +
+                (n.port > 0 ? sb::dsn(n.port, info.marker->database) : "(no port yet)") + "\n";
+    }
+    return text;
 }
 
 std::string describe(const sb::Info& info) {
     if (info.state == sb::State::absent) {
         return "no sandbox in " + info.dir;
     }
-    const std::string where = "port " + std::to_string(info.marker->port) + ", dir " + info.dir;
+    const std::string where =
+        (is_citus(info) ? "Citus: coordinator and 2 workers, coordinator port " : "port ") +
+        std::to_string(info.marker->port) + ", dir " + info.dir;
     return info.state == sb::State::running
                ? "sandbox running (" + where +
                      (info.pid ? ", pid " + std::to_string(*info.pid) : std::string()) + ")"
@@ -64,17 +97,28 @@ ExitCode report(const Context& ctx, const char* action, const sb::Info& info, Ex
 }
 
 ExitCode run_up(const Context& ctx, const sb::Sandbox& sandbox, const SandboxOptions& opt) {
-    const sb::Info info = sandbox.up(opt.port);
+    const sb::Info info = sandbox.up(opt.port, opt.single);
     const std::string dsn = sb::dsn(info.marker->port, info.marker->database);
     const std::string message =
         info.already_running ? "the sandbox is already running" : "sandbox started";
-    ctx.console().info(message + ": PostgreSQL on 127.0.0.1:" + std::to_string(info.marker->port) +
-                       ", database \"" + info.marker->database + "\" with pg_trickle, data in " +
-                       info.dir);
+    if (is_citus(info)) {
+        ctx.console().info(message + ": a Citus coordinator and two workers (change data " +
+                           "capture on) on 127.0.0.1, database \"" + info.marker->database +
+                           "\" with citus and pg_trickle on each, data in " + info.dir + "\n" +
+                           node_lines(info).substr(0, node_lines(info).size() - 1));
+    } else {
+        ctx.console().info(
+            message + ": PostgreSQL on 127.0.0.1:" + std::to_string(info.marker->port) +
+            ", database \"" + info.marker->database + "\" with pg_trickle, data in " + info.dir +
+            (info.single_reason.empty() ? std::string()
+                                        : " (one node: " + info.single_reason + ")"));
+    }
     const std::string dir_arg = opt.dir ? " --dir " + info.dir : std::string();
     ctx.console().info("use it:   export PGTRICKLE_DSN='" + dsn + "'; pgtrickle status\n" +
                        "          psql '" + dsn + "'\n" + "stop it:  pgtrickle sandbox down" +
-                       dir_arg + " (stops the server and removes its data)");
+                       dir_arg +
+                       (is_citus(info) ? " (stops the servers and removes their data)"
+                                       : " (stops the server and removes its data)"));
     return report(ctx, "up", info, ExitCode::ok, message, dsn + "\n");
 }
 
@@ -93,7 +137,9 @@ ExitCode run_status(const Context& ctx, const sb::Sandbox& sandbox) {
     const ExitCode code = info.state == sb::State::running ? ExitCode::ok : ExitCode::unhealthy;
     const std::string message = describe(info);
     std::string text = message + "\n";
-    if (info.state == sb::State::running) {
+    if (is_citus(info)) {
+        text += node_lines(info);
+    } else if (info.state == sb::State::running) {
         text += sb::dsn(info.marker->port, info.marker->database) + "\n";
     }
     return report(ctx, "status", info, code, message, text);
@@ -110,6 +156,9 @@ ExitCode run_sandbox(const Context& ctx, const SandboxOptions& opt) {
         if (opt.port) {
             throw UsageError("--port applies to sandbox up only");
         }
+        if (opt.single) {
+            throw UsageError("--single applies to sandbox up only");
+        }
         return opt.action == "down" ? run_down(ctx, sandbox, dir) : run_status(ctx, sandbox);
     } catch (const sb::SandboxError& e) {
         throw CommandError(e.what(), e.hint(),
@@ -122,7 +171,9 @@ ExitCode run_sandbox(const Context& ctx, const SandboxOptions& opt) {
 void setup_sandbox(CommandTree& tree) {
     auto opt = std::make_shared<SandboxOptions>();
     CLI::App* cmd = tree.add_command(
-        "sandbox", "a local throwaway PostgreSQL server with pg_trickle: up, down or status",
+        "sandbox",
+        "a local throwaway PostgreSQL server with pg_trickle (a Citus coordinator and two "
+        "workers when Citus is installed): up, down or status",
         [opt](const Context& ctx) { return run_sandbox(ctx, *opt); });
     tree.restrict_to(cmd->add_option("action", opt->action, "up, down or status")->required(),
                      {"up", "down", "status"});
@@ -130,9 +181,14 @@ void setup_sandbox(CommandTree& tree) {
                     "the sandbox directory (default: $XDG_RUNTIME_DIR/pgtrickle-sandbox, or "
                     "/tmp/pgtrickle-sandbox)")
         ->type_name("DIR");
-    cmd->add_option("--port", opt->port, "TCP port on 127.0.0.1 for up (default: a free one)")
+    cmd->add_option("--port", opt->port,
+                    "TCP port on 127.0.0.1 for up (Citus: the coordinator's, the workers get the "
+                    "next two; default: free ones)")
         ->check(CLI::Range(1, 65535))
         ->type_name("PORT");
+    cmd->add_flag("--single", opt->single,
+                  "up: one node even when Citus is installed (default: a Citus coordinator and "
+                  "two workers when it is)");
 }
 
 }  // namespace pgt::cli

@@ -99,7 +99,7 @@ _pgtrickle() {
                     return
                     ;;
             esac
-            words+=" --dir --port up down status"
+            words+=" --dir --port --single up down status"
             ;;
         migrate)
             case $prev in

@@ -41,3 +41,38 @@ TEST(SandboxSettings, loopback_only_preloaded_logical_and_trust_on_127_0_0_1) {
     EXPECT_EQ(hba.find("local"), std::string::npos);
     EXPECT_EQ(sb::dsn(6543), "postgresql://postgres@127.0.0.1:6543/pgtrickle");
 }
+
+TEST(SandboxMarker, citus_marker_records_every_node_and_old_markers_are_single) {
+    sb::Marker m;
+    m.port = 41000;
+    m.topology = sb::Topology::citus;
+    m.nodes = {{"coordinator", 41000}, {"worker1", 41001}, {"worker2", 41002}};
+    const auto back = sb::parse_marker(sb::marker_text(m));
+    ASSERT_TRUE(back.has_value());
+    EXPECT_EQ(back->topology, sb::Topology::citus);
+    ASSERT_EQ(back->nodes.size(), 3U);
+    EXPECT_EQ(back->nodes[2].name, "worker2");
+    EXPECT_EQ(back->nodes[2].port, 41002);
+    // Markers written before Citus sandboxes have no topology: one node.
+    const auto old = sb::parse_marker(R"({"kind": "pgtrickle-sandbox", "port": 5})");
+    ASSERT_TRUE(old.has_value());
+    EXPECT_EQ(old->topology, sb::Topology::single);
+    EXPECT_TRUE(old->nodes.empty());
+    // A Citus marker without its nodes, or a topology we do not know, is not ours to touch.
+    EXPECT_FALSE(
+        sb::parse_marker(R"({"kind": "pgtrickle-sandbox", "port": 5, "topology": "citus"})"));
+    EXPECT_FALSE(
+        sb::parse_marker(R"({"kind": "pgtrickle-sandbox", "port": 5, "topology": "mesh"})"));
+}
+
+TEST(SandboxSettings, citus_nodes_preload_citus_first_with_cdc_and_synchronous_commits) {
+    const std::string conf = sb::server_settings(6543, sb::Topology::citus);
+    for (const char* line : {"listen_addresses = '127.0.0.1'\n", "port = 6543\n",
+                             "shared_preload_libraries = 'citus,pg_trickle'\n",
+                             "citus.enable_change_data_capture = on\n", "synchronous_commit = on\n",
+                             "max_prepared_transactions = 200\n", "wal_level = logical\n"}) {
+        EXPECT_NE(conf.find(line), std::string::npos) << line;
+    }
+    EXPECT_EQ(sb::server_settings(6543).find("citus"), std::string::npos);
+    EXPECT_STREQ(sb::topology_name(sb::Topology::citus), "citus");
+}
