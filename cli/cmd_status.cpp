@@ -27,16 +27,7 @@ namespace pgt::cli {
 namespace {
 
 // A cell for a value of any JSON type; null is empty.
-std::string cell(const json::Value& v) {
-    switch (v.type()) {
-        case json::Value::Type::null:
-            return "";
-        case json::Value::Type::string:
-            return cli_format::one_line(v.as_string());
-        default:
-            return json::dump(v);
-    }
-}
+std::string cell(const json::Value& v) { return json_cell(v); }
 
 std::string mode_cell(const json::Value& st) {
     std::string mode = cell(st["refresh_mode"]);

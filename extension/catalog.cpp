@@ -31,6 +31,14 @@ bool has_refresh_settings() {
     });
 }
 
+bool has_wal_capture() {
+    return pg_call([]() noexcept {
+        const Oid nsp = get_namespace_oid("pgtrickle", true);
+        const Oid rel = OidIsValid(nsp) ? get_relname_relid("pgt_worker_slots", nsp) : InvalidOid;
+        return OidIsValid(rel) && get_attnum(rel, "failing_since") != InvalidAttrNumber;
+    });
+}
+
 const char* const kResultSettings[] = {"TimeZone",           "DateStyle",    "IntervalStyle",
                                        "extra_float_digits", "bytea_output", "lc_monetary"};
 const int kResultSettingCount = static_cast<int>(std::size(kResultSettings));

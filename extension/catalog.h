@@ -14,6 +14,10 @@ bool has_stable_names();
 /// pgt_stream_tables.refresh_settings).
 bool has_refresh_settings();
 
+/// The catalog knows WAL capture (0.35.0: pgt_worker_slots with worker_lsn, failing_since).
+/// Older catalogs (a node not upgraded yet) capture with triggers only.
+bool has_wal_capture();
+
 /// The settings that change what a query returns, recorded at create and applied to every
 /// refresh of the stream table (TimeZone, DateStyle, IntervalStyle, ...).
 extern const char* const kResultSettings[];

@@ -6,6 +6,7 @@
 #include "capture/capture.h"
 #include "capture/wal.h"
 #include "catalog.h"
+#include "citus/citus.h"
 #include "core/delta_sql.h"
 #include "core/frontier.h"
 #include "core/schedule.h"
@@ -260,7 +261,15 @@ Defined define(int64_t id, const std::string& schema, const std::string& name,
     Defined d;
     const std::string view = "pgtrickle." + quote_ident("pgt_query_" + std::to_string(id));
     (void)analyze_select(query);  // one SELECT, or a clear error before CREATE VIEW sees it
-    spi::run("CREATE VIEW " + view + " AS " + query);
+    {
+        // The view is pg_trickle's, on this node only: Citus need not propagate it (and
+        // warns when it reads local tables).
+        pg::SettingsScope scope;
+        if (citus::loaded()) {
+            scope.set("citus.enable_ddl_propagation", "off");
+        }
+        spi::run("CREATE VIEW " + view + " AS " + query);
+    }
     d.view = regclass_oid(view);
     spi::run("COMMENT ON VIEW " + view + " IS " +
              quote_literal("pg_trickle: defining query of " + schema + "." + name));

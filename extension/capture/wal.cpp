@@ -477,6 +477,15 @@ Drained drain_slot(Oid relid, const std::string& key, const SlotRow& s, const Bu
     return out;
 }
 
+/// Serializes creating, recreating and dropping the slots of source `key` (until the end of
+/// the transaction). An advisory lock: it gives the transaction no id, which a slot created
+/// afterwards on this server would wait for.
+void lock_provisioning(const std::string& key) {
+    spi::exec("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pg_trickle slots ' "
+              "OPERATOR(pg_catalog.||) $1))",
+              {key});
+}
+
 /// The nodes whose slots capture `relid`: Citus' answer for Citus tables, this server for a
 /// local table captured through WAL.
 std::vector<remote::Node> nodes_for(Oid relid, const citus::Placement& placement) {
@@ -496,6 +505,9 @@ void flush_local_wal() {
 }
 
 std::optional<std::string> wal_key(Oid relid) {
+    if (!catalog::has_wal_capture()) {
+        return std::nullopt;
+    }
     return spi::exec(
                "SELECT source_stable_name FROM pgtrickle.pgt_change_tracking WHERE source_relid "
                "= $1::oid AND cdc_mode = 'wal'",
@@ -518,6 +530,21 @@ bool wants_wal(Oid relid) {
 }
 
 void prepare_sources(const std::vector<Oid>& relids, const std::string& cdc_mode) {
+    if (!catalog::has_wal_capture()) {
+        // A catalog from before 0.35.0: triggers only. Refuse what needs WAL capture.
+        bool needs_wal = cdc_mode == "wal";
+        for (Oid relid : relids) {
+            needs_wal = needs_wal || (citus::loaded() && citus::placement_of(relid).kind !=
+                                                              citus::Placement::Kind::local);
+        }
+        if (needs_wal) {
+            throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                        "WAL capture needs the pg_trickle 0.35.0 catalog",
+                        "This database's pg_trickle catalog is older than its library.",
+                        "ALTER EXTENSION pg_trickle UPDATE; (or pgtrickle migrate).");
+        }
+        return;
+    }
     struct Made {
         std::string key;
         remote::Node node;
@@ -592,6 +619,7 @@ void prepare_sources(const std::vector<Oid>& relids, const std::string& cdc_mode
             check_node(node, version, gpid, !local);
         }
         const std::string key = stable_name_of(relid);
+        lock_provisioning(key);  // another stream table being created on the same source
         const CaptureObjectNames n = capture_object_names(key);
         // The publication must exist on every node before a slot starts decoding (pgoutput
         // looks it up at each change), and a slot waits for the transactions running on its
@@ -686,6 +714,9 @@ void note_truncate(const std::vector<Oid>& relids) {
 }
 
 std::vector<Oid> sources_of(int64_t pgt_id) {
+    if (!catalog::has_wal_capture()) {
+        return {};
+    }
     return oids(
         spi::exec_cached("SELECT ct.source_relid::oid::text FROM pgtrickle.pgt_dependencies d JOIN "
                          "pgtrickle.pgt_change_tracking ct ON ct.source_relid = d.source_relid "
@@ -694,6 +725,9 @@ std::vector<Oid> sources_of(int64_t pgt_id) {
 }
 
 std::vector<Oid> all_sources() {
+    if (!catalog::has_wal_capture()) {
+        return {};
+    }
     return oids(spi::exec_cached(
         "SELECT source_relid::oid::text FROM pgtrickle.pgt_change_tracking WHERE cdc_mode = "
         "'wal' ORDER BY 1"));
@@ -706,9 +740,13 @@ void lock_sources(const std::vector<Oid>& relids) {
 }
 
 void drop_source(const std::string& key, const std::string& qualified_name_text) {
+    // The poller may be draining these slots (a slot being read cannot be dropped) or about
+    // to recreate one it finds missing: wait for it (the source's provisioning lock, then
+    // the rows' locks, which its drains hold) before dropping anything.
+    lock_provisioning(key);
     auto rows = spi::exec(
         "SELECT worker_name, worker_port::text, slot_name FROM pgtrickle.pgt_worker_slots "
-        "WHERE source_stable_name = $1 ORDER BY 1, 2",
+        "WHERE source_stable_name = $1 ORDER BY 1, 2 FOR UPDATE",
         {key});
     for (const auto& r : rows.rows) {
         const remote::Node node = node_at(*r[0], std::stoi(*r[1]));
@@ -756,6 +794,10 @@ std::vector<SlotAction> provision(std::optional<Oid> relid) {
                         "relation " + qualified_name(src) + " is not a WAL-captured source", "",
                         "Only sources of stream tables on distributed or reference tables have "
                         "slots.");
+        }
+        lock_provisioning(*key);
+        if (!wal_key(src)) {
+            continue;  // its last reader was dropped while we waited
         }
         const CaptureObjectNames n = capture_object_names(*key);
         const auto nodes =

@@ -115,8 +115,9 @@ class Refresh {
         // state the drained buffer describes: writers are held off (SHARE lock) meanwhile.
         wal_sources_ = capture::wal::sources_of(std::stoll(id_));
         refuse_own_writes_to_wal_sources();
-        if (!wal_sources_.empty() && keeps_differential()) {
-            if (force_full || full_expected() || delta_reads_local_wal_sources()) {
+        const Prelude before = wal_sources_.empty() ? Prelude{} : prelude();
+        if (before.differential) {
+            if (force_full || before.full_expected || delta_reads_local_wal_sources()) {
                 capture::wal::lock_sources(wal_sources_);
                 wal_locked_ = true;
             }
@@ -139,8 +140,7 @@ class Refresh {
             load_sources();
             take_frontier_point();
             choose_mode(force_full);
-            if (out_.mode == "full" && !wal_sources_.empty() && !wal_locked_ &&
-                keeps_differential()) {
+            if (out_.mode == "full" && before.differential && !wal_locked_) {
                 // The window asks for a full refresh (a TRUNCATE marker): start again with
                 // the sources locked, so that what the full refresh reads matches the frontier.
                 capture::wal::lock_sources(wal_sources_);
@@ -170,13 +170,23 @@ class Refresh {
     }
 
   private:
-    /// The stream table is maintained differentially (its frontier must match its contents).
-    bool keeps_differential() {
-        return spi::exec_cached(
-                   "SELECT effective_mode FROM pgtrickle.pgt_stream_tables WHERE "
-                   "pgt_id = $1::bigint",
-                   {id_})
-                   .scalar() == "differential";
+    /// Before the snapshot: whether the stream table is maintained differentially (its
+    /// frontier must then match its contents), and whether this refresh will be full for a
+    /// reason known already (first refresh, a scheduled full refresh).
+    struct Prelude {
+        bool differential = false, full_expected = false;
+    };
+    Prelude prelude() {
+        const auto r = spi::exec_cached(
+            "SELECT (effective_mode = 'differential')::text, (needs_full_refresh OR frontier IS "
+            "NULL)::text FROM pgtrickle.pgt_stream_tables WHERE pgt_id = $1::bigint",
+            {id_});
+        Prelude p;
+        if (!r.rows.empty()) {
+            p.differential = r.rows[0][0] == "true";
+            p.full_expected = r.rows[0][1] == "true";
+        }
+        return p;
     }
 
     /// Whether the delta reads the current rows of a local source captured through WAL:
@@ -223,20 +233,11 @@ class Refresh {
         }
     }
 
-    /// Whether this refresh will be full for a reason known before the snapshot.
-    bool full_expected() {
-        return spi::exec_cached(
-                   "SELECT (needs_full_refresh OR frontier IS NULL)::text FROM "
-                   "pgtrickle.pgt_stream_tables WHERE pgt_id = $1::bigint",
-                   {id_})
-                   .scalar() == "true";
-    }
-
     /// A source captured by triggers that Citus distributed since (create_distributed_table,
     /// create_reference_table): its writes now happen on other nodes, where no trigger sees
     /// them. Refused rather than silently stale.
     void check_placements() {
-        if (!citus::loaded()) {
+        if (!citus::loaded() || !catalog::has_wal_capture()) {
             return;
         }
         for (const auto& row :

@@ -228,6 +228,40 @@ refresh() { on coordinator "CALL pgtrickle.refresh_stream_table('$1')"; }
     [ "$output" = 0 ]
 }
 
+@test "schema changes on a distributed source: a column added, written, dropped" {
+    on coordinator "ALTER TABLE orders ADD COLUMN extra int DEFAULT 7"
+    on coordinator "INSERT INTO orders (id, customer_id, qty, amount, note, extra) SELECT g, g % 20, 2, 2, 'e', g FROM generate_series(450001, 450100) g"
+    on coordinator "UPDATE orders SET extra = extra + 1, qty = qty + 1 WHERE id % 9 = 0"
+    refresh oracle_agg
+    run differs oracle_agg "$SUMMARY_Q"
+    [ "$output" = 0 ]
+    on coordinator "ALTER TABLE orders DROP COLUMN extra"
+    on coordinator "INSERT INTO orders SELECT g, g % 20, 4, 4, 'f' FROM generate_series(450101, 450200) g"
+    on coordinator "DELETE FROM orders WHERE id BETWEEN 450001 AND 450050"
+    refresh oracle_agg
+    run differs oracle_agg "$SUMMARY_Q"
+    [ "$output" = 0 ]
+    refresh oracle_rows
+    run differs oracle_rows "SELECT id, customer_id, qty, amount, note FROM orders WHERE customer_id % 3 = 1"
+    [ "$output" = 0 ]
+}
+
+@test "kill -9 of a worker in the middle of a poll: nothing lost, nothing doubled" {
+    on coordinator "INSERT INTO orders SELECT g, g % 20, 1, 1, 'big' FROM generate_series(1000001, 1100000) g"
+    ( bash "$CLUSTER" psql coordinator -At -c "SELECT sum(changes) FROM pgtrickle.poll_worker_slots('orders')" >/dev/null 2>&1 || true ) &
+    local poller=$!
+    sleep 0.3
+    bash "$CLUSTER" kill worker1
+    wait "$poller" || true
+    bash "$CLUSTER" resume worker1
+    refresh oracle_agg
+    run differs oracle_agg "$SUMMARY_Q"
+    [ "$output" = 0 ]
+    refresh oracle_rows
+    run differs oracle_rows "SELECT id, customer_id, qty, amount, note FROM orders WHERE customer_id % 3 = 1"
+    [ "$output" = 0 ]
+}
+
 @test "a worker that is down holds back refreshes with its address; they resume after" {
     on coordinator "INSERT INTO orders SELECT g, g % 20, 1, 1, 'w' FROM generate_series(400001, 400100) g"
     bash "$CLUSTER" halt worker2
@@ -248,8 +282,13 @@ refresh() { on coordinator "CALL pgtrickle.refresh_stream_table('$1')"; }
     run on coordinator "CALL pgtrickle.refresh_stream_table('oracle_agg')"
     [ "$status" -ne 0 ]
     [[ "$output" == *"missing on node 127.0.0.1:$(port_of worker1)"* ]]
+    # Recreated by the scheduler's poller or by hand, whichever comes first.
     run on coordinator "SELECT action FROM pgtrickle.provision_worker_slots('orders') WHERE worker_port = $(port_of worker1)"
-    [ "$output" = recreated ]
+    [[ "$output" = recreated || "$output" = present ]]
+    run on worker1 "SELECT count(*) FROM pg_replication_slots WHERE slot_name = '$slot'"
+    [ "$output" = 1 ]
+    run on coordinator "SELECT last_error FROM pgtrickle.pgt_worker_slots WHERE worker_port = $(port_of worker1) AND slot_name = '$slot'"
+    [[ "$output" == *"missing on node 127.0.0.1:$(port_of worker1)"* ]]
     run on coordinator "SELECT needs_full_refresh FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'oracle_agg'"
     [ "$output" = t ]
     refresh oracle_agg
