@@ -46,7 +46,7 @@ CYCLES=5
 CHANGES=1000          # per refresh cycle: 40% qty updates, 20% customer updates, 20% inserts, 20% deletes
 PB_ROWS=100000        # rows of the pgbench tables
 PB_SECONDS=15
-PB_ROUNDS=2
+PB_ROUNDS=3
 CLIENTS=4
 PERF=0
 
@@ -182,6 +182,9 @@ PEEK="SELECT count(*) FROM pg_logical_slot_peek_binary_changes('$SLOT', NULL, NU
 next_id=$BASE_ROWS
 for r in $(seq 1 "$DRAIN_ROUNDS"); do
     log "drain round $r: $DRAIN_ROWS inserts and $DRAIN_ROWS updates through the coordinator"
+    # A drain advances a slot to the stored frontier at its start: so that the peeks below
+    # read this round's changes only, advance past the previous round's now (no changes).
+    q coordinator "SELECT sum(changes) FROM pgtrickle.poll_worker_slots()" >/dev/null
     q coordinator \
         "INSERT INTO orders SELECT g, g % $CUSTOMERS, g % 7, g * 1.5, 'note ' || g FROM generate_series($((next_id + 1)), $((next_id + DRAIN_ROWS))) g" \
         "UPDATE orders SET qty = qty + 1 WHERE id > $((DRAIN_ROWS * (r - 1))) AND id <= $((DRAIN_ROWS * r))" >/dev/null
@@ -207,16 +210,18 @@ for r in $(seq 1 "$DRAIN_ROUNDS"); do
 SELECT pg_backend_pid() AS bpid \gset
 \setenv BPID :bpid
 $perf_on
-\! echo \$BPID > \$WORK/bpid; awk '{print \$14 + \$15}' /proc/\$BPID/stat > \$WORK/cpu0
+\! echo \$BPID > \$WORK/bpid; awk '{print \$14 + \$15}' /proc/\$BPID/stat > \$WORK/cpu0; awk '{print \$2}' /proc/\$BPID/schedstat > \$WORK/rq0
 \timing on
 SELECT 'changes', sum(changes) FROM pgtrickle.poll_worker_slots();
 \timing off
-\! awk '{print \$14 + \$15}' /proc/\$BPID/stat > \$WORK/cpu1
+\! awk '{print \$14 + \$15}' /proc/\$BPID/stat > \$WORK/cpu1; awk '{print \$2}' /proc/\$BPID/schedstat > \$WORK/rq1
 $perf_off
 EOF
     drained=$(sed -n 's/^changes|//p' "$WORK/drain_$r")
     drain_ms=$(sed -n 's/^Time: \([0-9.]*\) ms.*/\1/p' "$WORK/drain_$r")
     cpu_ms=$(( ($(cat "$WORK/cpu1") - $(cat "$WORK/cpu0")) * 1000 / CLK_TCK ))
+    # Time the backend was runnable but waited for a CPU (other processes on the machine).
+    rq_ms=$(( ($(cat "$WORK/rq1") - $(cat "$WORK/rq0")) / 1000000 ))
     expected=$((DRAIN_ROWS * 3))
     [ "$drained" = "$expected" ] || { log "drain wrote $drained buffer rows, expected $expected"; exit 1; }
     # The same rows written by a plain INSERT ... SELECT into a table shaped like the buffer
@@ -230,8 +235,8 @@ EOF
     done | median)
     copied=$(q coordinator "SELECT count(*) FROM local_copy")
     [ "$copied" = "$drained" ] || { log "local copy has $copied rows, the drain wrote $drained"; exit 1; }
-    echo "$drained $drain_ms $cpu_ms $peek_total $msgs $ins" >>"$WORK/drain_results"
-    log "  drained $drained rows in $drain_ms ms (backend CPU $cpu_ms ms); peek $peek_total ms for $msgs messages; local insert $ins ms"
+    echo "$drained $drain_ms $cpu_ms $peek_total $msgs $ins $rq_ms" >>"$WORK/drain_results"
+    log "  drained $drained rows in $drain_ms ms (backend CPU $cpu_ms ms, waiting for a CPU $rq_ms ms); peek $peek_total ms for $msgs messages; local insert $ins ms"
 done
 # Medians over the rounds.
 d_rows=$(awk '{print $1}' "$WORK/drain_results" | median)
@@ -240,6 +245,7 @@ d_cpu=$(awk '{print $3}' "$WORK/drain_results" | median)
 p_ms=$(awk '{print $4}' "$WORK/drain_results" | median)
 p_msgs=$(awk '{print $5}' "$WORK/drain_results" | median)
 i_ms=$(awk '{print $6}' "$WORK/drain_results" | median)
+d_rq=$(awk '{print $7}' "$WORK/drain_results" | median)
 rate() { awk -v n="$1" -v t="$2" 'BEGIN {printf "%.0f", n / (t / 1000)}'; }
 d_rate=$(rate "$d_rows" "$d_ms")
 p_rate=$(rate "$d_rows" "$p_ms")
@@ -255,6 +261,8 @@ row "slot drain (same)" "$d_rate rows/s" "INSERT ... SELECT of the same rows int
     "$(awk -v a="$d_ms" -v b="$i_ms" 'BEGIN {printf "%.2fx the time", a / b}')" "(context)" "-"
 row "  coordinator backend CPU during the drain" "$d_cpu ms" "drain wall time" "$(printf '%.0f' "$d_ms") ms" \
     "$(awk -v a="$d_cpu" -v b="$d_ms" 'BEGIN {printf "%.0f%%", 100 * a / b}')" "(context)" "-"
+row "  coordinator backend runnable, waiting for a CPU (schedstat)" "$d_rq ms" "drain wall time" "$(printf '%.0f' "$d_ms") ms" \
+    "$(awk -v a="$d_rq" -v b="$d_ms" 'BEGIN {printf "%.0f%%", 100 * a / b}')" "(context)" "-"
 
 if [ "$PERF" = 1 ] && [ -s "$WORK/perf.data" ]; then
     perf report -i "$WORK/perf.data" --stdio --children -g none --percentage relative --sort sym 2>/dev/null |
@@ -293,11 +301,15 @@ done
 # Where a refresh's time goes: the same cycle with the drain timed first.
 for c in $(seq $((CYCLES + 1)) $((CYCLES + 2))); do
     changes "$c"
+    pk=0
+    for w in worker1 worker2; do
+        pk=$(awk -v a="$pk" -v b="$(ms "$w" "$PEEK")" 'BEGIN {print a + b}')
+    done
     dr=$(msw coordinator "SELECT sum(changes) FROM pgtrickle.poll_worker_slots()")
     ap=$(msw coordinator "CALL pgtrickle.refresh_stream_table('agg')")
     check_equal agg "$AGG_Q" "customer_id, n, qty"
-    echo "$dr $ap" >>"$WORK/split"
-    log "  split cycle $c: poll_worker_slots $dr ms, then refresh_stream_table $ap ms"
+    echo "$dr $ap $pk" >>"$WORK/split"
+    log "  split cycle $c: peek on both workers $pk ms; poll_worker_slots $dr ms, then refresh_stream_table $ap ms"
 done
 zero=$(for _ in 1 2 3 4 5 6 7; do msw coordinator "CALL pgtrickle.refresh_stream_table('agg')"; done | median)
 zero_cold=$(for _ in 1 2 3 4 5 6 7; do ms coordinator "CALL pgtrickle.refresh_stream_table('agg')"; done | median)
@@ -306,11 +318,14 @@ st_med=$(awk '{print $1}' "$WORK/refresh" | median)
 mv_med=$(awk '{print $2}' "$WORK/refresh" | median)
 dr_med=$(awk '{print $1}' "$WORK/split" | median)
 ap_med=$(awk '{print $2}' "$WORK/split" | median)
+pk_med=$(awk '{print $3}' "$WORK/split" | median)
 ROWS_NOW=$(q coordinator "SELECT count(*) FROM orders")
 row "agg over distributed orders ($ROWS_NOW rows): refresh after $CHANGES changes (median of $CYCLES)" \
     "$st_med ms" "REFRESH MATERIALIZED VIEW" "$mv_med ms" \
     "$(awk -v a="$st_med" -v b="$mv_med" 'BEGIN {printf "%.1fx faster", b / a}')" "(context)" "-"
-row "  of which drain (poll_worker_slots first; median of 2)" "$dr_med ms" "then refresh_stream_table" "$ap_med ms" "-" "(context)" "-"
+row "  split: poll_worker_slots, then refresh_stream_table (median of 2)" "$dr_med ms" "then refresh_stream_table" "$ap_med ms" "-" "(context)" "-"
+row "  raw decode of those changes: peek on both workers" "$pk_med ms" "poll_worker_slots" "$dr_med ms" \
+    "$(awk -v a="$pk_med" -v b="$dr_med" 'BEGIN {printf "%.0f%% of the drain", 100 * a / b}')" "(context)" "-"
 row "agg: zero-change refresh (median of 7)" "$zero ms" "SELECT 1 round trip" "$sel1 ms" \
     "$(awk -v a="$zero" -v b="$sel1" 'BEGIN {printf "%.0fx", a / b}')" "(context)" "-"
 row "agg: zero-change refresh, first in a new session (median of 7)" "$zero_cold ms" "same, connections open" "$zero ms" \
@@ -356,12 +371,14 @@ pb_off() {
 # worker-side CPU of the drains: backends the coordinator's scheduler opened (application
 # pg_trickle) on both workers, and the scheduler itself.
 drain_cpu_ticks() {
-    local total=0 pid w
+    local total=0 pid w found=0
     for w in worker1 worker2; do
         for pid in $(q "$w" "SELECT pid FROM pg_stat_activity WHERE application_name = 'pg_trickle'"); do
             total=$((total + $(cpu_ticks "$pid" 2>/dev/null || echo 0)))
+            found=$((found + 1))
         done
     done
+    log "    ($found pg_trickle backends on the workers)"
     pid=$(q coordinator "SELECT pgtrickle.scheduler_pid()")
     [ -n "$pid" ] && total=$((total + $(cpu_ticks "$pid" 2>/dev/null || echo 0)))
     echo "$total"
