@@ -27,7 +27,9 @@ namespace pgt::cli {
 namespace {
 
 // A cell for a value of any JSON type; null is empty.
-std::string cell(const json::Value& v) { return json_cell(v); }
+std::string cell(const json::Value& v) {
+    return json_cell(v);
+}
 
 std::string mode_cell(const json::Value& st) {
     std::string mode = cell(st["refresh_mode"]);

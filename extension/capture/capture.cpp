@@ -603,12 +603,11 @@ std::string ensure_source(Oid relid) {
     // Citus tables always, local tables when their slots were made (cdc_mode 'wal').
     const bool wal = placement.kind != citus::Placement::Kind::local ||
                      (catalog::has_wal_capture() &&
-                      spi::exec(
-                         "SELECT 1 FROM pgtrickle.pgt_worker_slots WHERE source_stable_name "
-                         "= $1",
-                         {computed_stable_name(relid)})
-                         .scalar()
-                         .has_value());
+                      spi::exec("SELECT 1 FROM pgtrickle.pgt_worker_slots WHERE source_stable_name "
+                                "= $1",
+                                {computed_stable_name(relid)})
+                          .scalar()
+                          .has_value());
     if (src.relkind != 'r' && src.relkind != 'p') {
         throw Error(ERRCODE_WRONG_OBJECT_TYPE,
                     "cannot capture changes of \"" + src.schema + "." + src.name + "\"",

@@ -481,9 +481,10 @@ Drained drain_slot(Oid relid, const std::string& key, const SlotRow& s, const Bu
 /// the transaction). An advisory lock: it gives the transaction no id, which a slot created
 /// afterwards on this server would wait for.
 void lock_provisioning(const std::string& key) {
-    spi::exec("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pg_trickle slots ' "
-              "OPERATOR(pg_catalog.||) $1))",
-              {key});
+    spi::exec(
+        "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pg_trickle slots ' "
+        "OPERATOR(pg_catalog.||) $1))",
+        {key});
 }
 
 /// The nodes whose slots capture `relid`: Citus' answer for Citus tables, this server for a
@@ -535,7 +536,7 @@ void prepare_sources(const std::vector<Oid>& relids, const std::string& cdc_mode
         bool needs_wal = cdc_mode == "wal";
         for (Oid relid : relids) {
             needs_wal = needs_wal || (citus::loaded() && citus::placement_of(relid).kind !=
-                                                              citus::Placement::Kind::local);
+                                                             citus::Placement::Kind::local);
         }
         if (needs_wal) {
             throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
