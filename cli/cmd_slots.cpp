@@ -47,8 +47,8 @@ ExitCode run_list(const Context& ctx, const std::optional<std::string>& source) 
         message = worker_slots_summary(rows);
     } else if (!client::has_citus(*node)) {
         message =
-            "no worker slots: Citus is not installed in this database, so there are no "
-            "distributed sources";
+            "no slots: Citus is not installed in this database and no source is captured "
+            "with cdc_mode 'wal'";
     } else {
         message = source ? "no worker slots for " + *source + " (not a distributed source?)"
                          : std::string("no worker slots (no distributed sources)");

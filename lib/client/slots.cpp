@@ -36,7 +36,7 @@ constexpr const char* source_label_sql =
     "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
     "WHERE ct.source_stable_name = x.source_stable_name), x.source_stable_name)";
 
-// Citus and the function `signature` must exist for provision/drop.
+// The function `signature` must exist for provision/drop (pg_trickle 0.35.0 and later).
 void require_slot_function(pqxx::transaction_base& tx, const Node& node,
                            const std::string& signature) {
     const std::string sql =
@@ -45,13 +45,8 @@ void require_slot_function(pqxx::transaction_base& tx, const Node& node,
         "(SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_trickle')";
     node.trace(sql);
     const pqxx::row r = tx.exec_params1(sql, signature);
-    if (!r[1].as<bool>()) {
-        throw SlotsUnavailable(
-            std::string("Citus is not installed in database \"") + r[0].c_str() +
-                "\": worker slots exist only for distributed sources on a Citus coordinator",
-            "Connect to the Citus coordinator's database (pgtrickle preflight checks the "
-            "cluster).");
-    }
+    // Citus is not required: local tables captured with cdc_mode 'wal' have a slot on this
+    // server, managed the same way.
     if (!r[2].as<bool>()) {
         throw SlotsUnavailable(
             std::string("the installed pg_trickle ") + r[3].c_str() + " has no " + signature,

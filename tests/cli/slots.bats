@@ -1,5 +1,6 @@
 #!/usr/bin/env bats
-# `pgtrickle slots` on a single server (no Citus): the documented errors and exit codes.
+# `pgtrickle slots` on a single server (no Citus): local WAL-captured sources, the documented
+# errors and exit codes.
 # Worker slots on a real cluster are tested in tests/e2e/preflight.bats.
 
 load helpers
@@ -35,18 +36,30 @@ teardown_file() {
     run -0 --separate-stderr pgt slots list
     [ -z "$output" ]
     [[ "$stderr" == *"Citus is not installed"* ]]
+    [[ "$stderr" == *"cdc_mode 'wal'"* ]]
     run -0 --separate-stderr pgt --format json slots list --source orders
     json_is '.slots == []'
     run -1 --separate-stderr pgt --format json slots list no_such_table
     json_is '.status.message | test("no_such_table")'
 }
 
-@test "slots provision and drop without Citus exit 3 and say Citus is missing" {
+@test "slots on a single server: a local table captured through WAL has its slot listed and provisioned" {
     use_server SLOTS cli_slots
-    run -3 --separate-stderr pgt --format json slots provision
-    json_is '.status.code == "configuration" and (.status.message | test("Citus is not installed"))'
-    run -3 --separate-stderr pgt --format json slots drop
-    json_is '.status.code == "configuration" and (.status.hint | length > 0)'
+    run -0 --separate-stderr pgt --format json slots provision
+    json_is '.status.code == "ok" and .slots == []'
+    sql cli_slots "CREATE TABLE walsrc (id int PRIMARY KEY, v int)"
+    sql cli_slots "ALTER TABLE walsrc REPLICA IDENTITY FULL"
+    sql cli_slots "CALL pgtrickle.create_stream_table('walst', 'SELECT v, count(*) AS n FROM walsrc GROUP BY v', cdc_mode => 'wal')"
+    run -0 --separate-stderr pgt --format json slots list
+    json_is '(.slots | length) == 1 and (.slots[0].slot_name | test("^pgtrickle_[0-9a-f]{16}$")) and .slots[0].source == "public.walsrc"'
+    run -0 --separate-stderr pgt --format json slots provision walsrc
+    json_is '(.slots | length) == 1 and .slots[0].action == "present"'
+    run -0 --separate-stderr pgt --format json slots drop
+    json_is '.status.code == "ok" and .slots == []'
+    sql cli_slots "CALL pgtrickle.drop_stream_table('walst')"
+    sql cli_slots "DROP TABLE walsrc"
+    run -0 --separate-stderr pgt --format json slots list
+    json_is '.slots == []'
 }
 
 @test "slots usage errors: unknown action, a source for drop, two different sources" {
