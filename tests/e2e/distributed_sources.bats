@@ -275,13 +275,17 @@ refresh() { on coordinator "CALL pgtrickle.refresh_stream_table('$1')"; }
 }
 
 @test "a slot dropped by hand is recreated and its readers fully refreshed" {
-    local slot
+    local slot since
     slot=$(on coordinator "SELECT DISTINCT slot_name FROM pgtrickle.pgt_worker_slots ws JOIN pgtrickle.pgt_change_tracking ct USING (source_stable_name) WHERE ct.source_relid = 'orders'::regclass")
+    since=$(on coordinator "SELECT now()")
     on worker1 "SELECT pg_drop_replication_slot('$slot')"
     on coordinator "INSERT INTO orders SELECT g, g % 20, 2, 2, 'd' FROM generate_series(500001, 500100) g"
+    # The refresh fails naming the lost slot, unless the scheduler's poller found it first
+    # and recreated it (then this refresh is the full one).
     run on coordinator "CALL pgtrickle.refresh_stream_table('oracle_agg')"
-    [ "$status" -ne 0 ]
-    [[ "$output" == *"missing on node 127.0.0.1:$(port_of worker1)"* ]]
+    if [ "$status" -ne 0 ]; then
+        [[ "$output" == *"missing on node 127.0.0.1:$(port_of worker1)"* ]]
+    fi
     # Recreated by the scheduler's poller or by hand, whichever comes first.
     run on coordinator "SELECT action FROM pgtrickle.provision_worker_slots('orders') WHERE worker_port = $(port_of worker1)"
     [[ "$output" = recreated || "$output" = present ]]
@@ -289,13 +293,11 @@ refresh() { on coordinator "CALL pgtrickle.refresh_stream_table('$1')"; }
     [ "$output" = 1 ]
     run on coordinator "SELECT last_error FROM pgtrickle.pgt_worker_slots WHERE worker_port = $(port_of worker1) AND slot_name = '$slot'"
     [[ "$output" == *"missing on node 127.0.0.1:$(port_of worker1)"* ]]
-    run on coordinator "SELECT needs_full_refresh FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'oracle_agg'"
-    [ "$output" = t ]
     refresh oracle_agg
     run differs oracle_agg "$SUMMARY_Q"
     [ "$output" = 0 ]
-    run on coordinator "SELECT last_refresh_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'oracle_agg'"
-    [ "$output" = full ]
+    run on coordinator "SELECT count(*) FROM pgtrickle.pgt_refresh_history h JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) WHERE s.pgt_name = 'oracle_agg' AND h.mode = 'full' AND h.started_at > '$since'"
+    [ "$output" -ge 1 ]
 }
 
 @test "kill -9 of the coordinator after a drain committed: nothing lost, nothing doubled" {
