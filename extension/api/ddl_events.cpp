@@ -169,6 +169,9 @@ PGT_FUNCTION(pgtrickle_on_ddl_command_end) {
         "OPERATOR(pg_catalog.=) 'pg_catalog.pg_trigger'::regclass "
         "AND t.tgname::text LIKE 'pg\\_trickle\\_cdc\\_ins\\_%'");
     for (const auto& row : restored.rows) {
+        if (capture::creating_triggers()) {
+            break;  // pg_trickle's own (a source switching to triggers), not a restore
+        }
         capture::sync_source(static_cast<Oid>(std::stoul(*row[0])), true);
     }
     if (hierarchy_changed()) {

@@ -376,8 +376,18 @@ std::optional<bool> row_level_capture(Oid relid, const CaptureObjectNames& n) {
 /// fire none of its statement triggers, only its row triggers (which PostgreSQL clones onto
 /// its partitions). On a member of the source's hierarchy they carry the argument 'member':
 /// their rows go into the source's buffer, mapped to its columns by name (trigger.cpp).
+/// Set while pg_trickle creates capture triggers itself (see creating_triggers()).
+bool g_creating_triggers = false;
+
 void create_triggers(const std::string& key, Oid relid, const std::string& tbl, bool member,
                      bool row_level) {
+    struct Creating {
+        bool saved = g_creating_triggers;
+        Creating() { g_creating_triggers = true; }
+        ~Creating() { g_creating_triggers = saved; }
+        Creating(const Creating&) = delete;
+        Creating& operator=(const Creating&) = delete;
+    } creating;
     const CaptureObjectNames n = capture_object_names(key);
     auto have = spi::exec(
         "SELECT tgname::text FROM pg_catalog.pg_trigger WHERE tgrelid OPERATOR(pg_catalog.=) "
@@ -555,6 +565,10 @@ std::vector<Oid> list_oids(List* rels) {
 
 }  // namespace
 
+bool creating_triggers() {
+    return g_creating_triggers;
+}
+
 SourceNames resolve(Oid relid) {
     SourceNames out;
     auto key = catalog_key(relid);
@@ -688,6 +702,20 @@ void switch_to_wal(Oid relid) {
         "UPDATE pgtrickle.pgt_change_tracking SET cdc_mode = 'wal' WHERE source_relid = "
         "$1::oid",
         {relid_text(relid)});
+}
+
+void switch_to_triggers(Oid relid) {
+    auto key = catalog_key(relid);
+    if (!key) {
+        return;
+    }
+    spi::run(
+        "UPDATE pgtrickle.pgt_change_tracking SET cdc_mode = 'trigger' WHERE source_relid = "
+        "$1::oid",
+        {relid_text(relid)});
+    const SourceInfo src = source_info(relid);
+    write_trigger_function(*key, src);
+    (void)reconcile_members(*key, relid, src);
 }
 
 void sync_source(Oid relid, bool untrusted) {

@@ -32,6 +32,14 @@ std::string ensure_source(Oid relid);
 /// made its slot, with the source locked): its triggers and capture function go.
 void switch_to_wal(Oid relid);
 
+/// A source captured through WAL is captured by triggers from now on (wal::prepare_sources
+/// drained its slot with the source locked, and drops the slot next).
+void switch_to_triggers(Oid relid);
+
+/// Whether pg_trickle is creating capture triggers itself right now (the event trigger then
+/// knows a CREATE TRIGGER of a capture trigger is not a restore).
+bool creating_triggers();
+
 /// Re-sync buffer columns and the trigger function with the source's current columns (after
 /// ALTER TABLE on the source). Does not create triggers. `untrusted`: the buffer's rows may
 /// have been written under other attribute numbers (a restore re-creating the capture

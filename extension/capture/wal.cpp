@@ -553,6 +553,7 @@ void prepare_sources(const std::vector<Oid>& relids, const std::string& cdc_mode
         Oid switch_from_trigger = InvalidOid;
     };
     std::vector<Made> made;
+    std::vector<Oid> to_triggers;
     std::string version, gpid;
     const bool citus_loaded = citus::loaded();
     for (Oid relid : relids) {
@@ -572,10 +573,8 @@ void prepare_sources(const std::vector<Oid>& relids, const std::string& cdc_mode
                         "Use cdc_mode => 'auto' or 'wal'.");
         }
         if (local && current == "wal" && cdc_mode == "trigger") {
-            throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
-                        "source " + name + " is captured through WAL by other stream tables",
-                        "Switching a source from WAL back to trigger capture is not supported yet.",
-                        "Use cdc_mode => 'auto' or 'wal' for this stream table.");
+            to_triggers.push_back(relid);  // after every slot is made (see below)
+            continue;
         }
         if (local && cdc_mode != "wal") {
             continue;  // trigger capture (capture::ensure_source)
@@ -660,6 +659,16 @@ void prepare_sources(const std::vector<Oid>& relids, const std::string& cdc_mode
             // (its triggers wrote them), every later one reaches the slot. No gap, no overlap.
             switch_to_wal(m.switch_from_trigger);
         }
+    }
+    // WAL back to triggers: with the source locked, everything committed so far is drained
+    // into the buffer, then the triggers take over and the slot goes. No gap, no overlap.
+    for (Oid relid : to_triggers) {
+        const auto key = wal_key(relid);
+        lock_provisioning(*key);
+        lock_sources({relid});
+        (void)drain(relid, false, std::nullopt, 0, true);
+        switch_to_triggers(relid);
+        drop_source(*key, qualified_name(relid));
     }
 }
 

@@ -76,7 +76,7 @@ TEST_F(WalCapture, writes_reach_the_stream_table_through_the_slot_and_drop_remov
     EXPECT_EQ(scalar("SELECT count(*) FROM pgtrickle.pgt_worker_slots"), "0");
 }
 
-TEST_F(WalCapture, a_trigger_captured_source_switches_to_wal_without_loss_or_doubles) {
+TEST_F(WalCapture, a_source_switches_to_wal_and_back_without_loss_or_doubles) {
     exec("ALTER TABLE src REPLICA IDENTITY FULL");
     const std::string q1 = "SELECT k, count(*) AS n, sum(v) AS total FROM src GROUP BY k";
     const std::string q2 = "SELECT id, k, t FROM src WHERE k <> 2";
@@ -100,13 +100,31 @@ TEST_F(WalCapture, a_trigger_captured_source_switches_to_wal_without_loss_or_dou
     EXPECT_EQ(scalar("SELECT string_agg(last_refresh_mode, ',' ORDER BY pgt_name) FROM "
                      "pgtrickle.pgt_stream_tables"),
               "differential,differential");
-    // Back to triggers is refused, not silently wrong.
-    const std::string err = error_of(
-        "CALL pgtrickle.create_stream_table('st3', 'SELECT id FROM "
-        "src', cdc_mode => 'trigger')");
-    EXPECT_NE(err.find("captured through WAL"), std::string::npos) << err;
+    // And back to triggers, with changes the slot holds and st1/st2 have not consumed.
+    const std::string s = scalar("SELECT slot_name FROM pgtrickle.pgt_worker_slots");
+    exec("UPDATE src SET k = 2 WHERE id BETWEEN 40 AND 45");
+    exec("INSERT INTO src VALUES (202, 1, 5, 'c')");
+    const std::string q3 = "SELECT id, v FROM src WHERE id > 30";
+    exec("CALL pgtrickle.create_stream_table('st3', $q$" + q3 +
+         "$q$, refresh_mode => 'differential', cdc_mode => 'trigger')");
+    EXPECT_EQ(scalar("SELECT cdc_mode FROM pgtrickle.pgt_change_tracking"), "trigger");
+    EXPECT_EQ(scalar("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '" + s + "'"),
+              "0");
+    EXPECT_EQ(scalar("SELECT count(*) FROM pgtrickle.pgt_worker_slots"), "0");
+    exec("DELETE FROM src WHERE id = 202");
+    exec("UPDATE src SET v = v * 2 WHERE id > 40");
+    for (const char* st : {"st1", "st2", "st3"}) {
+        exec(std::string("CALL pgtrickle.refresh_stream_table('") + st + "')");
+    }
+    expect_matches_query("st1", q1);
+    expect_matches_query("st2", q2);
+    expect_matches_query("st3", q3);
+    EXPECT_EQ(scalar("SELECT string_agg(last_refresh_mode, ',' ORDER BY pgt_name) FROM "
+                     "pgtrickle.pgt_stream_tables"),
+              "differential,differential,differential");
     exec("CALL pgtrickle.drop_stream_table('st1')");
     exec("CALL pgtrickle.drop_stream_table('st2')");
+    exec("CALL pgtrickle.drop_stream_table('st3')");
 }
 
 TEST_F(WalCapture, a_refresh_in_a_transaction_that_wrote_the_source_is_refused) {
