@@ -689,6 +689,14 @@ std::vector<Drained> drain(Oid relid, bool skip_locked, const std::optional<std:
             (skip_locked ? " SKIP LOCKED" : ""),
         {*key, only_node});
     if (rows.rows.empty()) {
+        if (!skip_locked && !only_node &&
+            !spi::exec("SELECT 1 FROM pgtrickle.pgt_worker_slots WHERE source_stable_name = $1",
+                       {*key})
+                 .scalar()) {
+            throw SlotLost("source " + qualified_name(relid) +
+                           " is captured through WAL but has no slot recorded (an installation "
+                           "upgraded from 0.31.0?)");
+        }
         return out;
     }
     const BufferTarget target = buffer_target(relid, *key);
@@ -820,6 +828,22 @@ std::vector<SlotAction> provision(std::optional<Oid> relid) {
         for (const auto& r : rows.rows) {
             recorded[{*r[0], std::stoi(*r[1])}] = false;
         }
+        if (recorded.empty()) {
+            // Captured through WAL with no slot at all: what was written before the new slot
+            // is in no buffer, so readers recompute. A 0.31.0 installation named its slot
+            // after the table's OID: that one is replaced (it would keep WAL forever).
+            missed[*key] = "the source had no slot recorded";
+            const std::string old_slot = "pgtrickle_" + oid_text(src);
+            remote::Connection& self = connect(citus::this_server());
+            if (self.exec("SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name "
+                          "OPERATOR(pg_catalog.=) $1 AND NOT active",
+                          {old_slot})
+                    .rows() > 0) {
+                self.exec("SELECT pg_catalog.pg_drop_replication_slot($1)", {old_slot});
+                out.push_back({*key, citus::this_server().host, citus::this_server().port, old_slot,
+                               "dropped"});
+            }
+        }
         for (const auto& node : nodes) {
             Planned p{{*key, node.host, node.port, n.slot, "present"}, node, ""};
             auto it = recorded.find({node.host, node.port});
@@ -855,15 +879,18 @@ std::vector<SlotAction> provision(std::optional<Oid> relid) {
                 p.action.action = "created";
                 // A node that joined may hold shards already: what was written there before
                 // its slot existed is not in the buffer.
-                auto held = spi::exec(
-                    "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_shard s JOIN "
-                    "pg_catalog.pg_dist_placement p ON p.shardid OPERATOR(pg_catalog.=) "
-                    "s.shardid JOIN pg_catalog.pg_dist_node nd ON nd.groupid "
-                    "OPERATOR(pg_catalog.=) p.groupid WHERE s.logicalrelid "
-                    "OPERATOR(pg_catalog.=) $1::pg_catalog.oid AND nd.nodename "
-                    "OPERATOR(pg_catalog.=) $2 AND nd.nodeport OPERATOR(pg_catalog.=) "
-                    "$3::int)::text",
-                    {oid_text(src), node.host, std::to_string(node.port)});
+                auto held =
+                    !citus::loaded()
+                        ? spi::Result{}
+                        : spi::exec(
+                              "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_shard s JOIN "
+                              "pg_catalog.pg_dist_placement p ON p.shardid OPERATOR(pg_catalog.=) "
+                              "s.shardid JOIN pg_catalog.pg_dist_node nd ON nd.groupid "
+                              "OPERATOR(pg_catalog.=) p.groupid WHERE s.logicalrelid "
+                              "OPERATOR(pg_catalog.=) $1::pg_catalog.oid AND nd.nodename "
+                              "OPERATOR(pg_catalog.=) $2 AND nd.nodeport OPERATOR(pg_catalog.=) "
+                              "$3::int)::text",
+                              {oid_text(src), node.host, std::to_string(node.port)});
                 if (held.scalar() == "true") {
                     missed[*key] = "node " + node.label() + " joined holding shards of the source";
                 }

@@ -492,17 +492,23 @@ void poll_wal_sources() {
         spi::Session spi;
         const pg::AsUser as_extension_owner(pg::extension_owner(), false);
         const std::vector<Oid> sources = capture::wal::all_sources();
-        if (!sources.empty() && citus::loaded()) {
-            // Topology: nodes that joined or left since the slots were provisioned.
+        if (!sources.empty()) {
+            // Topology: nodes that joined or left since the slots were provisioned; a local
+            // source without its slot (an installation upgraded from 0.31.0).
             auto drift = spi::exec(
-                "SELECT ct.source_relid::oid::text, ct.source_stable_name FROM "
-                "pgtrickle.pgt_change_tracking ct WHERE ct.cdc_mode = 'wal' AND "
-                "ct.source_placement <> 'local'");
+                "SELECT ct.source_relid::oid::text, ct.source_stable_name, ct.source_placement "
+                "FROM pgtrickle.pgt_change_tracking ct WHERE ct.cdc_mode = 'wal'");
             for (const auto& row : drift.rows) {
                 const Oid relid = static_cast<Oid>(std::stoul(*row[0]));
                 std::vector<std::string> want, have;
-                for (const auto& n : citus::capture_nodes(relid, citus::placement_of(relid))) {
-                    want.push_back(n.label());
+                if (row[2] == "local") {
+                    want.push_back(citus::this_server().label());
+                } else if (citus::loaded()) {
+                    for (const auto& n : citus::capture_nodes(relid, citus::placement_of(relid))) {
+                        want.push_back(n.label());
+                    }
+                } else {
+                    continue;
                 }
                 for (const auto& r : spi::exec("SELECT worker_name || ':' || worker_port FROM "
                                                "pgtrickle.pgt_worker_slots WHERE "
@@ -521,6 +527,9 @@ void poll_wal_sources() {
                                             a.host.c_str(), a.port, a.action.c_str())));
                         }
                     }
+                    // One source per transaction: provisioning wrote, and a slot created
+                    // later on this server would wait for this transaction.
+                    break;
                 }
             }
         }

@@ -179,5 +179,39 @@ TEST_F(WalCapture, a_join_over_a_wal_source_stays_exact_under_a_concurrent_write
     exec("CALL pgtrickle.drop_stream_table('st')");
 }
 
+// A WAL-captured source whose slot is not recorded (an installation upgraded from 0.31.0, or
+// a catalog row deleted by hand) is never silently stale: refreshes fail naming it until a
+// slot is provisioned (by hand or by the scheduler's poller), then its readers recompute.
+TEST_F(WalCapture, a_source_without_a_recorded_slot_is_refused_then_provisioned) {
+    exec("ALTER TABLE src REPLICA IDENTITY FULL");
+    const std::string q = "SELECT k, count(*) AS n FROM src GROUP BY k";
+    exec("CALL pgtrickle.create_stream_table('st', $q$" + q +
+         "$q$, refresh_mode => 'differential', cdc_mode => 'wal')");
+    const std::string s = slot();
+    exec("DELETE FROM pgtrickle.pgt_worker_slots");
+    exec("SELECT pg_drop_replication_slot('" + s + "')");
+    // What 0.31.0 left: a slot named after the table's OID.
+    const std::string old_slot = "pgtrickle_" + scalar("SELECT 'src'::regclass::oid");
+    exec("SELECT pg_create_logical_replication_slot('" + old_slot + "', 'pgoutput')");
+    exec("INSERT INTO src VALUES (500, 1, 1, 'unseen by any slot')");
+    const std::string err = error_of("CALL pgtrickle.refresh_stream_table('st')");
+    if (!err.empty()) {  // else the scheduler's poller provisioned it first
+        EXPECT_NE(err.find("has no slot recorded"), std::string::npos) << err;
+    }
+    const std::string action = scalar(
+        "SELECT string_agg(action, ',' ORDER BY action) FROM "
+        "pgtrickle.provision_worker_slots('src')");
+    EXPECT_TRUE(action == "created,dropped" || action == "present") << action;
+    EXPECT_EQ(
+        scalar("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '" + old_slot + "'"),
+        "0");
+    exec("CALL pgtrickle.refresh_stream_table('st')");
+    expect_matches_query("st", q);
+    EXPECT_EQ(scalar("SELECT count(*) FROM pgtrickle.pgt_refresh_history WHERE mode = 'full' "
+                     "AND reason = 'a full refresh was scheduled'"),
+              "1");
+    exec("CALL pgtrickle.drop_stream_table('st')");
+}
+
 }  // namespace
 }  // namespace pgt::test
