@@ -43,6 +43,19 @@ differs() {
 
 refresh() { on coordinator "CALL pgtrickle.refresh_stream_table('$1')"; }
 
+ROWS_Q="SELECT id, customer_id, qty, amount, note FROM orders WHERE customer_id % 3 = 1"
+
+# oracles_match: refresh the oracle test's two stream tables; each equals its query.
+oracles_match() {
+    local d
+    refresh oracle_agg
+    d=$(differs oracle_agg "$SUMMARY_Q")
+    [ "$d" = 0 ] || { echo "oracle_agg differs by $d rows"; return 1; }
+    refresh oracle_rows
+    d=$(differs oracle_rows "$ROWS_Q")
+    [ "$d" = 0 ] || { echo "oracle_rows differs by $d rows"; return 1; }
+}
+
 @test "a source without REPLICA IDENTITY FULL is refused with the fix" {
     on coordinator "CREATE TABLE plain_dist (id int PRIMARY KEY, v int)"
     on coordinator "SELECT create_distributed_table('plain_dist', 'id')"
@@ -182,7 +195,7 @@ refresh() { on coordinator "CALL pgtrickle.refresh_stream_table('$1')"; }
 
 @test "oracle: random rounds of writes through the coordinator, compared after each refresh" {
     on coordinator "CALL pgtrickle.create_stream_table('oracle_agg', '$SUMMARY_Q', refresh_mode => 'differential')"
-    local fq="SELECT id, customer_id, qty, amount, note FROM orders WHERE customer_id % 3 = 1"
+    local fq=$ROWS_Q
     on coordinator "CALL pgtrickle.create_stream_table('oracle_rows', '$fq', refresh_mode => 'differential')"
     local round seed
     for round in $(seq 1 12); do
@@ -238,12 +251,7 @@ refresh() { on coordinator "CALL pgtrickle.refresh_stream_table('$1')"; }
     on coordinator "ALTER TABLE orders DROP COLUMN extra"
     on coordinator "INSERT INTO orders SELECT g, g % 20, 4, 4, 'f' FROM generate_series(450101, 450200) g"
     on coordinator "DELETE FROM orders WHERE id BETWEEN 450001 AND 450050"
-    refresh oracle_agg
-    run differs oracle_agg "$SUMMARY_Q"
-    [ "$output" = 0 ]
-    refresh oracle_rows
-    run differs oracle_rows "SELECT id, customer_id, qty, amount, note FROM orders WHERE customer_id % 3 = 1"
-    [ "$output" = 0 ]
+    oracles_match
 }
 
 @test "kill -9 of a worker in the middle of a poll: nothing lost, nothing doubled" {
@@ -254,12 +262,7 @@ refresh() { on coordinator "CALL pgtrickle.refresh_stream_table('$1')"; }
     bash "$CLUSTER" kill worker1
     wait "$poller" || true
     bash "$CLUSTER" resume worker1
-    refresh oracle_agg
-    run differs oracle_agg "$SUMMARY_Q"
-    [ "$output" = 0 ]
-    refresh oracle_rows
-    run differs oracle_rows "SELECT id, customer_id, qty, amount, note FROM orders WHERE customer_id % 3 = 1"
-    [ "$output" = 0 ]
+    oracles_match
 }
 
 @test "a worker that is down holds back refreshes with its address; they resume after" {
@@ -309,12 +312,7 @@ refresh() { on coordinator "CALL pgtrickle.refresh_stream_table('$1')"; }
     bash "$CLUSTER" kill coordinator
     bash "$CLUSTER" resume coordinator
     on coordinator "UPDATE orders SET qty = qty * 2 WHERE id BETWEEN 600001 AND 600100"
-    refresh oracle_agg
-    run differs oracle_agg "$SUMMARY_Q"
-    [ "$output" = 0 ]
-    refresh oracle_rows
-    run differs oracle_rows "SELECT id, customer_id, qty, amount, note FROM orders WHERE customer_id % 3 = 1"
-    [ "$output" = 0 ]
+    oracles_match
 }
 
 @test "a shard move under write load loses and doubles nothing" {
@@ -330,12 +328,7 @@ refresh() { on coordinator "CALL pgtrickle.refresh_stream_table('$1')"; }
     wait "$writer" || true
     target=$(on coordinator "SELECT nodeport FROM citus_shards WHERE shardid = $shard")
     [ "$target" = "$(port_of worker2)" ]
-    refresh oracle_agg
-    run differs oracle_agg "$SUMMARY_Q"
-    [ "$output" = 0 ]
-    refresh oracle_rows
-    run differs oracle_rows "SELECT id, customer_id, qty, amount, note FROM orders WHERE customer_id % 3 = 1"
-    [ "$output" = 0 ]
+    oracles_match
 }
 
 # wait_for SQL EXPECTED: poll the coordinator (up to 20 s) until SQL returns EXPECTED.
@@ -373,12 +366,7 @@ wait_for() {
     wait "$writer" || true
     run on coordinator "SELECT count(*) > 0 FROM citus_shards WHERE table_name = 'orders'::regclass AND nodeport = $port"
     [ "$output" = t ]
-    refresh oracle_agg
-    run differs oracle_agg "$SUMMARY_Q"
-    [ "$output" = 0 ]
-    refresh oracle_rows
-    run differs oracle_rows "SELECT id, customer_id, qty, amount, note FROM orders WHERE customer_id % 3 = 1"
-    [ "$output" = 0 ]
+    oracles_match
     # Shards moved away, node removed: its slot row goes, readers recompute once.
     on coordinator "SELECT citus_drain_node('127.0.0.1', $port, shard_transfer_mode => 'force_logical')"
     on coordinator "INSERT INTO orders VALUES (899999, 3, 3, 3, 'after drain')"
