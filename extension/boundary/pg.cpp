@@ -177,6 +177,25 @@ void abort_transaction() noexcept {
     AbortCurrentTransaction();
 }
 
+SubtransactionState begin_subtransaction() {
+    const SubtransactionState s{CurrentMemoryContext, CurrentResourceOwner};
+    pg_call([]() noexcept { BeginInternalSubTransaction(nullptr); });
+    MemoryContextSwitchTo(s.context);
+    return s;
+}
+
+void release_subtransaction(const SubtransactionState& s) {
+    pg_call([]() noexcept { ReleaseCurrentSubTransaction(); });
+    MemoryContextSwitchTo(s.context);
+    CurrentResourceOwner = s.owner;
+}
+
+void rollback_subtransaction(const SubtransactionState& s) noexcept {
+    RollbackAndReleaseCurrentSubTransaction();
+    MemoryContextSwitchTo(s.context);
+    CurrentResourceOwner = s.owner;
+}
+
 }  // namespace pgt::pg
 
 extern "C" {

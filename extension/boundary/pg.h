@@ -12,8 +12,11 @@ extern "C" {
 #include "fmgr.h"
 #include "nodes/parsenodes.h"
 #include "utils/relcache.h"
+#include "utils/resowner.h"
 #include "utils/snapshot.h"
 }
+
+#include "boundary/guard.h"
 
 namespace pgt::pg {
 
@@ -93,17 +96,62 @@ void commit_transaction();
 void abort_transaction() noexcept;
 
 /// Run `work` in its own transaction: committed when it returns, rolled back when it
-/// throws (the exception then propagates to the caller).
+/// throws (the exception then propagates to the caller). A failure while starting or
+/// committing rolls back too: a transaction left open would make every later start fail
+/// ("StartTransactionCommand: unexpected state STARTED").
+///
+/// A PostgreSQL error is rethrown as a pgt::Error (SQLSTATE, message, detail, hint copied):
+/// the PgError's data lives in the transaction's memory, which the rollback frees.
 template <typename F>
 void in_transaction(F&& work) {
-    start_transaction();
     try {
+        start_transaction();
         work();
+        commit_transaction();
+    } catch (const PgError& e) {
+        const ErrorData* d = e.data();
+        Error copy(e.sqlstate(), e.what(), d && d->detail ? d->detail : "",
+                   d && d->hint ? d->hint : "");
+        abort_transaction();
+        throw copy;
     } catch (...) {
         abort_transaction();
         throw;
     }
-    commit_transaction();
+}
+
+/// Subtransactions: begin one, release it (its work kept), roll it back (its work and any
+/// error state gone). CurrentMemoryContext and CurrentResourceOwner are restored by each.
+struct SubtransactionState {
+    MemoryContext context;
+    ResourceOwner owner;
+};
+SubtransactionState begin_subtransaction();
+void release_subtransaction(const SubtransactionState& s);
+void rollback_subtransaction(const SubtransactionState& s) noexcept;
+
+/// Run `work` in a subtransaction. When it throws, the subtransaction is rolled back first,
+/// then `on_error(sqlstate, message)` decides: the failure is handled there (its writes are
+/// gone), or `on_error` rethrows. The one place a PostgreSQL error may be caught and not
+/// rethrown (guard.h).
+template <typename F, typename H>
+void subtransaction(F&& work, H&& on_error) {
+    const SubtransactionState s = begin_subtransaction();
+    int sqlstate = 0;
+    std::string message;
+    try {
+        work();
+        release_subtransaction(s);
+        return;
+    } catch (const PgError& e) {
+        sqlstate = e.sqlstate();
+        message = e.what();
+    } catch (const Error& e) {
+        sqlstate = e.sqlstate();
+        message = e.what();
+    }
+    rollback_subtransaction(s);
+    on_error(sqlstate, message);
 }
 
 }  // namespace pgt::pg

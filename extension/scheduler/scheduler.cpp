@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "capture/wal.h"
+#include "catalog.h"
 #include "citus/citus.h"
 #include "core/schedule.h"
 #include "core/scheduling.h"
@@ -290,8 +291,9 @@ void register_launcher() {
 std::vector<Oid> connectable_databases() {
     // The scan collects into a palloc'd List inside the guard; C++ copies it outside.
     List* oids = nullptr;
-    pg::start_transaction();
+    std::vector<Oid> result;
     try {
+        pg::start_transaction();
         oids = pg_call([]() noexcept {
             List* out = NIL;
             Relation rel = table_open(DatabaseRelationId, AccessShareLock);
@@ -307,16 +309,17 @@ std::vector<Oid> connectable_databases() {
             table_close(rel, AccessShareLock);
             return out;
         });
+        ListCell* lc;
+        foreach (lc, oids) {
+            result.push_back(lfirst_oid(lc));
+        }
+        pg::commit_transaction();
     } catch (...) {
+        // Also when starting or committing failed: a transaction left open would make
+        // every later iteration fail.
         pg::abort_transaction();
         throw;
     }
-    std::vector<Oid> result;
-    ListCell* lc;
-    foreach (lc, oids) {
-        result.push_back(lfirst_oid(lc));
-    }
-    pg::commit_transaction();
     return result;
 }
 
@@ -408,9 +411,12 @@ void record_failure(int64_t id, const std::string& message, TimestampTz started)
     auto n = spi::exec(
         "UPDATE pgtrickle.pgt_stream_tables SET consecutive_errors = consecutive_errors + 1, "
         "last_error = $2, "
-        "needs_full_refresh = true, "
-        "status = CASE WHEN consecutive_errors + 1 >= $3::int THEN 'suspended' ELSE 'error' END "
-        "WHERE pgt_id = $1::bigint AND status <> 'suspended' RETURNING consecutive_errors::text",
+        "needs_full_refresh = true" +
+            catalog::full_refresh_reason_set("'the previous refresh failed'") +
+            ", status = CASE WHEN consecutive_errors + 1 >= $3::int THEN 'suspended' ELSE 'error' "
+            "END "
+            "WHERE pgt_id = $1::bigint AND status <> 'suspended' RETURNING "
+            "consecutive_errors::text",
         {std::to_string(id), message, std::to_string(settings::max_consecutive_errors)});
     if (n.scalar()) {
         spi::run(
@@ -488,16 +494,23 @@ void poll_wal_sources() {
         std::string key, node;
     };
     std::vector<SlotRef> slots;
+    std::vector<Oid> drifted;
     pg::in_transaction([&] {
         spi::Session spi;
         const pg::AsUser as_extension_owner(pg::extension_owner(), false);
         const std::vector<Oid> sources = capture::wal::all_sources();
         if (!sources.empty()) {
             // Topology: nodes that joined or left since the slots were provisioned; a local
-            // source without its slot (an installation upgraded from 0.31.0).
+            // source without its slot, or whose 0.31.0 slot (pgtrickle_<oid>) is still
+            // there (an installation upgraded from 0.31.0).
             auto drift = spi::exec(
-                "SELECT ct.source_relid::oid::text, ct.source_stable_name, ct.source_placement "
-                "FROM pgtrickle.pgt_change_tracking ct WHERE ct.cdc_mode = 'wal'");
+                "SELECT ct.source_relid::oid::text, ct.source_stable_name, ct.source_placement, "
+                "EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots s WHERE s.slot_name "
+                "OPERATOR(pg_catalog.=) ('pgtrickle_' OPERATOR(pg_catalog.||) "
+                "ct.source_relid::oid::text) AND NOT s.active AND s.plugin OPERATOR(pg_catalog.=) "
+                "'pgoutput' AND s.database OPERATOR(pg_catalog.=) "
+                "pg_catalog.current_database())::text FROM "
+                "pgtrickle.pgt_change_tracking ct WHERE ct.cdc_mode = 'wal'");
             for (const auto& row : drift.rows) {
                 const Oid relid = static_cast<Oid>(std::stoul(*row[0]));
                 std::vector<std::string> want, have;
@@ -519,17 +532,8 @@ void poll_wal_sources() {
                 }
                 std::sort(want.begin(), want.end());
                 std::sort(have.begin(), have.end());
-                if (want != have) {
-                    for (const auto& a : capture::wal::provision(relid)) {
-                        if (a.action != "present") {
-                            ereport(LOG,
-                                    (errmsg("pg_trickle: slot %s on node %s:%d %s", a.slot.c_str(),
-                                            a.host.c_str(), a.port, a.action.c_str())));
-                        }
-                    }
-                    // One source per transaction: provisioning wrote, and a slot created
-                    // later on this server would wait for this transaction.
-                    break;
+                if (want != have || row[3] == "true") {
+                    drifted.push_back(relid);
                 }
             }
         }
@@ -546,6 +550,37 @@ void poll_wal_sources() {
         }
         spi.finish();
     });
+    // One source per transaction (provisioning writes, and a slot created later on this
+    // server would wait for that transaction); a failure holds back only that source.
+    static std::map<Oid, int> provision_failures;
+    for (Oid relid : drifted) {
+        CHECK_FOR_INTERRUPTS();
+        try {
+            pg::in_transaction([&] {
+                spi::Session spi;
+                const pg::AsUser as_extension_owner(pg::extension_owner(), false);
+                for (const auto& a : capture::wal::provision(relid)) {
+                    if (a.action != "present") {
+                        ereport(LOG, (errmsg("pg_trickle: slot %s on node %s:%d %s", a.slot.c_str(),
+                                             a.host.c_str(), a.port, a.action.c_str())));
+                    }
+                }
+                spi.finish();
+            });
+            provision_failures.erase(relid);
+        } catch (const std::exception& e) {
+            remote::forget_all_connections();
+            const int n = ++provision_failures[relid];
+            if (n == 1 || (settings::citus_worker_retry_ticks > 0 &&
+                           n % settings::citus_worker_retry_ticks == 0)) {
+                ereport(WARNING, (errmsg("pg_trickle: provisioning the slots of source %u "
+                                         "failed (%d times in a row): %s",
+                                         relid, n, e.what()),
+                                  errhint("The poller retries every tick; "
+                                          "pgtrickle.citus_status shows the slots.")));
+            }
+        }
+    }
     for (const auto& slot : slots) {
         CHECK_FOR_INTERRUPTS();
         std::string error;
@@ -615,7 +650,13 @@ long tick() {
                 (errmsg("pg_trickle: extension not installed in this database, scheduler exits")));
         proc_exit(0);
     }
-    poll_wal_sources();
+    try {
+        poll_wal_sources();
+    } catch (const std::exception& e) {
+        // Never holds back the refreshes of this database (the next tick polls again).
+        remote::forget_all_connections();
+        ereport(WARNING, (errmsg("pg_trickle: WAL poll failed: %s", e.what())));
+    }
     const int64_t now = now_ms();
     std::map<int64_t, bool> due;  // id -> refreshed because a writer woke us
     bool any_short = false;
@@ -808,9 +849,11 @@ void launcher_iteration(std::map<Oid, BackgroundWorkerHandle*>& handles) {
     LWLockRelease(g_shared->lock);
 }
 
-/// Report an iteration's failure; its transaction, if any, was rolled back already.
+/// Report an iteration's failure; its transaction, if any, was rolled back already. A
+/// WARNING: an iteration fails only on what no refresh failure explains (a catalog query,
+/// the poller's provisioning), and the next one will most likely fail the same way.
 void log_failure(const char* what, const std::exception& e) {
-    ereport(LOG, (errmsg("pg_trickle: %s failed: %s", what, e.what())));
+    ereport(WARNING, (errmsg("pg_trickle: %s failed: %s", what, e.what())));
 }
 
 }  // namespace

@@ -12,6 +12,8 @@
 #                             a line starting with "SKIP:" and exit 77
 #   cluster.sh start          check, then start the cluster (exit 77 with SKIP: as above)
 #   cluster.sh stop           stop every node and remove the cluster's dir (idempotent)
+#   cluster.sh worker-failures   print the nodes' logged pg_trickle worker failures (scheduler
+#                             tick, launcher iteration, WAL poll); exit 1 when there are any
 #   cluster.sh status         every node's state; the coordinator's pg_dist_node
 #   cluster.sh port NODE      the port of NODE (coordinator, worker1, worker2)
 #   cluster.sh psql NODE [psql args...]   psql to NODE's `postgres` database
@@ -128,6 +130,19 @@ do_start() {
     log "cluster ready: coordinator 127.0.0.1:$COORDINATOR_PORT, workers :$WORKER1_PORT :$WORKER2_PORT"
 }
 
+# Lines of the nodes' logs where a pg_trickle background worker's iteration failed (a
+# failure no test sees otherwise); exit 1 when there are any.
+cmd_worker_failures() {
+    local node found=1
+    for node in "${NODES[@]}"; do
+        if grep -E "pg_trickle: (scheduler tick|launcher iteration|WAL poll) failed" \
+            "$CLUSTER_DIR/$node/server.log" 2>/dev/null | sed "s/^/$node: /" | head -n 5 | grep .; then
+            found=0
+        fi
+    done
+    [ "$found" = 1 ]
+}
+
 cmd_stop() {
     local node
     for node in "${NODES[@]}"; do
@@ -217,6 +232,7 @@ case "${1:-}" in
     check) cmd_check ;;
     start) cmd_start ;;
     stop) cmd_stop ;;
+    worker-failures) cmd_worker_failures ;;
     status) cmd_status ;;
     port) node_port "${2:?usage: cluster.sh port NODE}" ;;
     psql)
@@ -227,5 +243,5 @@ case "${1:-}" in
     kill) cmd_kill "${2:?usage: cluster.sh kill NODE}" ;;
     halt) cmd_halt "${2:?usage: cluster.sh halt NODE}" ;;
     resume) cmd_resume "${2:?usage: cluster.sh resume NODE}" ;;
-    *) die "usage: cluster.sh check|start|stop|status|port NODE|psql NODE [args...]|kill NODE|halt NODE|resume NODE" ;;
+    *) die "usage: cluster.sh check|start|stop|status|worker-failures|port NODE|psql NODE [args...]|kill NODE|halt NODE|resume NODE" ;;
 esac

@@ -28,8 +28,17 @@ skip_without_cluster() {
     fi
 }
 
+# cluster_down (in teardown_file): stop the cluster; fails (after stopping it) when a
+# pg_trickle background worker logged a failed iteration during the file's tests.
 cluster_down() {
+    local failures rc=0
+    failures=$(bash "$CLUSTER" worker-failures 2>&1) || rc=$?
     bash "$CLUSTER" stop >/dev/null 2>&1 || true
+    if [ "$rc" != 0 ]; then
+        echo "pg_trickle workers failed during these tests:" >&2
+        echo "$failures" >&2
+        return 1
+    fi
 }
 
 # on NODE SQL: one statement on NODE (coordinator, worker1, worker2), unaligned output.

@@ -16,11 +16,21 @@ stop_from() {
     local file=$1 dir
     [ -f "$file" ] || return 0
     dir=$(sed -nE 's/^PGTMP_DIR=([^;]+);.*/\1/p' "$file" | head -n1)
+    local failed=""
     if [ -n "$dir" ]; then
+        # A scheduler whose iterations fail shows no error to any test: its log does
+        # (failures injected by the boundary tests aside).
+        failed=$(grep -E "pg_trickle: (scheduler tick|launcher iteration|WAL poll) failed" "$dir/server.log" 2>/dev/null |
+            grep -v "fault injection" | head -n 5 || true)
         bash "$here/pgtmp.sh" stop "$dir" || true
         echo "test-server: stopped the server in $dir" >&2
     fi
     rm -f "$file"
+    if [ -n "$failed" ]; then
+        echo "test-server: the scheduler failed during the run (server log):" >&2
+        echo "$failed" >&2
+        return 1
+    fi
 }
 
 cmd=${1:-}
@@ -29,7 +39,7 @@ file=${2:-}
 case "$cmd" in
     start)
         # A server left behind by an interrupted run is stopped first.
-        stop_from "$file"
+        stop_from "$file" || true
         mkdir -p "$(dirname "$file")"
         dir=$(mktemp -d "${TMPDIR:-/tmp}/pgtrickle-it.XXXXXX")
         # Written before the start, so that `stop` removes the dir even if the start fails.
