@@ -39,6 +39,23 @@ bool has_wal_capture() {
     });
 }
 
+bool has_full_refresh_reason() {
+    return pg_call([]() noexcept {
+        const Oid nsp = get_namespace_oid("pgtrickle", true);
+        const Oid rel = OidIsValid(nsp) ? get_relname_relid("pgt_stream_tables", nsp) : InvalidOid;
+        return OidIsValid(rel) && get_attnum(rel, "full_refresh_reason") != InvalidAttrNumber;
+    });
+}
+
+std::string full_refresh_reason_set(const std::string& reason_sql) {
+    if (!has_full_refresh_reason()) {
+        return "";
+    }
+    // SET items read the row's old values: the first pending reason is kept.
+    return ", full_refresh_reason = CASE WHEN needs_full_refresh THEN full_refresh_reason ELSE " +
+           reason_sql + " END";
+}
+
 const char* const kResultSettings[] = {"TimeZone",           "DateStyle",    "IntervalStyle",
                                        "extra_float_digits", "bytea_output", "lc_monetary"};
 const int kResultSettingCount = static_cast<int>(std::size(kResultSettings));

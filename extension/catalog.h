@@ -18,6 +18,14 @@ bool has_refresh_settings();
 /// Older catalogs (a node not upgraded yet) capture with triggers only.
 bool has_wal_capture();
 
+/// The catalog records why a full refresh was scheduled (0.35.0:
+/// pgt_stream_tables.full_refresh_reason).
+bool has_full_refresh_reason();
+
+/// A SET item for an UPDATE of pgt_stream_tables that sets needs_full_refresh: records
+/// `reason_sql` as the reason unless one is pending already ("" on older catalogs).
+std::string full_refresh_reason_set(const std::string& reason_sql);
+
 /// The settings that change what a query returns, recorded at create and applied to every
 /// refresh of the stream table (TimeZone, DateStyle, IntervalStyle, ...).
 extern const char* const kResultSettings[];

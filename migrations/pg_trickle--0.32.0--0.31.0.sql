@@ -14,7 +14,7 @@ BEGIN
     LOOP
         EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', r.rel);
     END LOOP;
-    FOR r IN SELECT ct.source_relid::oid AS relid, ct.source_relid::regclass AS rel,
+    FOR r IN SELECT ct.source_relid::oid AS relid, ct.source_relid::regclass AS rel, ct.cdc_mode,
                     ct.source_stable_name AS from_key, ct.source_relid::oid::text AS to_key
                FROM pgtrickle.pgt_change_tracking ct
     LOOP
@@ -22,13 +22,17 @@ BEGIN
                                   'changes_' || r.from_key, 'changes_' || r.to_key);
         EXECUTE pg_catalog.format('ALTER INDEX pgtrickle_changes.%I RENAME TO %I',
                                   'idx_changes_' || r.from_key || '_xid', 'idx_changes_' || r.to_key || '_xid');
-        EXECUTE pg_catalog.format('ALTER FUNCTION pgtrickle_changes.%I() RENAME TO %I',
-                                  'pg_trickle_cdc_fn_' || r.from_key, 'pg_trickle_cdc_fn_' || r.to_key);
-        FOREACH op IN ARRAY ARRAY['ins', 'upd', 'del', 'trunc'] LOOP
-            EXECUTE pg_catalog.format('ALTER TRIGGER %I ON %s RENAME TO %I',
-                                      'pg_trickle_cdc_' || op || '_' || r.from_key, r.rel,
-                                      'pg_trickle_cdc_' || op || '_' || r.to_key);
-        END LOOP;
+        -- A WAL-captured source has no trigger function or triggers (its slot is taken
+        -- over by pgtrickle migrate once the catalog is updated).
+        IF r.cdc_mode = 'trigger' THEN
+            EXECUTE pg_catalog.format('ALTER FUNCTION pgtrickle_changes.%I() RENAME TO %I',
+                                      'pg_trickle_cdc_fn_' || r.from_key, 'pg_trickle_cdc_fn_' || r.to_key);
+            FOREACH op IN ARRAY ARRAY['ins', 'upd', 'del', 'trunc'] LOOP
+                EXECUTE pg_catalog.format('ALTER TRIGGER %I ON %s RENAME TO %I',
+                                          'pg_trickle_cdc_' || op || '_' || r.from_key, r.rel,
+                                          'pg_trickle_cdc_' || op || '_' || r.to_key);
+            END LOOP;
+        END IF;
     END LOOP;
 END
 $rename$;

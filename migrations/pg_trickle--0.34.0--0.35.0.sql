@@ -3,7 +3,8 @@
 -- until redefined); WAL capture of Citus tables (slot health columns, citus_status with
 -- reference sources and slot health, the slot functions).
 \echo Use "ALTER EXTENSION pg_trickle UPDATE TO '0.35.0'" to load this file. \quit
-ALTER TABLE pgtrickle.pgt_stream_tables ADD COLUMN refresh_settings jsonb;
+ALTER TABLE pgtrickle.pgt_stream_tables ADD COLUMN refresh_settings jsonb,
+    ADD COLUMN full_refresh_reason text;
 
 ALTER TABLE pgtrickle.pgt_worker_slots ADD COLUMN worker_lsn pg_lsn, ADD COLUMN failing_since timestamptz;
 DROP VIEW pgtrickle.citus_status;

@@ -1,7 +1,8 @@
 -- pg_trickle 0.35.0 -> 0.34.0: drop the recorded refresh settings and the WAL-capture
 -- additions (slots recorded for Citus sources stay on their nodes; 0.34.0 does not read them).
 \echo Use "ALTER EXTENSION pg_trickle UPDATE TO '0.34.0'" to load this file. \quit
-ALTER TABLE pgtrickle.pgt_stream_tables DROP COLUMN refresh_settings;
+ALTER TABLE pgtrickle.pgt_stream_tables DROP COLUMN refresh_settings,
+    DROP COLUMN full_refresh_reason;
 
 DROP FUNCTION pgtrickle.poll_worker_slots(regclass);
 DROP FUNCTION pgtrickle.provision_worker_slots(regclass);

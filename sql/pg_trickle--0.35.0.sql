@@ -48,7 +48,9 @@ CREATE TABLE pgtrickle.pgt_stream_tables (
     output_distribution_column text,
     -- 0.35.0: settings that change query results (TimeZone, DateStyle, ...), recorded from
     -- the creating session; every refresh runs the query under them.
-    refresh_settings  jsonb
+    refresh_settings  jsonb,
+    -- 0.35.0: why needs_full_refresh was set (shown as the reason of that full refresh)
+    full_refresh_reason text
 );
 COMMENT ON TABLE pgtrickle.pgt_stream_tables IS 'pg_trickle: one row per stream table';
 

@@ -1,6 +1,7 @@
 // Event triggers: keep capture in step with source DDL, and refuse DDL that would leave a
 // stream table silently stale.
 #include "capture/capture.h"
+#include "catalog.h"
 #include "boundary/guard.h"
 #include "boundary/pg.h"
 #include "boundary/spi.h"
@@ -126,7 +127,9 @@ void switch_only_readers_to_full_refresh() {
         }
         spi::run(
             "UPDATE pgtrickle.pgt_stream_tables SET effective_mode = 'full', mode_reason = $2, "
-            "needs_full_refresh = true WHERE pgt_id OPERATOR(pg_catalog.=) $1::bigint",
+            "needs_full_refresh = true" +
+                catalog::full_refresh_reason_set("$2") +
+                " WHERE pgt_id OPERATOR(pg_catalog.=) $1::bigint",
             {*row[0], "not differentiable: " + *why});
     }
 }

@@ -562,8 +562,14 @@ PGT_FUNCTION(pgtrickle_alter_stream_table) {
             "THEN 0 ELSE consecutive_errors END, last_error = CASE WHEN $2 = 'active' THEN NULL "
             "ELSE last_error END, "
             // A suspended stream table let its sources' buffers be cleaned: it recomputes.
-            "needs_full_refresh = needs_full_refresh OR (status = 'suspended' AND $2 = 'active') "
-            "WHERE pgt_id = $1::bigint",
+            "needs_full_refresh = needs_full_refresh OR (status = 'suspended' AND $2 = 'active')" +
+                (catalog::has_full_refresh_reason()
+                     ? std::string(", full_refresh_reason = CASE WHEN needs_full_refresh THEN "
+                                   "full_refresh_reason WHEN status = 'suspended' AND $2 = "
+                                   "'active' THEN 'resumed after a suspension (its sources'' "
+                                   "buffers may have been cleaned)' END")
+                     : std::string()) +
+                " WHERE pgt_id = $1::bigint",
             {sid, *status});
     }
     if (query || refresh_mode) {

@@ -157,6 +157,58 @@ std::string create_slot(remote::Connection& c, const std::string& slot) {
         .text(0, 0);
 }
 
+/// A 0.31.0 slot lagging more than this is not taken over (its readers recompute
+/// instead): writers to the source wait while it is read.
+constexpr long long kAdoptMaxLagBytes = 64LL * 1024 * 1024;
+
+/// Drop a 0.31.0 slot and its publication (local: Citus never had them).
+void drop_legacy_capture(remote::Connection& c, const std::string& slot) {
+    // The publication first: should the slot's drop fail, the poller finds the slot and
+    // comes back for both.
+    c.exec(
+        "DO $pgt$ BEGIN PERFORM pg_catalog.set_config('citus.enable_ddl_propagation', 'off', "
+        "true); DROP PUBLICATION IF EXISTS " +
+        quote_ident(slot) + "; END $pgt$");
+    c.exec("SELECT pg_catalog.pg_drop_replication_slot($1)", {slot});
+}
+
+/// The publication a source's slots decode with, created if missing. It must exist on
+/// every node before a slot starts decoding (pgoutput looks it up at each change): so it is
+/// created and committed on its own, through a connection to `home` (this server, or the
+/// coordinator, which Citus propagates it from).
+void ensure_publication(const remote::Node& home, const std::string& publication,
+                        const std::string& source_name) {
+    remote::Connection& c = connect(home);
+    if (c.exec("SELECT 1 FROM pg_catalog.pg_publication WHERE pubname OPERATOR(pg_catalog.=) $1",
+               {publication})
+            .rows() > 0) {
+        return;
+    }
+    try {
+        // Only for this statement: a slot created later on this connection waits for
+        // running transactions, as long as they run.
+        c.exec("SET lock_timeout = '10s'");
+        c.exec("CREATE PUBLICATION " + quote_ident(publication) + " FOR TABLE " + source_name);
+        c.exec("RESET lock_timeout");
+    } catch (const remote::RemoteError& e) {
+        if (c.ok()) {
+            c.exec("RESET lock_timeout");
+        }
+        throw Error(e.sqlstate(),
+                    std::string("could not create publication ") + publication + " for " +
+                        source_name + ": " + e.what(),
+                    e.detail(),
+                    "The publication is created in a transaction of its own: commit the "
+                    "transaction that created or altered " +
+                        source_name + " first.");
+    }
+}
+
+/// The node's current WAL insert position: every transaction committed so far ends below.
+std::string current_insert_lsn(remote::Connection& c) {
+    return c.exec("SELECT pg_catalog.pg_current_wal_insert_lsn()::text").text(0, 0);
+}
+
 void record_slot(const std::string& key, const remote::Node& node, const CaptureObjectNames& n,
                  const std::string& lsn) {
     spi::run(
@@ -174,11 +226,12 @@ void record_slot(const std::string& key, const remote::Node& node, const Capture
 /// Readers of source `key` compute from scratch at their next refresh: changes may have
 /// been missed (a slot was lost or recreated, a node joined with shards).
 void readers_recompute(const std::string& key, const std::string& reason) {
-    spi::run(
-        "UPDATE pgtrickle.pgt_stream_tables st SET needs_full_refresh = true FROM "
-        "pgtrickle.pgt_dependencies d JOIN pgtrickle.pgt_change_tracking ct ON ct.source_relid "
-        "= d.source_relid WHERE d.pgt_id = st.pgt_id AND ct.source_stable_name = $1",
-        {key});
+    spi::run("UPDATE pgtrickle.pgt_stream_tables st SET needs_full_refresh = true" +
+                 catalog::full_refresh_reason_set("$2") +
+                 " FROM pgtrickle.pgt_dependencies d JOIN pgtrickle.pgt_change_tracking ct ON "
+                 "ct.source_relid = d.source_relid WHERE d.pgt_id = st.pgt_id AND "
+                 "ct.source_stable_name = $1",
+             {key, reason});
     spi::run(
         "UPDATE pgtrickle.pgt_worker_slots SET last_error = $2 WHERE source_stable_name = $1 "
         "AND last_error IS NULL",
@@ -553,7 +606,7 @@ void prepare_sources(const std::vector<Oid>& relids, const std::string& cdc_mode
         Oid switch_from_trigger = InvalidOid;
     };
     std::vector<Made> made;
-    std::vector<Oid> to_triggers;
+    std::vector<Oid> to_triggers, locked;
     std::string version, gpid;
     const bool citus_loaded = citus::loaded();
     for (Oid relid : relids) {
@@ -625,38 +678,31 @@ void prepare_sources(const std::vector<Oid>& relids, const std::string& cdc_mode
         // looks it up at each change), and a slot waits for the transactions running on its
         // node: so it is created and committed on its own, through a connection to the
         // coordinator (Citus propagates it to the workers).
-        remote::Connection& self = connect(local ? citus::this_server() : coord);
-        if (self.exec("SELECT 1 FROM pg_catalog.pg_publication WHERE pubname "
-                      "OPERATOR(pg_catalog.=) $1",
-                      {n.slot})
-                .rows() == 0) {
-            self.exec("SET lock_timeout = '10s'");
-            try {
-                self.exec("CREATE PUBLICATION " + quote_ident(n.slot) + " FOR TABLE " + name);
-            } catch (const remote::RemoteError& e) {
-                throw Error(e.sqlstate(),
-                            std::string("could not create publication ") + n.slot + " for " + name +
-                                ": " + e.what(),
-                            e.detail(),
-                            "The publication is created in a transaction of its own: commit the "
-                            "transaction that created or altered " +
-                                name + " first.");
-            }
-        }
-        // No write to the source commits from here until the initial population read it.
-        lock_sources({relid});
+        ensure_publication(local ? citus::this_server() : coord, n.slot, name);
+        // Every slot first, then the locks (below): a new slot waits for every transaction
+        // running on its node, and one of them may be a writer waiting for such a lock (a
+        // wait no deadlock detector sees, across two sessions).
         for (const auto& node : nodes) {
             made.push_back({key, node, create_slot(connect(node), n.slot),
                             current == "trigger" ? relid : InvalidOid});
         }
+        locked.push_back(relid);
+    }
+    // No write to these sources commits from here until the initial population read them
+    // (or their triggers are replaced). Every earlier write committed below each node's
+    // current WAL position: that is the slot's frontier, so a slot delivers exactly the
+    // transactions committed after this one.
+    lock_sources(locked);
+    for (auto& m : made) {
+        m.lsn = current_insert_lsn(connect(m.node));
     }
     // Recorded only now: the first write gives this transaction an id, which a slot created
     // after it on the coordinator would wait for.
     for (const auto& m : made) {
         record_slot(m.key, m.node, capture_object_names(m.key), m.lsn);
         if (m.switch_from_trigger != InvalidOid) {
-            // The source is locked: every change before the slot's start is in the buffer
-            // (its triggers wrote them), every later one reaches the slot. No gap, no overlap.
+            // The source is locked: every change committed before the slot's frontier is in
+            // the buffer (its triggers wrote them), every later one reaches the slot.
             switch_to_wal(m.switch_from_trigger);
         }
     }
@@ -795,6 +841,13 @@ void drop_source(const std::string& key, const std::string& qualified_name_text)
 }
 
 std::vector<SlotAction> provision(std::optional<Oid> relid) {
+    if (pg::isolation_uses_xact_snapshot()) {
+        // The recorded slots are read after waiting for a concurrent provisioning: under a
+        // transaction snapshot they would be read as they were before it committed.
+        throw Error(ERRCODE_ACTIVE_SQL_TRANSACTION,
+                    "slots are provisioned in READ COMMITTED transactions only", "",
+                    "Call it outside an explicit REPEATABLE READ/SERIALIZABLE transaction.");
+    }
     std::vector<SlotAction> out;
     struct Planned {
         SlotAction action;
@@ -803,6 +856,11 @@ std::vector<SlotAction> provision(std::optional<Oid> relid) {
     };
     std::vector<Planned> planned;
     std::map<std::string, std::string> missed;  // key -> why its readers recompute
+    struct Adopted {
+        Oid relid;
+        std::string key, old_slot, frontier;
+    };
+    std::vector<Adopted> adopt;  // 0.31.0 slots whose changes are drained, not recomputed
     const std::vector<Oid> sources = relid ? std::vector<Oid>{*relid} : all_sources();
     // Phase 1, before this transaction writes anything: look at every node, create slots.
     for (Oid src : sources) {
@@ -818,8 +876,9 @@ std::vector<SlotAction> provision(std::optional<Oid> relid) {
             continue;  // its last reader was dropped while we waited
         }
         const CaptureObjectNames n = capture_object_names(*key);
-        const auto nodes =
-            nodes_for(src, citus::loaded() ? citus::placement_of(src) : citus::Placement{});
+        const citus::Placement placement =
+            citus::loaded() ? citus::placement_of(src) : citus::Placement{};
+        const auto nodes = nodes_for(src, placement);
         auto rows = spi::exec(
             "SELECT worker_name, worker_port::text FROM pgtrickle.pgt_worker_slots WHERE "
             "source_stable_name = $1",
@@ -828,21 +887,63 @@ std::vector<SlotAction> provision(std::optional<Oid> relid) {
         for (const auto& r : rows.rows) {
             recorded[{*r[0], std::stoi(*r[1])}] = false;
         }
-        if (recorded.empty()) {
-            // Captured through WAL with no slot at all: what was written before the new slot
-            // is in no buffer, so readers recompute. A 0.31.0 installation named its slot
-            // after the table's OID: that one is replaced (it would keep WAL forever).
-            missed[*key] = "the source had no slot recorded";
-            const std::string old_slot = "pgtrickle_" + oid_text(src);
-            remote::Connection& self = connect(citus::this_server());
-            if (self.exec("SELECT 1 FROM pg_catalog.pg_replication_slots WHERE slot_name "
-                          "OPERATOR(pg_catalog.=) $1 AND NOT active",
-                          {old_slot})
-                    .rows() > 0) {
-                self.exec("SELECT pg_catalog.pg_drop_replication_slot($1)", {old_slot});
-                out.push_back({*key, citus::this_server().host, citus::this_server().port, old_slot,
-                               "dropped"});
+        // A 0.31.0 installation captured a local source through a slot and a publication
+        // named after the table's OID (pgtrickle_<oid>), and recorded neither.
+        const std::string old_slot = "pgtrickle_" + oid_text(src);
+        const remote::Node self_node = citus::this_server();
+        remote::Connection& self = connect(self_node);
+        const auto old_state = self.exec(
+            "SELECT s.wal_status, s.active, EXISTS (SELECT 1 FROM pg_catalog.pg_publication p "
+            "WHERE p.pubname OPERATOR(pg_catalog.=) s.slot_name), "
+            "COALESCE(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_flush_lsn(), "
+            "s.confirmed_flush_lsn), 0) OPERATOR(pg_catalog.<=) $2::pg_catalog.numeric FROM "
+            "pg_catalog.pg_replication_slots s WHERE s.slot_name OPERATOR(pg_catalog.=) $1 AND "
+            "s.plugin OPERATOR(pg_catalog.=) 'pgoutput' AND s.database OPERATOR(pg_catalog.=) "
+            "pg_catalog.current_database()",
+            {old_slot,
+             std::to_string(std::min<long long>(
+                 kAdoptMaxLagBytes, static_cast<long long>(settings::citus_slot_max_lag_bytes)))});
+        const bool full_identity =
+            spi::exec(
+                "SELECT relreplident::text FROM pg_catalog.pg_class WHERE oid "
+                "OPERATOR(pg_catalog.=) $1::pg_catalog.oid",
+                {oid_text(src)})
+                .scalar() == "f";
+        const bool old_exists = old_state.rows() > 0;
+        if (old_exists && !recorded.empty()) {
+            // Its changes were drained into the buffer by the committed transaction that
+            // recorded the new slot (below): what it holds now, the new slot holds too.
+            if (old_state.text(0, 1) != "t") {
+                drop_legacy_capture(self, old_slot);
+                out.push_back({*key, self_node.host, self_node.port, old_slot, "dropped"});
             }
+        } else if (recorded.empty()) {
+            // Taken over only when it can be read whole (whole old rows, its publication)
+            // and quickly: writers wait for the source while it is read.
+            const bool adoptable = old_exists && old_state.text(0, 0) != "lost" &&
+                                   old_state.text(0, 1) != "t" && old_state.text(0, 2) == "t" &&
+                                   old_state.text(0, 3) == "t" && full_identity &&
+                                   nodes.size() == 1 && nodes[0].host == self_node.host &&
+                                   nodes[0].port == self_node.port;
+            if (adoptable) {
+                // Its unread changes are drained into the buffer (phase 2), exactly up to
+                // where the new slot takes over; it is dropped once that has committed.
+                adopt.push_back({src, *key, old_slot, ""});
+            } else {
+                // Captured through WAL with no slot at all: what was written before the new
+                // slot is in no buffer, so readers recompute.
+                missed[*key] = "the source had no slot recorded";
+                if (old_exists && old_state.text(0, 1) != "t") {
+                    drop_legacy_capture(self, old_slot);
+                    out.push_back({*key, self_node.host, self_node.port, old_slot, "dropped"});
+                }
+            }
+        }
+        {
+            // Also when slots are recorded: one being recreated decodes with it.
+            ensure_publication(
+                placement.kind == citus::Placement::Kind::local ? self_node : citus::coordinator(),
+                n.slot, qualified_name(src));
         }
         for (const auto& node : nodes) {
             Planned p{{*key, node.host, node.port, n.slot, "present"}, node, ""};
@@ -917,7 +1018,41 @@ std::vector<SlotAction> provision(std::optional<Oid> relid) {
             planned.push_back(p);
         }
     }
+    // Sources taking over a 0.31.0 slot, once every slot exists (a slot waits for the
+    // writers that the lock below could hold up): every write to the source committed below
+    // this position, which the old slot is read up to and the new slot starts after.
+    for (auto& a : adopt) {
+        lock_sources({a.relid});
+        a.frontier = current_insert_lsn(connect(citus::this_server()));
+    }
     // Phase 2: the catalog.
+    for (const auto& a : adopt) {
+        SlotRow old;
+        old.host = citus::this_server().host;
+        old.port = citus::this_server().port;
+        old.slot = old.publication = a.old_slot;
+        // Any failure (a change it cannot decode, a lost slot) gives up its changes: rolled
+        // back, the readers recompute, and the old slot is dropped by the next call.
+        pg::subtransaction(
+            [&] {
+                const Drained d = drain_slot(a.relid, a.key, old, buffer_target(a.relid, a.key),
+                                             /*max_changes=*/0, /*exact=*/true);
+                pg_call([&]() noexcept {
+                    ereport(LOG, (errmsg("pg_trickle: %lld changes of slot %s drained into the "
+                                         "buffer of source %s",
+                                         static_cast<long long>(d.changes), a.old_slot.c_str(),
+                                         a.key.c_str())));
+                });
+            },
+            [&](int, const std::string& why) {
+                missed[a.key] = "slot " + a.old_slot + " could not be taken over (" + why + ")";
+            });
+        for (auto& p : planned) {
+            if (p.action.source == a.key && !p.lsn.empty()) {
+                p.lsn = a.frontier;
+            }
+        }
+    }
     for (const auto& p : planned) {
         if (p.action.action == "dropped") {
             spi::run(
@@ -946,7 +1081,32 @@ std::vector<SlotAction> drop_orphans() {
     }
     for (const auto& node : nodes) {
         remote::Connection& c = connect(node);
-        // Stable-name slots only: 0.31.0's OID-named ones are pgtrickle migrate's to drain.
+        if (node.host == citus::this_server().host && node.port == citus::this_server().port) {
+            // 0.31.0's OID-named slots: kept while their source waits to be taken over
+            // (provision drains them), dropped with their publication otherwise.
+            auto legacy = c.exec(
+                "SELECT slot_name::text, pg_catalog.substr(slot_name, 11) FROM "
+                "pg_catalog.pg_replication_slots WHERE slot_name OPERATOR(pg_catalog.~) "
+                "'^pgtrickle_[0-9]{1,10}$' AND NOT active AND database OPERATOR(pg_catalog.=) "
+                "pg_catalog.current_database() ORDER BY 1");
+            for (int i = 0; i < legacy.rows(); ++i) {
+                const bool waiting =
+                    spi::exec(
+                        "SELECT 1 FROM pgtrickle.pgt_change_tracking ct WHERE "
+                        "ct.source_relid::pg_catalog.oid::pg_catalog.text OPERATOR(pg_catalog.=) "
+                        "$1 AND ct.cdc_mode OPERATOR(pg_catalog.=) 'wal' AND NOT EXISTS (SELECT 1 "
+                        "FROM pgtrickle.pgt_worker_slots ws WHERE ws.source_stable_name "
+                        "OPERATOR(pg_catalog.=) ct.source_stable_name) UNION ALL SELECT 1 FROM "
+                        "pgtrickle.pgt_worker_slots WHERE slot_name OPERATOR(pg_catalog.=) $2",
+                        {legacy.text(i, 1), legacy.text(i, 0)})
+                        .scalar()
+                        .has_value();
+                if (!waiting) {
+                    drop_legacy_capture(c, legacy.text(i, 0));
+                    out.push_back({"", node.host, node.port, legacy.text(i, 0), "dropped"});
+                }
+            }
+        }
         auto slots = c.exec(
             "SELECT slot_name::text FROM pg_catalog.pg_replication_slots WHERE slot_name "
             "OPERATOR(pg_catalog.~) '^pgtrickle_[0-9a-f]{16}$' AND NOT active AND database "

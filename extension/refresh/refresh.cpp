@@ -34,6 +34,7 @@ using sql::qualified;
 struct StreamTableState {
     std::string id, schema, name, storage, view, effective_mode, storage_kind;
     bool needs_full = false;
+    std::optional<std::string> full_reason;      ///< why needs_full was set, when recorded
     std::optional<frontier::Frontier> frontier;  ///< nullopt before the first refresh
 };
 
@@ -299,6 +300,13 @@ class Refresh {
         st_.effective_mode = *r[3];
         st_.storage_kind = *r[4];
         st_.needs_full = r[5] == "true";
+        if (st_.needs_full && catalog::has_full_refresh_reason()) {
+            st_.full_reason = query(
+                                  "SELECT full_refresh_reason FROM pgtrickle.pgt_stream_tables "
+                                  "WHERE pgt_id = $1::bigint",
+                                  {id_})
+                                  .scalar();
+        }
         owner_ = pg::relation_owner(static_cast<Oid>(std::stoul(*r[7])));
         if (catalog::has_refresh_settings()) {
             const auto settings = query(
@@ -402,7 +410,7 @@ class Refresh {
             out_.reason = has_captured_sources() ? "sources are at different frontiers"
                                                  : "no captured source: recomputed";
         } else if (st_.needs_full) {
-            out_.reason = "a full refresh was scheduled";
+            out_.reason = st_.full_reason.value_or("a full refresh was scheduled");
         } else if (restored_) {
             full = true;
             out_.reason = "change buffers come from another cluster (restored or upgraded)";
@@ -552,11 +560,14 @@ class Refresh {
         }
         query(
             "UPDATE pgtrickle.pgt_stream_tables SET frontier = $2::jsonb, "
-            "needs_full_refresh = false, next_attempt_at = NULL, "
-            "last_refresh_at = pg_catalog.now(), last_refresh_mode = $3, "
-            "last_refresh_rows = $4::bigint, last_error = NULL, consecutive_errors = 0, "
-            "status = CASE WHEN status = 'initializing' OR status = 'error' THEN 'active' "
-            "ELSE status END WHERE pgt_id = $1::bigint",
+            "needs_full_refresh = false, " +
+                std::string(catalog::has_full_refresh_reason() ? "full_refresh_reason = NULL, "
+                                                               : "") +
+                "next_attempt_at = NULL, "
+                "last_refresh_at = pg_catalog.now(), last_refresh_mode = $3, "
+                "last_refresh_rows = $4::bigint, last_error = NULL, consecutive_errors = 0, "
+                "status = CASE WHEN status = 'initializing' OR status = 'error' THEN 'active' "
+                "ELSE status END WHERE pgt_id = $1::bigint",
             {id_, next.json(), out_.mode, std::to_string(out_.rows)});
     }
 

@@ -39,7 +39,8 @@ MigrationFacts read_migration_facts(Node& node) {
     const std::string sn = stable ? "ct.source_stable_name" : "NULL::text";
     for (const auto& row :
          tx.exec("SELECT ct.source_relid::oid::text, n.nspname, c.relname, " + sn +
-                 " FROM pgtrickle.pgt_change_tracking ct JOIN pg_catalog.pg_class c ON c.oid = "
+                 ", ct.cdc_mode = 'wal' FROM pgtrickle.pgt_change_tracking ct JOIN "
+                 "pg_catalog.pg_class c ON c.oid = "
                  "ct.source_relid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
                  "ORDER BY n.nspname, c.relname")) {
         migration::Source s;
@@ -49,6 +50,7 @@ MigrationFacts read_migration_facts(Node& node) {
         if (!row[3].is_null()) {
             s.stable_name = row[3].as<std::string>();
         }
+        s.wal = row[4].as<bool>();
         f.sources.push_back(std::move(s));
     }
     f.frontiers =
@@ -67,6 +69,9 @@ void check_plan(Node& node, migration::Plan& plan, const MigrationFacts& facts) 
     pqxx::read_transaction tx(node.conn());
     for (const auto& r : plan.renames) {
         std::string exists;
+        if (r.kind == "slot") {
+            continue;  // taken over after the update; without it, its readers recompute
+        }
         if (r.kind == "table" || r.kind == "index") {
             exists = "SELECT pg_catalog.to_regclass(" + tx.quote(r.from) + ") IS NOT NULL";
         } else if (r.kind == "function") {
@@ -114,6 +119,35 @@ void apply_migration(Node& node, const migration::Plan& plan,
     }
     progress(plan.node + ": committing");
     tx.commit();
+    // WAL-captured sources: the new slot takes over from the 0.31.0 one (its unread changes
+    // drained into the buffer); the old one is dropped by a second call, once the first has
+    // committed. The scheduler's poller does the same if this is interrupted.
+    // The catalog is migrated by now: a failure here is reported, not fatal.
+    for (const auto& r : plan.renames) {
+        if (r.kind != "slot") {
+            continue;
+        }
+        try {
+            for (int pass = 0; pass < 2; ++pass) {
+                pqxx::work slots(node.conn());
+                slots.exec0("SET TRANSACTION ISOLATION LEVEL READ COMMITTED");
+                const std::string sql =
+                    "SELECT slot_name, action FROM pgtrickle.provision_worker_slots(" +
+                    slots.quote(r.on) + "::pg_catalog.regclass) WHERE action <> 'present'";
+                node.trace(sql);
+                for (const auto& row : slots.exec(sql)) {
+                    progress(plan.node + ": slot " + row[0].as<std::string>() + " of " + r.on +
+                             " " + row[1].as<std::string>());
+                }
+                slots.commit();
+            }
+        } catch (const pqxx::failure& e) {
+            progress(plan.node + ": warning: the slot of " + r.on +
+                     " was not taken over yet (the scheduler's poller retries every tick; "
+                     "`pgtrickle slots list` shows it): " +
+                     std::string(e.what()));
+        }
+    }
 }
 
 }  // namespace pgt::client

@@ -51,13 +51,13 @@ const std::vector<StepText>& step_table() {
         {"0.34.0", "0.33.0", {"drop view citus_status", "drop table pgt_st_locks"}},
         {"0.34.0",
          "0.35.0",
-         {"add pgt_stream_tables.refresh_settings",
+         {"add pgt_stream_tables.refresh_settings, full_refresh_reason",
           "add pgt_worker_slots.worker_lsn and failing_since",
           "citus_status lists reference sources and slot health",
           "add functions poll_worker_slots, provision_worker_slots, drop_orphan_worker_slots"}},
         {"0.35.0",
          "0.34.0",
-         {"drop pgt_stream_tables.refresh_settings",
+         {"drop pgt_stream_tables.refresh_settings, full_refresh_reason",
           "drop functions poll_worker_slots, provision_worker_slots, drop_orphan_worker_slots",
           "drop pgt_worker_slots.worker_lsn and failing_since", "citus_status as in 0.34.0"}},
     };
@@ -117,6 +117,23 @@ Plan plan(const std::string& node, const std::string& database, const std::strin
         return p;
     }
     p.steps = steps(from, to);
+    // WAL capture is read by the 0.35.0 catalog and later only.
+    const int wal_catalog = index_of("0.35.0");
+    if (index_of(to) < wal_catalog) {
+        for (const auto& s : sources) {
+            if (!s.wal) {
+                continue;
+            }
+            const std::string src = s.schema + "." + s.table;
+            p.problems.push_back(
+                index_of(from) >= wal_catalog
+                    ? "source " + src + " is captured through WAL, which pg_trickle " + to +
+                          " cannot read; switch it to triggers first (create a stream table on it "
+                          "with cdc_mode => 'trigger'), or drop its stream tables"
+                    : "source " + src + " is captured through WAL, which pg_trickle " + to +
+                          " cannot read; migrate to 0.35.0 or later");
+        }
+    }
     const int boundary = index_of("0.32.0");
     const bool up = index_of(from) < boundary && index_of(to) >= boundary;
     const bool down = index_of(from) >= boundary && index_of(to) < boundary;
@@ -142,6 +159,11 @@ Plan plan(const std::string& node, const std::string& database, const std::strin
                              "pgtrickle_changes." + n.buffer_table, ""});
         p.renames.push_back(
             {"index", "pgtrickle_changes." + o.xid_index, "pgtrickle_changes." + n.xid_index, ""});
+        if (s.wal) {
+            // No triggers: a slot and a publication, taken over after the catalog update.
+            p.renames.push_back({"slot", o.slot, n.slot, tbl});
+            continue;
+        }
         p.renames.push_back({"function", "pgtrickle_changes." + o.trigger_function + "()",
                              "pgtrickle_changes." + n.trigger_function + "()", ""});
         for (const auto& [a, b] : {std::pair{o.trigger_insert, n.trigger_insert},

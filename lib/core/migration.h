@@ -29,13 +29,14 @@ struct Source {
     std::string relid;                       ///< OID, as text
     std::string schema, table;               ///< current names
     std::optional<std::string> stable_name;  ///< stored (0.32.0 and later)
+    bool wal = false;  ///< captured through WAL (cdc_mode 'wal'): no triggers, a slot
 };
 
 struct Rename {
-    std::string kind;  ///< "table", "index", "function", "trigger"
-    std::string from;  ///< qualified object name (triggers: trigger name)
+    std::string kind;  ///< "table", "index", "function", "trigger", "slot"
+    std::string from;  ///< qualified object name (triggers, slots: the name)
     std::string to;
-    std::string on;  ///< triggers: the table, qualified
+    std::string on;  ///< triggers, slots: the table, qualified
 };
 
 struct Plan {
@@ -48,6 +49,11 @@ struct Plan {
     bool nothing_to_do() const { return from == to; }
 };
 
+/// A WAL-captured source's slot "rename" is no rename: after the catalog update, the old
+/// slot's unread changes are drained into the buffer, the new slot takes over exactly where
+/// the old one ends, and the old slot and its publication are dropped (done by the
+/// extension's provision_worker_slots, which `pgtrickle migrate` calls).
+///
 /// Plan the move of one node's installation. `database` is its database name (part of the
 /// stable name); `stream_tables_with_frontier` how many frontiers need rekeying.
 Plan plan(const std::string& node, const std::string& database, const std::string& from,

@@ -125,3 +125,48 @@ matches() {
     [ "$(sql mig_kill "SELECT extversion FROM pg_extension WHERE extname = 'pg_trickle'")" = "0.35.0" ]
     matches mig_kill
 }
+
+# wal_031 DB: fresh_031, then `orders` captured the way 0.31.0 captured through WAL: no
+# triggers, a publication and a pgoutput slot named after its OID, which hold changes that
+# are in no buffer yet.
+wal_031() {
+    fresh_031 "$1"
+    local oid
+    oid=$(sql "$1" "SELECT 'orders'::regclass::oid")
+    sql "$1" "DROP TRIGGER pg_trickle_cdc_ins_$oid ON orders; DROP TRIGGER pg_trickle_cdc_upd_$oid ON orders; DROP TRIGGER pg_trickle_cdc_del_$oid ON orders; DROP TRIGGER pg_trickle_cdc_trunc_$oid ON orders"
+    sql "$1" "DROP FUNCTION pgtrickle_changes.pg_trickle_cdc_fn_$oid()"
+    sql "$1" "UPDATE pgtrickle.pgt_change_tracking SET cdc_mode = 'wal' WHERE source_relid = 'orders'::regclass"
+    sql "$1" "ALTER TABLE orders REPLICA IDENTITY FULL"
+    sql "$1" "CREATE PUBLICATION pgtrickle_$oid FOR TABLE orders"
+    sql "$1" "SELECT pg_create_logical_replication_slot('pgtrickle_$oid', 'pgoutput')"
+    sql "$1" "INSERT INTO orders SELECT g, g % 5, g FROM generate_series(300, 340) g"
+    sql "$1" "UPDATE orders SET amount = amount * 3 WHERE id % 7 = 0"
+    sql "$1" "DELETE FROM orders WHERE id % 11 = 0"
+}
+
+@test "a 0.31.0 WAL-captured source: its slot's changes reach the buffer, the new slot takes over, the old one goes" {
+    wal_031 mig_wal
+    local oid sn since
+    oid=$(sql mig_wal "SELECT 'orders'::regclass::oid")
+    run -0 --separate-stderr pgt --format json migrate --dry-run
+    json_is "[.nodes[0].renames[] | select(.kind == \"slot\") | .from] == [\"pgtrickle_$oid\"]"
+    json_is '[.nodes[0].renames[] | select(.kind == "trigger")] | length == 4'  # customers only
+    since=$(sql mig_wal "SELECT now()")
+    run -0 pgt migrate
+    [ "$(sql mig_wal "SELECT extversion FROM pg_extension WHERE extname = 'pg_trickle'")" = "0.35.0" ]
+    sn=$(sql mig_wal "SELECT pgtrickle.source_stable_name('orders'::regclass)")
+    [ "$(sql mig_wal "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'pgtrickle_$oid'")" = 0 ]
+    [ "$(sql mig_wal "SELECT count(*) FROM pg_publication WHERE pubname = 'pgtrickle_$oid'")" = 0 ]
+    [ "$(sql mig_wal "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'pgtrickle_$sn'")" = 1 ]
+    [ "$(sql mig_wal "SELECT count(*) FROM pgtrickle.pgt_worker_slots WHERE source_stable_name = '$sn'")" = 1 ]
+    # Written after the migration: read through the new slot.
+    sql mig_wal "INSERT INTO orders SELECT g, g % 5, g FROM generate_series(400, 410) g"
+    sql mig_wal "UPDATE orders SET amount = amount + 1 WHERE id % 3 = 0"
+    matches mig_wal
+    # Nothing recomputed: the old slot's changes were drained, not replaced by a full refresh.
+    [ "$(sql mig_wal "SELECT count(*) FROM pgtrickle.pgt_refresh_history WHERE mode = 'full' AND started_at > '$since'")" = 0 ]
+    [ "$(sql mig_wal "SELECT string_agg(DISTINCT last_refresh_mode, ',') FROM pgtrickle.pgt_stream_tables")" = "differential" ]
+    # Rolling back below 0.35.0 is refused while a source is captured through WAL.
+    run -6 --separate-stderr pgt --format json migrate --rollback
+    json_is '.nodes[0].problems[0] | test("captured through WAL")'
+}

@@ -42,6 +42,28 @@ TEST(Migration, rollback_renames_back_to_oids_and_no_rename_within_one_naming_sc
     EXPECT_TRUE(plan("n", "shop", "0.35.0", "0.35.0", {}, 0).nothing_to_do());
 }
 
+TEST(Migration, a_wal_captured_source_renames_its_buffer_and_takes_over_its_slot) {
+    migration::Source wal{"16384", "public", "orders", std::nullopt, true};
+    const auto p = plan("n", "shop", "0.31.0", "0.35.0", {wal}, 1);
+    EXPECT_TRUE(p.problems.empty());
+    const std::string sn = stable_name("shop", "public", "orders");
+    ASSERT_EQ(p.renames.size(), 3u);  // buffer, index, slot: no triggers
+    EXPECT_EQ(p.renames[2].kind, "slot");
+    EXPECT_EQ(p.renames[2].from, "pgtrickle_16384");
+    EXPECT_EQ(p.renames[2].to, "pgtrickle_" + sn);
+    EXPECT_EQ(p.renames[2].on, "\"public\".\"orders\"");
+    // Catalogs before 0.35.0 cannot read a slot: neither reached nor gone back to.
+    const auto short_of_wal = plan("n", "shop", "0.31.0", "0.34.0", {wal}, 1);
+    ASSERT_EQ(short_of_wal.problems.size(), 1u);
+    EXPECT_NE(short_of_wal.problems[0].find("migrate to 0.35.0 or later"), std::string::npos);
+    wal.stable_name = sn;
+    const auto back = plan("n", "shop", "0.35.0", "0.31.0", {wal}, 1);
+    ASSERT_EQ(back.problems.size(), 1u);
+    EXPECT_NE(back.problems[0].find("cdc_mode => 'trigger'"), std::string::npos);
+    EXPECT_TRUE(plan("n", "shop", "0.35.0", "0.31.0", {{"16384", "public", "orders", sn, false}}, 1)
+                    .problems.empty());
+}
+
 TEST(Migration, collisions_and_unknown_versions_are_problems) {
     const auto p = plan("n", "a", "0.31.0", "0.35.0",
                         {{"1", "b.c", "d", std::nullopt}, {"2", "b", "c.d", std::nullopt}}, 0);
