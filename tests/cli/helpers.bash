@@ -66,7 +66,8 @@ use_server() {
 closed_port() {
     local p
     for p in $(seq 1 50); do
-        p=$((40000 + RANDOM % 20000))
+        # Above Linux's ephemeral range (32768-60999): no client connection holds it later.
+        p=$((61000 + RANDOM % 4000))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
             echo "$p"
             return 0

@@ -21,7 +21,8 @@
 #   cluster.sh halt NODE      stop NODE at once (pg_ctl -m immediate), keeping its data
 #   cluster.sh resume NODE    start NODE again after kill or halt (crash recovery runs)
 #
-# Ports are fixed (Citus' own test ports; outside pgtmp.sh's random 20000-40000) and can be
+# Ports are fixed (Citus' own test ports; outside pgtmp.sh's random 20000-31999; .ci/run
+# reserves them from the ephemeral range, where client connections could hold them) and can be
 # overridden: PGTRICKLE_E2E_COORDINATOR_PORT (57636), PGTRICKLE_E2E_WORKER1_PORT (57637),
 # PGTRICKLE_E2E_WORKER2_PORT (57638). The cluster lives in PGTRICKLE_E2E_DIR (default
 # ${TMPDIR:-/tmp}/pgtrickle-e2e-<coordinator port>).

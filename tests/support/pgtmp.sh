@@ -32,7 +32,8 @@ port_in_use() {
 pick_port() {
     local p i
     for i in $(seq 1 200); do
-        p=$((20000 + RANDOM % 20000))
+        # Below Linux's ephemeral range (32768-60999), which client connections use.
+        p=$((20000 + RANDOM % 12000))
         if ! port_in_use "$p"; then
             echo "$p"
             return 0
