@@ -517,6 +517,12 @@ Connection& cached_connection(const Node& node, const std::string& user) {
     return *(connections[key] = std::move(conn));
 }
 
+Connection* idle_cached_connection(const Node& node, const std::string& user) noexcept {
+    auto& connections = cache();
+    auto it = connections.find(CacheKey{node.host, node.port, user});
+    return it != connections.end() && it->second && it->second->idle() ? it->second.get() : nullptr;
+}
+
 void forget_connection(const Node& node) noexcept {
     auto& connections = cache();
     for (auto it = connections.begin(); it != connections.end();) {

@@ -121,6 +121,10 @@ class Connection {
 /// A per-backend cache of connections, keyed by node and user: the scheduler polls the same
 /// workers every tick. A connection that failed is dropped from the cache.
 Connection& cached_connection(const Node& node, const std::string& user);
+
+/// The cached connection to `node` as `user` if there is one and it is idle; never
+/// connects and never reads the catalog (usable while a transaction aborts).
+Connection* idle_cached_connection(const Node& node, const std::string& user) noexcept;
 /// Drop the cached connection of `node` (all users), e.g. after an error on it.
 void forget_connection(const Node& node) noexcept;
 /// Close every cached connection.

@@ -364,6 +364,33 @@ TEST_F(WalCapture, a_0_31_0_slot_is_taken_over_under_concurrent_writers) {
     exec("CALL pgtrickle.drop_stream_table('st')");
 }
 
+// A slot is not transactional: one created by a create that then fails (its initial
+// population divides by zero), in a transaction or in a subtransaction rolled back by an
+// exception handler, is dropped with it; one of a subtransaction that commits is kept.
+TEST_F(WalCapture, slots_of_a_failed_create_are_dropped_with_its_transaction) {
+    exec("ALTER TABLE src REPLICA IDENTITY FULL");
+    const std::string failing =
+        "CALL pgtrickle.create_stream_table('st', $q$SELECT k, 1 / (k - k) AS x FROM src$q$, "
+        "cdc_mode => 'wal')";
+    const std::string slots =
+        "SELECT count(*) FROM pg_replication_slots WHERE database = current_database()";
+    const std::string err = error_of(failing);
+    EXPECT_NE(err.find("division by zero"), std::string::npos) << err;
+    EXPECT_EQ(scalar(slots), "0");
+    exec("DO $$ BEGIN " + failing + "; EXCEPTION WHEN division_by_zero THEN NULL; END $$");
+    EXPECT_EQ(scalar(slots), "0");
+    EXPECT_EQ(scalar("SELECT count(*) FROM pgtrickle.pgt_worker_slots"), "0");
+    const std::string q = "SELECT k, count(*) AS n FROM src GROUP BY k";
+    exec("DO $$ BEGIN CALL pgtrickle.create_stream_table('st', $q$" + q +
+         "$q$, cdc_mode => 'wal'); EXCEPTION WHEN division_by_zero THEN NULL; END $$");
+    EXPECT_EQ(scalar(slots), "1");
+    exec("INSERT INTO src VALUES (600, 3, 1, 'after')");
+    exec("CALL pgtrickle.refresh_stream_table('st')");
+    expect_matches_query("st", q);
+    exec("CALL pgtrickle.drop_stream_table('st')");
+    EXPECT_EQ(scalar(slots), "0");
+}
+
 // A 0.31.0 slot that cannot be read (here: its publication was created after it, so its
 // first transaction cannot be decoded) is given up, never a stuck source: its readers
 // recompute once, with the reason recorded, and it is dropped.
