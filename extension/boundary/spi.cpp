@@ -7,6 +7,7 @@
 
 extern "C" {
 #include "catalog/pg_type.h"
+#include "utils/array.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
 }
@@ -148,6 +149,41 @@ Result exec(const std::string& sql, const std::vector<Value>& params, Snapshot s
         processed = SPI_processed;
     });
     return collect(tuptable, processed);
+}
+
+uint64_t run_with_arrays(const std::string& sql, const std::vector<TextArray>& params) {
+    const int n = static_cast<int>(params.size());
+    int rc = 0;
+    uint64 processed = 0;
+    const char* query = sql.c_str();
+    pg_call([&]() noexcept {
+        Oid* types = static_cast<Oid*>(palloc(sizeof(Oid) * (n + 1)));
+        Datum* values = static_cast<Datum*>(palloc(sizeof(Datum) * (n + 1)));
+        for (int p = 0; p < n; ++p) {
+            const TextArray& elements = params[static_cast<size_t>(p)];
+            const int count = static_cast<int>(elements.size());
+            Datum* datums = static_cast<Datum*>(palloc(sizeof(Datum) * (count + 1)));
+            bool* nulls = static_cast<bool*>(palloc(sizeof(bool) * (count + 1)));
+            for (int i = 0; i < count; ++i) {
+                const Value& v = elements[static_cast<size_t>(i)];
+                nulls[i] = !v.has_value();
+                datums[i] = v ? PointerGetDatum(cstring_to_text_with_len(
+                                    v->data(), static_cast<int>(v->size())))
+                              : 0;
+            }
+            int dims[1] = {count};
+            int lbs[1] = {1};
+            types[p] = TEXTARRAYOID;
+            values[p] = PointerGetDatum(
+                construct_md_array(datums, nulls, 1, dims, lbs, TEXTOID, -1, false, TYPALIGN_INT));
+        }
+        rc = SPI_execute_with_args(query, n, types, values, nullptr, false, 0);
+        if (rc < 0) {
+            elog(ERROR, "SPI failed (%s) for: %s", SPI_result_code_string(rc), query);
+        }
+        processed = SPI_processed;
+    });
+    return processed;
 }
 
 Result exec_cached(const std::string& sql, const std::vector<Value>& params, Snapshot snapshot) {

@@ -51,4 +51,12 @@ Result exec_cached(const std::string& sql, const std::vector<Value>& params = {}
 void run(const std::string& sql, const std::vector<Value>& params = {},
          Snapshot snapshot = InvalidSnapshot);
 
+/// One text[] parameter: its elements (nullopt = NULL).
+using TextArray = std::vector<Value>;
+
+/// Run a DML statement whose parameters are text[] values ($1..$n, typed text[]), passed as
+/// arrays: no array literal is written or parsed (bulk loads through unnest). Returns the
+/// rows processed.
+uint64_t run_with_arrays(const std::string& sql, const std::vector<TextArray>& params);
+
 }  // namespace pgt::spi
