@@ -147,6 +147,9 @@ std::string PgTest::error_of(const std::string& sql) {
         exec(sql);
     } catch (const pqxx::sql_error& e) {
         return e.sqlstate() + " " + e.what();
+    } catch (const pqxx::transaction_rollback& e) {
+        // Deadlocks and serialization failures: not sql_errors in libpqxx 6.
+        return std::string("40000 ") + e.what();
     }
     return "";
 }

@@ -32,6 +32,27 @@ class WalCapture : public PgTest {
         PgTest::TearDown();
     }
     std::string slot() { return scalar("SELECT slot_name FROM pgtrickle.pgt_worker_slots"); }
+
+    /// Turn WAL source `src` into what 0.31.0 left: a slot and a publication named after
+    /// its OID, neither recorded, its own slot and publication gone. In one transaction that
+    /// holds the source's provisioning lock: the scheduler's poller sees it before or after,
+    /// never half done. `publication_after_slot`: the publication is made after the slot,
+    /// whose first transaction then cannot be decoded. Returns the old slot's name.
+    std::string leave_0_31_0_state(bool publication_after_slot) {
+        const std::string s = slot();
+        std::string old = "pgtrickle_" + scalar("SELECT 'src'::regclass::oid");
+        const std::string key =
+            scalar("SELECT source_stable_name FROM pgtrickle.pgt_change_tracking");
+        const std::string publication = "CREATE PUBLICATION " + old + " FOR TABLE src";
+        if (!publication_after_slot) {
+            exec(publication);
+        }
+        exec("BEGIN; SELECT pg_advisory_xact_lock(hashtext('pg_trickle slots ' || '" + key +
+             "')); SELECT pg_create_logical_replication_slot('" + old +
+             "', 'pgoutput'); DELETE FROM pgtrickle.pgt_worker_slots; DROP PUBLICATION " + s +
+             "; " + (publication_after_slot ? publication + "; " : "") + "COMMIT");
+        return old;
+    }
 };
 
 TEST_F(WalCapture, refused_without_replica_identity_full_with_the_fix) {
@@ -326,15 +347,7 @@ TEST_F(WalCapture, a_0_31_0_slot_is_taken_over_under_concurrent_writers) {
     exec("CALL pgtrickle.create_stream_table('st', $q$" + q +
          "$q$, refresh_mode => 'differential', cdc_mode => 'wal')");
     const std::string s = slot();
-    const std::string old = "pgtrickle_" + scalar("SELECT 'src'::regclass::oid");
-    // Turn it into the 0.31.0 state in one transaction, holding the source's provisioning
-    // lock: the scheduler's poller sees it before or after, never half done.
-    const std::string key = scalar("SELECT source_stable_name FROM pgtrickle.pgt_change_tracking");
-    exec("CREATE PUBLICATION " + old + " FOR TABLE src");
-    exec("BEGIN; SELECT pg_advisory_xact_lock(hashtext('pg_trickle slots ' || '" + key +
-         "')); SELECT pg_create_logical_replication_slot('" + old +
-         "', 'pgoutput'); DELETE FROM pgtrickle.pgt_worker_slots; DROP PUBLICATION " + s +
-         "; COMMIT");
+    const std::string old = leave_0_31_0_state(/*publication_after_slot=*/false);
     exec("INSERT INTO src VALUES (500, 1, 1, 'only in the old slot')");
     exec("UPDATE src SET v = v * 2 WHERE id % 3 = 0");
     Writers writers([this] { return connect(); });
@@ -399,13 +412,7 @@ TEST_F(WalCapture, a_0_31_0_slot_that_cannot_be_read_is_given_up_and_its_readers
     const std::string q = "SELECT k, count(*) AS n, sum(v) AS total FROM src GROUP BY k";
     exec("CALL pgtrickle.create_stream_table('st', $q$" + q +
          "$q$, refresh_mode => 'differential', cdc_mode => 'wal')");
-    const std::string s = slot();
-    const std::string old = "pgtrickle_" + scalar("SELECT 'src'::regclass::oid");
-    const std::string key = scalar("SELECT source_stable_name FROM pgtrickle.pgt_change_tracking");
-    exec("BEGIN; SELECT pg_advisory_xact_lock(hashtext('pg_trickle slots ' || '" + key +
-         "')); SELECT pg_create_logical_replication_slot('" + old +
-         "', 'pgoutput'); DELETE FROM pgtrickle.pgt_worker_slots; DROP PUBLICATION " + s +
-         "; CREATE PUBLICATION " + old + " FOR TABLE src; COMMIT");
+    const std::string old = leave_0_31_0_state(/*publication_after_slot=*/true);
     exec("INSERT INTO src VALUES (500, 1, 1, 'only in the old slot')");
     exec("SELECT count(*) FROM pgtrickle.provision_worker_slots('src')");
     exec("SELECT count(*) FROM pgtrickle.provision_worker_slots('src')");
