@@ -378,18 +378,19 @@ class RowBatch {
         if (sql_.empty()) {
             std::string cols = "\"__pgt_xid\", \"__pgt_op\"";
             std::string select = "pg_catalog.pg_current_xact_id(), u.op::pg_catalog.\"char\"";
-            std::string unnest = "pg_catalog.unnest($1::pg_catalog.text[])";
-            std::string alias = "op";
+            // Set-returning functions in the target list of equally long arrays step in
+            // lockstep and stream (ProjectSet); in FROM they would fill a tuplestore first.
+            std::string unnest = "pg_catalog.unnest($1::pg_catalog.text[]) AS op";
             for (size_t i = 0; i < target_.columns.size(); ++i) {
                 const auto& c = target_.columns[i];
                 const std::string v = "v" + std::to_string(i);
                 cols += ", " + quote_ident(c.name);
                 select += ", u." + v + "::" + c.type;
-                unnest += ", pg_catalog.unnest($" + std::to_string(i + 2) + "::pg_catalog.text[])";
-                alias += ", " + v;
+                unnest += ", pg_catalog.unnest($" + std::to_string(i + 2) +
+                          "::pg_catalog.text[]) AS " + v;
             }
             sql_ = "INSERT INTO " + target_.table + " (" + cols + ") SELECT " + select +
-                   " FROM ROWS FROM (" + unnest + ") AS u(" + alias + ")";
+                   " FROM (SELECT " + unnest + ") AS u";
         }
         written_ += rows();
         (void)spi::run_with_arrays(sql_, columns_);
