@@ -454,8 +454,7 @@ Drained drain_slot(Oid relid, const std::string& key, const SlotRow& s, const Bu
         // Every transaction that committed on the node must be read, also one committed
         // asynchronously (synchronous_commit = off) whose WAL is not flushed yet: wait until
         // the WAL written so far is flushed (the walwriter does it within wal_writer_delay).
-        const std::string inserted =
-            c.exec("SELECT pg_catalog.pg_current_wal_insert_lsn()::text").text(0, 0);
+        const std::string inserted = current_insert_lsn(c);
         c.exec(
             "DO $pgt$ BEGIN WHILE pg_catalog.pg_current_wal_flush_lsn() OPERATOR(pg_catalog.<) " +
             quote_literal(pgoutput::format_lsn(lsn_of(inserted))) +
@@ -946,40 +945,44 @@ std::vector<SlotAction> provision(std::optional<Oid> relid) {
         }
         // A 0.31.0 installation captured a local source through a slot and a publication
         // named after the table's OID (pgtrickle_<oid>), and recorded neither.
+        // Only local sources had one: Citus tables are not looked at.
+        const bool local = placement.kind == citus::Placement::Kind::local;
         const std::string old_slot = "pgtrickle_" + oid_text(src);
         const remote::Node self_node = citus::this_server();
-        remote::Connection& self = connect(self_node);
-        const auto old_state = self.exec(
-            "SELECT s.wal_status, s.active, EXISTS (SELECT 1 FROM pg_catalog.pg_publication p "
-            "WHERE p.pubname OPERATOR(pg_catalog.=) s.slot_name), "
-            "COALESCE(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_flush_lsn(), "
-            "s.confirmed_flush_lsn), 0) OPERATOR(pg_catalog.<=) $2::pg_catalog.numeric FROM "
-            "pg_catalog.pg_replication_slots s WHERE s.slot_name OPERATOR(pg_catalog.=) $1 AND "
-            "s.plugin OPERATOR(pg_catalog.=) 'pgoutput' AND s.database OPERATOR(pg_catalog.=) "
-            "pg_catalog.current_database()",
-            {old_slot,
-             std::to_string(std::min<long long>(
-                 kAdoptMaxLagBytes, static_cast<long long>(settings::citus_slot_max_lag_bytes)))});
+        std::optional<remote::Result> old_state;
+        if (local) {
+            old_state = connect(self_node).exec(
+                "SELECT s.wal_status, s.active, EXISTS (SELECT 1 FROM pg_catalog.pg_publication p "
+                "WHERE p.pubname OPERATOR(pg_catalog.=) s.slot_name), "
+                "COALESCE(pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_flush_lsn(), "
+                "s.confirmed_flush_lsn), 0) OPERATOR(pg_catalog.<=) $2::pg_catalog.numeric FROM "
+                "pg_catalog.pg_replication_slots s WHERE s.slot_name OPERATOR(pg_catalog.=) $1 AND "
+                "s.plugin OPERATOR(pg_catalog.=) 'pgoutput' AND s.database OPERATOR(pg_catalog.=) "
+                "pg_catalog.current_database()",
+                {old_slot, std::to_string(std::min<long long>(
+                               kAdoptMaxLagBytes,
+                               static_cast<long long>(settings::citus_slot_max_lag_bytes)))});
+        }
+        const bool old_exists = old_state && old_state->rows() > 0;
         const bool full_identity =
-            spi::exec(
-                "SELECT relreplident::text FROM pg_catalog.pg_class WHERE oid "
-                "OPERATOR(pg_catalog.=) $1::pg_catalog.oid",
-                {oid_text(src)})
-                .scalar() == "f";
-        const bool old_exists = old_state.rows() > 0;
+            old_exists && spi::exec(
+                              "SELECT relreplident::text FROM pg_catalog.pg_class WHERE oid "
+                              "OPERATOR(pg_catalog.=) $1::pg_catalog.oid",
+                              {oid_text(src)})
+                                  .scalar() == "f";
         if (old_exists && !recorded.empty()) {
             // Its changes were drained into the buffer by the committed transaction that
             // recorded the new slot (below): what it holds now, the new slot holds too.
-            if (old_state.text(0, 1) != "t") {
-                drop_legacy_capture(self, old_slot);
+            if (old_state->text(0, 1) != "t") {
+                drop_legacy_capture(connect(self_node), old_slot);
                 out.push_back({*key, self_node.host, self_node.port, old_slot, "dropped"});
             }
         } else if (recorded.empty()) {
             // Taken over only when it can be read whole (whole old rows, its publication)
             // and quickly: writers wait for the source while it is read.
-            const bool adoptable = old_exists && old_state.text(0, 0) != "lost" &&
-                                   old_state.text(0, 1) != "t" && old_state.text(0, 2) == "t" &&
-                                   old_state.text(0, 3) == "t" && full_identity &&
+            const bool adoptable = old_exists && old_state->text(0, 0) != "lost" &&
+                                   old_state->text(0, 1) != "t" && old_state->text(0, 2) == "t" &&
+                                   old_state->text(0, 3) == "t" && full_identity &&
                                    nodes.size() == 1 && nodes[0].host == self_node.host &&
                                    nodes[0].port == self_node.port;
             if (adoptable) {
@@ -990,18 +993,22 @@ std::vector<SlotAction> provision(std::optional<Oid> relid) {
                 // Captured through WAL with no slot at all: what was written before the new
                 // slot is in no buffer, so readers recompute.
                 missed[*key] = "the source had no slot recorded";
-                if (old_exists && old_state.text(0, 1) != "t") {
-                    drop_legacy_capture(self, old_slot);
+                if (old_exists && old_state->text(0, 1) != "t") {
+                    drop_legacy_capture(connect(self_node), old_slot);
                     out.push_back({*key, self_node.host, self_node.port, old_slot, "dropped"});
                 }
             }
         }
-        {
-            // Also when slots are recorded: one being recreated decodes with it.
-            ensure_publication(
-                placement.kind == citus::Placement::Kind::local ? self_node : citus::coordinator(),
-                n.slot, qualified_name(src));
-        }
+        // A slot about to be made (created, or recreated) decodes with the publication.
+        bool publication_checked = false;
+        const auto make_slot = [&](remote::Connection& c) {
+            if (!publication_checked) {
+                ensure_publication(local ? self_node : citus::coordinator(), n.slot,
+                                   qualified_name(src));
+                publication_checked = true;
+            }
+            return create_slot(c, n.slot);
+        };
         for (const auto& node : nodes) {
             Planned p{{*key, node.host, node.port, n.slot, "present"}, node, ""};
             auto it = recorded.find({node.host, node.port});
@@ -1053,7 +1060,7 @@ std::vector<SlotAction> provision(std::optional<Oid> relid) {
                     missed[*key] = "node " + node.label() + " joined holding shards of the source";
                 }
             }
-            p.lsn = create_slot(c, n.slot);
+            p.lsn = make_slot(c);
             planned.push_back(p);
         }
         for (const auto& [addr, seen] : recorded) {

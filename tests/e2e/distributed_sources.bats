@@ -321,14 +321,22 @@ oracles_match() {
     oracles_match
 }
 
+# writes_in_background BASE N MOD TAG: N transactions through the coordinator, in the
+# background ($! is its pid): each inserts order BASE + i (tagged TAG) and updates the
+# orders whose id is i modulo MOD. Failures (a node busy moving shards) are ignored.
+writes_in_background() {
+    local base=$1 n=$2 mod=$3 tag=$4
+    (
+        for i in $(seq 1 "$n"); do
+            bash "$CLUSTER" psql coordinator -At -c "INSERT INTO orders VALUES ($base + $i, $i % 20, 1, 1, '$tag'); UPDATE orders SET qty = qty + 1 WHERE id % $mod = $i % $mod" >/dev/null 2>&1
+        done
+    ) &
+}
+
 @test "a shard move under write load loses and doubles nothing" {
     local shard target
     shard=$(on coordinator "SELECT shardid FROM citus_shards WHERE table_name = 'orders'::regclass AND nodeport = $(port_of worker1) ORDER BY shardid LIMIT 1")
-    (
-        for i in $(seq 1 200); do
-            bash "$CLUSTER" psql coordinator -At -c "INSERT INTO orders VALUES (700000 + $i, $i % 20, 1, 1, 'm'); UPDATE orders SET qty = qty + 1 WHERE id % 50 = $i % 50" >/dev/null 2>&1
-        done
-    ) &
+    writes_in_background 700000 200 50 m
     local writer=$!
     on coordinator "SELECT citus_move_shard_placement($shard, '127.0.0.1', $(port_of worker1), '127.0.0.1', $(port_of worker2), shard_transfer_mode => 'force_logical')"
     wait "$writer" || true
@@ -361,11 +369,7 @@ wait_for() {
     on coordinator "SELECT citus_add_node('127.0.0.1', $port)"
     # The scheduler's poller notices the new node and gives it a slot.
     wait_for "SELECT count(*) FROM pgtrickle.pgt_worker_slots ws JOIN pgtrickle.pgt_change_tracking ct USING (source_stable_name) WHERE ct.source_relid = 'orders'::regclass AND ws.worker_port = $port" 1
-    (
-        for i in $(seq 1 150); do
-            bash "$CLUSTER" psql coordinator -At -c "INSERT INTO orders VALUES (800000 + $i, $i % 20, 1, 1, 'r'); UPDATE orders SET qty = qty + 1 WHERE id % 40 = $i % 40" >/dev/null 2>&1
-        done
-    ) &
+    writes_in_background 800000 150 40 r
     local writer=$!
     on coordinator "SELECT citus_rebalance_start(shard_transfer_mode => 'force_logical')"
     on coordinator "SELECT citus_rebalance_wait()"

@@ -10,8 +10,14 @@ CLUSTER="$E2E_DIR/cluster.sh"
 # cluster_up (in setup_file): start the cluster. When Citus cannot be had, every test of
 # the file is skipped (bats 1.8 cannot skip from setup_file: setup() calls skip_without_cluster).
 cluster_up() {
+    cluster_or_skip start
+}
+
+# cluster_or_skip CMD: run `cluster.sh CMD` (start, or check); when Citus cannot be had,
+# export E2E_SKIP (every test of the file then skips) and succeed.
+cluster_or_skip() {
     local rc=0 out
-    out=$(bash "$CLUSTER" start 2>&1) || rc=$?
+    out=$(bash "$CLUSTER" "$1" 2>&1) || rc=$?
     if [ "$rc" = 77 ]; then
         E2E_SKIP=$(grep '^SKIP:' <<<"$out" || echo "SKIP: Citus not available")
         export E2E_SKIP

@@ -45,14 +45,10 @@ json_is() {
 }
 
 setup_file() {
-    local rc=0 out
-    out=$(bash "$CLUSTER" check 2>&1) || rc=$?
-    if [ "$rc" = 77 ]; then
-        E2E_SKIP=$(grep '^SKIP:' <<<"$out" || echo "SKIP: Citus not available")
-        export E2E_SKIP
+    cluster_or_skip check
+    if [ -n "${E2E_SKIP:-}" ]; then
         return 0
     fi
-    [ "$rc" = 0 ] || { echo "$out" >&2; return "$rc"; }
     SANDBOX_DIR=$(mktemp -u /tmp/pgtrickle-sandbox-e2e.XXXXXX)
     export SANDBOX_DIR
     local port
