@@ -59,3 +59,6 @@ REVOKE ALL ON FUNCTION pgtrickle.poll_worker_slots(regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtrickle.provision_worker_slots(regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtrickle.drop_orphan_worker_slots() FROM PUBLIC;
 
+-- Functions of the extension resolve nothing through their caller's search_path
+-- (docs/security.md).
+ALTER FUNCTION pgtrickle.handle_vp_promoted(text) SET search_path = pg_catalog, pg_temp;

@@ -30,3 +30,5 @@ SELECT st.pgt_schema,
   JOIN pgtrickle.pgt_dependencies d ON d.pgt_id = st.pgt_id AND d.source_placement = 'distributed'
   LEFT JOIN pgtrickle.pgt_worker_slots ws ON ws.source_stable_name = d.source_stable_name
   LEFT JOIN pgtrickle.pgt_st_locks l ON l.pgt_id = st.pgt_id;
+
+ALTER FUNCTION pgtrickle.handle_vp_promoted(text) RESET search_path;

@@ -300,7 +300,7 @@ REVOKE ALL ON FUNCTION pgtrickle.drop_orphan_worker_slots() FROM PUBLIC;
 -- pg_ripple VP promotion hook. Validates the payload and reports whether the table is a
 -- tracked distributed source; worker-slot probing arrives with distributed CDC.
 CREATE FUNCTION pgtrickle.handle_vp_promoted(payload text) RETURNS boolean
-    LANGUAGE plpgsql AS $fn$
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
     doc jsonb;
     tracked boolean;

@@ -1,7 +1,8 @@
 // Event triggers: keep capture in step with source DDL, and refuse DDL that would leave a
 // stream table silently stale.
 #include "capture/capture.h"
-#include "catalog.h"
+#include "catalog/generation.h"
+#include "catalog/stream_tables.h"
 #include "boundary/guard.h"
 #include "boundary/pg.h"
 #include "boundary/spi.h"
@@ -28,25 +29,13 @@ namespace {
 /// refused, because the stream table's contents, its captured sources and its maintenance
 /// mode were all derived from the old definition.
 void refuse_replaced_views_read_by_stream_tables() {
-    auto hit = spi::exec(
-        "WITH RECURSIVE replaced(oid) AS (SELECT c.objid FROM "
-        "pg_catalog.pg_event_trigger_ddl_commands() c WHERE c.command_tag OPERATOR(pg_catalog.=) "
-        "'CREATE VIEW' AND c.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::regclass), "
-        "readers(oid, via) AS (SELECT oid, oid FROM replaced UNION SELECT r.ev_class, rd.via "
-        "FROM readers rd JOIN pg_catalog.pg_depend d ON d.refclassid OPERATOR(pg_catalog.=) "
-        "'pg_catalog.pg_class'::regclass AND d.refobjid OPERATOR(pg_catalog.=) rd.oid AND "
-        "d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_rewrite'::regclass JOIN "
-        "pg_catalog.pg_rewrite r ON r.oid OPERATOR(pg_catalog.=) d.objid WHERE r.ev_class "
-        "OPERATOR(pg_catalog.<>) rd.oid) "
-        "SELECT st.pgt_schema OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) st.pgt_name, "
-        "rd.via::regclass::text FROM readers rd JOIN pgtrickle.pgt_stream_tables st ON "
-        "st.query_view::oid OPERATOR(pg_catalog.=) rd.oid ORDER BY 1 LIMIT 1");
-    if (hit.rows.empty()) {
+    const auto hit = catalog::stream_table_on_replaced_view();
+    if (!hit) {
         return;
     }
-    const auto& r = hit.rows[0];
     throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
-                "cannot replace view " + *r[1] + " because stream table \"" + *r[0] + "\" reads it",
+                "cannot replace view " + hit->second + " because stream table \"" + hit->first +
+                    "\" reads it",
                 "The stream table's contents, captured sources and refresh mode were derived from "
                 "the current definition; it would otherwise be maintained against a query that "
                 "no longer exists.",
@@ -62,6 +51,7 @@ void refuse_replaced_views_read_by_stream_tables() {
 bool hierarchy_changed() {
     bool changed = false;
     pg_call([&]() noexcept {
+        // Runs inside the pinned scope of the event trigger (pg_trickle_on_ddl_command_end).
         if (SPI_execute("SELECT command FROM pg_catalog.pg_event_trigger_ddl_commands()", true,
                         0) != SPI_OK_SELECT) {
             return;
@@ -107,30 +97,21 @@ bool hierarchy_changed() {
 /// with FROM ONLY which now has members cannot be any more (see capture::only_limitation).
 /// refresh_mode 'auto' falls back to full refresh with the reason; 'differential' refuses.
 void switch_only_readers_to_full_refresh() {
-    auto sts = spi::exec(
-        "SELECT pgt_id::text, query_view::oid::text, refresh_mode, pgt_schema "
-        "OPERATOR(pg_catalog.||) '.' OPERATOR(pg_catalog.||) pgt_name FROM "
-        "pgtrickle.pgt_stream_tables WHERE effective_mode OPERATOR(pg_catalog.=) 'differential' "
-        "ORDER BY pgt_id");
-    for (const auto& row : sts.rows) {
-        const auto why = capture::only_limitation(static_cast<Oid>(std::stoul(*row[1])));
+    for (const auto& st : catalog::differential_stream_tables()) {
+        const auto why = capture::only_limitation(st.query_view);
         if (!why) {
             continue;
         }
-        if (*row[2] == "differential") {
+        const std::string name = st.schema + "." + st.name;
+        if (st.refresh_mode == "differential") {
             throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
-                        "stream table \"" + *row[3] +
+                        "stream table \"" + name +
                             "\" could no longer be maintained differentially: " + *why,
                         "It was created with refresh_mode 'differential'.",
-                        "Run CALL pgtrickle.alter_stream_table('" + *row[3] +
+                        "Run CALL pgtrickle.alter_stream_table('" + name +
                             "', refresh_mode => 'auto') first, or read the table without ONLY.");
         }
-        spi::run(
-            "UPDATE pgtrickle.pgt_stream_tables SET effective_mode = 'full', mode_reason = $2, "
-            "needs_full_refresh = true" +
-                catalog::full_refresh_reason_set("$2") +
-                " WHERE pgt_id OPERATOR(pg_catalog.=) $1::bigint",
-            {*row[0], "not differentiable: " + *why});
+        catalog::maintain_by_full_refresh(st.id, "not differentiable: " + *why);
     }
 }
 
@@ -149,28 +130,25 @@ PGT_FUNCTION(pgtrickle_on_ddl_command_end) {
     spi::Session spi;
     // Any role's DDL fires this, also one without USAGE on the pgtrickle schema (Citus runs
     // the grants it propagates under the object owner's role): the catalog is read and
-    // kept as its owner.
-    const pg::AsUser as_extension_owner(pg::extension_owner(), false);
+    // kept as its owner, with search_path pinned (the DDL's author chose its own).
+    const pg::AsExtensionOwner as_extension_owner;
     refuse_replaced_views_read_by_stream_tables();
     auto cmds = spi::exec(
-        "SELECT DISTINCT objid::text FROM pg_catalog.pg_event_trigger_ddl_commands() "
-        "WHERE command_tag = 'ALTER TABLE' AND object_type IN ('table', 'table column')");
+        "SELECT DISTINCT objid::pg_catalog.text FROM pg_catalog.pg_event_trigger_ddl_commands() "
+        "WHERE command_tag OPERATOR(pg_catalog.=) 'ALTER TABLE' AND object_type "
+        "OPERATOR(pg_catalog.=) ANY ('{table,\"table column\"}'::pg_catalog.text[])");
     for (const auto& row : cmds.rows) {
         const Oid relid = static_cast<Oid>(std::stoul(*row[0]));
         capture::sync_source(relid);
-        spi::run(
-            "UPDATE pgtrickle.pgt_stream_tables SET pgt_schema = n.nspname, pgt_name = c.relname "
-            "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE c.oid = $1::oid AND pgt_relid = c.oid AND (pgt_schema, pgt_name) IS DISTINCT "
-            "FROM (n.nspname, c.relname::text)",
-            {*row[0]});
+        catalog::follow_rename(relid);
     }
     auto restored = spi::exec(
-        "SELECT DISTINCT t.tgrelid::text FROM pg_catalog.pg_event_trigger_ddl_commands() c "
-        "JOIN pg_catalog.pg_trigger t ON t.oid OPERATOR(pg_catalog.=) c.objid "
-        "WHERE c.command_tag OPERATOR(pg_catalog.=) 'CREATE TRIGGER' AND c.classid "
-        "OPERATOR(pg_catalog.=) 'pg_catalog.pg_trigger'::regclass "
-        "AND t.tgname::text LIKE 'pg\\_trickle\\_cdc\\_ins\\_%'");
+        "SELECT DISTINCT t.tgrelid::pg_catalog.text FROM "
+        "pg_catalog.pg_event_trigger_ddl_commands() c JOIN pg_catalog.pg_trigger t ON t.oid "
+        "OPERATOR(pg_catalog.=) c.objid WHERE c.command_tag OPERATOR(pg_catalog.=) 'CREATE "
+        "TRIGGER' AND c.classid OPERATOR(pg_catalog.=) "
+        "'pg_catalog.pg_trigger'::pg_catalog.regclass "
+        "AND t.tgname::pg_catalog.text OPERATOR(pg_catalog.~~) 'pg\\_trickle\\_cdc\\_ins\\_%'");
     for (const auto& row : restored.rows) {
         if (capture::creating_triggers()) {
             break;  // pg_trickle's own (a source switching to triggers), not a restore
@@ -195,38 +173,34 @@ PGT_FUNCTION(pgtrickle_on_sql_drop) {
         PG_RETURN_VOID();
     }
     spi::Session spi;
+    const pg::AsExtensionOwner as_extension_owner;  // as in ddl_command_end
     auto ext = spi::exec(
-        "SELECT 1 FROM pg_catalog.pg_event_trigger_dropped_objects() "
-        "WHERE object_type = 'extension' AND object_name = 'pg_trickle'");
+        "SELECT 1 FROM pg_catalog.pg_event_trigger_dropped_objects() WHERE object_type "
+        "OPERATOR(pg_catalog.=) 'extension' AND object_name OPERATOR(pg_catalog.=) "
+        "'pg_trickle'");
     if (!ext.rows.empty()) {
         spi.finish();
         PG_RETURN_VOID();
     }
-    const pg::AsUser as_extension_owner(pg::extension_owner(), false);  // as in ddl_command_end
     // A capture trigger dropped with its table: a partition or inheritance child of a
     // captured source was dropped, and its rows left the source.
     auto members = spi::exec(
         "SELECT DISTINCT o.address_names[pg_catalog.array_upper(o.address_names, 1)] FROM "
         "pg_catalog.pg_event_trigger_dropped_objects() o WHERE o.object_type "
         "OPERATOR(pg_catalog.=) 'trigger' AND NOT o.original AND "
-        "o.address_names[pg_catalog.array_upper(o.address_names, 1)] LIKE "
+        "o.address_names[pg_catalog.array_upper(o.address_names, 1)] OPERATOR(pg_catalog.~~) "
         "'pg\\_trickle\\_cdc\\_ins\\_%'");
     for (const auto& row : members.rows) {
         capture::note_dropped_member(*row[0]);
     }
-    auto hit = spi::exec(
-        "SELECT st.pgt_schema || '.' || st.pgt_name, o.object_type, o.object_identity "
-        "FROM pg_catalog.pg_event_trigger_dropped_objects() o JOIN pgtrickle.pgt_stream_tables st "
-        "ON o.objid = st.pgt_relid OR o.objid = st.query_view "
-        "WHERE o.classid = 'pg_catalog.pg_class'::regclass ORDER BY 1 LIMIT 1");
-    if (!hit.rows.empty()) {
-        const auto& r = hit.rows[0];
+    if (const auto hit = catalog::stream_table_part_dropped()) {
         throw Error(
             ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
-            "cannot drop " + *r[1] + " " + *r[2] + " because stream table \"" + *r[0] +
-                "\" depends on it",
+            "cannot drop " + hit->object_type + " " + hit->object_identity +
+                " because stream table \"" + hit->stream_table + "\" depends on it",
             "Dropping it would leave the stream table without its storage or its defining query.",
-            "Drop the stream table first: CALL pgtrickle.drop_stream_table('" + *r[0] + "');");
+            "Drop the stream table first: CALL pgtrickle.drop_stream_table('" + hit->stream_table +
+                "');");
     }
     spi.finish();
     PG_RETURN_VOID();

@@ -8,6 +8,7 @@
 #include "boundary/pg.h"
 #include "boundary/spi.h"
 #include "capture/wal.h"
+#include "catalog/sources.h"
 
 extern "C" {
 #include "utils/errcodes.h"
@@ -31,10 +32,9 @@ using namespace pgt;
 // pgtrickle.poll_worker_slots(source regclass DEFAULT NULL)
 PGT_FUNCTION(pgtrickle_poll_worker_slots) {
     spi::Session spi;
-    const pg::AsUser as_extension_owner(pg::extension_owner(), false);
+    const pg::AsExtensionOwner as_extension_owner;
     const auto source = source_arg(fcinfo);
-    const std::vector<Oid> sources =
-        source ? std::vector<Oid>{*source} : capture::wal::all_sources();
+    const std::vector<Oid> sources = source ? std::vector<Oid>{*source} : catalog::wal_sources();
     Rows rows;
     for (Oid relid : sources) {
         for (const auto& d : capture::wal::drain(relid)) {
@@ -49,7 +49,7 @@ PGT_FUNCTION(pgtrickle_poll_worker_slots) {
 // pgtrickle.provision_worker_slots(source regclass DEFAULT NULL)
 PGT_FUNCTION(pgtrickle_provision_worker_slots) {
     spi::Session spi;
-    const pg::AsUser as_extension_owner(pg::extension_owner(), false);
+    const pg::AsExtensionOwner as_extension_owner;
     Rows rows;
     for (const auto& a : capture::wal::provision(source_arg(fcinfo))) {
         rows.push_back({a.source, a.host, std::to_string(a.port), a.slot, a.action});
@@ -62,7 +62,7 @@ PGT_FUNCTION(pgtrickle_provision_worker_slots) {
 // pgtrickle.drop_orphan_worker_slots()
 PGT_FUNCTION(pgtrickle_drop_orphan_worker_slots) {
     spi::Session spi;
-    const pg::AsUser as_extension_owner(pg::extension_owner(), false);
+    const pg::AsExtensionOwner as_extension_owner;
     Rows rows;
     for (const auto& a : capture::wal::drop_orphans()) {
         rows.push_back({a.host, std::to_string(a.port), a.slot});

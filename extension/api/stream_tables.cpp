@@ -5,7 +5,9 @@
 
 #include "capture/capture.h"
 #include "capture/wal.h"
-#include "catalog.h"
+#include "catalog/generation.h"
+#include "catalog/sources.h"
+#include "catalog/stream_tables.h"
 #include "citus/citus.h"
 #include "core/delta_sql.h"
 #include "core/frontier.h"
@@ -143,49 +145,34 @@ QualifiedName creation_name(const std::string& name) {
     return out;
 }
 
-/// The stream table named `name` (qualified or found through search_path).
-struct StreamTableRef {
-    int64_t id = 0;
-    std::string schema, name, view, refresh_mode, storage_kind;
-    Oid relid = InvalidOid;
-};
-
-StreamTableRef find_stream_table(const std::string& name) {
+/// The relation named `name` (qualified, or found through the caller's search_path: call it
+/// before entering a pinned scope), or InvalidOid.
+Oid relation_named(const std::string& name) {
     Oid relid = InvalidOid;
     pg_call([&]() noexcept {
         RangeVar* rv = makeRangeVarFromNameList(stringToQualifiedNameList(name.c_str()));
         relid = RangeVarGetRelid(rv, NoLock, true);
     });
-    std::optional<spi::Row> row;
+    return relid;
+}
+
+/// The stream table stored in `relid` (relation_named(name)); `name` for the error.
+catalog::StreamTable find_stream_table(Oid relid, const std::string& name) {
+    std::optional<catalog::StreamTable> st;
     if (OidIsValid(relid)) {
-        auto r = spi::exec(
-            "SELECT pgt_id::text, pgt_schema, pgt_name, query_view::oid::text, refresh_mode, "
-            "storage_kind "
-            "FROM pgtrickle.pgt_stream_tables WHERE pgt_relid = $1::oid",
-            {std::to_string(relid)});
-        if (!r.rows.empty()) {
-            row = r.rows[0];
-        }
+        st = catalog::stream_table_of(relid);
     }
-    if (!row) {
+    if (!st) {
         throw Error(ERRCODE_UNDEFINED_TABLE, "stream table \"" + name + "\" does not exist", {},
                     "List stream tables with: SELECT pgt_schema, pgt_name FROM "
                     "pgtrickle.pgt_stream_tables;");
     }
-    StreamTableRef st;
-    st.id = std::stoll(*(*row)[0]);
-    st.schema = *(*row)[1];
-    st.name = *(*row)[2];
-    st.view = *(*row)[3];
-    st.refresh_mode = *(*row)[4];
-    st.storage_kind = *(*row)[5];
-    st.relid = relid;
-    return st;
+    return *st;
 }
 
 /// Stream tables are owned like tables: only their owner (or a member of the owning
 /// role, or a superuser) may alter, refresh or drop them.
-void require_owner(const StreamTableRef& st, Oid caller, const char* action) {
+void require_owner(const catalog::StreamTable& st, Oid caller, const char* action) {
     if (!pg::owns_relation(st.relid, caller)) {
         throw Error(ERRCODE_INSUFFICIENT_PRIVILEGE,
                     std::string("must be owner of stream table ") + st.schema + "." + st.name +
@@ -199,6 +186,7 @@ void require_owner(const StreamTableRef& st, Oid caller, const char* action) {
 /// Nobody builds a stream table over data they cannot read: run the query as the caller,
 /// for its permission checks only (LIMIT 0).
 void require_can_read(const std::string& query) {
+    const pg::CallerSearchPath callers_own_sql;
     spi::run("SELECT FROM (" + query + ") AS \"__pgt_permission_check\" LIMIT 0");
 }
 
@@ -244,7 +232,8 @@ Query* view_query(Oid view) {
 }
 
 Oid regclass_oid(const std::string& qualified_name) {
-    auto r = spi::exec("SELECT $1::regclass::oid::text", {qualified_name});
+    auto r = spi::exec("SELECT $1::pg_catalog.regclass::pg_catalog.oid::pg_catalog.text",
+                       {qualified_name});
     return static_cast<Oid>(std::stoul(*r.scalar()));
 }
 
@@ -260,8 +249,11 @@ Defined define(int64_t id, const std::string& schema, const std::string& name,
                const std::string& query, const std::string& refresh_mode, Oid owner) {
     Defined d;
     const std::string view = "pgtrickle." + quote_ident("pgt_query_" + std::to_string(id));
-    (void)analyze_select(query);  // one SELECT, or a clear error before CREATE VIEW sees it
     {
+        // The caller's query, parsed with the caller's search_path (its names mean what the
+        // caller wrote); parse analysis only, nothing of it runs here.
+        const pg::CallerSearchPath callers_own_sql;
+        (void)analyze_select(query);  // one SELECT, or a clear error before CREATE VIEW sees it
         // The view is pg_trickle's, on this node only: Citus need not propagate it (and
         // warns when it reads local tables).
         pg::SettingsScope scope;
@@ -332,90 +324,40 @@ Defined define(int64_t id, const std::string& schema, const std::string& name,
 
 void record_definition(int64_t id, const Defined& d, const std::string& query,
                        const std::string& refresh_mode) {
-    const std::string sid = std::to_string(id);
-    spi::run(
-        "UPDATE pgtrickle.pgt_stream_tables SET defining_query = $2, query_view = $3::oid, "
-        "refresh_mode = $4, "
-        "effective_mode = $5, mode_reason = $6, storage_kind = $7, frontier = NULL WHERE pgt_id = "
-        "$1::bigint",
-        {sid, query, std::to_string(d.view), refresh_mode,
-         std::string(d.analysis.differential ? "differential" : "full"),
-         d.analysis.differential ? std::nullopt : std::optional<std::string>(d.analysis.reason),
-         std::string(d.analysis.layout.kind == ivm::StorageKind::groups ? "groups" : "rows")});
-    if (catalog::has_refresh_settings()) {
-        // The settings that change what the query returns, as this session has them: every
-        // refresh, manual or scheduled, runs the query under them.
-        std::string names;
-        for (int i = 0; i < catalog::kResultSettingCount; ++i) {
-            names += std::string(i ? "," : "") + catalog::kResultSettings[i];
-        }
-        spi::run(
-            "UPDATE pgtrickle.pgt_stream_tables SET refresh_settings = (SELECT "
-            "pg_catalog.jsonb_object_agg(n, pg_catalog.current_setting(n)) FROM "
-            "pg_catalog.unnest(pg_catalog.string_to_array($2, ',')) AS n) "
-            "WHERE pgt_id = $1::bigint",
-            {sid, names});
-    }
-    spi::run("DELETE FROM pgtrickle.pgt_dependencies WHERE pgt_id = $1::bigint", {sid});
-    for (Oid rel : d.analysis.translation.relations) {
-        if (catalog::has_stable_names()) {
-            spi::run(
-                "INSERT INTO pgtrickle.pgt_dependencies (pgt_id, source_relid, source_stable_name, "
-                "source_placement) SELECT $1::bigint, $2::oid, source_stable_name, "
-                "source_placement FROM pgtrickle.pgt_change_tracking "
-                "WHERE source_relid = $2::oid ON CONFLICT DO NOTHING",
-                {sid, std::to_string(rel)});
-        } else {
-            spi::run(
-                "INSERT INTO pgtrickle.pgt_dependencies (pgt_id, source_relid) VALUES ($1::bigint, "
-                "$2::oid) "
-                "ON CONFLICT DO NOTHING",
-                {sid, std::to_string(rel)});
-        }
-    }
-}
-
-/// Stream tables whose defining query reads the storage table of `st`.
-std::vector<std::string> dependents_of(const StreamTableRef& st) {
-    auto r = spi::exec(
-        "SELECT pg_catalog.quote_ident(s.pgt_schema) || '.' || pg_catalog.quote_ident(s.pgt_name) "
-        "FROM pgtrickle.pgt_dependencies d "
-        "JOIN pgtrickle.pgt_stream_tables s ON s.pgt_id = d.pgt_id "
-        "WHERE d.source_relid = $1::oid AND s.pgt_id <> $2::bigint ORDER BY 1",
-        {std::to_string(st.relid), std::to_string(st.id)});
-    std::vector<std::string> out;
-    for (const auto& row : r.rows) {
-        out.push_back(*row[0]);
-    }
-    return out;
+    catalog::Definition def;
+    def.defining_query = query;
+    def.query_view = d.view;
+    def.refresh_mode = refresh_mode;
+    def.differential = d.analysis.differential;
+    def.mode_reason = d.analysis.reason;
+    def.storage_kind = d.analysis.layout.kind == ivm::StorageKind::groups ? "groups" : "rows";
+    def.sources = d.analysis.translation.relations;
+    catalog::record_definition(id, def);
 }
 
 /// Remove the view, storage and catalog rows of `st`; release sources nobody reads any more
 /// (except those in `keep`, which the stream table's new definition reads).
-void undefine(const StreamTableRef& st, bool drop_storage, const std::vector<Oid>& keep = {}) {
+void undefine(const catalog::StreamTable& st, bool drop_storage,
+              const std::vector<Oid>& keep = {}) {
     DroppingGuard guard;
-    auto srcs = spi::exec(
-        "SELECT source_relid::oid::text FROM pgtrickle.pgt_dependencies WHERE pgt_id = $1::bigint",
-        {std::to_string(st.id)});
+    const std::vector<Oid> sources = catalog::sources_read(st.id);
     spi::run("DROP VIEW IF EXISTS pgtrickle." + quote_ident("pgt_query_" + std::to_string(st.id)));
     if (drop_storage) {
-        spi::run("DROP TABLE IF EXISTS " + qualified(st.schema, st.name));
+        spi::run("DROP TABLE IF EXISTS " + st.qualified_name());
     }
-    spi::run("DELETE FROM pgtrickle.pgt_dependencies WHERE pgt_id = $1::bigint",
-             {std::to_string(st.id)});
-    for (const auto& row : srcs.rows) {
-        const auto relid = static_cast<Oid>(std::stoul(*row[0]));
+    catalog::delete_dependencies(st.id);
+    for (const Oid relid : sources) {
         if (std::find(keep.begin(), keep.end(), relid) == keep.end()) {
             capture::drop_source_if_unused(relid);
         }
     }
 }
 
-void drop_recursive(const StreamTableRef& st, bool cascade, std::set<int64_t>& seen) {
+void drop_recursive(const catalog::StreamTable& st, bool cascade, std::set<int64_t>& seen) {
     if (!seen.insert(st.id).second) {
         return;
     }
-    const auto deps = dependents_of(st);
+    const auto deps = catalog::readers_of(st.relid, st.id);
     if (!deps.empty() && !cascade) {
         std::string list;
         for (const auto& d : deps) {
@@ -428,11 +370,10 @@ void drop_recursive(const StreamTableRef& st, bool cascade, std::set<int64_t>& s
                     "Drop those first, or call drop_stream_table(..., cascade => true).");
     }
     for (const auto& d : deps) {
-        drop_recursive(find_stream_table(d), true, seen);
+        drop_recursive(find_stream_table(regclass_oid(d), d), true, seen);
     }
     undefine(st, true);
-    spi::run("DELETE FROM pgtrickle.pgt_stream_tables WHERE pgt_id = $1::bigint",
-             {std::to_string(st.id)});
+    catalog::delete_stream_table(st.id);
 }
 
 }  // namespace
@@ -472,8 +413,10 @@ PGT_FUNCTION(pgtrickle_create_stream_table) {
             "then miss.");
     spi::Session spi;
     const Oid caller = pg::current_user();
+    // The caller's own names (the stream table's, the query's) resolve through the caller's
+    // search_path, as the caller: before anything runs as the extension's owner.
     const QualifiedName qn = creation_name(name);
-    (void)analyze_select(query);
+    const std::vector<Oid> tables = capture::tables_read(analyze_select(query));
     require_can_read(query);
     require(pg::may_create_in(qn.nsp, caller), ERRCODE_INSUFFICIENT_PRIVILEGE,
             "permission denied for schema " + qn.schema,
@@ -481,7 +424,7 @@ PGT_FUNCTION(pgtrickle_create_stream_table) {
                 quote_ident(qn.schema) + " to the role.");
     // Catalog rows, capture objects and change buffers belong to the extension's owner;
     // the view and the storage table are handed to the caller (give_to_owner).
-    const pg::AsUser as_extension_owner(pg::extension_owner(), false);
+    const pg::AsExtensionOwner as_extension_owner;
     auto exists =
         spi::exec("SELECT pg_catalog.to_regclass($1) IS NOT NULL", {qualified(qn.schema, qn.name)});
     require(*exists.scalar() == "f", ERRCODE_DUPLICATE_TABLE,
@@ -489,20 +432,20 @@ PGT_FUNCTION(pgtrickle_create_stream_table) {
             "Choose another name, or drop the existing relation first.");
     // Citus sources get their slots before this transaction writes anything (a slot waits
     // for the transactions running on its node).
-    capture::wal::prepare_sources(capture::tables_read(analyze_select(query)), cdc_mode);
-    const int64_t id = std::stoll(
-        *spi::exec("SELECT pg_catalog.nextval('pgtrickle.pgt_stream_tables_pgt_id_seq')::text")
-             .scalar());
+    capture::wal::prepare_sources(tables, cdc_mode);
+    const int64_t id = catalog::next_stream_table_id();
     const Defined d = define(id, qn.schema, qn.name, query, refresh_mode, caller);
-    spi::run(
-        "INSERT INTO pgtrickle.pgt_stream_tables (pgt_id, pgt_schema, pgt_name, pgt_relid, "
-        "defining_query, query_view, "
-        "schedule, refresh_mode, cdc_mode, storage_kind, status) VALUES ($1::bigint, $2, $3, "
-        "$4::regclass, $5, $6::oid, "
-        "$7, $8, $9, 'rows', $10)",
-        {std::to_string(id), qn.schema, qn.name, qualified(qn.schema, qn.name), query,
-         std::to_string(d.view), schedule && !schedule->empty() ? schedule : std::nullopt,
-         refresh_mode, cdc_mode, std::string(initialize ? "initializing" : "active")});
+    catalog::NewStreamTable row;
+    row.id = id;
+    row.schema = qn.schema;
+    row.name = qn.name;
+    row.defining_query = query;
+    row.query_view = d.view;
+    row.schedule = schedule;
+    row.refresh_mode = refresh_mode;
+    row.cdc_mode = cdc_mode;
+    row.initialize = initialize;
+    catalog::insert_stream_table(row);
     record_definition(id, d, query, refresh_mode);
     give_to_owner(id, qualified(qn.schema, qn.name), d.analysis.translation.relations, caller);
     if (initialize) {
@@ -516,6 +459,7 @@ PGT_FUNCTION(pgtrickle_create_stream_table) {
 // CALL pgtrickle.alter_stream_table(name, query, schedule, refresh_mode, status)
 PGT_FUNCTION(pgtrickle_alter_stream_table) {
     require(!PG_ARGISNULL(0), ERRCODE_NULL_VALUE_NOT_ALLOWED, "name must not be NULL");
+    const std::string name = text_arg(fcinfo, 0);
     const auto query = opt_text_arg(fcinfo, 1);
     const auto schedule = opt_text_arg(fcinfo, 2);
     const auto refresh_mode = opt_text_arg(fcinfo, 3);
@@ -530,50 +474,27 @@ PGT_FUNCTION(pgtrickle_alter_stream_table) {
     require_scheduler_for(schedule);
     spi::Session spi;
     const Oid caller = pg::current_user();
-    if (query) {
-        (void)analyze_select(*query);
-        require_can_read(*query);
-    }
-    const pg::AsUser as_extension_owner(pg::extension_owner(), false);
-    const StreamTableRef st = find_stream_table(text_arg(fcinfo, 0));
-    require_owner(st, caller, "alter it");
+    const Oid relid = relation_named(name);
     std::vector<Oid> new_sources;
     if (query) {
         new_sources = capture::tables_read(analyze_select(*query));
-        capture::wal::prepare_sources(
-            new_sources, spi::exec("SELECT cdc_mode FROM pgtrickle.pgt_stream_tables WHERE "
-                                   "pgt_id = $1::bigint",
-                                   {std::to_string(st.id)})
-                             .scalar()
-                             .value_or("auto"));
+        require_can_read(*query);
+    }
+    const pg::AsExtensionOwner as_extension_owner;
+    const catalog::StreamTable st = find_stream_table(relid, name);
+    require_owner(st, caller, "alter it");
+    if (query) {
+        capture::wal::prepare_sources(new_sources, st.cdc_mode);
     }
     const Oid owner = pg::relation_owner(st.relid);  // the storage is recreated below
-    const std::string sid = std::to_string(st.id);
     if (schedule) {
-        spi::run(
-            "UPDATE pgtrickle.pgt_stream_tables SET schedule = NULLIF($2, '') WHERE pgt_id = "
-            "$1::bigint",
-            {sid, *schedule});
+        catalog::set_schedule(st.id, *schedule);
     }
     if (status) {
-        spi::run(
-            "UPDATE pgtrickle.pgt_stream_tables SET status = $2, consecutive_errors = CASE WHEN $2 "
-            "= 'active' "
-            "THEN 0 ELSE consecutive_errors END, last_error = CASE WHEN $2 = 'active' THEN NULL "
-            "ELSE last_error END, "
-            // A suspended stream table let its sources' buffers be cleaned: it recomputes.
-            "needs_full_refresh = needs_full_refresh OR (status = 'suspended' AND $2 = 'active')" +
-                (catalog::has_full_refresh_reason()
-                     ? std::string(", full_refresh_reason = CASE WHEN needs_full_refresh THEN "
-                                   "full_refresh_reason WHEN status = 'suspended' AND $2 = "
-                                   "'active' THEN 'resumed after a suspension (its sources'' "
-                                   "buffers may have been cleaned)' END")
-                     : std::string()) +
-                " WHERE pgt_id = $1::bigint",
-            {sid, *status});
+        catalog::set_status(st.id, *status);
     }
     if (query || refresh_mode) {
-        const auto deps = dependents_of(st);
+        const auto deps = catalog::readers_of(st.relid, st.id);
         if (!deps.empty()) {
             throw Error(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST,
                         "cannot redefine stream table \"" + st.schema + "." + st.name +
@@ -581,23 +502,13 @@ PGT_FUNCTION(pgtrickle_alter_stream_table) {
                         {},
                         "Drop the dependent stream tables first, then redefine and recreate them.");
         }
-        const std::string new_query =
-            query ? *query
-                  : *spi::exec(
-                         "SELECT defining_query FROM pgtrickle.pgt_stream_tables "
-                         "WHERE pgt_id = $1::bigint",
-                         {sid})
-                         .scalar();
+        const std::string new_query = query ? *query : st.defining_query;
         const std::string mode = refresh_mode ? *refresh_mode : st.refresh_mode;
         undefine(st, true, new_sources);
         const Defined d = define(st.id, st.schema, st.name, new_query, mode, owner);
-        spi::run(
-            "UPDATE pgtrickle.pgt_stream_tables SET pgt_relid = $2::regclass WHERE pgt_id = "
-            "$1::bigint",
-            {sid, qualified(st.schema, st.name)});
+        catalog::set_storage_relation(st.id, st.qualified_name());
         record_definition(st.id, d, new_query, mode);
-        give_to_owner(st.id, qualified(st.schema, st.name), d.analysis.translation.relations,
-                      owner);
+        give_to_owner(st.id, st.qualified_name(), d.analysis.translation.relations, owner);
         refresh_stream_table(st.id, true);
     }
     spi.finish();
@@ -608,10 +519,12 @@ PGT_FUNCTION(pgtrickle_alter_stream_table) {
 PGT_FUNCTION(pgtrickle_drop_stream_table) {
     require(!PG_ARGISNULL(0), ERRCODE_NULL_VALUE_NOT_ALLOWED, "name must not be NULL");
     const bool cascade = PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1);
+    const std::string name = text_arg(fcinfo, 0);
     spi::Session spi;
     const Oid caller = pg::current_user();
-    const pg::AsUser as_extension_owner(pg::extension_owner(), false);
-    const StreamTableRef st = find_stream_table(text_arg(fcinfo, 0));
+    const Oid relid = relation_named(name);
+    const pg::AsExtensionOwner as_extension_owner;
+    const catalog::StreamTable st = find_stream_table(relid, name);
     require_owner(st, caller, "drop it");
     std::set<int64_t> seen;
     drop_recursive(st, cascade, seen);
@@ -623,13 +536,11 @@ PGT_FUNCTION(pgtrickle_drop_stream_table) {
 PGT_FUNCTION(pgtrickle_refresh_stream_table) {
     require(!PG_ARGISNULL(0), ERRCODE_NULL_VALUE_NOT_ALLOWED, "name must not be NULL");
     const bool full = PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1);
+    const std::string name = text_arg(fcinfo, 0);
     spi::Session spi;
     const Oid caller = pg::current_user();
-    StreamTableRef st;
-    {
-        const pg::AsUser as_extension_owner(pg::extension_owner(), false);
-        st = find_stream_table(text_arg(fcinfo, 0));
-    }
+    const Oid relid = relation_named(name);
+    const catalog::StreamTable st = find_stream_table(relid, name);
     require_owner(st, caller, "refresh it");
     (void)refresh_stream_table(st.id, full);
     spi.finish();
@@ -640,13 +551,11 @@ PGT_FUNCTION(pgtrickle_refresh_stream_table) {
 PGT_FUNCTION(pgtrickle_explain_stream_table) {
     const std::string query = text_arg(fcinfo, 0);
     spi::Session spi;
-    Query* q = analyze_select(query);
+    Query* q = analyze_select(query);  // the caller's query, with the caller's search_path
     std::vector<ivm::Column> cols;
     // Explaining reads the capture catalog, not the data: as the extension's owner.
-    const Analysis a = [&] {
-        const pg::AsUser as_extension_owner(pg::extension_owner(), false);
-        return analyze_for_mode(q, "auto", cols);
-    }();
+    const pg::AsExtensionOwner as_extension_owner;
+    const Analysis a = analyze_for_mode(q, "auto", cols);
     std::string tree;
     if (a.translation.plan) {
         tree = ivm::explain_tree(*a.translation.plan, a.layout);
@@ -656,17 +565,19 @@ PGT_FUNCTION(pgtrickle_explain_stream_table) {
         sources += (sources.empty() ? "" : ",") + std::to_string(rel);
     }
     auto r = spi::exec(
-        "SELECT pg_catalog.jsonb_build_object('mode', $1, 'differential', $2::boolean, 'reason', "
-        "$3, 'text', $4, "
+        "SELECT pg_catalog.jsonb_build_object('mode', $1, 'differential', "
+        "$2::pg_catalog.bool, 'reason', $3, 'text', $4, "
         "'tree', (SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object('depth', "
-        "(pg_catalog.length(l) - pg_catalog.length(pg_catalog.ltrim(l))) / 2, 'node', "
+        "(pg_catalog.length(l) OPERATOR(pg_catalog.-) "
+        "pg_catalog.length(pg_catalog.ltrim(l))) OPERATOR(pg_catalog./) 2, 'node', "
         "pg_catalog.ltrim(l)) ORDER BY n) "
-        "FROM pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.rtrim($4, E'\\n'), E'\\n')) "
-        "WITH ORDINALITY AS u(l, n)), "
-        "'storage', $5, 'sources', COALESCE((SELECT pg_catalog.jsonb_agg(o::regclass::text ORDER "
-        "BY o) "
-        "FROM pg_catalog.unnest(pg_catalog.string_to_array(NULLIF($6, ''), ',')::oid[]) AS o), "
-        "'[]'::jsonb))::text",
+        "FROM pg_catalog.unnest(pg_catalog.string_to_array(pg_catalog.rtrim($4, E'\\n'), "
+        "E'\\n')) WITH ORDINALITY AS u(l, n)), "
+        "'storage', $5, 'sources', COALESCE((SELECT pg_catalog.jsonb_agg(o::pg_catalog.regclass::"
+        "pg_catalog.text ORDER BY o) FROM pg_catalog.unnest(pg_catalog.string_to_array("
+        "CASE WHEN $6 OPERATOR(pg_catalog.=) '' THEN NULL ELSE $6 END, ',')::pg_catalog.oid[]) "
+        "AS o), "
+        "'[]'::pg_catalog.jsonb))::pg_catalog.text",
         {std::string(a.differential ? "differential" : "full"),
          std::string(a.differential ? "true" : "false"),
          a.differential ? std::nullopt : std::optional<std::string>(a.reason),
@@ -685,27 +596,30 @@ PGT_FUNCTION(pgtrickle_explain_stream_table) {
 PGT_FUNCTION(pgtrickle_pending_changes) {
     const int64_t id = PG_GETARG_INT64(0);
     spi::Session spi;
-    const std::string key = catalog::source_key_sql("ct");
-    auto srcs =
-        spi::exec("SELECT " + key + ", st.frontier->'sources'->" + key +
-                      "->>'snapshot' FROM pgtrickle.pgt_stream_tables st "
-                      "JOIN pgtrickle.pgt_dependencies d ON d.pgt_id = st.pgt_id "
-                      "JOIN pgtrickle.pgt_change_tracking ct ON ct.source_relid = d.source_relid "
-                      "WHERE st.pgt_id = $1::bigint",
-                  {std::to_string(id)});
+    // Counts rows of the change buffers, which belong to the extension's owner.
+    const pg::AsExtensionOwner as_extension_owner;
+    const auto st = catalog::stream_table(id);
+    std::optional<frontier::Frontier> at;
+    if (st && st->frontier) {
+        try {
+            at = frontier::Frontier::parse(*st->frontier);
+        } catch (const std::invalid_argument&) {
+            at.reset();  // unreadable: the next refresh is a full one, nothing is pending
+        }
+    }
     int64_t total = 0;
     bool unknown = false;
-    for (const auto& row : srcs.rows) {
-        if (!row[1]) {
+    for (const auto& src : st ? catalog::sources_of(id) : std::vector<catalog::Source>{}) {
+        if (!src.captured) {
+            continue;
+        }
+        if (!at || at->sources.count(src.key) == 0) {
             unknown = true;
             continue;
         }
-        const std::string buf =
-            qualified("pgtrickle_changes", capture_object_names(*row[0]).buffer_table);
-        frontier::SourceFrontier f;
-        f.snapshot = *row[1];
-        auto c = spi::exec("SELECT pg_catalog.count(*)::text FROM " + buf + " WHERE " +
-                               frontier::window_condition_params("", 1),
+        const frontier::SourceFrontier& f = at->sources.at(src.key);
+        auto c = spi::exec("SELECT pg_catalog.count(*)::pg_catalog.text FROM " + src.buffer() +
+                               " WHERE " + frontier::window_condition_params("", 1),
                            frontier::window_params(f));
         total += std::stoll(c.scalar().value_or("0"));
     }
@@ -725,7 +639,11 @@ PGT_FUNCTION(pgtrickle_source_stable_name) {
         PG_RETURN_NULL();
     }
     spi::Session spi;
-    const std::string sn = capture::stable_name_of(relid);
+    std::string sn;
+    {
+        const pg::AsExtensionOwner as_extension_owner;
+        sn = capture::stable_name_of(relid);
+    }
     spi.finish();
     text* t = nullptr;
     t = pg::to_text(sn);

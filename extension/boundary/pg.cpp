@@ -15,6 +15,7 @@ extern "C" {
 #include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "storage/proc.h"
 #include "rewrite/rewriteHandler.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -216,8 +217,13 @@ Oid current_user() {
 }
 
 Oid extension_owner() {
-    // pg_extension has no syscache by OID in PostgreSQL 15: scan it.
-    return pg_call([]() noexcept {
+    // pg_extension has no syscache by OID in PostgreSQL 15: scan it, once per transaction.
+    static LocalTransactionId cached_in = InvalidLocalTransactionId;
+    static Oid cached = InvalidOid;
+    if (cached_in == MyProc->lxid && OidIsValid(cached)) {
+        return cached;
+    }
+    cached = pg_call([]() noexcept {
         Oid owner = InvalidOid;
         const Oid ext = get_extension_oid("pg_trickle", false);
         Relation rel = table_open(ExtensionRelationId, AccessShareLock);
@@ -233,6 +239,8 @@ Oid extension_owner() {
         table_close(rel, AccessShareLock);
         return owner;
     });
+    cached_in = MyProc->lxid;
+    return cached;
 }
 
 bool owns_relation(Oid relid, Oid role) {
@@ -298,6 +306,88 @@ SettingsScope::~SettingsScope() {
 
 void SettingsScope::set(const std::string& name, const std::string& value) {
     set_for_scope(name, value);
+}
+
+namespace {
+
+PathScope g_path_scope = PathScope::none;
+/// The caller's search_path when the outermost pinned scope began (CallerSearchPath).
+std::string& saved_caller_search_path() {
+    static auto* path = new std::string();  // never destroyed: used until the process exits
+    return *path;
+}
+constexpr const char* kPinnedSearchPath = "pg_catalog, pg_temp";
+
+/// A new GUC nest level with search_path = `value` in it.
+int push_search_path(const char* value) {
+    return pg_call([value]() noexcept {
+        const int level = NewGUCNestLevel();
+        (void)set_config_option("search_path", value, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+                                true, 0, false);
+        return level;
+    });
+}
+
+/// Back to the search_path below nest level `level`. Also while an exception unwinds (the
+/// level is still live then: a subtransaction or transaction abort that would pop it runs
+/// only after the scopes the exception leaves are gone): a C++ error caught further up must
+/// not leave this scope's search_path in force. The assign hook of search_path only
+/// invalidates a cache; it cannot fail.
+void pop_search_path(int level) noexcept {
+    if (level >= 0) {
+        AtEOXact_GUC(true, level);
+    }
+}
+
+}  // namespace
+
+PathScope current_path_scope() {
+    return g_path_scope;
+}
+
+std::string caller_search_path() {
+    if (g_path_scope == PathScope::none) {
+        return namespace_search_path ? namespace_search_path : "";
+    }
+    return saved_caller_search_path();
+}
+
+PinnedSearchPath::PinnedSearchPath() : saved_scope_(g_path_scope) {
+    if (g_path_scope == PathScope::pinned) {
+        return;  // nested: the path is pinned already
+    }
+    if (g_path_scope == PathScope::none) {
+        saved_caller_search_path() = namespace_search_path ? namespace_search_path : "";
+    }
+    guc_nest_level_ = push_search_path(kPinnedSearchPath);
+    g_path_scope = PathScope::pinned;
+}
+
+PinnedSearchPath::~PinnedSearchPath() {
+    pop_search_path(guc_nest_level_);
+    g_path_scope = saved_scope_;
+}
+
+CallerSearchPath::CallerSearchPath() : saved_scope_(g_path_scope) {
+    if (g_path_scope == PathScope::pinned) {
+        guc_nest_level_ = push_search_path(saved_caller_search_path().c_str());
+    }
+    g_path_scope = PathScope::caller;
+}
+
+CallerSearchPath::~CallerSearchPath() {
+    pop_search_path(guc_nest_level_);
+    g_path_scope = saved_scope_;
+}
+
+AsExtensionOwner::AsExtensionOwner() {
+    GetUserIdAndSecContext(&saved_user_, &saved_context_);
+    const Oid owner = extension_owner();
+    SetUserIdAndSecContext(owner, saved_context_ | SECURITY_LOCAL_USERID_CHANGE);
+}
+
+AsExtensionOwner::~AsExtensionOwner() {
+    SetUserIdAndSecContext(saved_user_, saved_context_);
 }
 
 AsUser::AsUser(Oid user, bool restricted) {

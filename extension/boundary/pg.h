@@ -195,6 +195,64 @@ class SettingsScope {
 /// function's SET clause does).
 void set_for_scope(const std::string& name, const std::string& value);
 
+/// How the SQL pg_trickle runs right now resolves unqualified names (pg::SearchPathScope):
+/// `pinned`: search_path is pg_catalog, pg_temp (pg_trickle's own SQL); `caller`: the caller's
+/// own search_path, for SQL that is the caller's (its defining query, parsed, never run as
+/// anyone else); `none`: no scope (spi:: refuses to run SQL then).
+enum class PathScope { none, pinned, caller };
+PathScope current_path_scope();
+/// The caller's search_path, as it was when the outermost pinned scope began (the current
+/// one when no pinned scope is active).
+std::string caller_search_path();
+
+/// search_path pinned to `pg_catalog, pg_temp` for the scope of this object (a GUC nest
+/// level, as PostgreSQL does for a function's SET clause), identity unchanged: nothing a
+/// caller planted on its search_path (operators, functions, types) is resolved by the SQL
+/// that runs inside. Nested scopes are cheap: only the outermost one sets the path.
+class PinnedSearchPath {
+  public:
+    PinnedSearchPath();
+    ~PinnedSearchPath();
+    PinnedSearchPath(const PinnedSearchPath&) = delete;
+    PinnedSearchPath& operator=(const PinnedSearchPath&) = delete;
+
+  private:
+    PathScope saved_scope_;
+    int guc_nest_level_ = -1;
+};
+
+/// Act as the pg_trickle extension's owner (who owns the catalog, the change buffers, the
+/// capture functions and the slots) with search_path pinned, for the scope of this object:
+/// what a SECURITY DEFINER function with SET search_path = pg_catalog, pg_temp does. Every
+/// section of pg_trickle that runs as the extension owner is inside one.
+class AsExtensionOwner {
+  public:
+    AsExtensionOwner();
+    ~AsExtensionOwner();
+    AsExtensionOwner(const AsExtensionOwner&) = delete;
+    AsExtensionOwner& operator=(const AsExtensionOwner&) = delete;
+
+  private:
+    PinnedSearchPath path_;
+    Oid saved_user_ = InvalidOid;
+    int saved_context_ = 0;
+};
+
+/// The caller's own search_path again (as it was when the outermost pinned scope began),
+/// inside a pinned scope, for parsing SQL the caller gave (a defining query): names in it
+/// resolve as the caller wrote them. Only parse-analysis may run inside: nothing executes.
+class CallerSearchPath {
+  public:
+    CallerSearchPath();
+    ~CallerSearchPath();
+    CallerSearchPath(const CallerSearchPath&) = delete;
+    CallerSearchPath& operator=(const CallerSearchPath&) = delete;
+
+  private:
+    PathScope saved_scope_;
+    int guc_nest_level_ = -1;
+};
+
 /// Act as `user` for the scope of this object, as REFRESH MATERIALIZED VIEW does for the
 /// view's owner: with `restricted`, a security-restricted operation whose setting changes
 /// are undone at the end. The previous user and context come back when the scope ends.

@@ -4,6 +4,7 @@
 #include <unordered_map>
 
 #include "boundary/guard.h"
+#include "boundary/pg.h"
 
 extern "C" {
 #include "catalog/pg_type.h"
@@ -126,9 +127,21 @@ SPIPlanPtr prepare(const std::string& sql, const Args& a, bool keep) {
     return plan;
 }
 
+/// pg_trickle's SQL runs with search_path pinned, or explicitly as the caller's own SQL
+/// (pg::PathScope): a statement outside both is a bug that could let a caller's planted
+/// operator or function run inside it.
+void require_path_scope(const std::string& sql) {
+    if (pg::current_path_scope() == pg::PathScope::none) {
+        throw Error(ERRCODE_INTERNAL_ERROR,
+                    "pg_trickle internal error: SQL run outside a search_path scope",
+                    sql.substr(0, 200));
+    }
+}
+
 }  // namespace
 
 Result exec(const std::string& sql, const std::vector<Value>& params, Snapshot snapshot) {
+    require_path_scope(sql);
     const Args a = make_args(params);
     if (snapshot != InvalidSnapshot) {
         SPIPlanPtr plan = prepare(sql, a, false);
@@ -152,6 +165,7 @@ Result exec(const std::string& sql, const std::vector<Value>& params, Snapshot s
 }
 
 uint64_t run_with_arrays(const std::string& sql, const std::vector<TextArray>& params) {
+    require_path_scope(sql);
     const int n = static_cast<int>(params.size());
     int rc = 0;
     uint64 processed = 0;
@@ -189,6 +203,7 @@ uint64_t run_with_arrays(const std::string& sql, const std::vector<TextArray>& p
 Result exec_cached(const std::string& sql, const std::vector<Value>& params, Snapshot snapshot) {
     // Backend-lifetime cache; kept plans live in CacheMemoryContext.
     static auto* plans = new std::unordered_map<std::string, SPIPlanPtr>();
+    require_path_scope(sql);
     const Args a = make_args(params);
     auto it = plans->find(sql);
     if (it == plans->end()) {

@@ -5,8 +5,10 @@
 #include <utility>
 #include <vector>
 
+#include "capture/buffer_writer.h"
 #include "capture/wal.h"
-#include "catalog.h"
+#include "catalog/generation.h"
+#include "catalog/sources.h"
 #include "citus/citus.h"
 #include "core/sql_ident.h"
 #include "core/stable_name.h"
@@ -47,7 +49,7 @@ struct SourceColumn {
     int attnum;
     std::string name;
     std::string type;  ///< SQL type of its buffer column, with the column's collation
-    Oid typid;
+    Oid typid;         ///< of the buffer column: the source column's, a domain's base type
     int32 typmod;
     Oid collation;
     bool fresh;  ///< its catalog row was written by this transaction (added or retyped now)
@@ -58,6 +60,9 @@ struct SourceColumn {
     /// (a volatile default, a generated or identity column, a domain's default: PostgreSQL
     /// rewrote the table).
     bool filled_per_row;
+    /// Reading a value of the column's type from text runs only built-in or superuser-made
+    /// code (no domain CHECK of another role's, no composite of them).
+    bool trusted_input;
 };
 
 struct SourceInfo {
@@ -65,6 +70,35 @@ struct SourceInfo {
     char relkind = 0;
     std::vector<SourceColumn> columns;
 };
+
+/// Whether the input function of `type` runs only code no ordinary role wrote: base types and
+/// enums (their functions are C, made by a superuser), arrays and ranges of such types. Not a
+/// domain (its CHECK constraints are its owner's code) nor a composite type (its columns may
+/// be domains).
+bool trusted_input(Oid type) {
+    for (int depth = 0; depth < 8; ++depth) {
+        char kind = 0;
+        Oid inner = InvalidOid;
+        pg_call([&]() noexcept {
+            kind = get_typtype(type);
+            if (kind == TYPTYPE_BASE) {
+                inner = get_element_type(type);
+            } else if (kind == TYPTYPE_RANGE) {
+                inner = get_range_subtype(type);
+            } else if (kind == TYPTYPE_MULTIRANGE) {
+                inner = get_multirange_range(type);
+            }
+        });
+        if (kind == TYPTYPE_ENUM || (kind == TYPTYPE_BASE && !OidIsValid(inner))) {
+            return true;
+        }
+        if (!OidIsValid(inner)) {
+            return false;  // domain, composite, pseudo-type
+        }
+        type = inner;
+    }
+    return false;
+}
 
 SourceInfo source_info(Oid relid) {
     SourceInfo info;
@@ -96,6 +130,11 @@ SourceInfo source_info(Oid relid) {
         char* missing = nullptr;
         bool is_domain = false;
         bool fresh = false;
+        // A domain's values are stored as its base type: a buffer column of the domain would
+        // have its CHECK constraints run as the extension owner (ALTER TABLE ... ADD COLUMN
+        // tests them against NULL); the delta casts them back (delta_sql_terms.cpp).
+        Oid buffer_type = a->atttypid;
+        int32 buffer_typmod = a->atttypmod;
         pg_call([&]() noexcept {
             HeapTuple at =
                 SearchSysCache2(ATTNUM, ObjectIdGetDatum(relid), Int16GetDatum(a->attnum));
@@ -103,7 +142,8 @@ SourceInfo source_info(Oid relid) {
                 fresh = TransactionIdIsCurrentTransactionId(HeapTupleHeaderGetXmin(at->t_data));
                 ReleaseSysCache(at);
             }
-            type = format_type_extended(a->atttypid, a->atttypmod,
+            buffer_type = getBaseTypeAndTypmod(a->atttypid, &buffer_typmod);
+            type = format_type_extended(buffer_type, buffer_typmod,
                                         FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY);
             HeapTuple tup = OidIsValid(a->attcollation)
                                 ? SearchSysCache1(COLLOID, ObjectIdGetDatum(a->attcollation))
@@ -138,8 +178,9 @@ SourceInfo source_info(Oid relid) {
         }
         const bool per_row = !missing_literal && (a->atthasdef || a->attidentity != '\0' ||
                                                   a->attgenerated != '\0' || is_domain);
-        info.columns.push_back({a->attnum, NameStr(a->attname), sql_type, a->atttypid, a->atttypmod,
-                                a->attcollation, fresh, missing_literal, per_row});
+        info.columns.push_back({a->attnum, NameStr(a->attname), sql_type, buffer_type,
+                                buffer_typmod, a->attcollation, fresh, missing_literal, per_row,
+                                trusted_input(buffer_type)});
     }
     return info;
 }
@@ -150,20 +191,16 @@ std::string relid_text(Oid relid) {
 
 /// The catalog key of a captured source: its stable name, or its OID on 0.31.0-style rows.
 std::optional<std::string> catalog_key(Oid relid) {
-    auto r = spi::exec("SELECT " + catalog::source_key_sql("ct") +
-                           " FROM pgtrickle.pgt_change_tracking ct WHERE ct.source_relid = $1::oid",
-                       {relid_text(relid)});
-    return r.scalar();
+    if (auto src = catalog::source(relid)) {
+        return src->key;
+    }
+    return std::nullopt;
 }
 
 /// The source's changes come from the WAL (a Citus table), not from triggers.
 bool wal_captured(Oid relid) {
-    return spi::exec(
-               "SELECT 1 FROM pgtrickle.pgt_change_tracking WHERE source_relid = $1::oid "
-               "AND cdc_mode = 'wal'",
-               {relid_text(relid)})
-        .scalar()
-        .has_value();
+    const auto src = catalog::source(relid);
+    return src && src->cdc_mode == "wal";
 }
 
 /// (Re)create the source's capture function: a C trigger function (capture_trigger.cpp)
@@ -192,7 +229,8 @@ struct BufferColumn {
 /// Buffer columns currently present, by name.
 std::map<std::string, BufferColumn> buffer_columns(const std::string& buffer_table) {
     auto r = spi::exec(
-        "SELECT a.attname::text, a.atttypid::text, a.atttypmod::text, a.attcollation::text FROM "
+        "SELECT a.attname::pg_catalog.text, a.atttypid::pg_catalog.text, "
+        "a.atttypmod::pg_catalog.text, a.attcollation::pg_catalog.text FROM "
         "pg_catalog.pg_attribute a "
         "JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) a.attrelid "
         "JOIN pg_catalog.pg_namespace s ON s.oid OPERATOR(pg_catalog.=) c.relnamespace "
@@ -211,8 +249,11 @@ std::map<std::string, BufferColumn> buffer_columns(const std::string& buffer_tab
 /// describe (a member attached, detached or dropped; a buffer rebuilt): the 'T' marker,
 /// consumed like any buffer row, makes every reader's next refresh a full one.
 void write_recompute_marker(const std::string& key, Oid source) {
-    spi::run("INSERT INTO " + qualified(kChangeSchema, capture_object_names(key).buffer_table) +
-             " (\"__pgt_xid\", \"__pgt_op\") VALUES (pg_catalog.pg_current_xact_id(), 'T')");
+    // Not an INSERT statement: it would check the domains of the buffer's columns against
+    // NULL, running their owners' code with the extension owner's rights.
+    BufferWriter writer(source, key);
+    writer.add_marker();
+    writer.flush();
     pgt::scheduler::note_captured_write(source);
 }
 
@@ -238,7 +279,9 @@ void sync_columns(const std::string& key, Oid relid, const SourceInfo& src, bool
             // the buffer column gets the same missing value, so that old and new buffer rows
             // of one source row agree (an old-state computation consolidates over every
             // column). Values PostgreSQL computed per row cannot be known: readers recompute.
-            if (c.fresh && c.missing) {
+            // Evaluating the missing value's literal runs the type's input function as the
+            // extension owner: only for types whose input runs no ordinary role's code.
+            if (c.fresh && c.missing && c.trusted_input) {
                 spi::run("ALTER TABLE " + buffer + " ADD COLUMN " + quote_ident(col) + " " +
                          c.type + " DEFAULT " + *c.missing);
                 spi::run("ALTER TABLE " + buffer + " ALTER COLUMN " + quote_ident(col) +
@@ -247,7 +290,7 @@ void sync_columns(const std::string& key, Oid relid, const SourceInfo& src, bool
                 spi::run("ALTER TABLE " + buffer + " ADD COLUMN " + quote_ident(col) + " " +
                          c.type);
             }
-            lost = lost || !c.fresh || c.filled_per_row;
+            lost = lost || !c.fresh || c.filled_per_row || (c.missing && !c.trusted_input);
             continue;
         }
         const BufferColumn& b = it->second;
@@ -299,7 +342,7 @@ std::string capture_function_sql(const std::string& key) {
     return "pg_catalog.to_regprocedure(" +
            quote_literal(qualified(kChangeSchema, capture_object_names(key).trigger_function) +
                          "()") +
-           ")::oid";
+           ")::pg_catalog.oid";
 }
 
 /// A member is equipped when it has a TRUNCATE trigger calling the source's capture function:
@@ -309,9 +352,10 @@ std::string capture_function_sql(const std::string& key) {
 std::vector<Member> members_of(Oid relid, const std::string& key) {
     auto r = spi::exec(
         "WITH RECURSIVE d(oid) AS (SELECT i.inhrelid FROM pg_catalog.pg_inherits i WHERE "
-        "i.inhparent OPERATOR(pg_catalog.=) $1::oid UNION SELECT i.inhrelid FROM "
+        "i.inhparent OPERATOR(pg_catalog.=) $1::pg_catalog.oid UNION SELECT i.inhrelid FROM "
         "pg_catalog.pg_inherits i JOIN d ON i.inhparent OPERATOR(pg_catalog.=) d.oid) "
-        "SELECT c.oid::text, n.nspname::text, c.relname::text, c.relkind::text, EXISTS (SELECT 1 "
+        "SELECT c.oid::pg_catalog.text, n.nspname::pg_catalog.text, c.relname::pg_catalog.text, "
+        "c.relkind::pg_catalog.text, EXISTS (SELECT 1 "
         "FROM pg_catalog.pg_trigger t WHERE t.tgrelid OPERATOR(pg_catalog.=) c.oid AND t.tgfoid "
         "OPERATOR(pg_catalog.=) " +
             capture_function_sql(key) +
@@ -332,14 +376,15 @@ std::vector<Member> members_of(Oid relid, const std::string& key) {
 /// the row triggers PostgreSQL cloned from a partitioned table's).
 std::vector<std::pair<Oid, std::string>> trigger_carriers(Oid relid, const std::string& key) {
     auto r = spi::exec(
-        "SELECT DISTINCT c.oid::text, pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) "
+        "SELECT DISTINCT c.oid::pg_catalog.text, pg_catalog.quote_ident(n.nspname) "
+        "OPERATOR(pg_catalog.||) "
         "'.' OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname) FROM pg_catalog.pg_trigger "
         "t JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) t.tgrelid JOIN "
         "pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace WHERE "
         "t.tgfoid OPERATOR(pg_catalog.=) " +
             capture_function_sql(key) +
             " AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND t.tgrelid OPERATOR(pg_catalog.<>) "
-            "$1::oid ORDER BY 1",
+            "$1::pg_catalog.oid ORDER BY 1",
         {relid_text(relid)});
     std::vector<std::pair<Oid, std::string>> out;
     for (const auto& row : r.rows) {
@@ -352,7 +397,7 @@ std::vector<std::pair<Oid, std::string>> trigger_carriers(Oid relid, const std::
 bool has_parent(Oid relid) {
     auto r = spi::exec(
         "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits WHERE inhrelid "
-        "OPERATOR(pg_catalog.=) $1::oid)",
+        "OPERATOR(pg_catalog.=) $1::pg_catalog.oid)",
         {relid_text(relid)});
     return r.scalar() && *r.scalar() == "t";
 }
@@ -361,7 +406,7 @@ bool has_parent(Oid relid) {
 std::optional<bool> row_level_capture(Oid relid, const CaptureObjectNames& n) {
     auto r = spi::exec(
         "SELECT (tgtype::int OPERATOR(pg_catalog.&) 1) OPERATOR(pg_catalog.=) 1 FROM "
-        "pg_catalog.pg_trigger WHERE tgrelid OPERATOR(pg_catalog.=) $1::oid AND tgname "
+        "pg_catalog.pg_trigger WHERE tgrelid OPERATOR(pg_catalog.=) $1::pg_catalog.oid AND tgname "
         "OPERATOR(pg_catalog.=) $2",
         {relid_text(relid), n.trigger_insert});
     if (!r.scalar()) {
@@ -390,8 +435,9 @@ void create_triggers(const std::string& key, Oid relid, const std::string& tbl, 
     } creating;
     const CaptureObjectNames n = capture_object_names(key);
     auto have = spi::exec(
-        "SELECT tgname::text FROM pg_catalog.pg_trigger WHERE tgrelid OPERATOR(pg_catalog.=) "
-        "$1::oid",
+        "SELECT tgname::pg_catalog.text FROM pg_catalog.pg_trigger WHERE tgrelid "
+        "OPERATOR(pg_catalog.=) "
+        "$1::pg_catalog.oid",
         {relid_text(relid)});
     std::set<std::string> existing;
     for (const auto& row : have.rows) {
@@ -421,8 +467,8 @@ void create_triggers(const std::string& key, Oid relid, const std::string& tbl, 
 /// function, whatever their names; clones go with the partitioned table's trigger.
 void drop_triggers(const std::string& key, Oid relid, const std::string& tbl) {
     auto r = spi::exec(
-        "SELECT tgname::text FROM pg_catalog.pg_trigger WHERE tgrelid "
-        "OPERATOR(pg_catalog.=) $1::oid AND tgparentid OPERATOR(pg_catalog.=) 0 "
+        "SELECT tgname::pg_catalog.text FROM pg_catalog.pg_trigger WHERE tgrelid "
+        "OPERATOR(pg_catalog.=) $1::pg_catalog.oid AND tgparentid OPERATOR(pg_catalog.=) 0 "
         "AND tgfoid OPERATOR(pg_catalog.=) " +
             capture_function_sql(key),
         {relid_text(relid)});
@@ -579,12 +625,10 @@ SourceNames resolve(Oid relid) {
 
 std::string stable_name_of(Oid relid) {
     if (catalog::has_stable_names()) {
-        auto stored = spi::exec(
-            "SELECT source_stable_name FROM pgtrickle.pgt_change_tracking WHERE source_relid = "
-            "$1::oid",
-            {relid_text(relid)});
-        if (stored.scalar()) {
-            return *stored.scalar();
+        // Recorded only once a catalog has stable names (the 0.31.0 -> 0.32.0 update
+        // computes them through this function, the column still empty).
+        if (const auto src = catalog::source(relid); src && src->stable_name) {
+            return *src->stable_name;
         }
     }
     return computed_stable_name(relid);
@@ -596,11 +640,7 @@ std::string ensure_source(Oid relid) {
     if (auto key = catalog_key(relid)) {
         // A buffer restored from another cluster holds transaction ids of that cluster; no
         // reader here has consumed it yet (the first one stamps it), so it is emptied.
-        auto foreign = spi::exec(
-            "UPDATE pgtrickle.pgt_change_tracking SET buffer_sysid = $2 WHERE source_relid = "
-            "$1::oid AND buffer_sysid IS DISTINCT FROM $2 RETURNING 1",
-            {relid_text(relid), sysid});
-        if (!foreign.rows.empty()) {
+        if (catalog::claim_buffer(relid, sysid)) {
             spi::run("DELETE FROM " +
                      qualified(kChangeSchema, capture_object_names(*key).buffer_table));
         }
@@ -615,13 +655,9 @@ std::string ensure_source(Oid relid) {
     }
     const citus::Placement placement = citus::placement_of(relid);
     // Citus tables always, local tables when their slots were made (cdc_mode 'wal').
-    const bool wal = placement.kind != citus::Placement::Kind::local ||
-                     (catalog::has_wal_capture() &&
-                      spi::exec("SELECT 1 FROM pgtrickle.pgt_worker_slots WHERE source_stable_name "
-                                "= $1",
-                                {computed_stable_name(relid)})
-                          .scalar()
-                          .has_value());
+    const bool wal =
+        placement.kind != citus::Placement::Kind::local ||
+        (catalog::has_wal_capture() && !catalog::worker_slots(computed_stable_name(relid)).empty());
     if (src.relkind != 'r' && src.relkind != 'p') {
         throw Error(ERRCODE_WRONG_OBJECT_TYPE,
                     "cannot capture changes of \"" + src.schema + "." + src.name + "\"",
@@ -631,14 +667,11 @@ std::string ensure_source(Oid relid) {
     const bool stable = catalog::has_stable_names();
     std::string sn = new_key(relid);
     if (stable) {
-        auto clash = spi::exec(
-            "SELECT source_relid::text FROM pgtrickle.pgt_change_tracking WHERE source_stable_name "
-            "= $1",
-            {sn});
-        if (clash.scalar()) {
+        if (const auto clash = catalog::source_with_key(sn)) {
             throw Error(ERRCODE_DUPLICATE_OBJECT,
                         "stable name collision: \"" + src.schema + "." + src.name + "\" and " +
-                            *clash.scalar() + " both have stable name " + sn,
+                            pg::rel_name(clash->relid).value_or(relid_text(clash->relid)) +
+                            " both have stable name " + sn,
                         "The stable name is a 64-bit hash of database/schema.table; a collision is "
                         "astronomically "
                         "unlikely and usually means the other table was renamed to this table's "
@@ -666,26 +699,12 @@ std::string ensure_source(Oid relid) {
              quote_literal("pg_trickle change buffer of " + src.schema + "." + src.name));
     if (wal) {
         // Citus table: its changes arrive through the slots wal::prepare_sources made.
-        spi::run(
-            "INSERT INTO pgtrickle.pgt_change_tracking (source_relid, cdc_mode, buffer_sysid, "
-            "source_stable_name, source_placement) VALUES ($1::oid, 'wal', $2, $3, $4)",
-            {relid_text(relid), sysid, sn, std::string(placement.name())});
+        catalog::insert_source(relid, sn, "wal", placement.name(), sysid);
         return sn;
     }
     write_trigger_function(sn, src);
     (void)reconcile_members(sn, relid, src);  // the first refresh computes from scratch
-    if (stable) {
-        spi::run(
-            "INSERT INTO pgtrickle.pgt_change_tracking (source_relid, cdc_mode, buffer_sysid, "
-            "source_stable_name) "
-            "VALUES ($1::oid, 'trigger', $2, $3)",
-            {relid_text(relid), sysid, sn});
-    } else {
-        spi::run(
-            "INSERT INTO pgtrickle.pgt_change_tracking (source_relid, cdc_mode, buffer_sysid) "
-            "VALUES ($1::oid, 'trigger', $2)",
-            {relid_text(relid), sysid});
-    }
+    catalog::insert_source(relid, sn, "trigger", "local", sysid);
     return sn;
 }
 
@@ -698,10 +717,7 @@ void switch_to_wal(Oid relid) {
     drop_all_triggers(*key, relid, src);
     spi::run("DROP FUNCTION IF EXISTS " +
              qualified(kChangeSchema, capture_object_names(*key).trigger_function) + "()");
-    spi::run(
-        "UPDATE pgtrickle.pgt_change_tracking SET cdc_mode = 'wal' WHERE source_relid = "
-        "$1::oid",
-        {relid_text(relid)});
+    catalog::set_cdc_mode(relid, "wal");
 }
 
 void switch_to_triggers(Oid relid) {
@@ -709,10 +725,7 @@ void switch_to_triggers(Oid relid) {
     if (!key) {
         return;
     }
-    spi::run(
-        "UPDATE pgtrickle.pgt_change_tracking SET cdc_mode = 'trigger' WHERE source_relid = "
-        "$1::oid",
-        {relid_text(relid)});
+    catalog::set_cdc_mode(relid, "trigger");
     const SourceInfo src = source_info(relid);
     write_trigger_function(*key, src);
     (void)reconcile_members(*key, relid, src);
@@ -746,7 +759,8 @@ std::optional<std::string> only_limitation(Oid view) {
             "SELECT pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' "
             "OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname) FROM pg_catalog.pg_class c "
             "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace WHERE "
-            "c.oid OPERATOR(pg_catalog.=) $1::oid AND (c.relkind OPERATOR(pg_catalog.=) 'p' OR "
+            "c.oid OPERATOR(pg_catalog.=) $1::pg_catalog.oid AND (c.relkind OPERATOR(pg_catalog.=) "
+            "'p' OR "
             "EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent "
             "OPERATOR(pg_catalog.=) c.oid))",
             {relid_text(relid)});
@@ -760,34 +774,26 @@ std::optional<std::string> only_limitation(Oid view) {
 }
 
 void reconcile_all() {
-    auto r = spi::exec(
-        "SELECT ct.source_relid::oid::text FROM pgtrickle.pgt_change_tracking ct "
-        "ORDER BY 1");
-    for (const auto& row : r.rows) {
-        const Oid relid = static_cast<Oid>(std::stoul(*row[0]));
-        auto key = catalog_key(relid);
-        if (!key || wal_captured(relid)) {
+    for (const auto& src : catalog::captured_sources()) {
+        if (src.cdc_mode == "wal") {
             continue;
         }
-        if (reconcile_members(*key, relid, source_info(relid))) {
-            write_recompute_marker(*key, relid);
+        if (reconcile_members(src.key, src.relid, source_info(src.relid))) {
+            write_recompute_marker(src.key, src.relid);
         }
     }
 }
 
 void note_dropped_member(const std::string& trigger_name) {
-    auto r = spi::exec("SELECT ct.source_relid::oid::text, " + catalog::source_key_sql("ct") +
-                           " FROM pgtrickle.pgt_change_tracking ct WHERE 'pg_trickle_cdc_ins_' "
-                           "OPERATOR(pg_catalog.||) " +
-                           catalog::source_key_sql("ct") + " OPERATOR(pg_catalog.=) $1",
-                       {trigger_name});
-    for (const auto& row : r.rows) {
-        auto exists =
-            spi::exec("SELECT pg_catalog.to_regclass($1) IS NOT NULL",
-                      {qualified(kChangeSchema, capture_object_names(*row[1]).buffer_table)});
-        if (exists.scalar() && *exists.scalar() == "t") {
-            write_recompute_marker(*row[1], static_cast<Oid>(std::stoul(*row[0])));
-        }
+    const auto src = catalog::source_with_trigger(trigger_name);
+    if (!src) {
+        return;
+    }
+    auto exists =
+        spi::exec("SELECT pg_catalog.to_regclass($1) IS NOT NULL",
+                  {qualified(kChangeSchema, capture_object_names(src->key).buffer_table)});
+    if (exists.scalar() && *exists.scalar() == "t") {
+        write_recompute_marker(src->key, src->relid);
     }
 }
 
@@ -796,10 +802,7 @@ void drop_source_if_unused(Oid relid) {
     if (!key) {
         return;
     }
-    auto readers =
-        spi::exec("SELECT count(*) FROM pgtrickle.pgt_dependencies WHERE source_relid = $1::oid",
-                  {relid_text(relid)});
-    if (readers.scalar() && *readers.scalar() != "0") {
+    if (catalog::reader_count(relid) != 0) {
         return;
     }
     const CaptureObjectNames n = capture_object_names(*key);
@@ -807,15 +810,13 @@ void drop_source_if_unused(Oid relid) {
     if (wal_captured(relid)) {
         wal::drop_source(*key, qualified(src.schema, src.name));
         spi::run("DROP TABLE IF EXISTS " + qualified(kChangeSchema, n.buffer_table));
-        spi::run("DELETE FROM pgtrickle.pgt_change_tracking WHERE source_relid = $1::oid",
-                 {relid_text(relid)});
+        catalog::delete_source(relid);
         return;
     }
     drop_all_triggers(*key, relid, src);
     spi::run("DROP FUNCTION IF EXISTS " + qualified(kChangeSchema, n.trigger_function) + "()");
     spi::run("DROP TABLE IF EXISTS " + qualified(kChangeSchema, n.buffer_table));
-    spi::run("DELETE FROM pgtrickle.pgt_change_tracking WHERE source_relid = $1::oid",
-             {relid_text(relid)});
+    catalog::delete_source(relid);
 }
 
 }  // namespace pgt::capture

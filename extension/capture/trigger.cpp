@@ -205,7 +205,12 @@ Layout checked_layout(Relation buffer, Relation rel, Oid source) {
             continue;  // a dropped source column: left NULL
         }
         Form_pg_attribute sa = TupleDescAttr(src, idx);
-        if (sa->atttypid != a->atttypid || sa->atttypmod != a->atttypmod) {
+        // A domain's values are buffered as its base type (capture.cpp); buffers made
+        // before that hold the domain itself. The datums are the same either way.
+        int32 base_typmod = sa->atttypmod;
+        const Oid base_type = getBaseTypeAndTypmod(sa->atttypid, &base_typmod);
+        const bool same_type = sa->atttypid == a->atttypid && sa->atttypmod == a->atttypmod;
+        if (!same_type && (base_type != a->atttypid || base_typmod != a->atttypmod)) {
             layout_error(
                 buffer, source,
                 psprintf("Buffer column %s has type %s, but source column \"%s\" has type %s.",

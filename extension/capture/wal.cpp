@@ -1,5 +1,6 @@
 #include "capture/wal.h"
 
+#include "capture/buffer_writer.h"
 #include "capture/capture.h"
 
 #include <algorithm>
@@ -9,7 +10,9 @@
 #include "boundary/guard.h"
 #include "boundary/pg.h"
 #include "boundary/spi.h"
-#include "catalog.h"
+#include "catalog/generation.h"
+#include "catalog/sources.h"
+#include "catalog/stream_tables.h"
 #include "citus/citus.h"
 #include "core/pgoutput.h"
 #include "core/sql_ident.h"
@@ -33,8 +36,6 @@ using sql::quote_ident;
 using sql::quote_literal;
 
 const char* const kChangeSchema = "pgtrickle_changes";
-/// Rows per INSERT into a buffer.
-constexpr size_t kInsertBatch = 5000;
 
 std::string oid_text(Oid relid) {
     return std::to_string(relid);
@@ -99,7 +100,7 @@ void check_node(const remote::Node& node, const std::string& version, const std:
         "OPERATOR(pg_catalog.=) 'pg_trickle'), ''), "
         "(SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity WHERE application_name "
         "OPERATOR(pg_catalog.=) ('citus_internal gpid=' OPERATOR(pg_catalog.||) $1) "
-        "AND backend_xid IS NOT NULL)::text",
+        "AND backend_xid IS NOT NULL)::pg_catalog.text",
         {citus_node ? gpid : std::string()});
     const std::string where = "node " + node.label();
     if (r.text(0, 0) != "logical") {
@@ -222,7 +223,7 @@ std::string create_slot(remote::Connection& c, const std::string& slot) {
     }
     std::string lsn =
         c.exec(
-             "SELECT lsn::text FROM pg_catalog.pg_create_logical_replication_slot($1, "
+             "SELECT lsn::pg_catalog.text FROM pg_catalog.pg_create_logical_replication_slot($1, "
              "'pgoutput')",
              {slot})
             .text(0, 0);
@@ -280,141 +281,24 @@ void ensure_publication(const remote::Node& home, const std::string& publication
 
 /// The node's current WAL insert position: every transaction committed so far ends below.
 std::string current_insert_lsn(remote::Connection& c) {
-    return c.exec("SELECT pg_catalog.pg_current_wal_insert_lsn()::text").text(0, 0);
+    return c.exec("SELECT pg_catalog.pg_current_wal_insert_lsn()::pg_catalog.text").text(0, 0);
 }
 
 void record_slot(const std::string& key, const remote::Node& node, const CaptureObjectNames& n,
                  const std::string& lsn) {
-    spi::run(
-        "INSERT INTO pgtrickle.pgt_worker_slots (source_stable_name, worker_name, worker_port, "
-        "slot_name, publication_name, worker_frontier, worker_lsn, last_polled_at) VALUES ($1, "
-        "$2, $3::int, $4, $4, $5::pg_lsn, $5::pg_lsn, pg_catalog.now()) "
-        "ON CONFLICT (source_stable_name, worker_name, worker_port) DO UPDATE SET "
-        "slot_name = EXCLUDED.slot_name, publication_name = EXCLUDED.publication_name, "
-        "worker_frontier = EXCLUDED.worker_frontier, worker_lsn = EXCLUDED.worker_lsn, "
-        "last_polled_at = EXCLUDED.last_polled_at, consecutive_failures = 0, "
-        "failing_since = NULL, last_error = NULL",
-        {key, node.host, std::to_string(node.port), n.slot, lsn});
+    catalog::record_worker_slot(key, node.host, node.port, n.slot, lsn);
 }
 
 /// Readers of source `key` compute from scratch at their next refresh: changes may have
 /// been missed (a slot was lost or recreated, a node joined with shards).
 void readers_recompute(const std::string& key, const std::string& reason) {
-    spi::run("UPDATE pgtrickle.pgt_stream_tables st SET needs_full_refresh = true" +
-                 catalog::full_refresh_reason_set("$2") +
-                 " FROM pgtrickle.pgt_dependencies d JOIN pgtrickle.pgt_change_tracking ct ON "
-                 "ct.source_relid = d.source_relid WHERE d.pgt_id = st.pgt_id AND "
-                 "ct.source_stable_name = $1",
-             {key, reason});
-    spi::run(
-        "UPDATE pgtrickle.pgt_worker_slots SET last_error = $2 WHERE source_stable_name = $1 "
-        "AND last_error IS NULL",
-        {key, reason});
+    catalog::mark_readers_for_full_refresh(key, reason);
+    catalog::note_slot_problem(key, reason);
     pg_call([&]() noexcept {
         ereport(LOG, (errmsg("pg_trickle: readers of source %s recompute", key.c_str()),
                       errdetail("%s", reason.c_str())));
     });
 }
-
-/// Where a decoded column goes: the buffer column and its SQL type.
-struct BufferColumn {
-    std::string name, type;
-};
-
-/// The buffer of a source and how source column names map onto it.
-struct BufferTarget {
-    std::string table;  ///< qualified buffer table
-    std::vector<BufferColumn> columns;
-    std::map<std::string, size_t> by_source_name;
-};
-
-BufferTarget buffer_target(Oid relid, const std::string& key) {
-    BufferTarget t;
-    const std::string buffer_table = capture_object_names(key).buffer_table;
-    t.table = sql::qualified(kChangeSchema, buffer_table);
-    auto r = spi::exec(
-        "SELECT a.attname::text, a.attnum::text, pg_catalog.format_type(b.atttypid, "
-        "b.atttypmod) FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_attribute b ON "
-        "b.attrelid OPERATOR(pg_catalog.=) $2::pg_catalog.regclass AND b.attnum "
-        "OPERATOR(pg_catalog.>) 0 AND NOT b.attisdropped AND b.attname::text "
-        "OPERATOR(pg_catalog.=) ('c' OPERATOR(pg_catalog.||) a.attnum::text) "
-        "WHERE a.attrelid OPERATOR(pg_catalog.=) $1::pg_catalog.oid AND a.attnum "
-        "OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped ORDER BY a.attnum",
-        {oid_text(relid), t.table});
-    for (const auto& row : r.rows) {
-        t.by_source_name[*row[0]] = t.columns.size();
-        t.columns.push_back({buffer_column_name(std::stoi(*row[1])), *row[2]});
-    }
-    return t;
-}
-
-/// Buffer rows in column-major form, ready for one INSERT ... SELECT FROM unnest(...) whose
-/// parameters are text[] values (no array literal written or parsed: the drain's hot spot).
-class RowBatch {
-  public:
-    explicit RowBatch(const BufferTarget& target) : target_(target) {
-        columns_.resize(target.columns.size() + 1);  // [0]: the operation
-        for (auto& c : columns_) {
-            c.reserve(kInsertBatch);
-        }
-    }
-
-    void add_marker() { add('T', {}); }
-
-    void add(char op, const std::vector<std::optional<std::string>>& values_by_column) {
-        columns_[0].emplace_back(std::string(1, op));
-        for (size_t i = 1; i < columns_.size(); ++i) {
-            columns_[i].push_back(i - 1 < values_by_column.size() ? values_by_column[i - 1]
-                                                                  : std::nullopt);
-        }
-    }
-
-    size_t rows() const { return columns_[0].size(); }
-
-    void flush() {
-        if (rows() == 0) {
-            return;
-        }
-        if (sql_.empty()) {
-            std::string cols = "\"__pgt_xid\", \"__pgt_op\"";
-            std::string select = "pg_catalog.pg_current_xact_id(), u.op::pg_catalog.\"char\"";
-            // Set-returning functions in the target list of equally long arrays step in
-            // lockstep and stream (ProjectSet); in FROM they would fill a tuplestore first.
-            std::string unnest = "pg_catalog.unnest($1::pg_catalog.text[]) AS op";
-            for (size_t i = 0; i < target_.columns.size(); ++i) {
-                const auto& c = target_.columns[i];
-                const std::string v = "v" + std::to_string(i);
-                cols += ", " + quote_ident(c.name);
-                select += ", u." + v + "::" + c.type;
-                unnest += ", pg_catalog.unnest($" + std::to_string(i + 2) +
-                          "::pg_catalog.text[]) AS " + v;
-            }
-            sql_ = "INSERT INTO " + target_.table + " (" + cols + ") SELECT " + select +
-                   " FROM (SELECT " + unnest + ") AS u";
-        }
-        written_ += rows();
-        (void)spi::run_with_arrays(sql_, columns_);
-        for (auto& c : columns_) {
-            c.clear();
-        }
-    }
-
-    int64_t written() const { return static_cast<int64_t>(written_); }
-
-  private:
-    const BufferTarget& target_;
-    std::vector<spi::TextArray> columns_;
-    std::string sql_;
-    size_t written_ = 0;
-};
-
-/// The slots recorded for a source.
-struct SlotRow {
-    std::string host;
-    int port = 0;
-    std::string slot, publication;
-    pgoutput::Lsn frontier = 0;
-};
 
 pgoutput::Lsn lsn_of(const std::string& text) {
     auto l = pgoutput::parse_lsn(text);
@@ -435,21 +319,31 @@ void pin_output_settings(remote::Connection& c) {
         "pg_catalog.set_config('bytea_output', 'hex', false)");
 }
 
-/// Drain one slot. Returns the rows written.
-Drained drain_slot(Oid relid, const std::string& key, const SlotRow& s, const BufferTarget& target,
-                   int max_changes, bool exact) {
+/// Drain one slot into `writer`: every transaction committed on the node since the slot's
+/// committed frontier (s.frontier; "0/0": the slot's own position, for a 0.31.0 slot taken
+/// over), up to the node's flushed WAL position. The new frontier is stored in this
+/// transaction.
+Drained drain_slot(Oid relid, const catalog::WorkerSlot& s, BufferWriter& writer, int max_changes,
+                   bool exact) {
     Drained out;
-    out.source = key;
+    out.source = s.source_key;
     const remote::Node node = node_at(s.host, s.port);
     out.node = node.label();
     remote::Connection& c = connect(node);
     pin_output_settings(c);
-    // What the last committed drain consumed can go: the slot keeps WAL from there on.
-    c.exec(
-        "SELECT pg_catalog.pg_replication_slot_advance(slot_name, $2::pg_catalog.pg_lsn) FROM "
-        "pg_catalog.pg_replication_slots WHERE slot_name OPERATOR(pg_catalog.=) $1 AND "
-        "confirmed_flush_lsn OPERATOR(pg_catalog.<) $2::pg_catalog.pg_lsn",
-        {s.slot, pgoutput::format_lsn(s.frontier)});
+    const pgoutput::Lsn stored = lsn_of(s.frontier.value_or("0/0"));
+    const bool adopting = stored == 0;
+    if (!s.written_here && !adopting) {
+        // What the last committed drain consumed can go: the slot keeps WAL from there on.
+        // Only a committed frontier: this transaction's own, stored by an earlier drain in
+        // it, is undone if the transaction rolls back, and the slot must still hold what it
+        // read then.
+        c.exec(
+            "SELECT pg_catalog.pg_replication_slot_advance(slot_name, $2::pg_catalog.pg_lsn) "
+            "FROM pg_catalog.pg_replication_slots WHERE slot_name OPERATOR(pg_catalog.=) $1 AND "
+            "confirmed_flush_lsn OPERATOR(pg_catalog.<) $2::pg_catalog.pg_lsn",
+            {s.slot, pgoutput::format_lsn(stored)});
+    }
     if (exact) {
         // Every transaction that committed on the node must be read, also one committed
         // asynchronously (synchronous_commit = off) whose WAL is not flushed yet: wait until
@@ -463,11 +357,11 @@ Drained drain_slot(Oid relid, const std::string& key, const SlotRow& s, const Bu
     // Flushed, not inserted: logical decoding reads flushed WAL only, and a frontier past
     // what was read would skip transactions.
     auto pos = c.exec(
-        "SELECT pg_catalog.pg_current_wal_flush_lsn()::text, (SELECT wal_status FROM "
-        "pg_catalog.pg_replication_slots WHERE slot_name OPERATOR(pg_catalog.=) $1), "
-        "(SELECT pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_flush_lsn(), "
-        "confirmed_flush_lsn)::bigint::text FROM pg_catalog.pg_replication_slots WHERE slot_name "
-        "OPERATOR(pg_catalog.=) $1)",
+        "SELECT pg_catalog.pg_current_wal_flush_lsn()::pg_catalog.text, s.wal_status, "
+        "pg_catalog.pg_wal_lsn_diff(pg_catalog.pg_current_wal_flush_lsn(), "
+        "s.confirmed_flush_lsn)::bigint::pg_catalog.text, "
+        "s.confirmed_flush_lsn::pg_catalog.text FROM (SELECT) AS one LEFT JOIN "
+        "pg_catalog.pg_replication_slots s ON s.slot_name OPERATOR(pg_catalog.=) $1",
         {s.slot});
     const std::string upto_text = pos.text(0, 0);
     const pgoutput::Lsn upto = lsn_of(upto_text);
@@ -477,7 +371,14 @@ Drained drain_slot(Oid relid, const std::string& key, const SlotRow& s, const Bu
     } else if (pos.text(0, 1) == "lost") {
         problem = "slot " + s.slot + " on node " + node.label() +
                   " was invalidated (its WAL was removed)";
-    } else if (!pos.is_null(0, 2) &&
+    } else if (!adopting && !pos.is_null(0, 3) && lsn_of(pos.text(0, 3)) > stored) {
+        // The slot confirmed more than pg_trickle ever committed: what lies in between was
+        // consumed and is in no buffer (a coordinator restored from a backup, another
+        // consumer of the slot).
+        problem = "slot " + s.slot + " on node " + node.label() + " was consumed up to " +
+                  pos.text(0, 3) + ", past the frontier pg_trickle committed (" +
+                  pgoutput::format_lsn(stored) + ")";
+    } else if (settings::citus_slot_max_lag_bytes > 0 && !pos.is_null(0, 2) &&
                std::stoll(pos.text(0, 2)) >
                    static_cast<long long>(settings::citus_slot_max_lag_bytes)) {
         problem = "slot " + s.slot + " on node " + node.label() + " lags " + pos.text(0, 2) +
@@ -499,12 +400,12 @@ Drained drain_slot(Oid relid, const std::string& key, const SlotRow& s, const Bu
 
     pgoutput::StreamDecoder decoder(1);
     pgoutput::RelationCache relations;
-    std::map<pgoutput::Oid, std::vector<int>> mapping;  // relation column -> buffer column
-    RowBatch batch(target);
-    std::vector<pgoutput::ChangeRow> txn_rows;
-    bool skip = false, truncated = false;
-    pgoutput::Lsn frontier = s.frontier;
-    std::vector<std::optional<std::string>> values(target.columns.size());
+    std::map<pgoutput::Oid, std::vector<int>> mapping;  // relation column -> writer position
+    std::vector<pgoutput::ChangeRow> changes;
+    bool skip = false;
+    pgoutput::Lsn frontier = stored;
+    const int64_t written_before = writer.written();
+    std::vector<std::optional<std::string>> values(writer.width());
     const int n = peek.rows();
     for (int i = 0; i < n; ++i) {
         pgoutput::Message m;
@@ -516,57 +417,49 @@ Drained drain_slot(Oid relid, const std::string& key, const SlotRow& s, const Bu
         }
         if (const auto* b = std::get_if<pgoutput::Begin>(&m)) {
             // Transactions that committed before the stored frontier are in the buffer
-            // already (a drain committed, the slot was not advanced yet).
-            skip = b->final_lsn < s.frontier;
-            txn_rows.clear();
-            truncated = false;
+            // already (a drain committed, the slot was not advanced yet). pgoutput (protocol
+            // 1) sends each transaction whole at its commit: its rows can be written as they
+            // come, and the memory held is one decoded message at a time.
+            skip = b->final_lsn < stored;
         } else if (const auto* commit = std::get_if<pgoutput::Commit>(&m)) {
-            if (!skip) {
-                if (truncated) {
-                    batch.add_marker();
-                }
-                for (const auto& row : txn_rows) {
-                    const auto& map = mapping.at(row.relation_oid);
-                    std::fill(values.begin(), values.end(), std::nullopt);
-                    for (size_t k = 0; k < row.values.size() && k < map.size(); ++k) {
-                        if (map[k] >= 0) {
-                            values[static_cast<size_t>(map[k])] = row.values[k];
-                        }
-                    }
-                    batch.add(static_cast<char>(row.action), values);
-                    if (batch.rows() >= kInsertBatch) {
-                        batch.flush();
-                    }
-                }
-            }
             frontier = std::max(frontier, commit->end_lsn);
-            txn_rows.clear();
         } else if (const auto* rel = std::get_if<pgoutput::Relation>(&m)) {
             std::vector<int> map;
             for (const auto& col : rel->columns) {
-                auto it = target.by_source_name.find(col.name);
-                map.push_back(it == target.by_source_name.end() ? -1
-                                                                : static_cast<int>(it->second));
+                map.push_back(writer.position_of(col.name));
             }
             mapping[rel->oid] = std::move(map);
             relations.add(*rel);
         } else if (std::holds_alternative<pgoutput::Truncate>(m)) {
-            truncated = true;
+            if (!skip) {
+                writer.add_marker();
+            }
         } else if (std::holds_alternative<pgoutput::Type>(m)) {
             relations.add(std::get<pgoutput::Type>(m));
         } else if (!skip) {
+            changes.clear();
             try {
-                relations.apply(m, txn_rows);
+                relations.apply(m, changes);
             } catch (const pgoutput::Error& e) {
                 throw Error(
                     ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                     std::string(e.what()) + " (slot " + s.slot + " on node " + node.label() + ")",
                     "", "ALTER TABLE the source REPLICA IDENTITY FULL.");
             }
+            for (const auto& row : changes) {
+                const auto& map = mapping.at(row.relation_oid);
+                std::fill(values.begin(), values.end(), std::nullopt);
+                for (size_t k = 0; k < row.values.size() && k < map.size(); ++k) {
+                    if (map[k] >= 0) {
+                        values[static_cast<size_t>(map[k])] = row.values[k];
+                    }
+                }
+                writer.add(static_cast<char>(row.action), values);
+            }
         }
     }
-    batch.flush();
-    out.changes = batch.written();
+    writer.flush();
+    out.changes = writer.written() - written_before;
     // A read that was not cut short saw every transaction that committed before `upto`.
     if (max_changes <= 0 || n < max_changes) {
         frontier = std::max(frontier, upto);
@@ -574,12 +467,7 @@ Drained drain_slot(Oid relid, const std::string& key, const SlotRow& s, const Bu
         out.more = true;
     }
     out.frontier = pgoutput::format_lsn(frontier);
-    spi::run(
-        "UPDATE pgtrickle.pgt_worker_slots SET worker_frontier = $4::pg_lsn, worker_lsn = "
-        "$5::pg_lsn, last_polled_at = pg_catalog.now(), consecutive_failures = 0, failing_since "
-        "= NULL, last_error = NULL WHERE source_stable_name = $1 AND worker_name = $2 AND "
-        "worker_port = $3::int",
-        {key, s.host, std::to_string(s.port), out.frontier, upto_text});
+    catalog::store_drain(s.source_key, s.host, s.port, out.frontier, upto_text);
     if (out.changes > 0) {
         pgt::scheduler::note_captured_write(relid);
     }
@@ -614,23 +502,23 @@ void flush_local_wal() {
     pg_call([]() noexcept { XLogFlush(LogLogicalMessage("pg_trickle", "", 0, false)); });
 }
 
-std::optional<std::string> wal_key(Oid relid) {
+/// The catalog of `relid` when it is captured through WAL.
+std::optional<catalog::Source> wal_source(Oid relid) {
     if (!catalog::has_wal_capture()) {
         return std::nullopt;
     }
-    return spi::exec(
-               "SELECT source_stable_name FROM pgtrickle.pgt_change_tracking WHERE source_relid "
-               "= $1::oid AND cdc_mode = 'wal'",
-               {oid_text(relid)})
-        .scalar();
+    auto src = catalog::source(relid);
+    if (!src || src->cdc_mode != "wal") {
+        return std::nullopt;
+    }
+    return src;
 }
 
-std::vector<Oid> oids(const spi::Result& r) {
-    std::vector<Oid> out;
-    for (const auto& row : r.rows) {
-        out.push_back(static_cast<Oid>(std::stoul(*row[0])));
+std::optional<std::string> wal_key(Oid relid) {
+    if (const auto src = wal_source(relid)) {
+        return src->key;
     }
-    return out;
+    return std::nullopt;
 }
 
 }  // namespace
@@ -670,10 +558,9 @@ void prepare_sources(const std::vector<Oid>& relids, const std::string& cdc_mode
             citus_loaded ? citus::placement_of(relid) : citus::Placement{};
         const bool local = placement.kind == citus::Placement::Kind::local;
         const std::string name = qualified_name(relid);
-        const auto tracked = spi::exec(
-            "SELECT cdc_mode FROM pgtrickle.pgt_change_tracking WHERE source_relid = $1::oid",
-            {oid_text(relid)});
-        const std::optional<std::string> current = tracked.scalar();
+        const auto tracked = catalog::source(relid);
+        const std::optional<std::string> current =
+            tracked ? std::optional<std::string>(tracked->cdc_mode) : std::nullopt;
         if (!local && cdc_mode == "trigger") {
             throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
                         std::string("cdc_mode 'trigger' cannot capture Citus ") + placement.name() +
@@ -692,7 +579,8 @@ void prepare_sources(const std::vector<Oid>& relids, const std::string& cdc_mode
             continue;  // captured already: the first refresh locks and drains it
         }
         auto info = spi::exec(
-            "SELECT relreplident::text, relkind::text FROM pg_catalog.pg_class WHERE oid "
+            "SELECT relreplident::pg_catalog.text, relkind::pg_catalog.text FROM "
+            "pg_catalog.pg_class WHERE oid "
             "OPERATOR(pg_catalog.=) $1::pg_catalog.oid",
             {oid_text(relid)});
         if (info.rows[0][1] == "p") {
@@ -777,45 +665,34 @@ void prepare_sources(const std::vector<Oid>& relids, const std::string& cdc_mode
 std::vector<Drained> drain(Oid relid, bool skip_locked, const std::optional<std::string>& only_node,
                            int max_changes, bool exact) {
     std::vector<Drained> out;
-    const auto key = wal_key(relid);
-    if (!key) {
+    const auto src = wal_source(relid);
+    if (!src) {
         return out;
     }
     // Row locks serialize drains of one slot: a second drainer waits, then reads the
     // frontier the first one committed and skips what it wrote.
-    auto rows = spi::exec(
-        std::string("SELECT worker_name, worker_port::text, slot_name, publication_name, "
-                    "worker_frontier::text FROM pgtrickle.pgt_worker_slots WHERE "
-                    "source_stable_name = $1 AND ($2::text IS NULL OR worker_name || ':' || "
-                    "worker_port = $2) ORDER BY worker_name, worker_port FOR UPDATE") +
-            (skip_locked ? " SKIP LOCKED" : ""),
-        {*key, only_node});
-    if (rows.rows.empty()) {
-        if (!skip_locked && !only_node &&
-            !spi::exec("SELECT 1 FROM pgtrickle.pgt_worker_slots WHERE source_stable_name = $1",
-                       {*key})
-                 .scalar()) {
+    const auto slots = catalog::lock_worker_slots(src->key, only_node, skip_locked);
+    if (slots.empty()) {
+        if (!skip_locked && !only_node && catalog::worker_slots(src->key).empty()) {
             throw SlotLost("source " + qualified_name(relid) +
                            " is captured through WAL but has no slot recorded (an installation "
                            "upgraded from 0.31.0?)");
         }
         return out;
     }
-    const BufferTarget target = buffer_target(relid, *key);
-    const auto placement = spi::exec(
-        "SELECT source_placement FROM pgtrickle.pgt_change_tracking WHERE source_relid = $1::oid",
-        {oid_text(relid)});
-    if (placement.scalar() != "distributed") {
+    for (const auto& s : slots) {
+        if (!s.frontier) {
+            // A node that joined and failed the checks capture needs (record_uncapturable_node):
+            // its changes reach no buffer, so its readers fail rather than go silently stale.
+            throw NodeNotCapturable(s.node(), qualified_name(relid), s.last_error.value_or(""));
+        }
+    }
+    if (src->placement != "distributed") {
         flush_local_wal();  // its slot is on this server
     }
-    for (const auto& r : rows.rows) {
-        SlotRow s;
-        s.host = *r[0];
-        s.port = std::stoi(*r[1]);
-        s.slot = *r[2];
-        s.publication = *r[3];
-        s.frontier = r[4] ? lsn_of(*r[4]) : 0;
-        out.push_back(drain_slot(relid, *key, s, target, max_changes, exact));
+    BufferWriter writer(relid, src->key);
+    for (const auto& s : slots) {
+        out.push_back(drain_slot(relid, s, writer, max_changes, exact));
     }
     return out;
 }
@@ -826,31 +703,11 @@ void note_truncate(const std::vector<Oid>& relids) {
         if (!key) {
             continue;
         }
-        spi::run("INSERT INTO " +
-                 sql::qualified(kChangeSchema, capture_object_names(*key).buffer_table) +
-                 " (\"__pgt_xid\", \"__pgt_op\") VALUES (pg_catalog.pg_current_xact_id(), 'T')");
+        BufferWriter writer(relid, *key);
+        writer.add_marker();
+        writer.flush();
         pgt::scheduler::note_captured_write(relid);
     }
-}
-
-std::vector<Oid> sources_of(int64_t pgt_id) {
-    if (!catalog::has_wal_capture()) {
-        return {};
-    }
-    return oids(
-        spi::exec_cached("SELECT ct.source_relid::oid::text FROM pgtrickle.pgt_dependencies d JOIN "
-                         "pgtrickle.pgt_change_tracking ct ON ct.source_relid = d.source_relid "
-                         "WHERE d.pgt_id = $1::bigint AND ct.cdc_mode = 'wal' ORDER BY 1",
-                         {std::to_string(pgt_id)}));
-}
-
-std::vector<Oid> all_sources() {
-    if (!catalog::has_wal_capture()) {
-        return {};
-    }
-    return oids(spi::exec_cached(
-        "SELECT source_relid::oid::text FROM pgtrickle.pgt_change_tracking WHERE cdc_mode = "
-        "'wal' ORDER BY 1"));
 }
 
 void lock_sources(const std::vector<Oid>& relids) {
@@ -864,19 +721,15 @@ void drop_source(const std::string& key, const std::string& qualified_name_text)
     // to recreate one it finds missing: wait for it (the source's provisioning lock, then
     // the rows' locks, which its drains hold) before dropping anything.
     lock_provisioning(key);
-    auto rows = spi::exec(
-        "SELECT worker_name, worker_port::text, slot_name FROM pgtrickle.pgt_worker_slots "
-        "WHERE source_stable_name = $1 ORDER BY 1, 2 FOR UPDATE",
-        {key});
-    for (const auto& r : rows.rows) {
-        const remote::Node node = node_at(*r[0], std::stoi(*r[1]));
+    for (const auto& s : catalog::lock_worker_slots(key, std::nullopt, false)) {
+        const remote::Node node = node_at(s.host, s.port);
         try {
             remote::Connection& c = connect(node);
-            if (slot_exists(c, *r[2])) {
-                c.exec("SELECT pg_catalog.pg_drop_replication_slot($1)", {*r[2]});
+            if (slot_exists(c, s.slot)) {
+                c.exec("SELECT pg_catalog.pg_drop_replication_slot($1)", {s.slot});
             }
         } catch (const remote::RemoteError& e) {
-            const std::string msg = std::string("could not drop replication slot ") + *r[2] +
+            const std::string msg = std::string("could not drop replication slot ") + s.slot +
                                     " on node " + node.label() + ": " + e.what();
             pg_call([&]() noexcept {
                 ereport(WARNING,
@@ -886,7 +739,7 @@ void drop_source(const std::string& key, const std::string& qualified_name_text)
             });
         }
     }
-    spi::run("DELETE FROM pgtrickle.pgt_worker_slots WHERE source_stable_name = $1", {key});
+    catalog::delete_worker_slots(key);
     const std::string pub = capture_object_names(key).slot;
     if (spi::exec("SELECT 1 FROM pg_catalog.pg_publication WHERE pubname OPERATOR(pg_catalog.=) $1",
                   {pub})
@@ -908,8 +761,10 @@ std::vector<SlotAction> provision(std::optional<Oid> relid) {
     struct Planned {
         SlotAction action;
         remote::Node node;
-        std::string lsn;  ///< the new slot's start (created, recreated)
+        std::string lsn;         ///< the new slot's start (created, recreated)
+        std::string not_usable;  ///< why the node cannot capture the source (uncapturable)
     };
+    std::string version, gpid;  // what a node is checked against, read once
     std::vector<Planned> planned;
     std::map<std::string, std::string> missed;  // key -> why its readers recompute
     struct Adopted {
@@ -917,7 +772,7 @@ std::vector<SlotAction> provision(std::optional<Oid> relid) {
         std::string key, old_slot, frontier;
     };
     std::vector<Adopted> adopt;  // 0.31.0 slots whose changes are drained, not recomputed
-    const std::vector<Oid> sources = relid ? std::vector<Oid>{*relid} : all_sources();
+    const std::vector<Oid> sources = relid ? std::vector<Oid>{*relid} : catalog::wal_sources();
     // Phase 1, before this transaction writes anything: look at every node, create slots.
     for (Oid src : sources) {
         const auto key = wal_key(src);
@@ -935,13 +790,11 @@ std::vector<SlotAction> provision(std::optional<Oid> relid) {
         const citus::Placement placement =
             citus::loaded() ? citus::placement_of(src) : citus::Placement{};
         const auto nodes = nodes_for(src, placement);
-        auto rows = spi::exec(
-            "SELECT worker_name, worker_port::text FROM pgtrickle.pgt_worker_slots WHERE "
-            "source_stable_name = $1",
-            {*key});
         std::map<std::pair<std::string, int>, bool> recorded;
-        for (const auto& r : rows.rows) {
-            recorded[{*r[0], std::stoi(*r[1])}] = false;
+        std::map<std::pair<std::string, int>, catalog::WorkerSlot> rows;
+        for (const auto& r : catalog::worker_slots(*key)) {
+            recorded[{r.host, r.port}] = false;
+            rows[{r.host, r.port}] = r;
         }
         // A 0.31.0 installation captured a local source through a slot and a publication
         // named after the table's OID (pgtrickle_<oid>), and recorded neither.
@@ -965,11 +818,12 @@ std::vector<SlotAction> provision(std::optional<Oid> relid) {
         }
         const bool old_exists = old_state && old_state->rows() > 0;
         const bool full_identity =
-            old_exists && spi::exec(
-                              "SELECT relreplident::text FROM pg_catalog.pg_class WHERE oid "
-                              "OPERATOR(pg_catalog.=) $1::pg_catalog.oid",
-                              {oid_text(src)})
-                                  .scalar() == "f";
+            old_exists &&
+            spi::exec(
+                "SELECT relreplident::pg_catalog.text FROM pg_catalog.pg_class WHERE oid "
+                "OPERATOR(pg_catalog.=) $1::pg_catalog.oid",
+                {oid_text(src)})
+                    .scalar() == "f";
         if (old_exists && !recorded.empty()) {
             // Its changes were drained into the buffer by the committed transaction that
             // recorded the new slot (below): what it holds now, the new slot holds too.
@@ -1010,24 +864,61 @@ std::vector<SlotAction> provision(std::optional<Oid> relid) {
             return create_slot(c, n.slot);
         };
         for (const auto& node : nodes) {
-            Planned p{{*key, node.host, node.port, n.slot, "present"}, node, ""};
+            Planned p{{*key, node.host, node.port, n.slot, "present"}, node, "", ""};
             auto it = recorded.find({node.host, node.port});
+            const catalog::WorkerSlot* row =
+                it == recorded.end() ? nullptr : &rows.at({node.host, node.port});
             remote::Connection& c = connect(node);
+            if (row == nullptr || !row->frontier) {
+                // A node that joined, or was not capturable at its last look, is checked as
+                // create checks before its slot is trusted; until it passes, its readers fail
+                // naming it (drain) and status shows why.
+                if (version.empty()) {
+                    version = local_version();
+                    gpid = citus::loaded() ? citus::backend_gpid() : "";
+                }
+                try {
+                    check_node(node, version, gpid, !local);
+                } catch (const remote::RemoteError& e) {
+                    if (e.connection_failure()) {
+                        throw;  // unreachable: retried by the next poll
+                    }
+                    p.not_usable = e.what();
+                } catch (const Error& e) {
+                    p.not_usable =
+                        std::string(e.what()) + (e.hint().empty() ? "" : ". " + e.hint());
+                }
+                if (!p.not_usable.empty()) {
+                    if (it != recorded.end()) {
+                        it->second = true;
+                    }
+                    p.action.action = "uncapturable";
+                    planned.push_back(p);
+                    continue;
+                }
+            }
             if (it != recorded.end()) {
                 it->second = true;
                 auto state = c.exec(
                     "SELECT wal_status, pg_catalog.pg_wal_lsn_diff("
-                    "pg_catalog.pg_current_wal_flush_lsn(), confirmed_flush_lsn)::bigint::text "
-                    "FROM pg_catalog.pg_replication_slots WHERE slot_name OPERATOR(pg_catalog.=) "
-                    "$1",
+                    "pg_catalog.pg_current_wal_flush_lsn(), confirmed_flush_lsn)::bigint::"
+                    "pg_catalog.text, confirmed_flush_lsn::pg_catalog.text FROM "
+                    "pg_catalog.pg_replication_slots WHERE slot_name OPERATOR(pg_catalog.=) $1",
                     {n.slot});
                 std::string problem;
-                if (state.rows() == 0) {
+                if (!row->frontier) {
+                    problem = "node " + node.label() + " could not capture the source until now";
+                } else if (state.rows() == 0) {
                     problem = "slot " + n.slot + " was missing on node " + node.label();
                 } else if (state.text(0, 0) == "lost") {
                     problem = "slot " + n.slot + " on node " + node.label() +
                               " was invalidated (its WAL was removed)";
-                } else if (!state.is_null(0, 1) &&
+                } else if (!state.is_null(0, 2) &&
+                           lsn_of(state.text(0, 2)) > lsn_of(*row->frontier)) {
+                    problem = "slot " + n.slot + " on node " + node.label() +
+                              " was consumed up to " + state.text(0, 2) +
+                              ", past the frontier pg_trickle committed (" + *row->frontier + ")";
+                } else if (settings::citus_slot_max_lag_bytes > 0 && !state.is_null(0, 1) &&
                            std::stoll(state.text(0, 1)) >
                                static_cast<long long>(settings::citus_slot_max_lag_bytes)) {
                     problem = "slot " + n.slot + " on node " + node.label() + " lagged " +
@@ -1054,7 +945,7 @@ std::vector<SlotAction> provision(std::optional<Oid> relid) {
                               "OPERATOR(pg_catalog.=) p.groupid WHERE s.logicalrelid "
                               "OPERATOR(pg_catalog.=) $1::pg_catalog.oid AND nd.nodename "
                               "OPERATOR(pg_catalog.=) $2 AND nd.nodeport OPERATOR(pg_catalog.=) "
-                              "$3::int)::text",
+                              "$3::int)::pg_catalog.text",
                               {oid_text(src), node.host, std::to_string(node.port)});
                 if (held.scalar() == "true") {
                     missed[*key] = "node " + node.label() + " joined holding shards of the source";
@@ -1068,7 +959,7 @@ std::vector<SlotAction> provision(std::optional<Oid> relid) {
                 continue;
             }
             const remote::Node node = node_at(addr.first, addr.second);
-            Planned p{{*key, node.host, node.port, n.slot, "dropped"}, node, ""};
+            Planned p{{*key, node.host, node.port, n.slot, "dropped"}, node, "", ""};
             try {
                 remote::Connection& c = connect(node);
                 if (slot_exists(c, n.slot)) {
@@ -1091,16 +982,19 @@ std::vector<SlotAction> provision(std::optional<Oid> relid) {
     }
     // Phase 2: the catalog.
     for (const auto& a : adopt) {
-        SlotRow old;
+        catalog::WorkerSlot old;
+        old.source_key = a.key;
         old.host = citus::this_server().host;
         old.port = citus::this_server().port;
         old.slot = old.publication = a.old_slot;
+        old.frontier = "0/0";  // read from the slot's own position
         // Any failure (a change it cannot decode, a lost slot) gives up its changes: rolled
         // back, the readers recompute, and the old slot is dropped by the next call.
         pg::subtransaction(
             [&] {
-                const Drained d = drain_slot(a.relid, a.key, old, buffer_target(a.relid, a.key),
-                                             /*max_changes=*/0, /*exact=*/true);
+                BufferWriter writer(a.relid, a.key);
+                const Drained d = drain_slot(a.relid, old, writer, /*max_changes=*/0,
+                                             /*exact=*/true);
                 pg_call([&]() noexcept {
                     ereport(LOG, (errmsg("pg_trickle: %lld changes of slot %s drained into the "
                                          "buffer of source %s",
@@ -1119,10 +1013,10 @@ std::vector<SlotAction> provision(std::optional<Oid> relid) {
     }
     for (const auto& p : planned) {
         if (p.action.action == "dropped") {
-            spi::run(
-                "DELETE FROM pgtrickle.pgt_worker_slots WHERE source_stable_name = $1 AND "
-                "worker_name = $2 AND worker_port = $3::int",
-                {p.action.source, p.node.host, std::to_string(p.node.port)});
+            catalog::delete_worker_slot(p.action.source, p.node.host, p.node.port);
+        } else if (p.action.action == "uncapturable") {
+            catalog::record_uncapturable_node(p.action.source, p.node.host, p.node.port,
+                                              p.action.slot, p.not_usable);
         } else if (!p.lsn.empty()) {
             record_slot(p.action.source, p.node, capture_object_names(p.action.source), p.lsn);
         }
@@ -1149,22 +1043,13 @@ std::vector<SlotAction> drop_orphans() {
             // 0.31.0's OID-named slots: kept while their source waits to be taken over
             // (provision drains them), dropped with their publication otherwise.
             auto legacy = c.exec(
-                "SELECT slot_name::text, pg_catalog.substr(slot_name, 11) FROM "
+                "SELECT slot_name::pg_catalog.text, pg_catalog.substr(slot_name, 11) FROM "
                 "pg_catalog.pg_replication_slots WHERE slot_name OPERATOR(pg_catalog.~) "
                 "'^pgtrickle_[0-9]{1,10}$' AND NOT active AND database OPERATOR(pg_catalog.=) "
                 "pg_catalog.current_database() ORDER BY 1");
             for (int i = 0; i < legacy.rows(); ++i) {
                 const bool waiting =
-                    spi::exec(
-                        "SELECT 1 FROM pgtrickle.pgt_change_tracking ct WHERE "
-                        "ct.source_relid::pg_catalog.oid::pg_catalog.text OPERATOR(pg_catalog.=) "
-                        "$1 AND ct.cdc_mode OPERATOR(pg_catalog.=) 'wal' AND NOT EXISTS (SELECT 1 "
-                        "FROM pgtrickle.pgt_worker_slots ws WHERE ws.source_stable_name "
-                        "OPERATOR(pg_catalog.=) ct.source_stable_name) UNION ALL SELECT 1 FROM "
-                        "pgtrickle.pgt_worker_slots WHERE slot_name OPERATOR(pg_catalog.=) $2",
-                        {legacy.text(i, 1), legacy.text(i, 0)})
-                        .scalar()
-                        .has_value();
+                    catalog::legacy_slot_in_use(legacy.text(i, 1), legacy.text(i, 0));
                 if (!waiting) {
                     drop_legacy_capture(c, legacy.text(i, 0));
                     out.push_back({"", node.host, node.port, legacy.text(i, 0), "dropped"});
@@ -1172,18 +1057,13 @@ std::vector<SlotAction> drop_orphans() {
             }
         }
         auto slots = c.exec(
-            "SELECT slot_name::text FROM pg_catalog.pg_replication_slots WHERE slot_name "
+            "SELECT slot_name::pg_catalog.text FROM pg_catalog.pg_replication_slots WHERE "
+            "slot_name "
             "OPERATOR(pg_catalog.~) '^pgtrickle_[0-9a-f]{16}$' AND NOT active AND database "
             "OPERATOR(pg_catalog.=) pg_catalog.current_database() ORDER BY 1");
         for (int i = 0; i < slots.rows(); ++i) {
             const std::string slot = slots.text(i, 0);
-            const bool known =
-                spi::exec(
-                    "SELECT 1 FROM pgtrickle.pgt_worker_slots WHERE slot_name = $1 AND "
-                    "worker_name = $2 AND worker_port = $3::int",
-                    {slot, node.host, std::to_string(node.port)})
-                    .scalar()
-                    .has_value();
+            const bool known = catalog::is_recorded_slot(slot, node.host, node.port);
             if (known) {
                 continue;
             }

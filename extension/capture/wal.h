@@ -55,6 +55,19 @@ class SlotLost : public Error {
                 "Keep the scheduler running, or call pgtrickle.provision_worker_slots().") {}
 };
 
+/// A node that cannot capture a source's changes: it joined (or came back) failing the checks
+/// create makes (wal_level, Citus change data capture, pg_trickle version). Its readers fail
+/// naming it, never go silently stale; the poller checks it again every tick.
+class NodeNotCapturable : public Error {
+  public:
+    NodeNotCapturable(const std::string& node, const std::string& source, const std::string& why)
+        : Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                "node " + node + " cannot capture changes of source " + source, why,
+                "Fix the node (pgtrickle preflight shows what); the scheduler's next poll (or "
+                "pgtrickle.provision_worker_slots()) then creates its slot, and the source's "
+                "stream tables are fully refreshed once.") {}
+};
+
 /// One drained slot.
 struct Drained {
     std::string source;  ///< stable name
@@ -78,11 +91,6 @@ std::vector<Drained> drain(Oid relid, bool skip_locked = false,
 /// TRUNCATE of `relids` ran in this transaction on this node: Citus CDC does not report it,
 /// so the WAL-captured ones among them get a recompute marker in their buffer here.
 void note_truncate(const std::vector<Oid>& relids);
-
-/// The WAL-captured sources of stream table `pgt_id`.
-std::vector<Oid> sources_of(int64_t pgt_id);
-/// Every WAL-captured source.
-std::vector<Oid> all_sources();
 
 /// Lock `relids` in SHARE mode (Citus takes the lock on every node): no write to them can
 /// commit until this transaction ends.

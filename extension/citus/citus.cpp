@@ -44,7 +44,8 @@ Placement placement_of(Oid relid) {
     // partmethod 'h' (hash), 'r'/'a' (range/append): distributed; 'n' with repmodel 't':
     // reference; 'n' with repmodel 's': a Citus local table, which lives on this node.
     auto r = spi::exec(
-        "SELECT p.partmethod::text, p.repmodel::text, CASE WHEN p.partkey IS NOT NULL THEN "
+        "SELECT p.partmethod::pg_catalog.text, p.repmodel::pg_catalog.text, CASE WHEN p.partkey IS "
+        "NOT NULL THEN "
         "pg_catalog.column_to_column_name(p.logicalrelid, p.partkey) END "
         "FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid OPERATOR(pg_catalog.=) "
         "$1::pg_catalog.oid",
@@ -69,7 +70,8 @@ std::vector<NodeInfo> active_primaries() {
         return out;
     }
     auto r = spi::exec(
-        "SELECT nodeid::text, nodename, nodeport::text, groupid::text, shouldhaveshards::text "
+        "SELECT nodeid::pg_catalog.text, nodename, nodeport::pg_catalog.text, "
+        "groupid::pg_catalog.text, shouldhaveshards::pg_catalog.text "
         "FROM pg_catalog.pg_dist_node WHERE isactive AND noderole OPERATOR(pg_catalog.=) "
         "'primary' ORDER BY groupid, nodeid");
     for (const auto& row : r.rows) {
@@ -98,7 +100,7 @@ std::vector<remote::Node> capture_nodes(Oid relid, const Placement& placement) {
         "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_shard s JOIN "
         "pg_catalog.pg_dist_placement p ON p.shardid OPERATOR(pg_catalog.=) s.shardid "
         "WHERE s.logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.oid AND p.groupid "
-        "OPERATOR(pg_catalog.=) 0)::text",
+        "OPERATOR(pg_catalog.=) 0)::pg_catalog.text",
         {oid_text(relid)});
     coordinator_holds = held.scalar() == "true";
     for (const auto& n : active_primaries()) {
@@ -152,7 +154,9 @@ remote::Node this_server() {
 }
 
 std::string backend_gpid() {
-    return spi::exec("SELECT pg_catalog.citus_backend_gpid()::text").scalar().value_or("");
+    return spi::exec("SELECT pg_catalog.citus_backend_gpid()::pg_catalog.text")
+        .scalar()
+        .value_or("");
 }
 
 }  // namespace pgt::citus

@@ -30,6 +30,7 @@ PGT_FUNCTION(pgtrickle_engine_apply_sql) {
                          "apply target must be 'local' or 'distributed'");
     }
     pgt::spi::Session spi;
+    const pgt::pg::PinnedSearchPath pinned;
     const pgt::Translation tr = pgt::translate_stream_table(query_view);
     if (!tr.plan) {
         throw pgt::Error(ERRCODE_FEATURE_NOT_SUPPORTED,

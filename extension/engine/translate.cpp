@@ -482,13 +482,23 @@ class Translator {
                        expr(static_cast<Node*>(linitial(o->args))) + ")";
             }
             case T_DistinctExpr: {
+                // IS DISTINCT FROM and NULLIF would look their "=" up by name again: spelled
+                // out with the query's own operator instead (its arguments are not volatile).
                 auto* o = reinterpret_cast<DistinctExpr*>(n);
-                return "(" + expr(static_cast<Node*>(linitial(o->args))) + " IS DISTINCT FROM " +
-                       expr(static_cast<Node*>(lsecond(o->args))) + ")";
+                check_not_time_varying(pg_opcode(o->opno));
+                const std::string a = expr(static_cast<Node*>(linitial(o->args)));
+                const std::string b = expr(static_cast<Node*>(lsecond(o->args)));
+                return "(CASE WHEN " + a + " IS NULL THEN " + b + " IS NOT NULL WHEN " + b +
+                       " IS NULL THEN true ELSE NOT (" + a + " " + operator_name(o->opno) + " " +
+                       b + ") END)";
             }
             case T_NullIfExpr: {
                 auto* o = reinterpret_cast<NullIfExpr*>(n);
-                return "NULLIF(" + args(o->args) + ")";
+                check_not_time_varying(pg_opcode(o->opno));
+                const std::string a = expr(static_cast<Node*>(linitial(o->args)));
+                const std::string b = expr(static_cast<Node*>(lsecond(o->args)));
+                return "(CASE WHEN " + a + " " + operator_name(o->opno) + " " + b +
+                       " THEN NULL ELSE " + a + " END)";
             }
             case T_ScalarArrayOpExpr: {
                 auto* o = reinterpret_cast<ScalarArrayOpExpr*>(n);
@@ -696,6 +706,9 @@ class Translator {
                         {NameStr(a->attname), sql_type_name(a->atttypid, a->atttypmod)});
                     item.comparable = item.comparable && has_equality(a->atttypid);
                     t.buffer_columns.push_back(buffer_column_name(a->attnum));
+                    const Oid type = a->atttypid;
+                    t.domain_columns.push_back(
+                        pg_call([type]() noexcept { return get_typtype(type) == TYPTYPE_DOMAIN; }));
                 }
                 item.columns = t.columns;
             } else {

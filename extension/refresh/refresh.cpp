@@ -13,7 +13,9 @@
 #include "capture/capture.h"
 #include "capture/wal.h"
 #include "citus/citus.h"
-#include "catalog.h"
+#include "catalog/generation.h"
+#include "catalog/sources.h"
+#include "catalog/stream_tables.h"
 #include "core/frontier.h"
 #include "core/json.h"
 #include "core/sql_ident.h"
@@ -30,22 +32,7 @@ namespace {
 
 using sql::qualified;
 
-/// The stream table as the catalog has it, read under the refresh snapshot.
-struct StreamTableState {
-    std::string id, schema, name, storage, view, effective_mode, storage_kind;
-    bool needs_full = false;
-    std::optional<std::string> full_reason;      ///< why needs_full was set, when recorded
-    std::optional<frontier::Frontier> frontier;  ///< nullopt before the first refresh
-};
-
-/// A source of the stream table; `captured` when its changes are buffered.
-struct Source {
-    std::string relid, key;
-    bool captured = false;
-    std::string buffer() const {
-        return qualified("pgtrickle_changes", capture_object_names(key).buffer_table);
-    }
-};
+using catalog::Source;
 
 /// The first of `rels` whose current rows the delta of `tr` reads (the other side of a
 /// join, a rescanned group), as its qualified name.
@@ -96,25 +83,27 @@ std::optional<std::string> reads_wal_source_state(const Translation& tr) {
 
 class Refresh {
   public:
-    Refresh(int64_t pgt_id, const char* trigger) : id_(std::to_string(pgt_id)), trigger_(trigger) {}
+    Refresh(int64_t pgt_id, const char* trigger) : id_(pgt_id), trigger_(trigger) {}
 
     RefreshOutcome run(RefreshLock& lock, bool force_full, bool wait_for_lock) {
         require_read_committed();
-        if (!lock.acquire(std::stoll(id_), wait_for_lock)) {
+        // The catalog and the change buffers are the extension owner's, and nothing of the
+        // caller's search_path may run with its rights; only the apply stage runs as the
+        // stream table's owner (apply_full, apply_differential).
+        const pg::AsExtensionOwner as_extension_owner;
+        if (!lock.acquire(id_, wait_for_lock)) {
             out_.mode = "busy";
             return out_;
         }
-        // The catalog and the change buffers are the extension owner's; only the apply
-        // stage runs as the stream table's owner (apply_as_owner).
-        const pg::AsUser as_extension_owner(pg::extension_owner(), false);
         // Lock first, snapshot second: a refresh that committed while we waited is seen.
-        started_ = *spi::exec_cached("SELECT pg_catalog.clock_timestamp()::text").scalar();
+        started_ =
+            *spi::exec_cached("SELECT pg_catalog.clock_timestamp()::pg_catalog.text").scalar();
         check_placements();
         // Sources captured through WAL (Citus tables) are drained first: the refresh reflects
         // every transaction committed on any node before it started. A full refresh of a
         // stream table that goes on differentially must read the sources in exactly the
         // state the drained buffer describes: writers are held off (SHARE lock) meanwhile.
-        wal_sources_ = capture::wal::sources_of(std::stoll(id_));
+        wal_sources_ = catalog::wal_sources(id_);
         refuse_own_writes_to_wal_sources();
         const Prelude before = wal_sources_.empty() ? Prelude{} : prelude();
         if (before.differential) {
@@ -151,6 +140,8 @@ class Refresh {
                 }
                 sources_.clear();
                 uncaptured_ = restored_ = false;
+                st_ = catalog::StreamTable{};
+                frontier_.reset();
                 window_ = ivm::ChangeWindow{};
                 out_ = RefreshOutcome{};
                 continue;
@@ -177,15 +168,11 @@ class Refresh {
     struct Prelude {
         bool differential = false, full_expected = false;
     };
-    Prelude prelude() {
-        const auto r = spi::exec_cached(
-            "SELECT (effective_mode = 'differential')::text, (needs_full_refresh OR frontier IS "
-            "NULL)::text FROM pgtrickle.pgt_stream_tables WHERE pgt_id = $1::bigint",
-            {id_});
+    Prelude prelude() const {
         Prelude p;
-        if (!r.rows.empty()) {
-            p.differential = r.rows[0][0] == "true";
-            p.full_expected = r.rows[0][1] == "true";
+        if (const auto st = catalog::stream_table(id_)) {
+            p.differential = st->effective_mode == "differential";
+            p.full_expected = st->needs_full_refresh || !st->frontier;
         }
         return p;
     }
@@ -193,28 +180,18 @@ class Refresh {
     /// Whether the delta reads the current rows of a local source captured through WAL:
     /// those must not run ahead of its buffer while the refresh reads them, so the refresh
     /// locks them (Citus tables never get here: such queries are maintained by full refresh).
-    bool delta_reads_local_wal_sources() {
+    bool delta_reads_local_wal_sources() const {
         std::vector<Oid> local;
-        for (const auto& row :
-             spi::exec_cached("SELECT ct.source_relid::oid::text FROM "
-                              "pgtrickle.pgt_dependencies d JOIN pgtrickle.pgt_change_tracking ct "
-                              "ON ct.source_relid = d.source_relid WHERE d.pgt_id = $1::bigint "
-                              "AND ct.cdc_mode = 'wal' AND ct.source_placement = 'local'",
-                              {id_})
-                 .rows) {
-            local.push_back(static_cast<Oid>(std::stoul(*row[0])));
+        for (const auto& s : catalog::sources_of(id_)) {
+            if (s.captured && s.cdc_mode == "wal" && s.placement == "local") {
+                local.push_back(s.relid);
+            }
         }
         if (local.empty()) {
             return false;
         }
-        const auto view = spi::exec_cached(
-                              "SELECT query_view::oid::text FROM "
-                              "pgtrickle.pgt_stream_tables WHERE pgt_id = $1::bigint",
-                              {id_})
-                              .scalar();
-        return view &&
-               delta_reads(translate_stream_table(static_cast<Oid>(std::stoul(*view))), local)
-                   .has_value();
+        const auto st = catalog::stream_table(id_);
+        return st && delta_reads(translate_stream_table(st->query_view), local).has_value();
     }
 
     /// This transaction's own writes to a WAL-captured source are visible to the refresh but
@@ -241,17 +218,13 @@ class Refresh {
         if (!citus::loaded() || !catalog::has_wal_capture()) {
             return;
         }
-        for (const auto& row :
-             spi::exec_cached("SELECT ct.source_relid::oid::text, ct.source_placement, "
-                              "ct.cdc_mode FROM pgtrickle.pgt_dependencies d JOIN "
-                              "pgtrickle.pgt_change_tracking ct ON ct.source_relid = "
-                              "d.source_relid WHERE d.pgt_id = $1::bigint",
-                              {id_})
-                 .rows) {
-            const Oid relid = static_cast<Oid>(std::stoul(*row[0]));
-            const citus::Placement now = citus::placement_of(relid);
-            if (row[2] == "trigger" && now.kind != citus::Placement::Kind::local) {
-                const std::string name = pg::rel_name(relid).value_or(*row[0]);
+        for (const auto& s : catalog::sources_of(id_)) {
+            if (!s.captured) {
+                continue;
+            }
+            const citus::Placement now = citus::placement_of(s.relid);
+            if (s.cdc_mode == "trigger" && now.kind != citus::Placement::Kind::local) {
+                const std::string name = pg::rel_name(s.relid).value_or(std::to_string(s.relid));
                 throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                             "source \"" + name + "\" became a Citus " + now.name() +
                                 " table after the stream table was created",
@@ -281,94 +254,42 @@ class Refresh {
     // ---- stage: snapshot and frontier -----------------------------------------------
 
     void load_stream_table() {
-        auto rows = query(
-            "SELECT pgt_schema, pgt_name, query_view::oid::text, effective_mode, storage_kind, "
-            "needs_full_refresh::text, frontier::text, pgt_relid::oid::text "
-            "FROM pgtrickle.pgt_stream_tables "
-            "WHERE pgt_id = $1::bigint",
-            {id_});
-        if (rows.rows.empty()) {
+        auto st = catalog::stream_table(id_, snap_);
+        if (!st) {
             throw Error(ERRCODE_UNDEFINED_OBJECT,
-                        "stream table with id " + id_ + " does not exist");
+                        "stream table with id " + std::to_string(id_) + " does not exist");
         }
-        const auto& r = rows.rows[0];
-        st_.id = id_;
-        st_.schema = *r[0];
-        st_.name = *r[1];
-        st_.storage = qualified(st_.schema, st_.name);
-        st_.view = *r[2];
-        st_.effective_mode = *r[3];
-        st_.storage_kind = *r[4];
-        st_.needs_full = r[5] == "true";
-        if (st_.needs_full && catalog::has_full_refresh_reason()) {
-            st_.full_reason = query(
-                                  "SELECT full_refresh_reason FROM pgtrickle.pgt_stream_tables "
-                                  "WHERE pgt_id = $1::bigint",
-                                  {id_})
-                                  .scalar();
-        }
-        owner_ = pg::relation_owner(static_cast<Oid>(std::stoul(*r[7])));
-        if (catalog::has_refresh_settings()) {
-            const auto settings = query(
-                "SELECT refresh_settings::text FROM pgtrickle.pgt_stream_tables "
-                "WHERE pgt_id = $1::bigint",
-                {id_});
-            if (const auto text = settings.scalar()) {
-                const json::Value doc = json::parse(*text);
-                if (doc.is_object()) {
-                    for (const auto& [name, value] : doc.as_object()) {
-                        if (value.is_string()) {
-                            settings_.emplace_back(name, value.as_string());
-                        }
-                    }
-                }
-            }
-        }
-        if (r[6]) {
+        st_ = std::move(*st);
+        owner_ = pg::relation_owner(st_.relid);
+        if (st_.frontier) {
             try {
-                st_.frontier = frontier::Frontier::parse(*r[6]);
+                frontier_ = frontier::Frontier::parse(*st_.frontier);
             } catch (const std::invalid_argument& e) {
                 // A frontier nobody can read is no frontier: recompute.
-                st_.frontier.reset();
+                frontier_.reset();
             }
         }
         sysid_ = catalog::system_identifier();
     }
 
-    void hold_buffers_for_new_reader() {
-        const std::string key = catalog::source_key_sql("ct");
-        for (const auto& row :
-             spi::exec_cached("SELECT " + key +
-                                  " FROM pgtrickle.pgt_dependencies d JOIN "
-                                  "pgtrickle.pgt_change_tracking ct ON ct.source_relid = "
-                                  "d.source_relid WHERE d.pgt_id = $1::bigint",
-                              {id_})
-                 .rows) {
-            hold_buffer_for_new_reader(row[0].value_or(""));
+    void hold_buffers_for_new_reader() const {
+        for (const auto& src : catalog::sources_of(id_)) {
+            if (src.captured) {
+                hold_buffer_for_new_reader(src.key);
+            }
         }
     }
 
     void load_sources() {
-        const std::string key = catalog::source_key_sql("ct");
-        auto rows = query(
-            "SELECT d.source_relid::oid::text, " + key +
-                ", ct.source_relid IS NOT NULL, ct.buffer_sysid "
-                "FROM pgtrickle.pgt_dependencies d LEFT JOIN pgtrickle.pgt_change_tracking ct "
-                "ON ct.source_relid = d.source_relid WHERE d.pgt_id = $1::bigint",
-            {id_});
-        for (const auto& s : rows.rows) {
-            sources_.push_back({*s[0], s[1].value_or(""), s[2] == "t"});
-            const Source& src = sources_.back();
+        sources_ = catalog::sources_of(id_, snap_);
+        for (const Source& src : sources_) {
             uncaptured_ = uncaptured_ || !src.captured;
-            if (src.captured && s[3] != sysid_) {
+            if (src.captured && src.buffer_sysid != sysid_) {
                 // The buffer came from another cluster (dump/restore, pg_upgrade): its
                 // transaction ids mean nothing here. Every reader's frontier is foreign too,
                 // so each one recomputes; the buffer is emptied once, by the first of them.
                 spi::run("DELETE FROM " + src.buffer(), {}, snap_);
-                query(
-                    "UPDATE pgtrickle.pgt_change_tracking SET buffer_sysid = $2 "
-                    "WHERE source_relid = $1::oid",
-                    {src.relid, sysid_});
+                (void)catalog::claim_buffer(src.relid, sysid_, snap_);
                 restored_ = true;
             }
         }
@@ -378,7 +299,8 @@ class Refresh {
     /// counted as running and its rows so far marked consumed (frontier.h).
     void take_frontier_point() {
         frontier::SourceFrontier point;
-        point.snapshot = *query("SELECT pg_catalog.pg_current_snapshot()::text").scalar();
+        point.snapshot =
+            *query("SELECT pg_catalog.pg_current_snapshot()::pg_catalog.text").scalar();
         const uint64_t own_xid = pg::top_full_xid_if_any();
         if (own_xid != 0) {
             point.snapshot = frontier::Snapshot::parse(point.snapshot).with_running(own_xid).text();
@@ -392,25 +314,25 @@ class Refresh {
     /// Full, differential or nothing to do, and which sources have rows in the window.
     void choose_mode(bool force_full) {
         std::optional<frontier::SourceFrontier> from;
-        if (st_.frontier) {
-            from = st_.frontier->common();
+        if (frontier_) {
+            from = frontier_->common();
         }
-        bool full = force_full || st_.effective_mode == "full" || st_.needs_full;
+        bool full = force_full || st_.effective_mode == "full" || st_.needs_full_refresh;
         if (force_full) {
             out_.reason = "full refresh requested";
         }
-        if (!st_.frontier) {
+        if (!frontier_) {
             full = true;
             out_.reason = "no frontier yet (first refresh)";
-        } else if (st_.frontier->sysid != sysid_) {
+        } else if (frontier_->sysid != sysid_) {
             full = true;
             out_.reason = "frontier belongs to another cluster (restored or upgraded)";
         } else if (!from) {
             full = true;
             out_.reason = has_captured_sources() ? "sources are at different frontiers"
                                                  : "no captured source: recomputed";
-        } else if (st_.needs_full) {
-            out_.reason = st_.full_reason.value_or("a full refresh was scheduled");
+        } else if (st_.needs_full_refresh) {
+            out_.reason = st_.full_refresh_reason.value_or("a full refresh was scheduled");
         } else if (restored_) {
             full = true;
             out_.reason = "change buffers come from another cluster (restored or upgraded)";
@@ -439,9 +361,8 @@ class Refresh {
     /// A source whose row-level security policies filter what the owner reads, if any.
     std::optional<std::string> rls_source() const {
         for (const auto& s : sources_) {
-            const Oid relid = static_cast<Oid>(std::stoul(s.relid));
-            if (pg::rls_applies(relid, owner_)) {
-                return pg::rel_name(relid).value_or(s.relid);
+            if (pg::rls_applies(s.relid, owner_)) {
+                return pg::rel_name(s.relid).value_or(std::to_string(s.relid));
             }
         }
         return std::nullopt;
@@ -466,8 +387,9 @@ class Refresh {
             }
             const std::string in_window =
                 "FROM " + s.buffer() + " WHERE " + frontier::window_condition_params("", 1);
-            parts.push_back("SELECT " + sql::quote_literal(s.key) + "::text, EXISTS (SELECT 1 " +
-                            in_window + "), EXISTS (SELECT 1 " + in_window +
+            parts.push_back("SELECT " + sql::quote_literal(s.key) +
+                            "::pg_catalog.text, EXISTS (SELECT 1 " + in_window +
+                            "), EXISTS (SELECT 1 " + in_window +
                             " AND \"__pgt_op\" OPERATOR(pg_catalog.=) 'T')");
         }
         std::vector<std::pair<std::string, bool>> changed;
@@ -501,19 +423,21 @@ class Refresh {
         } else {
             layout.kind = ivm::StorageKind::rows;
             auto cols = spi::exec(
-                "SELECT attname::text FROM pg_catalog.pg_attribute WHERE attrelid = $1::regclass "
-                "AND attnum > 0 AND NOT attisdropped AND attname::text NOT LIKE '\\_\\_pgt\\_%' "
-                "ORDER BY attnum",
-                {st_.storage}, snap_);
+                "SELECT attname::pg_catalog.text FROM pg_catalog.pg_attribute WHERE attrelid "
+                "OPERATOR(pg_catalog.=) $1::pg_catalog.oid AND attnum OPERATOR(pg_catalog.>) 0 "
+                "AND NOT attisdropped AND attname::pg_catalog.text OPERATOR(pg_catalog.!~~) "
+                "'\\_\\_pgt\\_%' ORDER BY attnum",
+                {std::to_string(st_.relid)}, snap_);
             for (const auto& c : cols.rows) {
                 layout.visible.push_back({*c[0], ""});
             }
         }
-        const std::string view = "pgtrickle." + sql::quote_ident("pgt_query_" + id_);
-        const std::string fill = ivm::full_refresh_sql(plan, layout, st_.storage, view);
+        const std::string view =
+            "pgtrickle." + sql::quote_ident("pgt_query_" + std::to_string(id_));
+        const std::string fill = ivm::full_refresh_sql(plan, layout, st_.qualified_name(), view);
         const pg::AsUser as_owner(owner_, /*restricted=*/true);
         apply_recorded_settings();
-        spi::run("DELETE FROM " + st_.storage, {}, snap_);
+        spi::run("DELETE FROM " + st_.qualified_name(), {}, snap_);
         out_.rows = static_cast<int64_t>(spi::exec(fill, {}, snap_).processed);
     }
 
@@ -526,7 +450,8 @@ class Refresh {
                 tr.unsupported, "Run pgtrickle.alter_stream_table(..., refresh_mode => 'full').");
         }
         const ivm::StorageLayout layout = ivm::differential_layout(*tr.plan);
-        const std::string apply = ivm::delta_apply_sql(*tr.plan, layout, st_.storage, window_);
+        const std::string apply =
+            ivm::delta_apply_sql(*tr.plan, layout, st_.qualified_name(), window_);
         const pg::AsUser as_owner(owner_, /*restricted=*/true);
         apply_recorded_settings();
         auto res = spi::exec(apply, {}, snap_);
@@ -537,7 +462,7 @@ class Refresh {
     /// The creating session's result-changing settings (TimeZone, DateStyle, ...), for the
     /// apply stage only: undone when the owner's restricted scope ends.
     void apply_recorded_settings() const {
-        for (const auto& [name, value] : settings_) {
+        for (const auto& [name, value] : st_.refresh_settings) {
             pg::set_for_scope(name, value);
         }
         // Apply statements touch few rows, but their never-executed rescan subplans inflate
@@ -546,74 +471,51 @@ class Refresh {
         pg::set_for_scope("jit", "off");
     }
 
-    Oid view_oid() const { return static_cast<Oid>(std::stoul(st_.view)); }
+    Oid view_oid() const { return st_.query_view; }
 
     // ---- stage: frontier store, history, clean-up ---------------------------------------
 
     void store_frontier() {
         frontier::Frontier next;
         next.sysid = sysid_;
-        for (const auto& s : sources_) {
-            if (s.captured) {
-                next.sources[s.key] = point_;
+        for (const auto& src : sources_) {
+            if (src.captured) {
+                next.sources[src.key] = point_;
             }
         }
-        query(
-            "UPDATE pgtrickle.pgt_stream_tables SET frontier = $2::jsonb, "
-            "needs_full_refresh = false, " +
-                std::string(catalog::has_full_refresh_reason() ? "full_refresh_reason = NULL, "
-                                                               : "") +
-                "next_attempt_at = NULL, "
-                "last_refresh_at = pg_catalog.now(), last_refresh_mode = $3, "
-                "last_refresh_rows = $4::bigint, last_error = NULL, consecutive_errors = 0, "
-                "status = CASE WHEN status = 'initializing' OR status = 'error' THEN 'active' "
-                "ELSE status END WHERE pgt_id = $1::bigint",
-            {id_, next.json(), out_.mode, std::to_string(out_.rows)});
+        catalog::store_refresh(id_, next.json(), out_.mode, out_.rows, snap_);
     }
 
     void record_history() {
-        query(
-            "INSERT INTO pgtrickle.pgt_refresh_history (pgt_id, started_at, finished_at, mode, "
-            "rows_changed, reason, trigger) VALUES ($1::bigint, $2::timestamptz, "
-            "pg_catalog.clock_timestamp(), $3, $4::bigint, $5, $6)",
-            {id_, started_, out_.mode, std::to_string(out_.rows),
-             out_.reason.empty() ? std::nullopt : std::optional<std::string>(out_.reason),
-             std::string(trigger_)});
-        query(
-            "DELETE FROM pgtrickle.pgt_refresh_history WHERE pgt_id = $1::bigint AND history_id "
-            "<= (SELECT history_id FROM pgtrickle.pgt_refresh_history WHERE pgt_id = $1::bigint "
-            "ORDER BY history_id DESC OFFSET $2::int LIMIT 1)",
-            {id_, std::to_string(settings::history_rows_per_table)});
+        catalog::record_history(
+            id_, started_, out_.mode, out_.rows,
+            out_.reason.empty() ? std::nullopt : std::optional<std::string>(out_.reason), trigger_,
+            settings::history_rows_per_table, snap_);
     }
 
     /// Rows below the oldest reader's frontier xmin are visible to every reader (or
     /// aborted): consumed by all. Readers that will recompute anyway (suspended, failing,
     /// marked for a full refresh) do not hold the buffer back.
     void clean_up_buffers() {
-        for (const auto& s : sources_) {
-            if (!s.captured || !try_lock_buffer_for_cleanup(s.key)) {
+        for (const auto& src : sources_) {
+            if (!src.captured || !try_lock_buffer_for_cleanup(src.key)) {
                 continue;  // a reader being created needs the rows: clean up next time
             }
-            query("DELETE FROM " + s.buffer() +
-                      " WHERE \"__pgt_xid\" OPERATOR(pg_catalog.<) (SELECT "
-                      "pg_catalog.min(pg_catalog.pg_snapshot_xmin((st.frontier->'sources'->$1->>"
-                      "'snapshot')::pg_catalog.pg_snapshot)) "
-                      "FROM pgtrickle.pgt_stream_tables st JOIN pgtrickle.pgt_dependencies d "
-                      "ON d.pgt_id = st.pgt_id "
-                      "WHERE d.source_relid = $2::oid AND st.frontier->'sources' ? $1 "
-                      "AND NOT st.needs_full_refresh AND st.status NOT IN ('suspended', 'error') "
-                      "AND st.frontier->>'sysid' = $3)",
-                  {s.key, s.relid, sysid_});
+            if (const auto xmin = catalog::oldest_reader_xmin(src.key, src.relid, sysid_, snap_)) {
+                query("DELETE FROM " + src.buffer() +
+                          " WHERE \"__pgt_xid\" OPERATOR(pg_catalog.<) $1::pg_catalog.xid8",
+                      {*xmin});
+            }
         }
     }
 
-    const std::string id_;
+    const int64_t id_;
     const char* trigger_;
     std::string started_, sysid_;
     Snapshot snap_ = InvalidSnapshot;
     Oid owner_ = InvalidOid;
-    std::vector<std::pair<std::string, std::string>> settings_;
-    StreamTableState st_;
+    catalog::StreamTable st_;
+    std::optional<frontier::Frontier> frontier_;  ///< nullopt before the first refresh
     std::vector<Source> sources_;
     std::vector<Oid> wal_sources_;
     bool wal_locked_ = false;

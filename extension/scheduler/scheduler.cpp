@@ -9,7 +9,9 @@
 #include <vector>
 
 #include "capture/wal.h"
-#include "catalog.h"
+#include "catalog/generation.h"
+#include "catalog/sources.h"
+#include "catalog/stream_tables.h"
 #include "citus/citus.h"
 #include "core/schedule.h"
 #include "core/scheduling.h"
@@ -264,7 +266,7 @@ void process_utility(PlannedStmt* pstmt, const char* query, bool read_only_tree,
                 relids.push_back(lfirst_oid(lc));
             }
             pgt::spi::Session spi;
-            const pg::AsUser as_extension_owner(pg::extension_owner(), false);
+            const pg::AsExtensionOwner as_extension_owner;
             pgt::capture::wal::note_truncate(relids);
             spi.finish();
             return 0;
@@ -353,83 +355,76 @@ int64_t now_ms() {
     return GetCurrentTimestamp() / 1000 + (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * 86400000LL;
 }
 
-std::optional<int64_t> opt_ms(const spi::Value& v) {
-    if (!v) {
-        return std::nullopt;
-    }
-    return static_cast<int64_t>(std::stod(*v));
+/// Run `work` in a transaction of its own with pg_trickle locked in place
+/// (catalog::lock_extension), so that a DROP EXTENSION cannot pull the catalog from under it;
+/// does nothing and returns false when pg_trickle is not installed (any more).
+template <typename F>
+bool in_catalog_transaction(F&& work) {
+    bool installed = false;
+    pg::in_transaction([&] {
+        installed = catalog::lock_extension();
+        if (installed) {
+            work();
+        }
+    });
+    return installed;
 }
 
 /// Read the catalog: scheduled stream tables and the dependency edges between them.
-bool load(std::vector<StreamTable>& sts, std::multimap<int64_t, int64_t>& edges) {
+void load(std::vector<StreamTable>& sts, std::multimap<int64_t, int64_t>& edges) {
     spi::Session spi;
-    auto ext = spi::exec("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_trickle'");
-    if (ext.rows.empty()) {
-        return false;
-    }
-    auto rows = spi::exec(
-        "SELECT pgt_id::text, schedule, (extract(epoch FROM last_refresh_at) * 1000)::text, "
-        "(extract(epoch FROM next_attempt_at) * 1000)::text, status FROM "
-        "pgtrickle.pgt_stream_tables "
-        "WHERE schedule IS NOT NULL AND status IN ('active', 'error', 'initializing')");
-    for (const auto& r : rows.rows) {
+    for (const auto& row : catalog::scheduled_stream_tables()) {
         StreamTable st;
-        st.id = std::stoll(*r[0]);
-        st.schedule = parse_schedule(*r[1]);
+        st.id = row.id;
+        st.schedule = parse_schedule(row.schedule);
         if (st.schedule.error) {
             continue;
         }
-        st.last_ms = opt_ms(r[2]);
-        st.retry_ms = opt_ms(r[3]);
-        st.status = *r[4];
+        st.last_ms = row.last_refresh_ms;
+        st.retry_ms = row.retry_at_ms;
+        st.status = row.status;
+        st.sources = row.sources;
         sts.push_back(std::move(st));
     }
-    std::map<int64_t, StreamTable*> by_id;
-    for (auto& st : sts) {
-        by_id[st.id] = &st;
-    }
-    for (const auto& r :
-         spi::exec("SELECT pgt_id::text, source_relid::oid::text FROM pgtrickle.pgt_dependencies")
-             .rows) {
-        auto it = by_id.find(std::stoll(*r[0]));
-        if (it != by_id.end()) {
-            it->second->sources.push_back(static_cast<Oid>(std::stoul(*r[1])));
-        }
-    }
-    auto e = spi::exec(
-        "SELECT up.pgt_id::text, d.pgt_id::text FROM pgtrickle.pgt_dependencies d "
-        "JOIN pgtrickle.pgt_stream_tables up ON up.pgt_relid = d.source_relid");
-    for (const auto& r : e.rows) {
-        edges.emplace(std::stoll(*r[0]), std::stoll(*r[1]));
+    for (const auto& [up, down] : catalog::stream_table_edges()) {
+        edges.emplace(up, down);
     }
     spi.finish();
-    return true;
 }
 
-void record_failure(int64_t id, const std::string& message, TimestampTz started) {
-    spi::Session spi;
-    auto n = spi::exec(
-        "UPDATE pgtrickle.pgt_stream_tables SET consecutive_errors = consecutive_errors + 1, "
-        "last_error = $2, "
-        "needs_full_refresh = true" +
-            catalog::full_refresh_reason_set("'the previous refresh failed'") +
-            ", status = CASE WHEN consecutive_errors + 1 >= $3::int THEN 'suspended' ELSE 'error' "
-            "END "
-            "WHERE pgt_id = $1::bigint AND status <> 'suspended' RETURNING "
-            "consecutive_errors::text",
-        {std::to_string(id), message, std::to_string(settings::max_consecutive_errors)});
-    if (n.scalar()) {
-        spi::run(
-            "UPDATE pgtrickle.pgt_stream_tables SET next_attempt_at = pg_catalog.now() + "
-            "pg_catalog.make_interval(secs => $2::float8 / 1000) WHERE pgt_id = $1::bigint",
-            {std::to_string(id), std::to_string(backoff_ms(std::stoi(*n.scalar())))});
+/// Whether a failed refresh failed because of something outside the stream table's query,
+/// which heals by itself: a node that cannot be reached, a slot being recreated, a
+/// connection, lock or resource shortage. Such failures are retried with backoff and never
+/// suspend the stream table (docs/settings.md, "Failures").
+bool transient_failure(const std::exception& e) {
+    if (dynamic_cast<const remote::RemoteError*>(&e) != nullptr ||
+        dynamic_cast<const capture::wal::SlotLost*>(&e) != nullptr ||
+        dynamic_cast<const capture::wal::NodeNotCapturable*>(&e) != nullptr) {
+        return true;
     }
-    spi::run(
-        "INSERT INTO pgtrickle.pgt_refresh_history (pgt_id, started_at, finished_at, mode, error, "
-        "trigger) "
-        "VALUES ($1::bigint, $2::timestamptz, pg_catalog.clock_timestamp(), 'failed', $3, "
-        "'schedule')",
-        {std::to_string(id), std::string(timestamptz_to_str(started)), message});
+    const auto* error = dynamic_cast<const Error*>(&e);
+    if (error == nullptr) {
+        return false;
+    }
+    const int code = error->sqlstate();
+    const int error_class = ERRCODE_TO_CATEGORY(code);
+    return error_class == ERRCODE_CONNECTION_EXCEPTION ||    // 08: node connections
+           error_class == ERRCODE_INSUFFICIENT_RESOURCES ||  // 53
+           error_class == ERRCODE_TRANSACTION_ROLLBACK ||    // 40: deadlock, serialization
+           code == ERRCODE_LOCK_NOT_AVAILABLE ||             // 55P03
+           code == ERRCODE_QUERY_CANCELED ||                 // 57014: a timeout
+           code == ERRCODE_ADMIN_SHUTDOWN || code == ERRCODE_CRASH_SHUTDOWN ||
+           code == ERRCODE_CANNOT_CONNECT_NOW;
+}
+
+void record_failure(int64_t id, const std::string& message, TimestampTz started,
+                    bool of_the_query) {
+    spi::Session spi;
+    if (const auto n = catalog::record_refresh_failure(id, message, of_the_query,
+                                                       settings::max_consecutive_errors)) {
+        catalog::set_retry_delay(id, backoff_ms(*n));
+    }
+    catalog::record_failed_history(id, timestamptz_to_str(started), message, "schedule");
     spi.finish();
 }
 
@@ -437,8 +432,9 @@ void record_failure(int64_t id, const std::string& message, TimestampTz started)
 void refresh_one(int64_t id, const char* trigger) {
     const TimestampTz started = GetCurrentTimestamp();
     std::string error;
+    bool of_the_query = true;
     try {
-        pg::in_transaction([&] {
+        (void)in_catalog_transaction([&] {
             spi::Session spi;
             (void)refresh_stream_table(id, false, /*wait_for_lock=*/false, trigger);
             spi.finish();
@@ -446,27 +442,23 @@ void refresh_one(int64_t id, const char* trigger) {
         return;
     } catch (const std::exception& e) {
         error = e.what();
+        of_the_query = !transient_failure(e);
     }
-    ereport(LOG, (errmsg("pg_trickle: refresh of stream table %lld failed: %s",
-                         static_cast<long long>(id), error.c_str())));
-    pg::in_transaction([&] { record_failure(id, error, started); });
+    ereport(LOG,
+            (errmsg("pg_trickle: refresh of stream table %lld failed: %s",
+                    static_cast<long long>(id), error.c_str()),
+             of_the_query ? 0 : errdetail("Retried with backoff; not counted toward suspension.")));
+    (void)in_catalog_transaction([&] { record_failure(id, error, started, of_the_query); });
 }
 
 /// A slot read of the poller that failed: counted on its pgt_worker_slots row (failing
 /// since when, the error); a WARNING every pg_trickle.citus_worker_retry_ticks failures.
 void record_poll_failure(const std::string& key, const std::string& node,
                          const std::string& message) {
-    pg::in_transaction([&] {
+    (void)in_catalog_transaction([&] {
         spi::Session spi;
-        const pg::AsUser as_extension_owner(pg::extension_owner(), false);
-        auto n = spi::exec(
-            "UPDATE pgtrickle.pgt_worker_slots SET consecutive_failures = consecutive_failures + "
-            "1, failing_since = COALESCE(failing_since, pg_catalog.now()), last_error = $3 "
-            "WHERE source_stable_name = $1 AND worker_name OPERATOR(pg_catalog.||) ':' "
-            "OPERATOR(pg_catalog.||) worker_port = $2 RETURNING consecutive_failures::text",
-            {key, node, message});
+        const int failures = catalog::record_poll_failure(key, node, message);
         spi.finish();
-        const int failures = n.scalar() ? std::stoi(*n.scalar()) : 0;
         if (settings::citus_worker_retry_ticks > 0 && failures > 0 &&
             failures % settings::citus_worker_retry_ticks == 0) {
             pg_call([&]() noexcept {
@@ -495,57 +487,38 @@ void poll_wal_sources() {
     };
     std::vector<SlotRef> slots;
     std::vector<Oid> drifted;
-    pg::in_transaction([&] {
+    (void)in_catalog_transaction([&] {
         spi::Session spi;
-        const pg::AsUser as_extension_owner(pg::extension_owner(), false);
-        const std::vector<Oid> sources = capture::wal::all_sources();
-        if (!sources.empty()) {
-            // Topology: nodes that joined or left since the slots were provisioned; a local
-            // source without its slot, or whose 0.31.0 slot (pgtrickle_<oid>) is still
-            // there (an installation upgraded from 0.31.0).
-            auto drift = spi::exec(
-                "SELECT ct.source_relid::oid::text, ct.source_stable_name, ct.source_placement, "
-                "EXISTS (SELECT 1 FROM pg_catalog.pg_replication_slots s WHERE s.slot_name "
-                "OPERATOR(pg_catalog.=) ('pgtrickle_' OPERATOR(pg_catalog.||) "
-                "ct.source_relid::oid::text) AND NOT s.active AND s.plugin OPERATOR(pg_catalog.=) "
-                "'pgoutput' AND s.database OPERATOR(pg_catalog.=) "
-                "pg_catalog.current_database())::text FROM "
-                "pgtrickle.pgt_change_tracking ct WHERE ct.cdc_mode = 'wal'");
-            for (const auto& row : drift.rows) {
-                const Oid relid = static_cast<Oid>(std::stoul(*row[0]));
-                std::vector<std::string> want, have;
-                if (row[2] == "local") {
-                    want.push_back(citus::this_server().label());
-                } else if (citus::loaded()) {
-                    for (const auto& n : citus::capture_nodes(relid, citus::placement_of(relid))) {
-                        want.push_back(n.label());
-                    }
-                } else {
-                    continue;
+        // Topology: nodes that joined or left since the slots were provisioned; a local
+        // source without its slot, or whose 0.31.0 slot (pgtrickle_<oid>) is still there (an
+        // installation upgraded from 0.31.0).
+        for (const auto& state : catalog::wal_source_states()) {
+            const Oid relid = state.source.relid;
+            std::vector<std::string> want, have;
+            if (state.source.placement == "local") {
+                want.push_back(citus::this_server().label());
+            } else if (citus::loaded()) {
+                const pg::AsExtensionOwner as_extension_owner;
+                for (const auto& n : citus::capture_nodes(relid, citus::placement_of(relid))) {
+                    want.push_back(n.label());
                 }
-                for (const auto& r : spi::exec("SELECT worker_name || ':' || worker_port FROM "
-                                               "pgtrickle.pgt_worker_slots WHERE "
-                                               "source_stable_name = $1",
-                                               {*row[1]})
-                                         .rows) {
-                    have.push_back(*r[0]);
-                }
-                std::sort(want.begin(), want.end());
-                std::sort(have.begin(), have.end());
-                if (want != have || row[3] == "true") {
-                    drifted.push_back(relid);
+            } else {
+                continue;
+            }
+            for (const auto& slot : catalog::worker_slots(state.source.key)) {
+                if (slot.frontier) {
+                    have.push_back(slot.node());
                 }
             }
+            std::sort(want.begin(), want.end());
+            std::sort(have.begin(), have.end());
+            if (want != have || state.legacy_slot_present) {
+                drifted.push_back(relid);
+            }
         }
-        for (Oid relid : sources) {
-            auto rows = spi::exec(
-                "SELECT ws.source_stable_name, ws.worker_name || ':' || ws.worker_port FROM "
-                "pgtrickle.pgt_worker_slots ws JOIN pgtrickle.pgt_change_tracking ct ON "
-                "ct.source_stable_name = ws.source_stable_name WHERE ct.source_relid = $1::oid "
-                "ORDER BY 2",
-                {std::to_string(relid)});
-            for (const auto& r : rows.rows) {
-                slots.push_back({relid, *r[0], *r[1]});
+        for (const auto& s : catalog::all_worker_slots()) {
+            if (s.slot.frontier) {
+                slots.push_back({s.relid, s.slot.source_key, s.slot.node()});
             }
         }
         spi.finish();
@@ -556,9 +529,9 @@ void poll_wal_sources() {
     for (Oid relid : drifted) {
         CHECK_FOR_INTERRUPTS();
         try {
-            pg::in_transaction([&] {
+            (void)in_catalog_transaction([&] {
                 spi::Session spi;
-                const pg::AsUser as_extension_owner(pg::extension_owner(), false);
+                const pg::AsExtensionOwner as_extension_owner;
                 for (const auto& a : capture::wal::provision(relid)) {
                     if (a.action != "present") {
                         ereport(LOG, (errmsg("pg_trickle: slot %s on node %s:%d %s", a.slot.c_str(),
@@ -587,9 +560,9 @@ void poll_wal_sources() {
         try {
             for (int round = 0; round < 20; ++round) {
                 bool more = false;
-                pg::in_transaction([&] {
+                (void)in_catalog_transaction([&] {
                     spi::Session spi;
-                    const pg::AsUser as_extension_owner(pg::extension_owner(), false);
+                    const pg::AsExtensionOwner as_extension_owner;
                     for (const auto& d : capture::wal::drain(slot.relid, /*skip_locked=*/true,
                                                              slot.node, kPollBatch)) {
                         more = more || d.more;
@@ -612,9 +585,9 @@ void poll_wal_sources() {
         // Lost slot: recreated in a transaction of its own, readers recompute.
         ereport(LOG, (errmsg("pg_trickle: %s; recreating it", error.c_str())));
         try {
-            pg::in_transaction([&] {
+            (void)in_catalog_transaction([&] {
                 spi::Session spi;
-                const pg::AsUser as_extension_owner(pg::extension_owner(), false);
+                const pg::AsExtensionOwner as_extension_owner;
                 (void)capture::wal::provision(slot.relid);
                 spi.finish();
             });
@@ -643,8 +616,7 @@ long tick() {
 
     std::vector<StreamTable> sts;
     std::multimap<int64_t, int64_t> edges;
-    bool installed = false;
-    pg::in_transaction([&] { installed = load(sts, edges); });
+    const bool installed = in_catalog_transaction([&] { load(sts, edges); });
     if (!installed) {
         ereport(LOG,
                 (errmsg("pg_trickle: extension not installed in this database, scheduler exits")));
@@ -718,15 +690,9 @@ long tick() {
 
 /// Work a crash or restart left in flight is marked failed, never trusted.
 void mark_interrupted_work() {
-    pg::in_transaction([&] {
+    (void)in_catalog_transaction([&] {
         spi::Session spi;
-        auto ext = spi::exec("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_trickle'");
-        if (!ext.rows.empty()) {
-            spi::run(
-                "UPDATE pgtrickle.pgt_refresh_history SET finished_at = pg_catalog.now(), mode = "
-                "'failed', error = 'interrupted: the scheduler stopped during this refresh' WHERE "
-                "finished_at IS NULL");
-        }
+        catalog::mark_interrupted_history();
         spi.finish();
     });
 }
@@ -900,6 +866,9 @@ PGT_WORKER_MAIN(pgtrickle_scheduler_main) {
     pgstat_report_appname("pg_trickle scheduler");
     // Refreshes need READ COMMITTED whatever default_transaction_isolation says.
     SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET, PGC_S_OVERRIDE);
+    // The database's (or its owner's) default search_path is not the scheduler's: every
+    // statement it runs also sits in a pinned scope (pg::AsExtensionOwner), this is the floor.
+    SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 
     bool installed = false;
     pg::in_transaction([&] {

@@ -204,7 +204,12 @@ std::string DeltaGenerator::delta_rel(const FromItem& item) const {
     const BaseTable& t = item.table;
     std::vector<std::string> cols;
     for (size_t i = 0; i < t.columns.size(); ++i) {
-        cols.push_back("b." + quote_ident(t.buffer_columns[i]) + " AS " +
+        // A domain's values are buffered as its base type: cast back, so that the query's
+        // expressions see the column's own type (its CHECK runs here, in the apply, as the
+        // stream table's owner).
+        const bool domain = i < t.domain_columns.size() && t.domain_columns[i];
+        cols.push_back("b." + quote_ident(t.buffer_columns[i]) +
+                       (domain ? "::" + t.columns[i].type : std::string()) + " AS " +
                        quote_ident(t.columns[i].name));
     }
     cols.push_back("CASE WHEN b.\"__pgt_op\"" + op("=") + "'I' THEN 1 ELSE -1 END AS " +

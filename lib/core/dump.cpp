@@ -61,8 +61,9 @@ std::string render_sql(const std::vector<StreamTableDef>& defs, const Origin& or
            (defs.size() == 1 ? " stream table" : " stream tables") +
            ", each after the stream tables it reads; one transaction.\n";
     out += "-- The target database needs the pg_trickle extension and every source table.\n";
-    out += "-- Queries are as given at creation: they resolve names with the search_path in\n";
-    out += "-- effect when this script runs. Apply with: psql -v ON_ERROR_STOP=1 -f FILE\n";
+    out += "-- Queries are as given at creation: they resolve names with the search_path\n";
+    out += "-- recorded then (set before each), else the one in effect when this script runs.\n";
+    out += "-- Apply with: psql -v ON_ERROR_STOP=1 -f FILE\n";
     out += "\nBEGIN;\n";
     std::set<std::string> schemas;
     for (const StreamTableDef& d : defs) {

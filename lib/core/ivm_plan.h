@@ -30,6 +30,9 @@ struct BaseTable {
     std::string buffer;                       ///< qualified, quoted change buffer table
     std::vector<Column> columns;              ///< user columns
     std::vector<std::string> buffer_columns;  ///< buffer column of each user column
+    /// Per user column: its buffer column holds the base type of the column's domain, cast
+    /// back to the column's type where the delta reads it.
+    std::vector<bool> domain_columns;
 };
 
 struct SpjCore;

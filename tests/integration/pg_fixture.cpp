@@ -5,7 +5,9 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <chrono>
 #include <regex>
+#include <thread>
 
 namespace pgt::test {
 namespace {
@@ -180,6 +182,26 @@ std::vector<std::string> PgTest::rows(const std::string& sql) {
 long long PgTest::multiset_diff(const std::string& a, const std::string& b) {
     return std::stoll(scalar("SELECT count(*) FROM (((" + a + ") EXCEPT ALL (" + b +
                              ")) UNION ALL ((" + b + ") EXCEPT ALL (" + a + "))) AS d"));
+}
+
+void PgTest::drop_leftover_slots() {
+    // A slot being read (by the scheduler's poller) cannot be dropped: end its reader first.
+    for (int attempt = 0; attempt < 50; ++attempt) {
+        try {
+            exec(
+                "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE "
+                "database = current_database() AND active_pid IS NOT NULL");
+            exec(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE "
+                "database = current_database() AND NOT active");
+            if (scalar("SELECT count(*) FROM pg_replication_slots WHERE database = "
+                       "current_database()") == "0") {
+                return;
+            }
+        } catch (...) {
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
 }
 
 void PgTest::expect_matches_query(const std::string& st, const std::string& query) {

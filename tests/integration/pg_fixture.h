@@ -39,6 +39,9 @@ class PgTest : public ::testing::Test {
     std::vector<std::string> rows(const std::string& sql);
     /// The number of rows in the symmetric multiset difference of two queries (0: equal).
     long long multiset_diff(const std::string& a, const std::string& b);
+    /// Drop the inactive replication slots of this test's database (slots outlive a failed
+    /// test's database); errors are ignored.
+    void drop_leftover_slots();
     /// Assert that stream table `st` (its visible columns) equals re-running its query.
     void expect_matches_query(const std::string& st, const std::string& query);
 

@@ -1,4 +1,4 @@
-#include "catalog.h"
+#include "catalog/generation.h"
 
 #include <iterator>
 
@@ -7,10 +7,30 @@
 extern "C" {
 #include "access/xlog.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
+#include "storage/lmgr.h"
 #include "utils/lsyscache.h"
 }
 
 namespace pgt::catalog {
+
+bool extension_installed() {
+    return pg_call([]() noexcept { return OidIsValid(get_extension_oid("pg_trickle", true)); });
+}
+
+bool lock_extension() {
+    return pg_call([]() noexcept {
+        const Oid ext = get_extension_oid("pg_trickle", true);
+        if (!OidIsValid(ext)) {
+            return false;
+        }
+        // DROP EXTENSION locks the extension AccessExclusive before deleting it; after our
+        // lock is granted, look again (the lock processed pending invalidations).
+        LockDatabaseObject(ExtensionRelationId, ext, 0, AccessShareLock);
+        return OidIsValid(get_extension_oid("pg_trickle", true));
+    });
+}
 
 bool has_stable_names() {
     bool has = false;
@@ -47,6 +67,8 @@ bool has_full_refresh_reason() {
     });
 }
 
+namespace detail {
+
 std::string full_refresh_reason_set(const std::string& reason_sql) {
     if (!has_full_refresh_reason()) {
         return "";
@@ -56,16 +78,23 @@ std::string full_refresh_reason_set(const std::string& reason_sql) {
            reason_sql + " END";
 }
 
-const char* const kResultSettings[] = {"TimeZone",           "DateStyle",    "IntervalStyle",
-                                       "extra_float_digits", "bytea_output", "lc_monetary"};
-const int kResultSettingCount = static_cast<int>(std::size(kResultSettings));
-
 std::string source_key_sql(const std::string& alias) {
     if (has_stable_names()) {
-        return "COALESCE(" + alias + ".source_stable_name, " + alias + ".source_relid::oid::text)";
+        return "COALESCE(" + alias + ".source_stable_name, " + alias +
+               ".source_relid::pg_catalog.oid::pg_catalog.text)";
     }
-    return alias + ".source_relid::oid::text";
+    return alias + ".source_relid::pg_catalog.oid::pg_catalog.text";
 }
+
+}  // namespace detail
+
+// search_path: the names inside functions the query calls resolve as they did for its
+// creator, in manual and scheduled refreshes alike (the apply runs as the stream table's
+// owner; without a recorded path it gets pg_catalog, pg_temp, never a caller's).
+const char* const kResultSettings[] = {"TimeZone",           "DateStyle",    "IntervalStyle",
+                                       "extra_float_digits", "bytea_output", "lc_monetary",
+                                       "search_path"};
+const int kResultSettingCount = static_cast<int>(std::size(kResultSettings));
 
 std::string system_identifier() {
     return std::to_string(static_cast<int64_t>(GetSystemIdentifier()));
