@@ -22,13 +22,7 @@ class WalCapture : public PgTest {
         exec("INSERT INTO src SELECT g, g % 4, g * 1.5, 't' || g FROM generate_series(1, 50) g");
     }
     void TearDown() override {
-        // Slots outlive a failed test's database: drop what this test left.
-        try {
-            exec(
-                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE "
-                "database = current_database() AND NOT active");
-        } catch (...) {
-        }
+        drop_leftover_slots();
         PgTest::TearDown();
     }
     std::string slot() { return scalar("SELECT slot_name FROM pgtrickle.pgt_worker_slots"); }
