@@ -1,7 +1,8 @@
 -- pg_trickle 0.34.0 -> 0.35.0: the settings a stream table's query runs under (recorded at
 -- create; NULL for existing stream tables: they keep the refreshing session's settings
 -- until redefined); WAL capture of Citus tables (slot health columns, citus_status with
--- reference sources and slot health, the slot functions).
+-- reference sources and slot health, the slot functions); pgtrickle.row_image_id, by which
+-- deltas are consolidated (stored row ids do not change).
 \echo Use "ALTER EXTENSION pg_trickle UPDATE TO '0.35.0'" to load this file. \quit
 ALTER TABLE pgtrickle.pgt_stream_tables ADD COLUMN refresh_settings jsonb,
     ADD COLUMN full_refresh_reason text;
@@ -59,3 +60,8 @@ REVOKE ALL ON FUNCTION pgtrickle.poll_worker_slots(regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtrickle.provision_worker_slots(regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtrickle.drop_orphan_worker_slots() FROM PUBLIC;
 
+-- Image identity: a 64-bit xxHash over the values' binary images, NULL-aware; equal but
+-- differently spelled values ('alice', 'ALICE' under a case-insensitive collation; 1.0,
+-- 1.00) hash apart. Delta consolidations group by it.
+CREATE FUNCTION pgtrickle.row_image_id(VARIADIC "any") RETURNS bigint
+    LANGUAGE C IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgtrickle_row_image_id';

@@ -1,5 +1,6 @@
 -- pg_trickle 0.35.0 -> 0.34.0: drop the recorded refresh settings and the WAL-capture
--- additions (slots recorded for Citus sources stay on their nodes; 0.34.0 does not read them).
+-- additions (slots recorded for Citus sources stay on their nodes; 0.34.0 does not read them);
+-- pgtrickle.row_image_id (deltas are consolidated by equality again; row ids are the same).
 \echo Use "ALTER EXTENSION pg_trickle UPDATE TO '0.34.0'" to load this file. \quit
 ALTER TABLE pgtrickle.pgt_stream_tables DROP COLUMN refresh_settings,
     DROP COLUMN full_refresh_reason;
@@ -30,3 +31,5 @@ SELECT st.pgt_schema,
   JOIN pgtrickle.pgt_dependencies d ON d.pgt_id = st.pgt_id AND d.source_placement = 'distributed'
   LEFT JOIN pgtrickle.pgt_worker_slots ws ON ws.source_stable_name = d.source_stable_name
   LEFT JOIN pgtrickle.pgt_st_locks l ON l.pgt_id = st.pgt_id;
+
+DROP FUNCTION pgtrickle.row_image_id(VARIADIC "any");

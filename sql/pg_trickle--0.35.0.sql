@@ -139,6 +139,12 @@ COMMENT ON FUNCTION pgtrickle.source_stable_name(oid) IS
 CREATE FUNCTION pgtrickle.row_id(VARIADIC "any") RETURNS bigint
     LANGUAGE C IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgtrickle_row_id';
 
+-- Image identity (0.35.0): a 64-bit xxHash over the values' binary images, NULL-aware; equal
+-- but differently spelled values ('alice', 'ALICE' under a case-insensitive collation; 1.0,
+-- 1.00) hash apart. Delta consolidations group by it.
+CREATE FUNCTION pgtrickle.row_image_id(VARIADIC "any") RETURNS bigint
+    LANGUAGE C IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgtrickle_row_image_id';
+
 CREATE PROCEDURE pgtrickle.create_stream_table(
     name text,
     query text,
