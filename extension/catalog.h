@@ -22,6 +22,10 @@ bool has_wal_capture();
 /// pgt_stream_tables.full_refresh_reason).
 bool has_full_refresh_reason();
 
+/// The catalog has pgtrickle.row_image_id (0.35.0): deltas are consolidated by the values'
+/// binary images (ivm::RowIdentity::image), else by their equality.
+bool has_row_image_id();
+
 /// A SET item for an UPDATE of pgt_stream_tables that sets needs_full_refresh: records
 /// `reason_sql` as the reason unless one is pending already ("" on older catalogs).
 std::string full_refresh_reason_set(const std::string& reason_sql);
