@@ -3,7 +3,11 @@
 // Each argument is hashed with its type's 64-bit extended hash function (the one hash
 // joins use, so values equal under the type's equality hash alike: 1.0 and 1.00 numeric),
 // or its text output when the type has none; the per-argument hashes and NULL markers are
-// combined with XXH64.
+// combined with XXH64. A collatable argument is hashed under its own collation, as GROUP BY
+// compares it ('alice' and 'ALICE' of a case-insensitive column hash alike beside a "C"
+// column): pgtrickle_row_id_own_collation, bound by the 0.35.0 catalog. Older catalogs bind
+// pgtrickle_row_id, which hashes every argument under the call's collation (the database
+// default when the arguments' collations differ); their stored ids stay valid.
 //
 // pgtrickle.row_image_id(VARIADIC "any") -> bigint: the same over the values' binary images
 // (what record_image_eq, `*=`, compares), so values that are equal but spelled differently
@@ -19,6 +23,7 @@ extern "C" {
 #include "catalog/pg_collation.h"
 #include "fmgr.h"
 #include "access/tupmacs.h"
+#include "nodes/nodeFuncs.h"
 #include "utils/lsyscache.h"
 #include "utils/typcache.h"
 }
@@ -29,6 +34,7 @@ struct ArgHash {
     Oid type;
     bool extended;  // hash with the extended hash proc, else text output
     bool collatable;
+    Oid collation;  // the argument's own collation, if used and known
     FmgrInfo proc;
 };
 
@@ -37,7 +43,7 @@ struct RowIdCache {
     ArgHash args[FLEXIBLE_ARRAY_MEMBER];
 };
 
-RowIdCache* row_id_cache(FunctionCallInfo fcinfo) {
+RowIdCache* row_id_cache(FunctionCallInfo fcinfo, bool own_collations) {
     auto* cache = static_cast<RowIdCache*>(fcinfo->flinfo->fn_extra);
     if (cache != nullptr && cache->nargs == PG_NARGS()) {
         return cache;
@@ -46,6 +52,9 @@ RowIdCache* row_id_cache(FunctionCallInfo fcinfo) {
     cache = static_cast<RowIdCache*>(MemoryContextAllocZero(
         fcinfo->flinfo->fn_mcxt, offsetof(RowIdCache, args) + sizeof(ArgHash) * n));
     cache->nargs = n;
+    Node* call = fcinfo->flinfo->fn_expr;
+    List* call_args =
+        call != nullptr && IsA(call, FuncExpr) ? reinterpret_cast<FuncExpr*>(call)->args : NIL;
     for (int i = 0; i < n; ++i) {
         ArgHash* a = &cache->args[i];
         a->type = get_fn_expr_argtype(fcinfo->flinfo, i);
@@ -54,6 +63,9 @@ RowIdCache* row_id_cache(FunctionCallInfo fcinfo) {
         }
         TypeCacheEntry* tc = lookup_type_cache(a->type, TYPECACHE_HASH_EXTENDED_PROC_FINFO);
         a->collatable = type_is_collatable(a->type);
+        a->collation = own_collations && i < list_length(call_args)
+                           ? exprCollation(static_cast<Node*>(list_nth(call_args, i)))
+                           : InvalidOid;
         if (OidIsValid(tc->hash_extended_proc)) {
             a->extended = true;
             fmgr_info_cxt(tc->hash_extended_proc, &a->proc, fcinfo->flinfo->fn_mcxt);
@@ -67,6 +79,45 @@ RowIdCache* row_id_cache(FunctionCallInfo fcinfo) {
     }
     fcinfo->flinfo->fn_extra = cache;
     return cache;
+}
+
+/// pgtrickle.row_id, with every collatable argument hashed under its own collation
+/// (`own_collations`) or under the call's.
+Datum row_id(FunctionCallInfo fcinfo, bool own_collations) {
+    if (get_fn_expr_variadic(fcinfo->flinfo)) {
+        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+                        errmsg("pgtrickle.row_id does not accept a VARIADIC array"),
+                        errhint("Pass the values as separate arguments.")));
+    }
+    RowIdCache* cache = row_id_cache(fcinfo, own_collations);
+    Oid collation = PG_GET_COLLATION();
+    if (!OidIsValid(collation)) {
+        collation = DEFAULT_COLLATION_OID;
+    }
+    XXH64_state_t state;
+    XXH64_reset(&state, 0);
+    for (int i = 0; i < cache->nargs; ++i) {
+        const unsigned char marker = PG_ARGISNULL(i) ? 0 : 1;
+        XXH64_update(&state, &marker, 1);
+        if (PG_ARGISNULL(i)) {
+            continue;
+        }
+        const ArgHash* a = &cache->args[i];
+        uint64 h;
+        if (a->extended) {
+            h = DatumGetUInt64(FunctionCall2Coll(const_cast<FmgrInfo*>(&a->proc),
+                                                 !a->collatable             ? InvalidOid
+                                                 : OidIsValid(a->collation) ? a->collation
+                                                                            : collation,
+                                                 PG_GETARG_DATUM(i), UInt64GetDatum(0)));
+        } else {
+            char* s = OutputFunctionCall(const_cast<FmgrInfo*>(&a->proc), PG_GETARG_DATUM(i));
+            h = XXH64(s, strlen(s), 0);
+            pfree(s);
+        }
+        XXH64_update(&state, &h, sizeof h);
+    }
+    PG_RETURN_INT64(static_cast<int64>(XXH64_digest(&state)));
 }
 
 struct ArgImage {
@@ -131,41 +182,15 @@ void update_with_image(XXH64_state_t* state, Datum value, const ArgImage* a) {
 
 extern "C" {
 PGDLLEXPORT PG_FUNCTION_INFO_V1(pgtrickle_row_id);
+PGDLLEXPORT PG_FUNCTION_INFO_V1(pgtrickle_row_id_own_collation);
 PGDLLEXPORT PG_FUNCTION_INFO_V1(pgtrickle_row_image_id);
 
 PGDLLEXPORT Datum pgtrickle_row_id(PG_FUNCTION_ARGS) {
-    if (get_fn_expr_variadic(fcinfo->flinfo)) {
-        ereport(ERROR, (errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-                        errmsg("pgtrickle.row_id does not accept a VARIADIC array"),
-                        errhint("Pass the values as separate arguments.")));
-    }
-    RowIdCache* cache = row_id_cache(fcinfo);
-    Oid collation = PG_GET_COLLATION();
-    if (!OidIsValid(collation)) {
-        collation = DEFAULT_COLLATION_OID;
-    }
-    XXH64_state_t state;
-    XXH64_reset(&state, 0);
-    for (int i = 0; i < cache->nargs; ++i) {
-        const unsigned char marker = PG_ARGISNULL(i) ? 0 : 1;
-        XXH64_update(&state, &marker, 1);
-        if (PG_ARGISNULL(i)) {
-            continue;
-        }
-        const ArgHash* a = &cache->args[i];
-        uint64 h;
-        if (a->extended) {
-            h = DatumGetUInt64(FunctionCall2Coll(const_cast<FmgrInfo*>(&a->proc),
-                                                 a->collatable ? collation : InvalidOid,
-                                                 PG_GETARG_DATUM(i), UInt64GetDatum(0)));
-        } else {
-            char* s = OutputFunctionCall(const_cast<FmgrInfo*>(&a->proc), PG_GETARG_DATUM(i));
-            h = XXH64(s, strlen(s), 0);
-            pfree(s);
-        }
-        XXH64_update(&state, &h, sizeof h);
-    }
-    PG_RETURN_INT64(static_cast<int64>(XXH64_digest(&state)));
+    return row_id(fcinfo, false);
+}
+
+PGDLLEXPORT Datum pgtrickle_row_id_own_collation(PG_FUNCTION_ARGS) {
+    return row_id(fcinfo, true);
 }
 
 PGDLLEXPORT Datum pgtrickle_row_image_id(PG_FUNCTION_ARGS) {
