@@ -1,8 +1,19 @@
 -- pg_trickle 0.34.0 -> 0.35.0: the settings a stream table's query runs under (recorded at
 -- create; NULL for existing stream tables: they keep the refreshing session's settings
 -- until redefined); WAL capture of Citus tables (slot health columns, citus_status with
--- reference sources and slot health, the slot functions).
+-- reference sources and slot health, the slot functions); pgtrickle.row_image_id, by which
+-- deltas are consolidated; pgtrickle.row_id hashes each value under its own collation.
 \echo Use "ALTER EXTENSION pg_trickle UPDATE TO '0.35.0'" to load this file. \quit
+
+-- Row ids change for values of nondeterministic collations (below): stream tables that may
+-- hold such values are recomputed by their next refresh. Their refresh locks (class 'pgtr'
+-- of refresh/lock.cpp) are taken first, before any catalog table is locked, so that no
+-- refresh in flight stores ids of one kind while this commits the other.
+SELECT pg_catalog.pg_advisory_xact_lock(1885828210, (pgt_id % 2147483647)::int)
+  FROM pgtrickle.pgt_stream_tables
+ WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_collation WHERE NOT collisdeterministic)
+ ORDER BY pgt_id;
+
 ALTER TABLE pgtrickle.pgt_stream_tables ADD COLUMN refresh_settings jsonb,
     ADD COLUMN full_refresh_reason text;
 
@@ -58,6 +69,25 @@ CREATE FUNCTION pgtrickle.drop_orphan_worker_slots()
 REVOKE ALL ON FUNCTION pgtrickle.poll_worker_slots(regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtrickle.provision_worker_slots(regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtrickle.drop_orphan_worker_slots() FROM PUBLIC;
+
+-- Image identity: a 64-bit xxHash over the values' binary images, NULL-aware; equal but
+-- differently spelled values ('alice', 'ALICE' under a case-insensitive collation; 1.0,
+-- 1.00) hash apart. Delta consolidations group by it.
+CREATE FUNCTION pgtrickle.row_image_id(VARIADIC "any") RETURNS bigint
+    LANGUAGE C IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgtrickle_row_image_id';
+
+-- pgtrickle.row_id hashed every value under the call's collation, which is the database
+-- default when the values' collations differ: 'alice' and 'ALICE' of a case-insensitive
+-- column beside a "C" one got two group ids. Each value is now hashed under its own
+-- collation. Ids change only for values of nondeterministic collations, so stream tables are
+-- recomputed in a database that has such a collation.
+CREATE OR REPLACE FUNCTION pgtrickle.row_id(VARIADIC "any") RETURNS bigint
+    LANGUAGE C IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgtrickle_row_id_own_collation';
+UPDATE pgtrickle.pgt_stream_tables
+   SET full_refresh_reason = CASE WHEN needs_full_refresh THEN full_refresh_reason
+                                  ELSE 'pg_trickle 0.35.0 hashes row ids under each value''s own collation' END,
+       needs_full_refresh = true
+ WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_collation WHERE NOT collisdeterministic);
 
 -- Functions of the extension resolve nothing through their caller's search_path
 -- (docs/security.md).

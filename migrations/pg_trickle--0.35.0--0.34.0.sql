@@ -1,6 +1,16 @@
 -- pg_trickle 0.35.0 -> 0.34.0: drop the recorded refresh settings and the WAL-capture
--- additions (slots recorded for Citus sources stay on their nodes; 0.34.0 does not read them).
+-- additions (slots recorded for Citus sources stay on their nodes; 0.34.0 does not read them);
+-- pgtrickle.row_image_id (deltas are consolidated by equality again) and pgtrickle.row_id
+-- hashing under the call's collation again.
 \echo Use "ALTER EXTENSION pg_trickle UPDATE TO '0.34.0'" to load this file. \quit
+
+-- Row ids change back for values of nondeterministic collations (below): as on the way up,
+-- the refresh locks of the stream tables to recompute are taken before any catalog lock.
+SELECT pg_catalog.pg_advisory_xact_lock(1885828210, (pgt_id % 2147483647)::int)
+  FROM pgtrickle.pgt_stream_tables
+ WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_collation WHERE NOT collisdeterministic)
+ ORDER BY pgt_id;
+
 ALTER TABLE pgtrickle.pgt_stream_tables DROP COLUMN refresh_settings,
     DROP COLUMN full_refresh_reason;
 
@@ -30,5 +40,11 @@ SELECT st.pgt_schema,
   JOIN pgtrickle.pgt_dependencies d ON d.pgt_id = st.pgt_id AND d.source_placement = 'distributed'
   LEFT JOIN pgtrickle.pgt_worker_slots ws ON ws.source_stable_name = d.source_stable_name
   LEFT JOIN pgtrickle.pgt_st_locks l ON l.pgt_id = st.pgt_id;
+
+DROP FUNCTION pgtrickle.row_image_id(VARIADIC "any");
+CREATE OR REPLACE FUNCTION pgtrickle.row_id(VARIADIC "any") RETURNS bigint
+    LANGUAGE C IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgtrickle_row_id';
+UPDATE pgtrickle.pgt_stream_tables SET needs_full_refresh = true
+ WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_collation WHERE NOT collisdeterministic);
 
 ALTER FUNCTION pgtrickle.handle_vp_promoted(text) RESET search_path;

@@ -135,9 +135,16 @@ CREATE FUNCTION pgtrickle.source_stable_name(source oid) RETURNS text
 COMMENT ON FUNCTION pgtrickle.source_stable_name(oid) IS
     'stable name of a source table: lower-hex XXH64 of database/schema.table; the stored one if the table is captured';
 
--- Row identity: a 64-bit xxHash over the values' equality-consistent hashes, NULL-aware.
+-- Row identity: a 64-bit xxHash over the values' equality-consistent hashes (each value under
+-- its own collation, as GROUP BY compares it), NULL-aware.
 CREATE FUNCTION pgtrickle.row_id(VARIADIC "any") RETURNS bigint
-    LANGUAGE C IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgtrickle_row_id';
+    LANGUAGE C IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgtrickle_row_id_own_collation';
+
+-- Image identity (0.35.0): a 64-bit xxHash over the values' binary images, NULL-aware; equal
+-- but differently spelled values ('alice', 'ALICE' under a case-insensitive collation; 1.0,
+-- 1.00) hash apart. Delta consolidations group by it.
+CREATE FUNCTION pgtrickle.row_image_id(VARIADIC "any") RETURNS bigint
+    LANGUAGE C IMMUTABLE PARALLEL SAFE AS 'MODULE_PATHNAME', 'pgtrickle_row_image_id';
 
 CREATE PROCEDURE pgtrickle.create_stream_table(
     name text,

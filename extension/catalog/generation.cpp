@@ -8,9 +8,12 @@ extern "C" {
 #include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_extension.h"
+#include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "storage/lmgr.h"
+#include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
 }
 
 namespace pgt::catalog {
@@ -64,6 +67,17 @@ bool has_full_refresh_reason() {
         const Oid nsp = get_namespace_oid("pgtrickle", true);
         const Oid rel = OidIsValid(nsp) ? get_relname_relid("pgt_stream_tables", nsp) : InvalidOid;
         return OidIsValid(rel) && get_attnum(rel, "full_refresh_reason") != InvalidAttrNumber;
+    });
+}
+
+bool has_row_image_id() {
+    return pg_call([]() noexcept {
+        const Oid nsp = get_namespace_oid("pgtrickle", true);
+        const Oid any = ANYOID;
+        return OidIsValid(nsp) &&
+               SearchSysCacheExists3(PROCNAMEARGSNSP, CStringGetDatum("row_image_id"),
+                                     PointerGetDatum(buildoidvector(&any, 1)),
+                                     ObjectIdGetDatum(nsp));
     });
 }
 

@@ -37,6 +37,10 @@ bool has_wal_capture();
 /// pgt_stream_tables.full_refresh_reason).
 bool has_full_refresh_reason();
 
+/// The catalog has pgtrickle.row_image_id (0.35.0): deltas are consolidated by the values'
+/// binary images (ivm::RowIdentity::image), else by their equality.
+bool has_row_image_id();
+
 /// The settings that change what a query returns, recorded at create and applied to every
 /// refresh of the stream table (TimeZone, DateStyle, IntervalStyle, ...).
 extern const char* const kResultSettings[];

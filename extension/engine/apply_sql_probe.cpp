@@ -12,6 +12,7 @@
 #include "boundary/pg.h"
 #include "boundary/spi.h"
 #include "capture/capture.h"
+#include "catalog/generation.h"
 #include "core/delta_sql.h"
 #include "refresh/refresh.h"
 
@@ -43,10 +44,14 @@ PGT_FUNCTION(pgtrickle_engine_apply_sql) {
     for (Oid rel : tr.relations) {
         window.changed.insert(pgt::capture::resolve(rel).stable_name);
     }
-    const std::string sql = pgt::ivm::delta_apply_sql(
-        *tr.plan, pgt::ivm::differential_layout(*tr.plan), storage, window,
-        target_kind == "distributed" ? pgt::ivm::ApplyTarget::distributed
-                                     : pgt::ivm::ApplyTarget::local);
+    pgt::ivm::StorageLayout layout = pgt::ivm::differential_layout(*tr.plan);
+    if (!pgt::catalog::has_row_image_id()) {
+        layout.identity = pgt::ivm::RowIdentity::equality;
+    }
+    const std::string sql =
+        pgt::ivm::delta_apply_sql(*tr.plan, layout, storage, window,
+                                  target_kind == "distributed" ? pgt::ivm::ApplyTarget::distributed
+                                                               : pgt::ivm::ApplyTarget::local);
     spi.finish();
     PG_RETURN_TEXT_P(pgt::pg::to_text(sql));
 }

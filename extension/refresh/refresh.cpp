@@ -449,7 +449,10 @@ class Refresh {
                 "stream table \"" + st_.name + "\" can no longer be maintained differentially",
                 tr.unsupported, "Run pgtrickle.alter_stream_table(..., refresh_mode => 'full').");
         }
-        const ivm::StorageLayout layout = ivm::differential_layout(*tr.plan);
+        ivm::StorageLayout layout = ivm::differential_layout(*tr.plan);
+        if (!catalog::has_row_image_id()) {
+            layout.identity = ivm::RowIdentity::equality;  // catalogs before 0.35.0
+        }
         const std::string apply =
             ivm::delta_apply_sql(*tr.plan, layout, st_.qualified_name(), window_);
         const pg::AsUser as_owner(owner_, /*restricted=*/true);

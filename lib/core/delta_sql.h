@@ -26,6 +26,17 @@ struct ChangeWindow {
     std::set<std::string> changed;      ///< stable names of sources with rows in the window
 };
 
+/// How the delta's consolidations tell rows apart (docs/architecture.md "Row identity").
+enum class RowIdentity {
+    /// By the values' binary images (`pgtrickle.row_image_id`, catalog 0.35.0): values that
+    /// are equal but spelled differently ('alice' and 'ALICE' under a case-insensitive
+    /// collation, numeric 1.0 and 1.00, float -0 and 0, bpchar 'a' and 'a  ') stay apart, so
+    /// a row never cancels, merges with or replaces a differently spelled one.
+    image,
+    /// By the values' equality: catalogs before 0.35.0, which lack `pgtrickle.row_image_id`.
+    equality,
+};
+
 /// The storage table's columns and how it is maintained.
 struct StorageLayout {
     StorageKind kind = StorageKind::rows;
@@ -33,6 +44,9 @@ struct StorageLayout {
     bool algebraic = false;         ///< groups updated from deltas alone (else recomputed)
     std::vector<Column> visible;    ///< the query's output columns
     std::vector<HiddenColumn> hidden;
+    /// What the catalog provides to tell rows apart; the storage (`__pgt_row_id`) is the same
+    /// either way.
+    RowIdentity identity = RowIdentity::image;
 };
 
 /// Layout for a differentially maintained query.
@@ -68,7 +82,8 @@ std::string delta_apply_sql(const Query& q, const StorageLayout& layout, const s
                             ApplyTarget apply_target = ApplyTarget::local);
 
 /// The rows of the query's delta (output columns + "__pgt_w"), for tests and explain.
-std::string delta_rows_sql(const Query& q, const ChangeWindow& window);
+std::string delta_rows_sql(const Query& q, const ChangeWindow& window,
+                           RowIdentity identity = RowIdentity::image);
 
 /// Human-readable operator tree, one operator a line, indented by depth.
 std::string explain_tree(const Query& q, const StorageLayout& layout);

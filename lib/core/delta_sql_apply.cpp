@@ -1,9 +1,11 @@
 // Apply statements: the storage layouts (rows, groups), the full refresh that fills them, and
 // the statement that applies one change window's delta to them.
 //
-//   rows     the query's delta consolidated per distinct row; row ids that lose copies have
-//            all their copies deleted and the survivors inserted back, rows that gain copies
-//            are inserted. Rows are addressed by __pgt_row_id only (never ctid).
+//   rows     the query's delta consolidated per distinct row (per binary image: 'alice' and
+//            'ALICE' are different rows even where they are equal); row ids that lose copies
+//            have all their copies deleted and the survivors inserted back, a lost copy taking
+//            one of its own image first; rows that gain copies are inserted. Rows are
+//            addressed by __pgt_row_id only (never ctid).
 //   groups   the new state of every group the delta touches, as a relation of storage rows
 //            with a keep flag ("__pgt_new"), written by MERGE (local) or by DELETE + INSERT
 //            ... ON CONFLICT (distributed). Algebraic aggregates (count, sum, avg over exact
@@ -30,6 +32,7 @@ using detail::hidden_name;
 using detail::kWeightColumn;
 using detail::op;
 using detail::restrict_to_groups;
+using detail::row_image_id;
 using sql::join;
 using sql::quote_ident;
 
@@ -127,53 +130,116 @@ std::string groups_full(const DeltaGenerator& gen, const Block& b, const Storage
     return s;
 }
 
-/// Apply for the rows layout, for every apply target: consolidate the delta per distinct row;
-/// for row ids that lose copies, delete every stored copy and insert back all but the lost
-/// ones; insert n copies of rows whose weight is positive. No ctid, no MERGE: a distributed
-/// table can run it as well. Rows written = copies removed + copies added.
+/// Survivors of the deleted copies (CTE "__pgt_del": visible columns, "__pgt_row_id") once
+/// the lost copies (negative rows of "__pgt_dr") are taken away: visible columns,
+/// "__pgt_row_id" and the number of copies to insert back ("__pgt_n").
+///
+/// equality: consolidated per row content under the columns' equality (distinct rows may
+/// share a row id: NaN and the infinities hash alike).
+///
+/// image: a lost copy takes a stored copy of its own image (its exact spelling) first, so
+/// deleting 'alice' never deletes 'ALICE'. A lost copy whose image is not stored (a group
+/// below the top whose spelling PostgreSQL chose differently this time: 1.0 or 1.00) takes
+/// a copy of another image of its equality class (same row id, equal columns), in image
+/// order. Every row id and image id here is a bigint, so classes are formed by grouping:
+/// columns without ordering or hash operators are never sorted or joined on.
+std::string rows_survivors(const StorageLayout& layout) {
+    const size_t n = layout.visible.size();
+    const std::string cols = column_list(layout.visible);
+    const std::string removed_cols = column_list(layout.visible, "k.");
+    const std::string change_cols = column_list(layout.visible, "r.");
+    const std::string w = kWeightColumn;
+    if (layout.identity == RowIdentity::equality) {
+        return "\"__pgt_rest\" AS (SELECT " + cols + ", \"__pgt_row_id\", pg_catalog.sum(" + w +
+               ") AS \"__pgt_n\" FROM (SELECT " + removed_cols + ", k.\"__pgt_row_id\", 1 AS " + w +
+               " FROM \"__pgt_del\" AS k UNION ALL SELECT " + change_cols +
+               ", r.\"__pgt_rid\", r.\"__pgt_dw\" FROM \"__pgt_dr\" AS r WHERE r.\"__pgt_dw\"" +
+               op("<") + "0) AS \"__pgt_u\" GROUP BY " + join(positions(n + 1), ", ") +
+               " HAVING pg_catalog.sum(" + w + ")" + op(">") + "0)";
+    }
+    const std::string net_cols = column_list(layout.visible, "e.");
+    // Per image: stored copies minus lost copies.
+    std::string s =
+        "\"__pgt_net\" AS (SELECT \"__pgt_row_id\", \"__pgt_img\", " + cols + ", pg_catalog.sum(" +
+        w + ") AS \"__pgt_net\" FROM (SELECT k.\"__pgt_row_id\", " + row_image_id({removed_cols}) +
+        " AS \"__pgt_img\", " + removed_cols + ", 1 AS " + w +
+        " FROM \"__pgt_del\" AS k UNION ALL SELECT r.\"__pgt_rid\", r.\"__pgt_img\", " +
+        change_cols + ", r.\"__pgt_dw\" FROM \"__pgt_dr\" AS r WHERE r.\"__pgt_dw\"" + op("<") +
+        "0) AS \"__pgt_u\" GROUP BY " + join(positions(n + 2), ", ") + " HAVING pg_catalog.sum(" +
+        w + ")" + op("<>") + "0), ";
+    // Per equality class: the copies lost by images that are not stored, and every image's
+    // surplus, in image order.
+    const std::string kept = "GREATEST(e.\"__pgt_net\", 0)";
+    const std::string lost = "GREATEST(0" + op("-") + "e.\"__pgt_net\", 0)";
+    s += "\"__pgt_cls\" AS (SELECT e.\"__pgt_row_id\", pg_catalog.sum(" + lost +
+         ") AS \"__pgt_lost\", pg_catalog.array_agg(e.\"__pgt_img\" ORDER BY e.\"__pgt_img\") AS "
+         "\"__pgt_imgs\", pg_catalog.array_agg(" +
+         kept + " ORDER BY e.\"__pgt_img\") AS \"__pgt_kept\" FROM \"__pgt_net\" AS e GROUP BY " +
+         "e.\"__pgt_row_id\", " + net_cols + " HAVING pg_catalog.sum(" + kept + ")" + op(">") +
+         "pg_catalog.sum(" + lost + ")), ";
+    // The first "__pgt_lost" surplus copies of a class, in image order, go too.
+    s += "\"__pgt_rest\" AS (SELECT " + net_cols +
+         ", e.\"__pgt_row_id\", i.\"__pgt_n\" FROM \"__pgt_cls\" AS c CROSS JOIN LATERAL (SELECT "
+         "j.\"__pgt_img\", GREATEST(0, LEAST(j.\"__pgt_k\", pg_catalog.sum(j.\"__pgt_k\") OVER "
+         "(ORDER BY j.\"__pgt_img\")" +
+         op("-") +
+         "c.\"__pgt_lost\")) AS \"__pgt_n\" FROM ROWS FROM (pg_catalog.unnest(c.\"__pgt_imgs\"), "
+         "pg_catalog.unnest(c.\"__pgt_kept\")) AS j(\"__pgt_img\", \"__pgt_k\")) AS i JOIN "
+         "\"__pgt_net\" AS e ON e.\"__pgt_row_id\"" +
+         op("=") + "c.\"__pgt_row_id\" AND e.\"__pgt_img\"" + op("=") + "i.\"__pgt_img\" WHERE " +
+         "i.\"__pgt_n\"" + op(">") + "0)";
+    return s;
+}
+
+/// Apply for the rows layout, for every apply target: consolidate the delta per distinct row
+/// (per image, with RowIdentity::image); for row ids that lose copies, delete every stored
+/// copy and insert back all but the lost ones (rows_survivors); insert n copies of rows whose
+/// weight is positive. No ctid, no MERGE: a distributed table can run it as well. Rows
+/// written = copies removed + copies added.
 std::string rows_apply(const DeltaGenerator& gen, const Query& q, const StorageLayout& layout,
                        const std::string& target) {
+    const bool image = layout.identity == RowIdentity::image;
+    const size_t n = layout.visible.size();
     const std::string cols = column_list(layout.visible);
     const std::string delta_cols = column_list(layout.visible, "d.");
     const std::string change_cols = column_list(layout.visible, "r.");
     const std::string removed_cols = column_list(layout.visible, "k.");  // deleted copies
     const std::string target_cols = column_list(layout.visible, "t.");
-    return "WITH \"__pgt_d\" AS (SELECT " + cols + ", pg_catalog.sum(" + kWeightColumn +
-           ") AS \"__pgt_dw\" FROM (" + gen.query_delta(q) + ") AS \"__pgt_x\" GROUP BY " +
-           join(positions(layout.visible.size()), ", ") + " HAVING pg_catalog.sum(" +
-           kWeightColumn + ")" + op("<>") + "0), " +
-           // Each distinct changed row with its row id and net weight.
-           "\"__pgt_dr\" AS MATERIALIZED (SELECT " + delta_cols +
-           ", d.\"__pgt_dw\", pgtrickle.row_id(" + delta_cols +
-           ") AS \"__pgt_rid\" FROM \"__pgt_d\" AS d), " +
-           // Row ids that lose copies.
-           "\"__pgt_shrink\" AS MATERIALIZED (SELECT DISTINCT r.\"__pgt_rid\" FROM \"__pgt_dr\" AS "
-           "r WHERE r.\"__pgt_dw\"" +
-           op("<") + "0), \"__pgt_del\" AS (DELETE FROM " + target +
-           " AS t WHERE t.\"__pgt_row_id\" IN (SELECT s.\"__pgt_rid\" FROM \"__pgt_shrink\" AS s) "
-           "RETURNING " +
-           target_cols + ", t.\"__pgt_row_id\"), " +
-           // Survivors: the deleted copies minus the lost ones, consolidated per row content
-           // (distinct rows may share a row id: NaN and the infinities hash alike).
-           "\"__pgt_rest\" AS (SELECT " + cols + ", \"__pgt_row_id\", pg_catalog.sum(" +
-           kWeightColumn + ") AS \"__pgt_n\" FROM (SELECT " + removed_cols +
-           ", k.\"__pgt_row_id\", 1 AS " + kWeightColumn +
-           " FROM \"__pgt_del\" AS k UNION ALL SELECT " + change_cols +
-           ", r.\"__pgt_rid\", r.\"__pgt_dw\" FROM \"__pgt_dr\" AS r WHERE r.\"__pgt_dw\"" +
-           op("<") + "0) AS \"__pgt_u\" GROUP BY " +
-           join(positions(layout.visible.size() + 1), ", ") + " HAVING pg_catalog.sum(" +
-           kWeightColumn + ")" + op(">") + "0), \"__pgt_keep\" AS (INSERT INTO " + target + " (" +
-           cols + ", \"__pgt_row_id\") SELECT " + removed_cols +
-           ", k.\"__pgt_row_id\" FROM \"__pgt_rest\" AS k CROSS JOIN LATERAL "
-           "pg_catalog.generate_series(1::bigint, k.\"__pgt_n\"::bigint) AS n RETURNING 1), "
-           "\"__pgt_ins\" AS (INSERT INTO " +
-           target + " (" + cols + ", \"__pgt_row_id\") SELECT " + change_cols +
-           ", r.\"__pgt_rid\" FROM \"__pgt_dr\" AS r CROSS JOIN LATERAL "
-           "pg_catalog.generate_series(1::bigint, r.\"__pgt_dw\"::bigint) AS n WHERE "
-           "r.\"__pgt_dw\"" +
-           op(">") + "0 RETURNING 1) SELECT (SELECT pg_catalog.count(*) FROM \"__pgt_del\")" +
-           op("-") + "(SELECT pg_catalog.count(*) FROM \"__pgt_keep\")" + op("+") +
-           "(SELECT pg_catalog.count(*) FROM \"__pgt_ins\")";
+    const std::string w = kWeightColumn;
+    // The delta per distinct row (per image): its net weight.
+    std::string s = image ? "WITH \"__pgt_d\" AS (SELECT \"__pgt_img\", " + cols +
+                                ", pg_catalog.sum(" + w + ") AS \"__pgt_dw\" FROM (SELECT " +
+                                row_image_id({column_list(layout.visible, "x.")}) +
+                                " AS \"__pgt_img\", x.* FROM (" + gen.query_delta(q) +
+                                ") AS x) AS \"__pgt_x\" GROUP BY " + join(positions(n + 1), ", ")
+                          : "WITH \"__pgt_d\" AS (SELECT " + cols + ", pg_catalog.sum(" + w +
+                                ") AS \"__pgt_dw\" FROM (" + gen.query_delta(q) +
+                                ") AS \"__pgt_x\" GROUP BY " + join(positions(n), ", ");
+    s += " HAVING pg_catalog.sum(" + w + ")" + op("<>") + "0), ";
+    // Each distinct changed row with its row id and net weight.
+    s += "\"__pgt_dr\" AS MATERIALIZED (SELECT " + delta_cols + ", d.\"__pgt_dw\", " +
+         (image ? std::string("d.\"__pgt_img\", ") : std::string()) + "pgtrickle.row_id(" +
+         delta_cols + ") AS \"__pgt_rid\" FROM \"__pgt_d\" AS d), ";
+    // Row ids that lose copies: every stored copy is deleted, the survivors inserted back.
+    s += "\"__pgt_shrink\" AS MATERIALIZED (SELECT DISTINCT r.\"__pgt_rid\" FROM \"__pgt_dr\" AS "
+         "r WHERE r.\"__pgt_dw\"" +
+         op("<") + "0), \"__pgt_del\" AS (DELETE FROM " + target +
+         " AS t WHERE t.\"__pgt_row_id\" IN (SELECT s.\"__pgt_rid\" FROM \"__pgt_shrink\" AS s) "
+         "RETURNING " +
+         target_cols + ", t.\"__pgt_row_id\"), " + rows_survivors(layout) + ", ";
+    s += "\"__pgt_keep\" AS (INSERT INTO " + target + " (" + cols + ", \"__pgt_row_id\") SELECT " +
+         removed_cols +
+         ", k.\"__pgt_row_id\" FROM \"__pgt_rest\" AS k CROSS JOIN LATERAL "
+         "pg_catalog.generate_series(1::bigint, k.\"__pgt_n\"::bigint) AS n RETURNING 1), "
+         "\"__pgt_ins\" AS (INSERT INTO " +
+         target + " (" + cols + ", \"__pgt_row_id\") SELECT " + change_cols +
+         ", r.\"__pgt_rid\" FROM \"__pgt_dr\" AS r CROSS JOIN LATERAL "
+         "pg_catalog.generate_series(1::bigint, r.\"__pgt_dw\"::bigint) AS n WHERE "
+         "r.\"__pgt_dw\"" +
+         op(">") + "0 RETURNING 1) SELECT (SELECT pg_catalog.count(*) FROM \"__pgt_del\")" +
+         op("-") + "(SELECT pg_catalog.count(*) FROM \"__pgt_keep\")" + op("+") +
+         "(SELECT pg_catalog.count(*) FROM \"__pgt_ins\")";
+    return s;
 }
 
 /// Terms of a grouped block's delta projected to grouping values (and aggregate args).
@@ -267,13 +333,19 @@ std::string groups_algebraic_new(const DeltaGenerator& gen, const Block& b,
             consolidated.push_back(quote_ident(hidden_name("a", j)));
         }
     }
+    // Rows of equal arguments but different images (1.0 and 1.00) stay apart: a sum shows the
+    // largest scale of its values, and a change of spelling only is a change (min/max rescan).
+    std::vector<std::string> consolidate_by = positions(consolidated.size());
+    if (layout.identity == RowIdentity::image && !consolidated.empty()) {
+        consolidate_by.insert(consolidate_by.begin(), row_image_id(consolidated));
+    }
     const std::string w = kWeightColumn;
     std::string s =
         "WITH \"__pgt_c\" AS (SELECT " +
         (consolidated.empty() ? std::string("1 AS \"__pgt_one\"") : join(consolidated, ", ")) +
         ", pg_catalog.sum(" + w + ") AS " + w + " FROM (" + grouped_delta_rows(gen, b, true) +
         ") AS \"__pgt_x\"" +
-        (consolidated.empty() ? "" : " GROUP BY " + join(positions(consolidated.size()), ", ")) +
+        (consolidated.empty() ? "" : " GROUP BY " + join(consolidate_by, ", ")) +
         " HAVING pg_catalog.sum(" + w + ")" + op("<>") + "0), ";
 
     // Per group: net row count, whether rows were lost, and per aggregate its delta.
@@ -530,7 +602,7 @@ std::string full_refresh_sql(const Query* q, const StorageLayout& layout, const 
 
 std::string delta_apply_sql(const Query& q, const StorageLayout& layout, const std::string& target,
                             const ChangeWindow& window, ApplyTarget apply_target) {
-    const DeltaGenerator gen(&window);
+    const DeltaGenerator gen(&window, layout.identity);
     if (layout.kind == StorageKind::rows) {
         return rows_apply(gen, q, layout, target);
     }

@@ -42,6 +42,23 @@ std::string group_row_id(const std::vector<std::string>& values) {
     return "pgtrickle.row_id(" + join(values, ", ") + ")";
 }
 
+std::string row_image_id(const std::vector<std::string>& values) {
+    if (values.empty()) {
+        return "0::bigint";
+    }
+    return "pgtrickle.row_image_id(" + join(values, ", ") + ")";
+}
+
+std::vector<std::string> consolidation_keys(const std::vector<std::string>& cols,
+                                            RowIdentity identity) {
+    std::vector<std::string> keys;
+    if (identity == RowIdentity::image && !cols.empty()) {
+        keys.push_back(row_image_id(cols));
+    }
+    keys.insert(keys.end(), cols.begin(), cols.end());
+    return keys;
+}
+
 std::vector<std::string> group_key_exprs(const Block& b) {
     std::vector<std::string> keys;
     for (const auto& k : b.group_by) {
@@ -465,8 +482,11 @@ std::string DeltaGenerator::block_delta(const Block& b,
 // Delta of a grouped block below the top (a FROM subquery, a UNION ALL branch): the groups the
 // core's delta touches, recomputed in the new state (+1) and in the old state (-1). The old
 // state of the core is the multiset C_new - ΔC restricted to those groups, consolidated over
-// every column of its range variables; each range variable is then rebound to those columns
-// (LATERAL), so the block's own expressions apply.
+// every column of its range variables, by image first: rows equal under a column's equality
+// but spelled differently ('alice', 'ALICE' under a case-insensitive collation) stay apart,
+// since the block's expressions can tell them apart (`name COLLATE "C"`, a numeric's scale).
+// Each range variable is then rebound to those columns (LATERAL), so the block's own
+// expressions apply.
 std::string DeltaGenerator::grouped_block_delta(const Block& b,
                                                 const std::vector<std::string>& select_list) const {
     const std::vector<Term> terms = core_delta(b.core);
@@ -522,8 +542,9 @@ std::string DeltaGenerator::grouped_block_delta(const Block& b,
     const std::string old_rows =
         "SELECT " + targets + ", -1 AS " + kWeightColumn + " FROM (SELECT " +
         join(flat_names, ", ") + ", pg_catalog.sum(" + kWeightColumn + ") AS \"__pgt_n\" FROM (" +
-        old_core + ") AS \"__pgt_u\" GROUP BY " + join(flat_names, ", ") +
-        " HAVING pg_catalog.sum(" + kWeightColumn + ")" + op(">") +
+        old_core + ") AS \"__pgt_u\" GROUP BY " +
+        join(consolidation_keys(flat_names, identity_), ", ") + " HAVING pg_catalog.sum(" +
+        kWeightColumn + ")" + op(">") +
         "0) AS \"__pgt_c\" CROSS JOIN LATERAL pg_catalog.generate_series(1::bigint, "
         "\"__pgt_c\".\"__pgt_n\"::bigint) AS \"__pgt_rep\", " +
         join(rebinds, ", ") + tail;
@@ -548,8 +569,8 @@ std::string DeltaGenerator::query_delta(const Query& q) const {
 
 }  // namespace detail
 
-std::string delta_rows_sql(const Query& q, const ChangeWindow& window) {
-    const detail::DeltaGenerator gen(&window);
+std::string delta_rows_sql(const Query& q, const ChangeWindow& window, RowIdentity identity) {
+    const detail::DeltaGenerator gen(&window, identity);
     return gen.query_delta(q);
 }
 

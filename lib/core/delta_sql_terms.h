@@ -43,6 +43,16 @@ std::string hidden_name(const char* what, size_t i);
 /// Row id of a group from its grouping values (the same expression in full and delta SQL).
 std::string group_row_id(const std::vector<std::string>& values);
 
+/// Image id of a row from its values (`pgtrickle.row_image_id`): equal only when every value
+/// has the same binary image, so equal but differently spelled rows differ.
+std::string row_image_id(const std::vector<std::string>& values);
+
+/// The GROUP BY list that consolidates rows of columns `cols`: the image id first (with
+/// RowIdentity::image), then the columns (their equality; a hash collision of image ids never
+/// merges unequal rows).
+std::vector<std::string> consolidation_keys(const std::vector<std::string>& cols,
+                                            RowIdentity identity);
+
 /// The rendered grouping expressions of a block.
 std::vector<std::string> group_key_exprs(const Block& b);
 
@@ -69,7 +79,10 @@ struct Term {
 /// window.
 class DeltaGenerator {
   public:
-    explicit DeltaGenerator(const ChangeWindow* window) : window_(window) {}
+    explicit DeltaGenerator(const ChangeWindow* window, RowIdentity identity = RowIdentity::image)
+        : window_(window), identity_(identity) {}
+
+    RowIdentity identity() const { return identity_; }
 
     // Relations: one FROM item bound to its alias.
     std::string current_rel(const FromItem& item) const;
@@ -104,6 +117,7 @@ class DeltaGenerator {
     void tree_nulls(const SpjCore& c, const JoinTree& t, std::vector<std::string>& out) const;
 
     const ChangeWindow* window_;
+    RowIdentity identity_;
 };
 
 }  // namespace pgt::ivm::detail

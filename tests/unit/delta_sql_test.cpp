@@ -217,6 +217,81 @@ TEST(DeltaSql, numeric_sums_rescan_groups_with_special_values) {
     EXPECT_NE(sql.find("\"__pgt_dspecial_1\""), std::string::npos);
 }
 
+// Every call of `fn(` in `sql` is schema-qualified.
+void expect_qualified(const std::string& sql, const std::string& fn, const std::string& schema) {
+    EXPECT_EQ(count(sql, fn + "("), count(sql, schema + "." + fn + "(")) << fn << " in " << sql;
+}
+
+TEST(DeltaSql, rows_layout_consolidates_the_delta_by_image_and_keeps_equality_row_ids) {
+    const Query q = join_query();
+    const ChangeWindow w{{"1:2:", {}, {}}, {"sn_a"}};
+    auto l = differential_layout(q);
+    EXPECT_EQ(l.identity, RowIdentity::image);
+    const std::string sql = delta_apply_sql(q, l, "\"st\"", w);
+    // The delta per image: 'alice' and 'ALICE' never cancel or merge.
+    EXPECT_NE(sql.find("SELECT pgtrickle.row_image_id(x.\"v\") AS \"__pgt_img\", x.* FROM ("),
+              std::string::npos);
+    EXPECT_NE(sql.find(") AS x) AS \"__pgt_x\" GROUP BY 1, 2 HAVING"), std::string::npos);
+    // Stored rows keep the equality row id; survivors are counted per image, then per class.
+    EXPECT_NE(sql.find("pgtrickle.row_id(d.\"v\") AS \"__pgt_rid\""), std::string::npos);
+    EXPECT_NE(sql.find("pgtrickle.row_image_id(k.\"v\") AS \"__pgt_img\""), std::string::npos);
+    EXPECT_NE(sql.find("\"__pgt_cls\" AS (SELECT e.\"__pgt_row_id\""), std::string::npos);
+    EXPECT_NE(sql.find("GROUP BY e.\"__pgt_row_id\", e.\"v\""), std::string::npos);
+    for (const char* fn : {"sum", "array_agg", "unnest", "generate_series", "count"}) {
+        expect_qualified(sql, fn, "pg_catalog");
+    }
+    expect_qualified(sql, "row_image_id", "pgtrickle");
+    expect_qualified(sql, "row_id", "pgtrickle");
+
+    // A catalog without pgtrickle.row_image_id: consolidated by equality, as before.
+    l.identity = RowIdentity::equality;
+    const std::string old = delta_apply_sql(q, l, "\"st\"", w);
+    EXPECT_EQ(old.find("row_image_id"), std::string::npos) << old;
+    EXPECT_EQ(old.find("__pgt_cls"), std::string::npos);
+    EXPECT_NE(old.find("pgtrickle.row_id(d.\"v\") AS \"__pgt_rid\""), std::string::npos);
+}
+
+TEST(DeltaSql, old_state_below_the_top_is_consolidated_by_image) {
+    Query u;
+    u.union_all = true;
+    const Query branch = grouped_query(true, false);
+    u.branches = {std::make_shared<Query>(branch)};
+    u.columns = branch.columns;
+    EXPECT_EQ(differential_layout(u).kind, StorageKind::rows);
+    const ChangeWindow w{{"1:2:", {}, {}}, {"sn_a"}};
+    const std::string image = delta_rows_sql(u, w);
+    EXPECT_NE(image.find("AS \"__pgt_u\" GROUP BY pgtrickle.row_image_id(\"a.k\", \"a.v\", "
+                         "\"b.k\", \"b.v\"), \"a.k\", \"a.v\", \"b.k\", \"b.v\" HAVING"),
+              std::string::npos)
+        << image;
+    const std::string equality = delta_rows_sql(u, w, RowIdentity::equality);
+    EXPECT_EQ(equality.find("row_image_id"), std::string::npos);
+    EXPECT_NE(equality.find("AS \"__pgt_u\" GROUP BY \"a.k\", \"a.v\", \"b.k\", \"b.v\" HAVING"),
+              std::string::npos);
+    // The apply statement passes the layout's identity down to the blocks below the top.
+    auto l = differential_layout(u);
+    l.identity = RowIdentity::equality;
+    EXPECT_EQ(delta_apply_sql(u, l, "\"st\"", w).find("row_image_id"), std::string::npos);
+}
+
+TEST(DeltaSql, algebraic_groups_consolidate_arguments_by_image) {
+    const Query q = grouped_query(false, false);
+    const ChangeWindow w{{"1:2:", {}, {}}, {"sn_a"}};
+    auto l = differential_layout(q);
+    ASSERT_TRUE(l.algebraic);
+    // 1.0 and 1.00 stay apart (a sum shows the largest scale); the group id is still row_id.
+    const std::string sql = delta_apply_sql(q, l, "\"st\"", w);
+    EXPECT_NE(sql.find("GROUP BY pgtrickle.row_image_id(\"__pgt_g_1\", \"__pgt_a_1\", "
+                       "\"__pgt_a_2\"), 1, 2, 3 HAVING"),
+              std::string::npos)
+        << sql;
+    EXPECT_NE(sql.find("pgtrickle.row_id(d.\"__pgt_g_1\") AS \"__pgt_rid\""), std::string::npos);
+    l.identity = RowIdentity::equality;
+    const std::string old = delta_apply_sql(q, l, "\"st\"", w);
+    EXPECT_EQ(old.find("row_image_id"), std::string::npos);
+    EXPECT_NE(old.find("GROUP BY 1, 2, 3 HAVING"), std::string::npos);
+}
+
 TEST(SqlIdent, quotes_everything_and_doubles_quotes) {
     EXPECT_EQ(sql::quote_ident("orders"), "\"orders\"");
     EXPECT_EQ(sql::quote_ident("we\"ird"), "\"we\"\"ird\"");
