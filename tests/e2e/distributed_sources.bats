@@ -26,20 +26,11 @@ setup() {
 }
 
 teardown_file() {
-    if [ -f "$BATS_FILE_TMPDIR/worker3.dir" ]; then
-        bash "$E2E_DIR/../support/pgtmp.sh" stop "$(cat "$BATS_FILE_TMPDIR/worker3.dir")" || true
-    fi
+    stop_worker3
     cluster_down
 }
 
 SUMMARY_Q="SELECT customer_id, count(*) AS n, sum(qty) AS qty, avg(qty) AS avg_qty FROM orders GROUP BY customer_id"
-
-# differs ST QUERY: rows of the stream table and of the query that the other lacks.
-differs() {
-    local st=$1 q=$2 cols
-    cols=$(on coordinator "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute WHERE attrelid = '$st'::regclass AND attnum > 0 AND NOT attisdropped AND attname NOT LIKE '\\_\\_pgt\\_%'")
-    on coordinator "SELECT count(*) FROM ((SELECT $cols FROM $st EXCEPT ALL SELECT * FROM ($q) q) UNION ALL (SELECT * FROM ($q) q EXCEPT ALL SELECT $cols FROM $st)) d"
-}
 
 refresh() { on coordinator "CALL pgtrickle.refresh_stream_table('$1')"; }
 
@@ -345,27 +336,9 @@ writes_in_background() {
     oracles_match
 }
 
-# wait_for SQL EXPECTED: poll the coordinator (up to 20 s) until SQL returns EXPECTED.
-wait_for() {
-    local i out
-    for i in $(seq 1 80); do
-        out=$(on coordinator "$1")
-        [ "$out" = "$2" ] && return 0
-        sleep 0.25
-    done
-    echo "waited for '$1' = '$2', last: '$out'"
-    return 1
-}
-
 @test "a node added, rebalanced onto and removed: slots follow, nothing missed or doubled" {
-    local port=${PGTRICKLE_E2E_WORKER3_PORT:-57639} dir
-    dir=$(mktemp -d "${TMPDIR:-/tmp}/pgtrickle-e2e-worker3.XXXXXX")
-    chmod 755 "$dir"
-    echo "$dir/node" >"$BATS_FILE_TMPDIR/worker3.dir"
-    bash "$E2E_DIR/../support/pgtmp.sh" start --dir "$dir/node" --port "$port" --no-preload \
-        --set shared_preload_libraries=citus,pg_trickle --set citus.enable_change_data_capture=on \
-        --set synchronous_commit=on >/dev/null
-    PGCONNECT_TIMEOUT=10 psql -X -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -c "CREATE EXTENSION citus"
+    local port
+    port=$(start_worker3)
     on coordinator "SELECT citus_add_node('127.0.0.1', $port)"
     # The scheduler's poller notices the new node and gives it a slot.
     wait_for "SELECT count(*) FROM pgtrickle.pgt_worker_slots ws JOIN pgtrickle.pgt_change_tracking ct USING (source_stable_name) WHERE ct.source_relid = 'orders'::regclass AND ws.worker_port = $port" 1

@@ -55,3 +55,58 @@ on() {
 }
 
 port_of() { bash "$CLUSTER" port "$1"; }
+
+# differs ST QUERY: rows of the stream table and of the query that the other lacks.
+differs() {
+    local st=$1 q=$2 cols
+    cols=$(on coordinator "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute WHERE attrelid = '$st'::regclass AND attnum > 0 AND NOT attisdropped AND attname NOT LIKE '\\_\\_pgt\\_%'")
+    on coordinator "SELECT count(*) FROM ((SELECT $cols FROM $st EXCEPT ALL SELECT * FROM ($q) q) UNION ALL (SELECT * FROM ($q) q EXCEPT ALL SELECT $cols FROM $st)) d"
+}
+
+# wait_for SQL EXPECTED [SECONDS]: poll the coordinator (up to SECONDS, default 20) until SQL
+# returns EXPECTED.
+wait_for() {
+    local i out tries=$(( ${3:-20} * 4 ))
+    for i in $(seq 1 "$tries"); do
+        out=$(on coordinator "$1" 2>/dev/null || true)
+        [ "$out" = "$2" ] && return 0
+        sleep 0.25
+    done
+    echo "waited for '$1' = '$2', last: '$out'"
+    return 1
+}
+
+# start_worker3 [name=value...]: start a fourth node (not yet in the cluster) on
+# PGTRICKLE_E2E_WORKER3_PORT (57639) with Citus, pg_trickle and these settings, and print its
+# port; stop_worker3 (in teardown_file) stops it, whatever happened.
+start_worker3() {
+    local port=${PGTRICKLE_E2E_WORKER3_PORT:-57639} dir s sets=()
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/pgtrickle-e2e-worker3.XXXXXX")
+    chmod 755 "$dir"
+    echo "$dir/node" >"$BATS_FILE_TMPDIR/worker3.dir"
+    for s in citus.enable_change_data_capture=on "$@"; do
+        sets+=(--set "$s")
+    done
+    bash "$E2E_DIR/../support/pgtmp.sh" start --dir "$dir/node" --port "$port" --no-preload \
+        --set shared_preload_libraries=citus,pg_trickle --set synchronous_commit=on "${sets[@]}" >/dev/null
+    PGCONNECT_TIMEOUT=10 psql -X -q -h 127.0.0.1 -p "$port" -U postgres -d postgres -c "CREATE EXTENSION citus"
+    echo "$port"
+}
+
+stop_worker3() {
+    if [ -f "$BATS_FILE_TMPDIR/worker3.dir" ]; then
+        bash "$E2E_DIR/../support/pgtmp.sh" stop "$(cat "$BATS_FILE_TMPDIR/worker3.dir")" || true
+    fi
+}
+
+# restart_worker3: restart the fourth node (settings changed with ALTER SYSTEM).
+restart_worker3() {
+    local data pg_ctl
+    data=$(cat "$BATS_FILE_TMPDIR/worker3.dir")/data
+    pg_ctl=$(pg_config --bindir)/pg_ctl
+    if [ "$(id -u)" = 0 ]; then
+        runuser -u postgres -- "$pg_ctl" -D "$data" -w restart >/dev/null
+    else
+        "$pg_ctl" -D "$data" -w restart >/dev/null
+    fi
+}
