@@ -1,6 +1,6 @@
 // libpq connections from a backend to another node (extension/remote/connection.h), tested
 // with the test server connecting to itself over 127.0.0.1 through the test-only probe
-// pgtrickle_remote_probe (extension/remote/probe.cpp): results in text and binary format,
+// pgtrickle_remote_probe (tests/probes/remote_probe.cpp): results in text and binary format,
 // the node's errors re-raised with their SQLSTATE, DETAIL and HINT, connection failures,
 // cancellation by this backend's statement_timeout, pg_trickle.log_remote_commands, and
 // faults injected at every guarded call.
@@ -47,7 +47,7 @@ class Remote : public PgTest {
         PgTest::SetUp();
         port_ = Server::instance().port;
         node_ = "127.0.0.1:" + port_;
-        exec(
+        create_probe(
             "CREATE FUNCTION remote_probe(host text, port int, sql text, bin bool) RETURNS text "
             "LANGUAGE C STRICT AS 'pg_trickle', 'pgtrickle_remote_probe'");
         // The error a probe raises, as SQLSTATE|message|detail|hint (or 'ok: <value>').

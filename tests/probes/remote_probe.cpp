@@ -1,6 +1,7 @@
-// A probe for tests: run one command on a node through this backend's cached connection
-// (remote/connection.h) and return the first cell. Not declared by the extension's SQL
-// scripts; a test declares it itself:
+// A probe for tests, compiled into pg_trickle.so only with -DPGTRICKLE_TEST_PROBES=ON (a
+// default build has none): run one command on a node through this backend's cached
+// connection (extension/remote/connection.h) and return the first cell. Not declared by the
+// extension's SQL scripts; a test declares it itself:
 //   CREATE FUNCTION remote_probe(host text, port int, sql text, binary bool) RETURNS text
 //       LANGUAGE C STRICT AS 'pg_trickle', 'pgtrickle_remote_probe';
 // With `binary` the cell is fetched in binary format and returned as lower-case hex of its
