@@ -25,6 +25,8 @@ int citus_worker_retry_ticks = 5;
 int citus_st_lock_lease_ms = 60000;
 int citus_slot_max_lag_bytes = 1024 * 1024 * 1024;
 bool log_remote_commands = false;
+int remote_command_timeout = 60000;
+int remote_connect_timeout = 10000;
 char* fault_injection = nullptr;
 }  // namespace pgt::settings
 
@@ -55,6 +57,18 @@ void _PG_init(void) {
     DefineCustomBoolVariable("pg_trickle.log_remote_commands",
                              "Log every command sent to another node.", nullptr,
                              &log_remote_commands, false, PGC_SUSET, 0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable(
+        "pg_trickle.remote_command_timeout",
+        "The longest one command sent to another node may take, from sending it to its whole "
+        "result (0: no limit).",
+        "A command past it is cancelled and its connection closed (SQLSTATE 08006).",
+        &remote_command_timeout, 60000, 0, INT_MAX, PGC_SUSET, GUC_UNIT_MS, nullptr, nullptr,
+        nullptr);
+    DefineCustomIntVariable("pg_trickle.remote_connect_timeout",
+                            "The longest a connection to another node may take to establish (0: "
+                            "no limit).",
+                            nullptr, &remote_connect_timeout, 10000, 0, INT_MAX, PGC_SUSET,
+                            GUC_UNIT_MS, nullptr, nullptr, nullptr);
     DefineCustomIntVariable("pg_trickle.max_consecutive_errors",
                             "Consecutive failed refreshes after which a stream table is suspended.",
                             nullptr, &max_consecutive_errors, 5, 1, 1000000, PGC_SIGHUP, 0, nullptr,

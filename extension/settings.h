@@ -11,6 +11,10 @@ extern int citus_worker_retry_ticks;
 extern int citus_st_lock_lease_ms;
 extern int citus_slot_max_lag_bytes;
 extern bool log_remote_commands;
+/// ms; the longest one remote command may take from send to its whole result (0: no limit).
+extern int remote_command_timeout;
+/// ms; the longest a connection to another node may take to establish (0: no limit).
+extern int remote_connect_timeout;
 /// Test hook: "pg_call:N" / "cpp_call:N" injects a fault at the N-th guarded call.
 extern char* fault_injection;
 }  // namespace pgt::settings

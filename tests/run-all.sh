@@ -6,7 +6,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/setup.sh
 BUILD=${BUILD_DIR:-build}
-cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPGTRICKLE_WERROR=ON >/dev/null
+# The integration tests call test-only probes (tests/probes/), compiled into pg_trickle.so
+# only with PGTRICKLE_TEST_PROBES=ON (a packager's default build has none).
+cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPGTRICKLE_WERROR=ON \
+    -DPGTRICKLE_TEST_PROBES=ON >/dev/null
 cmake --build "$BUILD" -j"$(nproc)"
 cmake --install "$BUILD" >/dev/null
 # The e2e suite needs Citus: installed here from ../shared/citus when that exists; when it

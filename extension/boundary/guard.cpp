@@ -6,6 +6,22 @@
 
 #include "settings.h"
 
+namespace pgt {
+
+std::string describe(const std::exception& e) {
+    const auto* error = dynamic_cast<const Error*>(&e);
+    if (error == nullptr || error->context().empty()) {
+        return e.what();
+    }
+    std::string context = error->context();
+    for (size_t nl = context.find('\n'); nl != std::string::npos; nl = context.find('\n', nl)) {
+        context.replace(nl, 1, "; ");
+    }
+    return std::string(e.what()) + " (" + context + ")";
+}
+
+}  // namespace pgt
+
 namespace pgt::detail {
 
 void throw_pg_error(MemoryContext ctx) {
@@ -27,6 +43,7 @@ void raise_failure(Failure* failure) {
     char* message = nullptr;
     char* detail = nullptr;
     char* hint = nullptr;
+    char* context = nullptr;
     {
         std::unique_ptr<Failure> owned(failure);
         if (owned) {
@@ -38,12 +55,16 @@ void raise_failure(Failure* failure) {
             if (!owned->hint.empty()) {
                 hint = pstrdup(owned->hint.c_str());
             }
+            if (!owned->context.empty()) {
+                context = pstrdup(owned->context.c_str());
+            }
         } else {
             message = pstrdup("pg_trickle internal error");
         }
     }
     ereport(ERROR, (errcode(code), errmsg_internal("%s", message),
-                    detail ? errdetail_internal("%s", detail) : 0, hint ? errhint("%s", hint) : 0));
+                    detail ? errdetail_internal("%s", detail) : 0, hint ? errhint("%s", hint) : 0,
+                    context ? errcontext_msg("%s", context) : 0));
     pg_unreachable();
 }
 

@@ -31,21 +31,31 @@ extern "C" {
 namespace pgt {
 
 /// An error with a SQLSTATE, raised as ereport(ERROR) when it reaches the boundary.
+/// `context` becomes the error's CONTEXT (lines separated by '\n'; PostgreSQL's own context
+/// callbacks add their lines after it), e.g. "while executing command on host:port".
 class Error : public std::runtime_error {
   public:
-    Error(int sqlstate, const std::string& message, std::string detail = {}, std::string hint = {})
+    Error(int sqlstate, const std::string& message, std::string detail = {}, std::string hint = {},
+          std::string context = {})
         : std::runtime_error(message),
           sqlstate_(sqlstate),
           detail_(std::move(detail)),
-          hint_(std::move(hint)) {}
+          hint_(std::move(hint)),
+          context_(std::move(context)) {}
     int sqlstate() const { return sqlstate_; }
     const std::string& detail() const { return detail_; }
     const std::string& hint() const { return hint_; }
+    const std::string& context() const { return context_; }
 
   private:
     int sqlstate_;
-    std::string detail_, hint_;
+    std::string detail_, hint_, context_;
 };
+
+/// One line for a log or a catalog column (last_error): the message, and for an Error with
+/// a CONTEXT its lines in parentheses, joined by "; " (a node's error thus names the node:
+/// "division by zero (while executing command on 10.0.0.7:5432)"). Other exceptions: what().
+std::string describe(const std::exception& e);
 
 /// A PostgreSQL error caught by pg_call, carried as a C++ exception. Re-raised unchanged
 /// (SQLSTATE, detail, hint, context) at the boundary.
@@ -68,7 +78,7 @@ namespace detail {
 /// exception object is gone before ereport() longjmps.
 struct Failure {
     int sqlstate;
-    std::string message, detail, hint;
+    std::string message, detail, hint, context;
 };
 [[noreturn]] void raise_failure(Failure* failure);
 [[noreturn]] void rethrow_pg_error(ErrorData* edata);
@@ -153,13 +163,18 @@ Datum guard_cpp(F&& body) noexcept {
     } catch (const PgError& e) {
         pg_error = e.data();
     } catch (const Error& e) {
-        failure = new (std::nothrow) detail::Failure{e.sqlstate(), e.what(), e.detail(), e.hint()};
+        failure = new (std::nothrow)
+            detail::Failure{e.sqlstate(), e.what(), e.detail(), e.hint(), e.context()};
     } catch (const std::exception& e) {
-        failure = new (std::nothrow) detail::Failure{
-            ERRCODE_INTERNAL_ERROR, std::string("pg_trickle internal error: ") + e.what(), {}, {}};
+        failure = new (std::nothrow)
+            detail::Failure{ERRCODE_INTERNAL_ERROR,
+                            std::string("pg_trickle internal error: ") + e.what(),
+                            {},
+                            {},
+                            {}};
     } catch (...) {
         failure = new (std::nothrow) detail::Failure{
-            ERRCODE_INTERNAL_ERROR, "pg_trickle internal error: unknown exception", {}, {}};
+            ERRCODE_INTERNAL_ERROR, "pg_trickle internal error: unknown exception", {}, {}, {}};
     }
     if (pg_error) {
         delete failure;

@@ -1,11 +1,20 @@
 // libpq connections to other nodes (connection.h). libpq runs non-blocking; every wait is a
 // WaitLatchOrSocket on the backend's latch and the connection's socket inside pg_call, so a
-// query cancel, statement_timeout or termination interrupts it as a PgError. libpq itself
-// never ereports and is called outside the guards.
+// query cancel, statement_timeout or termination interrupts it as a PgError, and has a
+// deadline. libpq itself never ereports and is called outside the guards; so is the notice
+// receiver, which only keeps the node's notices for emit_notices.
 #include "remote/connection.h"
 
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <thread>
 #include <tuple>
 #include <utility>
 
@@ -36,6 +45,33 @@ extern "C" {
 #include <libpq-fe.h>
 
 namespace pgt::remote {
+
+using Clock = std::chrono::steady_clock;
+
+/// When a connect or a command must be done: `timeout_ms` from now, or never when it is 0.
+class Deadline {
+  public:
+    explicit Deadline(int timeout_ms)
+        : timeout_ms_(std::max(timeout_ms, 0)),
+          at_(Clock::now() + std::chrono::milliseconds(timeout_ms_)) {}
+    int timeout_ms() const { return timeout_ms_; }
+    bool expired() const { return timeout_ms_ > 0 && Clock::now() >= at_; }
+    /// Milliseconds left (rounded up, at least 0), or -1 without a limit.
+    long remaining_ms() const {
+        if (timeout_ms_ == 0) {
+            return -1;
+        }
+        const auto left = std::chrono::ceil<std::chrono::milliseconds>(at_ - Clock::now());
+        return std::max<long>(0, static_cast<long>(left.count()));
+    }
+    /// Move the deadline later by `d` (time spent on something else than the node).
+    void extend(Clock::duration d) { at_ += d; }
+
+  private:
+    int timeout_ms_;
+    Clock::time_point at_;
+};
+
 namespace {
 
 constexpr const char* application_name = "pg_trickle";
@@ -79,9 +115,67 @@ RemoteError connection_error(int sqlstate, const std::string& what, const char* 
     return RemoteError(sqlstate, what + ": " + message, std::move(detail), {}, node, true);
 }
 
-/// Remote notices (NOTICE, WARNING) are dropped: libpq's default printer writes to the
-/// server's stderr, and a callback inside libpq's parser must not ereport.
-void ignore_notice(void* /*arg*/, const char* /*message*/) {}
+/// Notices kept per command; more are only counted (a function raising a NOTICE per row
+/// must not fill the coordinator's memory).
+constexpr size_t kept_notices = 100;
+
+/// Cancel requests being sent by helper threads (cancel_in_background); at most
+/// max_cancels_in_flight at a time, further ones are skipped (best effort).
+std::atomic<int> g_cancels_in_flight{0};
+constexpr int max_cancels_in_flight = 8;
+
+/// Send a cancel request for the command running on `conn`, without waiting for it.
+/// PQcancel blocks until the node's postmaster has read the request and closed its
+/// connection, which a frozen node never does; so it runs in a detached helper thread, with
+/// every signal blocked (PostgreSQL's signal handlers run in the backend's own thread), that
+/// touches nothing but its own PGcancel. The connection itself is closed by the caller.
+void cancel_in_background(pg_conn* conn) noexcept {
+    PGcancel* request = PQgetCancel(conn);
+    if (request == nullptr) {
+        return;
+    }
+    if (g_cancels_in_flight.fetch_add(1) >= max_cancels_in_flight) {
+        g_cancels_in_flight.fetch_sub(1);
+        PQfreeCancel(request);
+        return;
+    }
+    sigset_t all, previous;
+    sigfillset(&all);
+    // The new thread inherits this mask; the backend's own mask is restored right after.
+    const bool masked = pthread_sigmask(SIG_SETMASK, &all, &previous) == 0;
+    try {
+        std::thread([request]() noexcept {
+            char errbuf[256];
+            (void)PQcancel(request, errbuf, sizeof errbuf);
+            PQfreeCancel(request);
+            g_cancels_in_flight.fetch_sub(1);
+        }).detach();
+    } catch (...) {
+        // No thread (resources): no cancel; the caller closes the connection anyway.
+        PQfreeCancel(request);
+        g_cancels_in_flight.fetch_sub(1);
+    }
+    if (masked) {
+        pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+    }
+}
+
+/// The elevel to re-raise a node's notice at (never ERROR: a notice does not abort).
+int elevel_of(const std::string& severity) {
+    if (severity == "WARNING") {
+        return WARNING;
+    }
+    if (severity == "INFO") {
+        return INFO;
+    }
+    if (severity == "LOG") {
+        return LOG;
+    }
+    if (severity == "DEBUG") {
+        return DEBUG1;
+    }
+    return NOTICE;
+}
 
 /// Wait for `events` on `sock` (and the latch), at most `timeout_ms` (-1: no limit); the
 /// latch is reset and interrupts are processed, so a cancel raises a PgError here.
@@ -201,9 +295,22 @@ std::map<CacheKey, std::unique_ptr<Connection>>& cache() {
 
 // ---- RemoteError ------------------------------------------------------------------------
 
+std::string context_line(const Node& node) {
+    return "while executing command on " + node.label();
+}
+
+namespace {
+std::string remote_context(const std::string& node_context, const Node& node) {
+    std::string own = trimmed(node_context.c_str());
+    return own.empty() ? context_line(node) : own + "\n" + context_line(node);
+}
+}  // namespace
+
 RemoteError::RemoteError(int sqlstate, const std::string& message, std::string detail,
-                         std::string hint, Node node, bool connection_failure)
-    : Error(sqlstate, message + " (node " + node.label() + ")", std::move(detail), std::move(hint)),
+                         std::string hint, Node node, bool connection_failure,
+                         const std::string& node_context)
+    : Error(sqlstate, message, std::move(detail), std::move(hint),
+            remote_context(node_context, node)),
       node_(std::move(node)),
       connection_failure_(connection_failure) {}
 
@@ -244,6 +351,23 @@ std::string_view Result::value(int row, int column) const {
     return {PQgetvalue(res_, row, column), static_cast<size_t>(PQgetlength(res_, row, column))};
 }
 
+// ---- RowView ----------------------------------------------------------------------------
+
+int RowView::columns() const {
+    return PQnfields(res_);
+}
+
+bool RowView::is_null(int column) const {
+    return PQgetisnull(res_, 0, column) != 0;
+}
+
+std::string_view RowView::value(int column) const {
+    if (is_null(column)) {
+        return {};
+    }
+    return {PQgetvalue(res_, 0, column), static_cast<size_t>(PQgetlength(res_, 0, column))};
+}
+
 // ---- conninfo ---------------------------------------------------------------------------
 
 std::map<std::string, std::string> conninfo_for(const Node& node, const std::string& user,
@@ -272,13 +396,12 @@ std::map<std::string, std::string> conninfo_for(const Node& node, const std::str
     const node_conninfo::Options auth = authinfo
                                             ? parse_conninfo(*authinfo, "pg_dist_authinfo.authinfo")
                                             : node_conninfo::Options{};
-    return node_conninfo::merge(target, cluster, auth);
+    return node_conninfo::merge(target, cluster, auth, node_conninfo::connection_defaults());
 }
 
 // ---- Connection -------------------------------------------------------------------------
 
-Connection::Connection(Node node, const std::map<std::string, std::string>& conninfo,
-                       int connect_timeout_s)
+Connection::Connection(Node node, const std::map<std::string, std::string>& conninfo)
     : node_(std::move(node)) {
     // Counted against max_files_per_process like every file the backend opens.
     if (!pg_call([]() noexcept { return AcquireExternalFD(); })) {
@@ -288,15 +411,17 @@ Connection::Connection(Node node, const std::map<std::string, std::string>& conn
     }
     fd_acquired_ = true;
     try {
-        connect(conninfo, connect_timeout_s);
+        connect(conninfo);
+        // Our commands qualify what they name; whatever they leave unqualified must not
+        // resolve through the node's role or database defaults.
+        (void)exec("SELECT pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', false)");
     } catch (...) {
         close();
         throw;
     }
 }
 
-void Connection::connect(const std::map<std::string, std::string>& conninfo,
-                         int connect_timeout_s) {
+void Connection::connect(const std::map<std::string, std::string>& conninfo) {
     std::vector<const char*> keywords, values;
     for (const auto& [k, v] : conninfo) {
         keywords.push_back(k.c_str());
@@ -304,14 +429,13 @@ void Connection::connect(const std::map<std::string, std::string>& conninfo,
     }
     keywords.push_back(nullptr);
     values.push_back(nullptr);
+    const Deadline deadline(settings::remote_connect_timeout);
     conn_ = PQconnectStartParams(keywords.data(), values.data(), 0);
     if (conn_ == nullptr) {
         throw RemoteError(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
                           "could not connect to node: out of memory", {}, {}, node_, true);
     }
-    PQsetNoticeProcessor(conn_, ignore_notice, nullptr);
-    const auto deadline =
-        std::chrono::steady_clock::now() + std::chrono::seconds(connect_timeout_s);
+    PQsetNoticeReceiver(conn_, receive_notice, this);
     // After PQconnectStart the first poll waits until the socket is writable.
     PostgresPollingStatusType status =
         PQstatus(conn_) == CONNECTION_BAD ? PGRES_POLLING_FAILED : PGRES_POLLING_WRITING;
@@ -320,14 +444,15 @@ void Connection::connect(const std::map<std::string, std::string>& conninfo,
             throw connection_error(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
                                    "could not connect to node", PQerrorMessage(conn_), node_);
         }
-        const long left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                              deadline - std::chrono::steady_clock::now())
-                              .count();
-        if (left <= 0) {
+        if (deadline.expired()) {
             throw RemoteError(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
                               "could not connect to node: timeout expired after " +
-                                  std::to_string(connect_timeout_s) + " s",
-                              {}, {}, node_, true);
+                                  std::to_string(deadline.timeout_ms()) + " ms",
+                              "The node did not complete the connection within "
+                              "pg_trickle.remote_connect_timeout.",
+                              "Check that the node is up and reachable, or raise "
+                              "pg_trickle.remote_connect_timeout.",
+                              node_, true);
         }
         const int events =
             status == PGRES_POLLING_READING ? WL_SOCKET_READABLE : WL_SOCKET_WRITEABLE;
@@ -335,7 +460,7 @@ void Connection::connect(const std::map<std::string, std::string>& conninfo,
             throw connection_error(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION,
                                    "could not connect to node", PQerrorMessage(conn_), node_);
         }
-        const int rc = wait_for(events, PQsocket(conn_), left);
+        const int rc = wait_for(events, PQsocket(conn_), deadline.remaining_ms());
         if (rc & (WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE)) {
             status = PQconnectPoll(conn_);
         }
@@ -367,12 +492,8 @@ void Connection::cancel() noexcept {
         return;
     }
     // Best effort: a new connection to the node carries the cancel request; its own
-    // failure changes nothing for the caller.
-    if (PGcancel* c = PQgetCancel(conn_)) {
-        char errbuf[256];
-        (void)PQcancel(c, errbuf, sizeof errbuf);
-        PQfreeCancel(c);
-    }
+    // failure changes nothing for the caller, and the caller never waits for it.
+    cancel_in_background(conn_);
 }
 
 bool Connection::ok() const {
@@ -387,13 +508,79 @@ bool Connection::idle() const {
 RemoteError Connection::broken() {
     RemoteError e = connection_error(ERRCODE_CONNECTION_FAILURE, "connection to node failed",
                                      conn_ ? PQerrorMessage(conn_) : "connection closed", node_);
+    notices_.clear();
     close();
     return e;
 }
 
-Result Connection::exec(const std::string& sql,
-                        const std::vector<std::optional<std::string>>& params,
-                        bool binary_results) {
+RemoteError Connection::timed_out(int timeout_ms) {
+    notices_.clear();
+    cancel();
+    close();
+    return RemoteError(ERRCODE_CONNECTION_FAILURE,
+                       "remote command timed out after " + std::to_string(timeout_ms) + " ms",
+                       "The node did not complete the command within "
+                       "pg_trickle.remote_command_timeout; the command was cancelled and the "
+                       "connection closed.",
+                       "Check that the node is up and not overloaded, or raise "
+                       "pg_trickle.remote_command_timeout.",
+                       node_, true);
+}
+
+void Connection::receive_notice(void* arg, const pg_result* res) noexcept {
+    auto* self = static_cast<Connection*>(arg);
+    const auto field = [res](int which) {
+        const char* s = PQresultErrorField(res, which);
+        return std::string(s ? s : "");
+    };
+    try {
+        std::string severity = field(PG_DIAG_SEVERITY_NONLOCALIZED);
+        if (self->notices_.size() >= kept_notices) {
+            ++self->notices_dropped_;
+            self->dropped_warning_ = self->dropped_warning_ || severity == "WARNING";
+            return;
+        }
+        self->notices_.push_back(Notice{std::move(severity), field(PG_DIAG_SQLSTATE),
+                                        trimmed(PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)),
+                                        field(PG_DIAG_MESSAGE_DETAIL), field(PG_DIAG_MESSAGE_HINT),
+                                        field(PG_DIAG_CONTEXT)});
+    } catch (...) {
+        ++self->notices_dropped_;  // out of memory: counted, not kept
+    }
+}
+
+void Connection::emit_notices() {
+    if (notices_.empty() && notices_dropped_ == 0) {
+        return;
+    }
+    const std::vector<Notice> notices = std::exchange(notices_, {});
+    const int dropped = std::exchange(notices_dropped_, 0);
+    const bool dropped_warning = std::exchange(dropped_warning_, false);
+    const std::string where = context_line(node_);
+    for (const Notice& n : notices) {
+        const int level = elevel_of(n.severity);
+        const int code = n.sqlstate.size() == 5 ? sqlstate_of(n.sqlstate.c_str())
+                         : level == WARNING     ? ERRCODE_WARNING
+                                                : ERRCODE_SUCCESSFUL_COMPLETION;
+        const std::string context = remote_context(n.context, node_);
+        pg_call([&]() noexcept {
+            ereport(level, (errcode(code), errmsg_internal("%s", n.message.c_str()),
+                            n.detail.empty() ? 0 : errdetail_internal("%s", n.detail.c_str()),
+                            n.hint.empty() ? 0 : errhint("%s", n.hint.c_str()),
+                            errcontext_msg("%s", context.c_str())));
+        });
+    }
+    if (dropped > 0) {
+        const int level = dropped_warning ? WARNING : NOTICE;
+        pg_call([&]() noexcept {
+            ereport(level, (errmsg("%d more messages from the node were not shown", dropped),
+                            errcontext_msg("%s", where.c_str())));
+        });
+    }
+}
+
+void Connection::send(const std::string& sql, const std::vector<std::optional<std::string>>& params,
+                      bool binary_results) {
     if (!ok()) {
         throw broken();
     }
@@ -407,84 +594,179 @@ Result Connection::exec(const std::string& sql,
     for (const auto& p : params) {
         values.push_back(p ? p->c_str() : nullptr);
     }
+    notices_.clear();  // left over from an idle time: not this command's
+    notices_dropped_ = 0;
+    dropped_warning_ = false;
     if (PQsendQueryParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr,
                           values.data(), nullptr, nullptr, binary_results ? 1 : 0) == 0) {
         throw broken();
     }
+}
+
+template <typename Collect>
+auto Connection::guarded(Collect&& collect) -> decltype(collect()) {
     try {
-        return await_result();
+        return collect();
     } catch (const RemoteError&) {
-        throw;  // the connection was already closed, or is fine (an error of the node)
+        throw;  // the connection was closed already, or is fine (an error of the node)
     } catch (...) {
         // Interrupted (query cancel, statement_timeout) or failed here: the command must
         // not run on unattended, and the connection's state is unknown.
+        notices_.clear();
         cancel();
         close();
         throw;
     }
 }
 
-Result Connection::await_result() {
+namespace {
+
+/// The wait of one command for its node: the socket's readiness within the deadline.
+/// Returns the WL_* events that happened.
+int wait_command(pg_conn* conn, int events, const Deadline& deadline) {
+    return wait_for(events, PQsocket(conn), deadline.remaining_ms());
+}
+
+bool is_error_status(ExecStatusType st) {
+    return st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE || st == PGRES_NONFATAL_ERROR;
+}
+
+bool is_copy_status(ExecStatusType st) {
+    return st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH;
+}
+
+}  // namespace
+
+Result Connection::exec(const std::string& sql,
+                        const std::vector<std::optional<std::string>>& params,
+                        bool binary_results) {
+    Deadline deadline(settings::remote_command_timeout);
+    send(sql, params, binary_results);
+    Result kept = guarded([&] {
+        flush(deadline);
+        // Collect the results as PQexec does: the last one, or the first error.
+        Result last(nullptr);
+        bool failed = false;
+        while (PGresult* res = next_result(deadline)) {
+            const ExecStatusType st = PQresultStatus(res);
+            if (is_copy_status(st)) {
+                PQclear(res);
+                throw copy_refused();
+            }
+            if (failed) {
+                PQclear(res);
+                continue;
+            }
+            last = Result(res);
+            failed = is_error_status(st);
+        }
+        if (failed) {
+            RemoteError e = error_of(last.get());
+            emit_notices();
+            throw e;
+        }
+        if (!ok()) {
+            throw broken();
+        }
+        return last;
+    });
+    emit_notices();
+    return kept;
+}
+
+void Connection::exec_rows(const std::string& sql,
+                           const std::vector<std::optional<std::string>>& params,
+                           bool binary_results, const std::function<void(const RowView&)>& on_row) {
+    Deadline deadline(settings::remote_command_timeout);
+    send(sql, params, binary_results);
+    if (PQsetSingleRowMode(conn_) == 0) {
+        // Only refused right after a failed send, which threw already.
+        cancel();
+        throw broken();
+    }
+    guarded([&] {
+        flush(deadline);
+        Result failure(nullptr);
+        while (PGresult* res = next_result(deadline)) {
+            Result owned(res);
+            const ExecStatusType st = PQresultStatus(res);
+            if (st == PGRES_SINGLE_TUPLE) {
+                const auto started = Clock::now();
+                try {
+                    on_row(RowView(res));
+                } catch (...) {
+                    // The caller's exception, unchanged, once the command stopped.
+                    notices_.clear();
+                    cancel();
+                    close();
+                    throw;
+                }
+                deadline.extend(Clock::now() - started);
+            } else if (is_copy_status(st)) {
+                throw copy_refused();
+            } else if (is_error_status(st) && failure.get() == nullptr) {
+                failure = std::move(owned);
+            }
+        }
+        if (failure.get() != nullptr) {
+            RemoteError e = error_of(failure.get());
+            emit_notices();
+            throw e;
+        }
+        if (!ok()) {
+            throw broken();
+        }
+    });
+    emit_notices();
+}
+
+void Connection::flush(const Deadline& deadline) {
     // Send everything (non-blocking: the socket may take it in pieces).
     for (;;) {
         const int flushed = PQflush(conn_);
         if (flushed == 0) {
-            break;
+            return;
         }
-        if (flushed < 0) {
+        if (flushed < 0 || PQsocket(conn_) == PGINVALID_SOCKET) {
             throw broken();
         }
-        if (PQsocket(conn_) == PGINVALID_SOCKET) {
-            throw broken();
+        if (deadline.expired()) {
+            throw timed_out(deadline.timeout_ms());
         }
-        const int rc = wait_for(WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE, PQsocket(conn_), -1);
+        const int rc = wait_command(conn_, WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE, deadline);
         if ((rc & WL_SOCKET_READABLE) && PQconsumeInput(conn_) == 0) {
             throw broken();
         }
     }
-    // Collect the results as PQexec does: the last one, or the first error.
-    Result kept(nullptr);
-    bool failed = false;
-    for (;;) {
-        while (PQisBusy(conn_) != 0) {
-            if (PQsocket(conn_) == PGINVALID_SOCKET) {
-                throw broken();
-            }
-            const int rc = wait_for(WL_SOCKET_READABLE, PQsocket(conn_), -1);
-            if ((rc & WL_SOCKET_READABLE) && PQconsumeInput(conn_) == 0) {
-                throw broken();
-            }
-        }
-        PGresult* res = PQgetResult(conn_);
-        if (res == nullptr) {
-            break;
-        }
-        const ExecStatusType st = PQresultStatus(res);
-        if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) {
-            PQclear(res);
-            RemoteError e(ERRCODE_FEATURE_NOT_SUPPORTED,
-                          "COPY is not supported on node connections", {}, {}, node_, false);
-            close();
-            throw e;
-        }
-        if (failed) {
-            PQclear(res);
-            continue;
-        }
-        kept = Result(res);
-        failed = st == PGRES_FATAL_ERROR || st == PGRES_BAD_RESPONSE || st == PGRES_NONFATAL_ERROR;
-    }
-    if (failed) {
-        throw error_of(kept);
-    }
-    if (!ok()) {
-        throw broken();
-    }
-    return kept;
 }
 
-RemoteError Connection::error_of(const Result& failed) {
-    const pg_result* res = failed.get();
+pg_result* Connection::next_result(const Deadline& deadline) {
+    // Read only while libpq has no complete result: in single-row mode the input buffer
+    // then holds at most about one row.
+    while (PQisBusy(conn_) != 0) {
+        if (PQsocket(conn_) == PGINVALID_SOCKET) {
+            throw broken();
+        }
+        if (deadline.expired()) {
+            throw timed_out(deadline.timeout_ms());
+        }
+        const int rc = wait_command(conn_, WL_SOCKET_READABLE, deadline);
+        if ((rc & WL_SOCKET_READABLE) && PQconsumeInput(conn_) == 0) {
+            throw broken();
+        }
+    }
+    return PQgetResult(conn_);
+}
+
+RemoteError Connection::copy_refused() {
+    RemoteError e(ERRCODE_FEATURE_NOT_SUPPORTED, "COPY is not supported on node connections", {},
+                  {}, node_, false);
+    notices_.clear();
+    close();
+    return e;
+}
+
+RemoteError Connection::error_of(const pg_result* res) {
     const char* code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
     if (code == nullptr || std::strlen(code) != 5 || !ok()) {
         // Raised by libpq itself (no SQLSTATE): the connection is lost.
@@ -498,7 +780,107 @@ RemoteError Connection::error_of(const Result& failed) {
         return std::string(s ? s : "");
     };
     return RemoteError(sqlstate_of(code), field(PG_DIAG_MESSAGE_PRIMARY),
-                       field(PG_DIAG_MESSAGE_DETAIL), field(PG_DIAG_MESSAGE_HINT), node_, false);
+                       field(PG_DIAG_MESSAGE_DETAIL), field(PG_DIAG_MESSAGE_HINT), node_, false,
+                       field(PG_DIAG_CONTEXT));
+}
+
+// ---- commands during abort --------------------------------------------------------------
+
+namespace {
+
+/// poll(2) for `events` on `sock` until `deadline`: > 0 when ready, 0 when the time ran out,
+/// < 0 on an error. Plain poll: no latch, no interrupts, no ereport.
+int poll_until(int sock, short events, Clock::time_point deadline) noexcept {
+    for (;;) {
+        const auto left =
+            std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
+        if (left <= 0) {
+            return 0;
+        }
+        pollfd p{};
+        p.fd = sock;
+        p.events = events;
+        const int rc = ::poll(&p, 1, static_cast<int>(std::min<long long>(left, 1000)));
+        if (rc > 0) {
+            return p.revents;
+        }
+        if (rc < 0 && errno != EINTR) {
+            return -1;
+        }
+    }
+}
+
+}  // namespace
+
+bool Connection::try_exec_during_abort(const std::string& sql,
+                                       const std::vector<std::optional<std::string>>& params,
+                                       int timeout_ms) noexcept {
+    if (!idle()) {
+        return false;
+    }
+    const auto deadline = Clock::now() + std::chrono::milliseconds(std::max(timeout_ms, 1));
+    bool success = true;
+    try {
+        std::vector<const char*> values;
+        values.reserve(params.size());
+        for (const auto& p : params) {
+            values.push_back(p ? p->c_str() : nullptr);
+        }
+        notices_.clear();
+        if (PQsendQueryParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr,
+                              values.data(), nullptr, nullptr, 0) == 0) {
+            close();
+            return false;
+        }
+        const auto give_up = [this] {
+            notices_.clear();
+            cancel();
+            close();
+            return false;
+        };
+        for (;;) {
+            const int flushed = PQflush(conn_);
+            if (flushed == 0) {
+                break;
+            }
+            const int ready =
+                flushed < 0 ? -1 : poll_until(PQsocket(conn_), POLLIN | POLLOUT, deadline);
+            if (ready <= 0 || ((ready & POLLIN) && PQconsumeInput(conn_) == 0)) {
+                return give_up();
+            }
+        }
+        for (;;) {
+            while (PQisBusy(conn_) != 0) {
+                const int ready = poll_until(PQsocket(conn_), POLLIN, deadline);
+                if (ready <= 0 || PQconsumeInput(conn_) == 0) {
+                    return give_up();
+                }
+            }
+            PGresult* res = PQgetResult(conn_);
+            if (res == nullptr) {
+                break;
+            }
+            const ExecStatusType st = PQresultStatus(res);
+            PQclear(res);
+            if (is_copy_status(st)) {
+                return give_up();
+            }
+            success = success && !is_error_status(st);
+        }
+        notices_.clear();  // nowhere to report them: the transaction is aborting
+        notices_dropped_ = 0;
+        if (!ok()) {
+            close();
+            return false;
+        }
+        return success;
+    } catch (...) {
+        // Out of memory building the parameters: the command may be half sent.
+        notices_.clear();
+        cancel();
+        close();
+        return false;
+    }
 }
 
 // ---- cache ------------------------------------------------------------------------------
@@ -536,6 +918,10 @@ void forget_connection(const Node& node) noexcept {
 
 void forget_all_connections() noexcept {
     cache().clear();
+}
+
+int cancels_in_flight() noexcept {
+    return g_cancels_in_flight.load();
 }
 
 }  // namespace pgt::remote

@@ -25,7 +25,16 @@ std::optional<std::string> pick_authinfo(const std::vector<std::pair<int32_t, st
     return wildcard;
 }
 
-Options merge(const Target& target, const Options& node_conninfo, const Options& authinfo) {
+Options connection_defaults() {
+    return {{"keepalives", "1"},
+            {"keepalives_idle", "10"},
+            {"keepalives_interval", "5"},
+            {"keepalives_count", "3"},
+            {"tcp_user_timeout", "30000"}};
+}
+
+Options merge(const Target& target, const Options& node_conninfo, const Options& authinfo,
+              const Options& defaults) {
     Options out;
     const auto put = [&out](const std::string& key, const std::string& value) {
         if (!value.empty()) {
@@ -38,6 +47,11 @@ Options merge(const Target& target, const Options& node_conninfo, const Options&
     // With a host from node_conninfo the node's address is the one to connect to, and the
     // configured host name remains for the checks that need one (sslmode=verify-full, GSS).
     const bool configured_host = out.count("host") > 0;
+    for (const auto& [key, value] : defaults) {
+        if (out.count(key) == 0) {
+            put(key, value);
+        }
+    }
     put(configured_host ? "hostaddr" : "host", target.host);
     put("port", std::to_string(target.port));
     put("dbname", target.dbname);

@@ -4,6 +4,8 @@
 // reads the catalog; this file decides what wins.
 //
 // Precedence, lowest first:
+//  0. pg_trickle's own defaults (connection_defaults: TCP keepalives, tcp_user_timeout), so
+//     that the kernel notices a node that vanished from the network;
 //  1. citus.node_conninfo (cluster-wide: sslmode, sslrootcert, keepalives, ...);
 //  2. the target itself: host, port, dbname, user, client_encoding, application_name. When
 //     node_conninfo names a `host` (for certificate or Kerberos host checks), the node's
@@ -55,7 +57,17 @@ bool is_loopback(const std::string& host, int port, const std::string& local_hos
 std::optional<std::string> pick_authinfo(const std::vector<std::pair<int32_t, std::string>>& rows,
                                          int32_t node_id);
 
-/// The merged options (see the precedence above).
-Options merge(const Target& target, const Options& node_conninfo, const Options& authinfo);
+/// pg_trickle's defaults for a connection to another node, overridden by any option of the
+/// same name in citus.node_conninfo or pg_dist_authinfo: TCP keepalives (first probe after
+/// 10 s of silence, then every 5 s, the connection is dead after 3 unanswered probes) and
+/// tcp_user_timeout = 30 s (data sent but not acknowledged for that long closes the
+/// connection). A node that vanished (power loss, a network black hole) is then detected
+/// by the kernel, also on an idle cached connection and while a cancel request is sent.
+Options connection_defaults();
+
+/// The merged options (see the precedence above). `defaults` (normally
+/// connection_defaults()) rank below everything else and must not name the target's keys.
+Options merge(const Target& target, const Options& node_conninfo, const Options& authinfo,
+              const Options& defaults = {});
 
 }  // namespace pgt::node_conninfo

@@ -6,8 +6,9 @@
 // Every shape runs against both apply targets. `local` is the refresh itself. `distributed`
 // (no MERGE, no ctid: what a Citus distributed table needs) runs on a copy of the storage
 // table ("st_dist"): before each refresh the engine's apply statement for that target is
-// generated through a test-only C function (pgtrickle_engine_apply_sql) for the window the
-// refresh is about to consume, and executed on the copy, which must equal the query too.
+// generated through a test-only C function (pgtrickle_engine_apply_sql, tests/probes/) for
+// the window the refresh is about to consume, and executed on the copy, which must equal the
+// query too.
 #include <random>
 
 #include "pg_fixture.h"
@@ -243,7 +244,7 @@ TEST_P(Oracle, differential_refresh_equals_query_after_random_batches) {
         "differential");
     expect_matches_query("st", shape.query);
     if (distributed) {
-        exec(
+        create_probe(
             "CREATE FUNCTION apply_sql(oid, regclass, text, text) RETURNS text LANGUAGE C STRICT "
             "AS 'pg_trickle', 'pgtrickle_engine_apply_sql'");
         exec("CREATE TABLE st_dist (LIKE st INCLUDING ALL)");

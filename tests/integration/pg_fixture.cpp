@@ -144,6 +144,20 @@ void PgTest::exec(const std::string& sql) {
     tx.exec(sql);
 }
 
+void PgTest::create_probe(const std::string& create_function) {
+    try {
+        exec(create_function);
+    } catch (const pqxx::sql_error& e) {
+        if (std::string(e.what()).find("could not find function") == std::string::npos) {
+            throw;
+        }
+        throw std::runtime_error(std::string("the installed pg_trickle.so has no test probes (") +
+                                 e.what() +
+                                 "): configure with -DPGTRICKLE_TEST_PROBES=ON, build and install "
+                                 "(tests/run-all.sh does)");
+    }
+}
+
 std::string PgTest::error_of(const std::string& sql) {
     try {
         exec(sql);

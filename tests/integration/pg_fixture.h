@@ -31,6 +31,9 @@ class PgTest : public ::testing::Test {
     std::unique_ptr<pqxx::connection> connect() const;
     /// Run statements (autocommit).
     void exec(const std::string& sql);
+    /// Run a CREATE FUNCTION ... AS 'pg_trickle', 'SYMBOL' of a test probe (tests/probes/);
+    /// when the installed pg_trickle.so lacks it, fail saying how to build one that has it.
+    void create_probe(const std::string& create_function);
     /// Run `sql`; its error as "SQLSTATE message", or "" when it succeeded.
     std::string error_of(const std::string& sql);
     /// First column of the first row, as text ("" for NULL).

@@ -65,6 +65,45 @@ TEST(NodeConninfo, empty_target_fields_fall_back_to_libpq_defaults) {
     EXPECT_EQ(o.count("user"), 0U);
 }
 
+TEST(NodeConninfo, defaults_add_keepalives_and_tcp_user_timeout) {
+    const Options o = merge(worker(), {}, {}, connection_defaults());
+    EXPECT_EQ(o.at("keepalives"), "1");
+    EXPECT_EQ(o.at("keepalives_idle"), "10");
+    EXPECT_EQ(o.at("keepalives_interval"), "5");
+    EXPECT_EQ(o.at("keepalives_count"), "3");
+    EXPECT_EQ(o.at("tcp_user_timeout"), "30000");
+    // The target is untouched by them.
+    Options without = o;
+    for (const auto& [key, value] : connection_defaults()) {
+        without.erase(key);
+    }
+    EXPECT_EQ(without, merge(worker(), {}, {}));
+}
+
+TEST(NodeConninfo, user_options_beat_the_defaults) {
+    const Options o =
+        merge(worker(), {{"keepalives_idle", "60"}, {"tcp_user_timeout", "0"}},
+              {{"keepalives", "0"}, {"keepalives_count", "9"}}, connection_defaults());
+    EXPECT_EQ(o.at("keepalives_idle"), "60");     // citus.node_conninfo
+    EXPECT_EQ(o.at("tcp_user_timeout"), "0");     // citus.node_conninfo, 0 = the kernel's default
+    EXPECT_EQ(o.at("keepalives"), "0");           // pg_dist_authinfo
+    EXPECT_EQ(o.at("keepalives_count"), "9");     // pg_dist_authinfo
+    EXPECT_EQ(o.at("keepalives_interval"), "5");  // nobody said otherwise
+}
+
+TEST(NodeConninfo, an_empty_user_option_does_not_remove_a_default) {
+    // libpq treats an empty value as unset: the default stays.
+    const Options o = merge(worker(), {{"keepalives_idle", ""}}, {}, connection_defaults());
+    EXPECT_EQ(o.at("keepalives_idle"), "10");
+}
+
+TEST(NodeConninfo, defaults_never_redirect_the_session_nor_move_the_host) {
+    const Options o = merge(worker(), {}, {}, {{"host", "elsewhere"}, {"port", "1"}});
+    EXPECT_EQ(o.at("host"), "10.0.0.7");
+    EXPECT_EQ(o.count("hostaddr"), 0U);
+    EXPECT_EQ(o.at("port"), "5432");
+}
+
 TEST(NodeConninfo, node_row_beats_wildcard_row) {
     const std::vector<std::pair<int32_t, std::string>> rows = {
         {0, "password=any"}, {3, "password=three"}, {-1, "password=self"}};

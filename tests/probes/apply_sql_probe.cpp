@@ -1,6 +1,7 @@
-// A probe for tests: the apply statement the engine generates for a stream table's defining
-// query, a storage table, a frontier snapshot and an apply target. Not declared by the
-// extension's SQL scripts; a test declares it itself to run the `distributed` form of the
+// A probe for tests, compiled into pg_trickle.so only with -DPGTRICKLE_TEST_PROBES=ON (a
+// default build has none): the apply statement the engine generates for a stream table's
+// defining query, a storage table, a frontier snapshot and an apply target. Not declared by
+// the extension's SQL scripts; a test declares it itself to run the `distributed` form of the
 // apply on plain PostgreSQL:
 //   CREATE FUNCTION apply_sql(query_view oid, storage regclass, frontier_snapshot text,
 //                             apply_target text) RETURNS text
