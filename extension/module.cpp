@@ -51,8 +51,9 @@ void _PG_init(void) {
                             nullptr, nullptr, nullptr);
     DefineCustomIntVariable(
         "pg_trickle.citus_slot_max_lag_bytes",
-        "Worker slot lag beyond which a stream table falls back to a full refresh.", nullptr,
-        &citus_slot_max_lag_bytes, 1024 * 1024 * 1024, 1024 * 1024, INT_MAX, PGC_SIGHUP,
+        "Unread WAL of a slot beyond which it is recreated and its readers fully refreshed "
+        "(0 disables the limit).",
+        nullptr, &citus_slot_max_lag_bytes, 1024 * 1024 * 1024, 0, INT_MAX, PGC_SIGHUP,
         GUC_UNIT_BYTE, nullptr, nullptr, nullptr);
     DefineCustomBoolVariable("pg_trickle.log_remote_commands",
                              "Log every command sent to another node.", nullptr,

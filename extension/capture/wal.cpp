@@ -4,6 +4,7 @@
 #include "capture/capture.h"
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <utility>
 
@@ -151,6 +152,9 @@ bool slot_exists(remote::Connection& c, const std::string& slot) {
 // would keep WAL forever, or, recreated in place of a lost one, stand for a recorded slot
 // whose frontier it does not match: it is dropped when its (sub)transaction aborts.
 
+/// The longest an abort callback waits for a node to drop a slot.
+constexpr int kAbortCommandTimeoutMs = 5000;
+
 struct CreatedSlot {
     remote::Node node;
     std::string user, slot;
@@ -171,16 +175,14 @@ void drop_created_slots(SubTransactionId from) noexcept {
             ++it;
             continue;
         }
-        try {
-            if (remote::Connection* c = remote::idle_cached_connection(it->node, it->user)) {
-                c->exec(
-                    "SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM "
-                    "pg_catalog.pg_replication_slots WHERE slot_name OPERATOR(pg_catalog.=) $1 "
-                    "AND NOT active",
-                    {it->slot});
-            }
-        } catch (...) {
-            // Unreachable node: an orphan for pgtrickle slots drop (drop_orphan_worker_slots).
+        // Bounded and never raising (this runs while the transaction aborts). A node that
+        // does not answer in time keeps the slot: an orphan the poller's sweep drops later.
+        if (remote::Connection* c = remote::idle_cached_connection(it->node, it->user)) {
+            (void)c->try_exec_during_abort(
+                "SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM "
+                "pg_catalog.pg_replication_slots WHERE slot_name OPERATOR(pg_catalog.=) $1 "
+                "AND NOT active",
+                {it->slot}, kAbortCommandTimeoutMs);
         }
         it = slots.erase(it);
     }
@@ -275,7 +277,8 @@ void ensure_publication(const remote::Node& home, const std::string& publication
                     e.detail(),
                     "The publication is created in a transaction of its own: commit the "
                     "transaction that created or altered " +
-                        source_name + " first.");
+                        source_name + " first.",
+                    e.context());
     }
 }
 
@@ -390,14 +393,6 @@ Drained drain_slot(Oid relid, const catalog::WorkerSlot& s, BufferWriter& writer
         throw SlotLost(problem);
     }
 
-    auto peek = c.exec(
-        "SELECT data FROM pg_catalog.pg_logical_slot_peek_binary_changes($1, "
-        "$2::pg_catalog.pg_lsn, $3::int, 'proto_version', '1', 'publication_names', $4)",
-        {s.slot, upto_text,
-         max_changes > 0 ? std::optional<std::string>(std::to_string(max_changes)) : std::nullopt,
-         s.publication},
-        /*binary_results=*/true);
-
     pgoutput::StreamDecoder decoder(1);
     pgoutput::RelationCache relations;
     std::map<pgoutput::Oid, std::vector<int>> mapping;  // relation column -> writer position
@@ -406,58 +401,67 @@ Drained drain_slot(Oid relid, const catalog::WorkerSlot& s, BufferWriter& writer
     pgoutput::Lsn frontier = stored;
     const int64_t written_before = writer.written();
     std::vector<std::optional<std::string>> values(writer.width());
-    const int n = peek.rows();
-    for (int i = 0; i < n; ++i) {
-        pgoutput::Message m;
-        try {
-            m = decoder.next(peek.value(i, 0));
-        } catch (const pgoutput::Error& e) {
-            throw Error(ERRCODE_DATA_CORRUPTED, std::string(e.what()) + " (slot " + s.slot +
-                                                    " on node " + node.label() + ")");
-        }
-        if (const auto* b = std::get_if<pgoutput::Begin>(&m)) {
-            // Transactions that committed before the stored frontier are in the buffer
-            // already (a drain committed, the slot was not advanced yet). pgoutput (protocol
-            // 1) sends each transaction whole at its commit: its rows can be written as they
-            // come, and the memory held is one decoded message at a time.
-            skip = b->final_lsn < stored;
-        } else if (const auto* commit = std::get_if<pgoutput::Commit>(&m)) {
-            frontier = std::max(frontier, commit->end_lsn);
-        } else if (const auto* rel = std::get_if<pgoutput::Relation>(&m)) {
-            std::vector<int> map;
-            for (const auto& col : rel->columns) {
-                map.push_back(writer.position_of(col.name));
-            }
-            mapping[rel->oid] = std::move(map);
-            relations.add(*rel);
-        } else if (std::holds_alternative<pgoutput::Truncate>(m)) {
-            if (!skip) {
-                writer.add_marker();
-            }
-        } else if (std::holds_alternative<pgoutput::Type>(m)) {
-            relations.add(std::get<pgoutput::Type>(m));
-        } else if (!skip) {
-            changes.clear();
+    long n = 0;
+    // Streamed: one message of the slot in memory at a time (and the writer's batch), however
+    // large the backlog.
+    c.exec_rows(
+        "SELECT data FROM pg_catalog.pg_logical_slot_peek_binary_changes($1, "
+        "$2::pg_catalog.pg_lsn, $3::int, 'proto_version', '1', 'publication_names', $4)",
+        {s.slot, upto_text,
+         max_changes > 0 ? std::optional<std::string>(std::to_string(max_changes)) : std::nullopt,
+         s.publication},
+        /*binary_results=*/true, [&](const remote::RowView& row) {
+            ++n;
+            pgoutput::Message m;
             try {
-                relations.apply(m, changes);
+                m = decoder.next(row.value(0));
             } catch (const pgoutput::Error& e) {
-                throw Error(
-                    ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                    std::string(e.what()) + " (slot " + s.slot + " on node " + node.label() + ")",
-                    "", "ALTER TABLE the source REPLICA IDENTITY FULL.");
+                throw Error(ERRCODE_DATA_CORRUPTED, std::string(e.what()) + " (slot " + s.slot +
+                                                        " on node " + node.label() + ")");
             }
-            for (const auto& row : changes) {
-                const auto& map = mapping.at(row.relation_oid);
-                std::fill(values.begin(), values.end(), std::nullopt);
-                for (size_t k = 0; k < row.values.size() && k < map.size(); ++k) {
-                    if (map[k] >= 0) {
-                        values[static_cast<size_t>(map[k])] = row.values[k];
-                    }
+            if (const auto* b = std::get_if<pgoutput::Begin>(&m)) {
+                // Transactions that committed before the stored frontier are in the buffer
+                // already (a drain committed, the slot was not advanced yet). pgoutput
+                // (protocol 1) sends each transaction whole at its commit: its rows can be
+                // written as they come.
+                skip = b->final_lsn < stored;
+            } else if (const auto* commit = std::get_if<pgoutput::Commit>(&m)) {
+                frontier = std::max(frontier, commit->end_lsn);
+            } else if (const auto* rel = std::get_if<pgoutput::Relation>(&m)) {
+                std::vector<int> map;
+                for (const auto& col : rel->columns) {
+                    map.push_back(writer.position_of(col.name));
                 }
-                writer.add(static_cast<char>(row.action), values);
+                mapping[rel->oid] = std::move(map);
+                relations.add(*rel);
+            } else if (std::holds_alternative<pgoutput::Truncate>(m)) {
+                if (!skip) {
+                    writer.add_marker();
+                }
+            } else if (std::holds_alternative<pgoutput::Type>(m)) {
+                relations.add(std::get<pgoutput::Type>(m));
+            } else if (!skip) {
+                changes.clear();
+                try {
+                    relations.apply(m, changes);
+                } catch (const pgoutput::Error& e) {
+                    throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                                std::string(e.what()) + " (slot " + s.slot + " on node " +
+                                    node.label() + ")",
+                                "", "ALTER TABLE the source REPLICA IDENTITY FULL.");
+                }
+                for (const auto& change : changes) {
+                    const auto& map = mapping.at(change.relation_oid);
+                    std::fill(values.begin(), values.end(), std::nullopt);
+                    for (size_t k = 0; k < change.values.size() && k < map.size(); ++k) {
+                        if (map[k] >= 0) {
+                            values[static_cast<size_t>(map[k])] = change.values[k];
+                        }
+                    }
+                    writer.add(static_cast<char>(change.action), values);
+                }
             }
-        }
-    }
+        });
     writer.flush();
     out.changes = writer.written() - written_before;
     // A read that was not cut short saw every transaction that committed before `upto`.
@@ -482,6 +486,15 @@ void lock_provisioning(const std::string& key) {
         "SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('pg_trickle slots ' "
         "OPERATOR(pg_catalog.||) $1))",
         {key});
+}
+
+/// lock_provisioning without waiting: false when another transaction holds it.
+bool try_lock_provisioning(const std::string& key) {
+    return spi::exec(
+               "SELECT pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('pg_trickle "
+               "slots ' OPERATOR(pg_catalog.||) $1))",
+               {key})
+               .scalar() == "t";
 }
 
 /// The nodes whose slots capture `relid`: Citus' answer for Citus tables, this server for a
@@ -883,7 +896,7 @@ std::vector<SlotAction> provision(std::optional<Oid> relid) {
                     if (e.connection_failure()) {
                         throw;  // unreachable: retried by the next poll
                     }
-                    p.not_usable = e.what();
+                    p.not_usable = describe(e);
                 } catch (const Error& e) {
                     p.not_usable =
                         std::string(e.what()) + (e.hint().empty() ? "" : ". " + e.hint());
@@ -1028,7 +1041,7 @@ std::vector<SlotAction> provision(std::optional<Oid> relid) {
     return out;
 }
 
-std::vector<SlotAction> drop_orphans() {
+std::vector<SlotAction> drop_orphans(bool skip_unreachable) {
     std::vector<SlotAction> out;
     std::vector<remote::Node> nodes;
     for (const auto& info : citus::active_primaries()) {
@@ -1038,7 +1051,16 @@ std::vector<SlotAction> drop_orphans() {
         nodes.push_back(citus::this_server());
     }
     for (const auto& node : nodes) {
-        remote::Connection& c = connect(node);
+        remote::Connection* conn = nullptr;
+        try {
+            conn = &connect(node);
+        } catch (const remote::RemoteError& e) {
+            if (!skip_unreachable || !e.connection_failure()) {
+                throw;
+            }
+            continue;  // its orphans wait for the next sweep
+        }
+        remote::Connection& c = *conn;
         if (node.host == citus::this_server().host && node.port == citus::this_server().port) {
             // 0.31.0's OID-named slots: kept while their source waits to be taken over
             // (provision drains them), dropped with their publication otherwise.
@@ -1063,8 +1085,11 @@ std::vector<SlotAction> drop_orphans() {
             "OPERATOR(pg_catalog.=) pg_catalog.current_database() ORDER BY 1");
         for (int i = 0; i < slots.rows(); ++i) {
             const std::string slot = slots.text(i, 0);
-            const bool known = catalog::is_recorded_slot(slot, node.host, node.port);
-            if (known) {
+            // A create (or provisioning) of that source still running holds its provisioning
+            // lock from before its slots exist until it commits and records them: never
+            // drop a slot it is about to record.
+            if (catalog::is_recorded_slot(slot, node.host, node.port) ||
+                !try_lock_provisioning(slot.substr(std::strlen("pgtrickle_")))) {
                 continue;
             }
             c.exec("SELECT pg_catalog.pg_drop_replication_slot($1)", {slot});

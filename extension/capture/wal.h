@@ -68,6 +68,18 @@ class NodeNotCapturable : public Error {
                 "stream tables are fully refreshed once.") {}
 };
 
+/// A node whose slot the WAL poller could not drain at its last try: a scheduled refresh
+/// that would have to read it is not attempted (it would wait up to
+/// pg_trickle.remote_command_timeout and fail); it is retried with backoff.
+class NodeUnreachable : public Error {
+  public:
+    NodeUnreachable(const std::string& node, const std::string& why)
+        : Error(ERRCODE_CONNECTION_FAILURE,
+                "node " + node + " did not answer the last poll of its slot", why,
+                "The refresh is retried once the node answers; pgtrickle.citus_status shows "
+                "the slot's failures.") {}
+};
+
 /// One drained slot.
 struct Drained {
     std::string source;  ///< stable name
@@ -116,7 +128,10 @@ struct SlotAction {
 std::vector<SlotAction> provision(std::optional<Oid> relid);
 
 /// Drop slots named pgtrickle_* on the capture nodes that no pgt_worker_slots row names
-/// (left by a rolled-back create or a node that was unreachable at drop time).
-std::vector<SlotAction> drop_orphans();
+/// (left by a rolled-back create or a node that was unreachable at drop time), except those
+/// of a source whose create or provisioning is still running (it holds the source's
+/// provisioning lock until it records them). `skip_unreachable`: a node that cannot be
+/// reached is passed over (the poller's sweep), else its failure is raised.
+std::vector<SlotAction> drop_orphans(bool skip_unreachable = false);
 
 }  // namespace pgt::capture::wal

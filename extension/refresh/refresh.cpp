@@ -3,6 +3,7 @@
 // all in the caller's transaction, under one registered snapshot taken after the lock.
 #include "refresh/refresh.h"
 
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -108,11 +109,16 @@ class Refresh {
         const Prelude before = wal_sources_.empty() ? Prelude{} : prelude();
         if (before.differential) {
             if (force_full || before.full_expected || delta_reads_local_wal_sources()) {
-                capture::wal::lock_sources(wal_sources_);
-                wal_locked_ = true;
-            }
-            for (Oid relid : wal_sources_) {
-                capture::wal::drain(relid, false, std::nullopt, 0, wal_locked_);
+                lock_and_drain_exactly();
+            } else {
+                // A scheduled refresh reads what the WAL poller has drained: it never waits
+                // on another node (the poller does, in a process of its own). Slots on this
+                // server are drained here.
+                for (Oid relid : wal_sources_) {
+                    if (!scheduled() || local_wal_source(relid)) {
+                        capture::wal::drain(relid, false, std::nullopt, 0, false);
+                    }
+                }
             }
         }
         if (force_full) {
@@ -133,11 +139,7 @@ class Refresh {
             if (out_.mode == "full" && before.differential && !wal_locked_) {
                 // The window asks for a full refresh (a TRUNCATE marker): start again with
                 // the sources locked, so that what the full refresh reads matches the frontier.
-                capture::wal::lock_sources(wal_sources_);
-                wal_locked_ = true;
-                for (Oid relid : wal_sources_) {
-                    capture::wal::drain(relid, false, std::nullopt, 0, true);
-                }
+                lock_and_drain_exactly();
                 sources_.clear();
                 uncaptured_ = restored_ = false;
                 st_ = catalog::StreamTable{};
@@ -162,6 +164,48 @@ class Refresh {
     }
 
   private:
+    bool scheduled() const { return std::strcmp(trigger_, "manual") != 0; }
+
+    bool local_wal_source(Oid relid) const {
+        const auto src = catalog::source(relid);
+        return src && src->placement == "local";
+    }
+
+    /// A full refresh of a stream table that goes on differentially reads its WAL sources in
+    /// exactly the state its buffers describe: writers held off (SHARE lock), every node's
+    /// WAL flushed and drained. A scheduled one first makes sure every node answered the
+    /// poller's last drain: one that does not would hold up the scheduler until
+    /// pg_trickle.remote_command_timeout, and the refresh would fail anyway.
+    void lock_and_drain_exactly() {
+        if (scheduled()) {
+            require_nodes_answering();
+        }
+        capture::wal::lock_sources(wal_sources_);
+        wal_locked_ = true;
+        for (Oid relid : wal_sources_) {
+            capture::wal::drain(relid, false, std::nullopt, 0, true);
+        }
+    }
+
+    void require_nodes_answering() const {
+        for (Oid relid : wal_sources_) {
+            const auto src = catalog::source(relid);
+            if (!src || src->placement == "local") {
+                continue;
+            }
+            for (const auto& slot : catalog::worker_slots(src->key)) {
+                if (!slot.frontier) {
+                    throw capture::wal::NodeNotCapturable(slot.node(),
+                                                          pg::rel_name(relid).value_or("?"),
+                                                          slot.last_error.value_or(""));
+                }
+                if (slot.consecutive_failures != 0) {
+                    throw capture::wal::NodeUnreachable(slot.node(), slot.last_error.value_or(""));
+                }
+            }
+        }
+    }
+
     /// Before the snapshot: whether the stream table is maintained differentially (its
     /// frontier must then match its contents), and whether this refresh will be full for a
     /// reason known already (first refresh, a scheduled full refresh).

@@ -69,6 +69,7 @@ struct DatabaseEntry {
     Oid dboid;
     pid_t worker_pid;
     Latch* latch;       // the worker's latch, set by committing writers
+    pid_t poller_pid;   // the database's WAL poller (poller.cpp), 0 when none runs
     bool no_extension;  // the last worker found no pg_trickle here
     TimestampTz checked_at;
     TimestampTz quiesce_until;  // database being dropped/renamed: do not start a worker
@@ -186,6 +187,56 @@ void on_xact(XactEvent event, void*) {
     }
 }
 
+/// This database's WAL poller (poller.cpp): started by its scheduler when WAL-captured
+/// sources exist and none runs; it exits by itself when there are none left.
+void ensure_poller() {
+    static BackgroundWorkerHandle* handle = nullptr;
+    LWLockAcquire(g_shared->lock, LW_SHARED);
+    DatabaseEntry* s = find_database_entry(MyDatabaseId, false);
+    const bool running = s != nullptr && s->poller_pid != 0;
+    LWLockRelease(g_shared->lock);
+    if (running) {
+        return;
+    }
+    if (handle != nullptr) {
+        pid_t pid = 0;
+        if (GetBackgroundWorkerPid(handle, &pid) == BGWH_NOT_YET_STARTED) {
+            return;  // starting: it registers itself
+        }
+        pfree(handle);
+        handle = nullptr;
+    }
+    BackgroundWorker w;
+    memset(&w, 0, sizeof(w));
+    w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+    w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+    w.bgw_restart_time = BGW_NEVER_RESTART;  // the scheduler starts it again when needed
+    snprintf(w.bgw_library_name, BGW_MAXLEN, "pg_trickle");
+    snprintf(w.bgw_function_name, BGW_MAXLEN, "pgtrickle_poller_main");
+    snprintf(w.bgw_name, BGW_MAXLEN, "pg_trickle poller for database %u", MyDatabaseId);
+    snprintf(w.bgw_type, BGW_MAXLEN, "pg_trickle poller");
+    w.bgw_main_arg = ObjectIdGetDatum(MyDatabaseId);
+    w.bgw_notify_pid = MyProcPid;
+    MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+    const bool started = RegisterDynamicBackgroundWorker(&w, &handle);
+    MemoryContextSwitchTo(old);
+    if (!started) {
+        handle = nullptr;
+        ereport(LOG,
+                (errmsg("pg_trickle: could not start the WAL poller of database %u", MyDatabaseId),
+                 errhint("Raise max_worker_processes.")));
+    }
+}
+
+void detach_poller(int, Datum arg) {
+    const Oid dboid = DatumGetObjectId(arg);
+    LWLockAcquire(g_shared->lock, LW_EXCLUSIVE);
+    if (DatabaseEntry* s = find_database_entry(dboid, false); s && s->poller_pid == MyProcPid) {
+        s->poller_pid = 0;
+    }
+    LWLockRelease(g_shared->lock);
+}
+
 /// DROP DATABASE (and renames, and use as a template) need the database to themselves: stop
 /// its scheduler first and keep the launcher from restarting it for a while.
 void quiesce_database(const char* dbname) {
@@ -197,20 +248,29 @@ void quiesce_database(const char* dbname) {
         return;
     }
     pid_t pid = 0;
+    pid_t poller = 0;
     LWLockAcquire(g_shared->lock, LW_EXCLUSIVE);
     if (DatabaseEntry* s = find_database_entry(dboid, false)) {
         s->quiesce_until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), kQuiesceMs);
         pid = s->worker_pid;
+        poller = s->poller_pid;
     }
     LWLockRelease(g_shared->lock);
-    if (pid == 0) {
+    if (pid == 0 && poller == 0) {
         return;
     }
-    kill(pid, SIGTERM);
+    // The scheduler first (it would start the poller again), then the poller.
+    if (pid != 0) {
+        kill(pid, SIGTERM);
+    }
+    if (poller != 0) {
+        kill(poller, SIGTERM);
+    }
     for (int i = 0; i < 500; ++i) {  // up to 5 s
         LWLockAcquire(g_shared->lock, LW_SHARED);
         DatabaseEntry* s = find_database_entry(dboid, false);
-        const bool gone = s == nullptr || s->worker_pid != pid;
+        const bool gone = s == nullptr || ((pid == 0 || s->worker_pid != pid) &&
+                                           (poller == 0 || s->poller_pid != poller));
         LWLockRelease(g_shared->lock);
         if (gone) {
             return;
@@ -371,8 +431,10 @@ bool in_catalog_transaction(F&& work) {
 }
 
 /// Read the catalog: scheduled stream tables and the dependency edges between them.
-void load(std::vector<StreamTable>& sts, std::multimap<int64_t, int64_t>& edges) {
+void load(std::vector<StreamTable>& sts, std::multimap<int64_t, int64_t>& edges,
+          bool& wal_sources) {
     spi::Session spi;
+    wal_sources = !catalog::wal_sources().empty();
     for (const auto& row : catalog::scheduled_stream_tables()) {
         StreamTable st;
         st.id = row.id;
@@ -399,7 +461,8 @@ void load(std::vector<StreamTable>& sts, std::multimap<int64_t, int64_t>& edges)
 bool transient_failure(const std::exception& e) {
     if (dynamic_cast<const remote::RemoteError*>(&e) != nullptr ||
         dynamic_cast<const capture::wal::SlotLost*>(&e) != nullptr ||
-        dynamic_cast<const capture::wal::NodeNotCapturable*>(&e) != nullptr) {
+        dynamic_cast<const capture::wal::NodeNotCapturable*>(&e) != nullptr ||
+        dynamic_cast<const capture::wal::NodeUnreachable*>(&e) != nullptr) {
         return true;
     }
     const auto* error = dynamic_cast<const Error*>(&e);
@@ -441,7 +504,7 @@ void refresh_one(int64_t id, const char* trigger) {
         });
         return;
     } catch (const std::exception& e) {
-        error = e.what();
+        error = describe(e);
         of_the_query = !transient_failure(e);
     }
     ereport(LOG,
@@ -449,153 +512,6 @@ void refresh_one(int64_t id, const char* trigger) {
                     static_cast<long long>(id), error.c_str()),
              of_the_query ? 0 : errdetail("Retried with backoff; not counted toward suspension.")));
     (void)in_catalog_transaction([&] { record_failure(id, error, started, of_the_query); });
-}
-
-/// A slot read of the poller that failed: counted on its pgt_worker_slots row (failing
-/// since when, the error); a WARNING every pg_trickle.citus_worker_retry_ticks failures.
-void record_poll_failure(const std::string& key, const std::string& node,
-                         const std::string& message) {
-    (void)in_catalog_transaction([&] {
-        spi::Session spi;
-        const int failures = catalog::record_poll_failure(key, node, message);
-        spi.finish();
-        if (settings::citus_worker_retry_ticks > 0 && failures > 0 &&
-            failures % settings::citus_worker_retry_ticks == 0) {
-            pg_call([&]() noexcept {
-                ereport(WARNING,
-                        (errmsg("pg_trickle: %d consecutive failed polls of node %s", failures,
-                                node.c_str()),
-                         errdetail("%s", message.c_str()),
-                         errhint("Stream tables reading source %s are not refreshed past this "
-                                 "node's changes until it answers; see pgtrickle.citus_status.",
-                                 key.c_str())));
-            });
-        }
-    });
-}
-
-/// Changes of one poll transaction at most; a bigger backlog takes several transactions.
-constexpr int kPollBatch = 50000;
-
-/// The poller: bring each WAL-captured source's slots in line with the cluster's nodes,
-/// then drain every slot into its buffer, each node in its own transactions (a failing node
-/// holds back nothing but its own changes).
-void poll_wal_sources() {
-    struct SlotRef {
-        Oid relid;
-        std::string key, node;
-    };
-    std::vector<SlotRef> slots;
-    std::vector<Oid> drifted;
-    (void)in_catalog_transaction([&] {
-        spi::Session spi;
-        // Topology: nodes that joined or left since the slots were provisioned; a local
-        // source without its slot, or whose 0.31.0 slot (pgtrickle_<oid>) is still there (an
-        // installation upgraded from 0.31.0).
-        for (const auto& state : catalog::wal_source_states()) {
-            const Oid relid = state.source.relid;
-            std::vector<std::string> want, have;
-            if (state.source.placement == "local") {
-                want.push_back(citus::this_server().label());
-            } else if (citus::loaded()) {
-                const pg::AsExtensionOwner as_extension_owner;
-                for (const auto& n : citus::capture_nodes(relid, citus::placement_of(relid))) {
-                    want.push_back(n.label());
-                }
-            } else {
-                continue;
-            }
-            for (const auto& slot : catalog::worker_slots(state.source.key)) {
-                if (slot.frontier) {
-                    have.push_back(slot.node());
-                }
-            }
-            std::sort(want.begin(), want.end());
-            std::sort(have.begin(), have.end());
-            if (want != have || state.legacy_slot_present) {
-                drifted.push_back(relid);
-            }
-        }
-        for (const auto& s : catalog::all_worker_slots()) {
-            if (s.slot.frontier) {
-                slots.push_back({s.relid, s.slot.source_key, s.slot.node()});
-            }
-        }
-        spi.finish();
-    });
-    // One source per transaction (provisioning writes, and a slot created later on this
-    // server would wait for that transaction); a failure holds back only that source.
-    static std::map<Oid, int> provision_failures;
-    for (Oid relid : drifted) {
-        CHECK_FOR_INTERRUPTS();
-        try {
-            (void)in_catalog_transaction([&] {
-                spi::Session spi;
-                const pg::AsExtensionOwner as_extension_owner;
-                for (const auto& a : capture::wal::provision(relid)) {
-                    if (a.action != "present") {
-                        ereport(LOG, (errmsg("pg_trickle: slot %s on node %s:%d %s", a.slot.c_str(),
-                                             a.host.c_str(), a.port, a.action.c_str())));
-                    }
-                }
-                spi.finish();
-            });
-            provision_failures.erase(relid);
-        } catch (const std::exception& e) {
-            remote::forget_all_connections();
-            const int n = ++provision_failures[relid];
-            if (n == 1 || (settings::citus_worker_retry_ticks > 0 &&
-                           n % settings::citus_worker_retry_ticks == 0)) {
-                ereport(WARNING, (errmsg("pg_trickle: provisioning the slots of source %u "
-                                         "failed (%d times in a row): %s",
-                                         relid, n, e.what()),
-                                  errhint("The poller retries every tick; "
-                                          "pgtrickle.citus_status shows the slots.")));
-            }
-        }
-    }
-    for (const auto& slot : slots) {
-        CHECK_FOR_INTERRUPTS();
-        std::string error;
-        try {
-            for (int round = 0; round < 20; ++round) {
-                bool more = false;
-                (void)in_catalog_transaction([&] {
-                    spi::Session spi;
-                    const pg::AsExtensionOwner as_extension_owner;
-                    for (const auto& d : capture::wal::drain(slot.relid, /*skip_locked=*/true,
-                                                             slot.node, kPollBatch)) {
-                        more = more || d.more;
-                    }
-                    spi.finish();
-                });
-                if (!more) {
-                    break;
-                }
-            }
-            continue;
-        } catch (const capture::wal::SlotLost& e) {
-            error = e.what();
-        } catch (const std::exception& e) {
-            error = e.what();
-            remote::forget_all_connections();
-            record_poll_failure(slot.key, slot.node, error);
-            continue;
-        }
-        // Lost slot: recreated in a transaction of its own, readers recompute.
-        ereport(LOG, (errmsg("pg_trickle: %s; recreating it", error.c_str())));
-        try {
-            (void)in_catalog_transaction([&] {
-                spi::Session spi;
-                const pg::AsExtensionOwner as_extension_owner;
-                (void)capture::wal::provision(slot.relid);
-                spi.finish();
-            });
-        } catch (const std::exception& e) {
-            remote::forget_all_connections();
-            record_poll_failure(slot.key, slot.node, e.what());
-        }
-    }
 }
 
 /// One pass: refresh what is due, upstream before downstream. Returns ms until the next due
@@ -616,18 +532,15 @@ long tick() {
 
     std::vector<StreamTable> sts;
     std::multimap<int64_t, int64_t> edges;
-    const bool installed = in_catalog_transaction([&] { load(sts, edges); });
+    bool wal_sources = false;
+    const bool installed = in_catalog_transaction([&] { load(sts, edges, wal_sources); });
     if (!installed) {
         ereport(LOG,
                 (errmsg("pg_trickle: extension not installed in this database, scheduler exits")));
         proc_exit(0);
     }
-    try {
-        poll_wal_sources();
-    } catch (const std::exception& e) {
-        // Never holds back the refreshes of this database (the next tick polls again).
-        remote::forget_all_connections();
-        ereport(WARNING, (errmsg("pg_trickle: WAL poll failed: %s", e.what())));
+    if (wal_sources) {
+        ensure_poller();
     }
     const int64_t now = now_ms();
     std::map<int64_t, bool> due;  // id -> refreshed because a writer woke us
@@ -740,6 +653,22 @@ void wake_launcher() {
     }
 }
 
+bool register_poller(Oid dboid) {
+    LWLockAcquire(g_shared->lock, LW_EXCLUSIVE);
+    DatabaseEntry* s = find_database_entry(dboid, true);
+    bool mine = false;
+    if (s != nullptr && (s->poller_pid == 0 || s->poller_pid == MyProcPid) &&
+        GetCurrentTimestamp() >= s->quiesce_until) {
+        s->poller_pid = MyProcPid;
+        mine = true;
+    }
+    LWLockRelease(g_shared->lock);
+    if (mine) {
+        on_shmem_exit(detach_poller, ObjectIdGetDatum(dboid));
+    }
+    return mine;
+}
+
 int scheduler_pid() {
     if (g_shared == nullptr) {
         return 0;
@@ -819,7 +748,7 @@ void launcher_iteration(std::map<Oid, BackgroundWorkerHandle*>& handles) {
 /// WARNING: an iteration fails only on what no refresh failure explains (a catalog query,
 /// the poller's provisioning), and the next one will most likely fail the same way.
 void log_failure(const char* what, const std::exception& e) {
-    ereport(WARNING, (errmsg("pg_trickle: %s failed: %s", what, e.what())));
+    ereport(WARNING, (errmsg("pg_trickle: %s failed: %s", what, pgt::describe(e).c_str())));
 }
 
 }  // namespace
@@ -906,7 +835,15 @@ PGT_WORKER_MAIN(pgtrickle_scheduler_main) {
             try {
                 wait = tick();
             } catch (const std::exception& e) {
-                log_failure("scheduler tick", e);
+                // A deadlock or lock wait with DDL on the catalog (ALTER EXTENSION UPDATE
+                // rewriting it) passes: the next tick reads again. Anything else is a bug
+                // worth a WARNING.
+                if (pgt::scheduler::transient_failure(e)) {
+                    ereport(LOG, (errmsg("pg_trickle: scheduler tick deferred: %s",
+                                         pgt::describe(e).c_str())));
+                } else {
+                    log_failure("scheduler tick", e);
+                }
                 wait = 1000;
             }
             MemoryContextSwitchTo(old);

@@ -23,6 +23,10 @@ void wake_launcher();
 /// PID of this database's scheduler, or 0.
 int scheduler_pid();
 
+/// The WAL poller of database `dboid` (poller.cpp) registers itself when it starts; false
+/// when another one serves the database (or the database is being dropped): it exits.
+bool register_poller(Oid dboid);
+
 /// Called by capture triggers: this transaction wrote to captured source `relid`; its
 /// commit tells the scheduler (which wakes for stream tables with short schedules).
 void note_captured_write(Oid relid);

@@ -242,6 +242,7 @@ std::string server_settings(int port, Topology t) {
                   : "shared_preload_libraries = 'pg_trickle'\n"
                     "synchronous_commit = off\n") +
            "wal_level = logical\n"
+           "max_worker_processes = 16\n"
            "max_replication_slots = 16\n"
            "max_wal_senders = 16\n"
            "fsync = off\n"

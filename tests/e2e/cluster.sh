@@ -20,6 +20,8 @@
 #   cluster.sh kill NODE      kill -9 NODE's postmaster (a crash; its children die with it)
 #   cluster.sh halt NODE      stop NODE at once (pg_ctl -m immediate), keeping its data
 #   cluster.sh resume NODE    start NODE again after kill or halt (crash recovery runs)
+#   cluster.sh freeze NODE    SIGSTOP NODE's postmaster and its processes (a hung machine:
+#                             connections stay open, nothing answers); thaw NODE: SIGCONT
 #
 # Ports are fixed (Citus' own test ports; outside pgtmp.sh's random 20000-31999; .ci/run
 # reserves them from the ephemeral range, where client connections could hold them) and can be
@@ -145,9 +147,14 @@ cmd_worker_failures() {
 }
 
 cmd_stop() {
-    local node
+    local node pid
     for node in "${NODES[@]}"; do
         if [ -d "$CLUSTER_DIR/$node" ]; then
+            # A node a failed test left frozen could not shut down.
+            pid=$(head -1 "$CLUSTER_DIR/$node/data/postmaster.pid" 2>/dev/null || true)
+            if [ -n "$pid" ]; then
+                kill -CONT "$pid" $(pgrep -P "$pid" 2>/dev/null) 2>/dev/null || true
+            fi
             bash "$pgtmp" stop "$CLUSTER_DIR/$node" || true
         fi
     done
@@ -211,6 +218,32 @@ cmd_halt() {
     log "$1 halted"
 }
 
+# freeze NODE / thaw NODE: SIGSTOP (SIGCONT) the node's postmaster and every process it
+# started: its sockets stay open and nothing answers (a hung machine).
+node_processes() {
+    local dir pid
+    dir=$(node_dir "$1")
+    pid=$(head -1 "$dir/data/postmaster.pid" 2>/dev/null) || die "$1 is not running"
+    echo "$pid"
+    pgrep -P "$pid" 2>/dev/null || true
+}
+
+cmd_freeze() {
+    local p
+    for p in $(node_processes "$1"); do
+        kill -STOP "$p" 2>/dev/null || true
+    done
+    log "$1 frozen"
+}
+
+cmd_thaw() {
+    local p
+    for p in $(node_processes "$1"); do
+        kill -CONT "$p" 2>/dev/null || true
+    done
+    log "$1 thawed"
+}
+
 cmd_resume() {
     local dir port pid state
     dir=$(node_dir "$1")
@@ -244,5 +277,7 @@ case "${1:-}" in
     kill) cmd_kill "${2:?usage: cluster.sh kill NODE}" ;;
     halt) cmd_halt "${2:?usage: cluster.sh halt NODE}" ;;
     resume) cmd_resume "${2:?usage: cluster.sh resume NODE}" ;;
-    *) die "usage: cluster.sh check|start|stop|status|worker-failures|port NODE|psql NODE [args...]|kill NODE|halt NODE|resume NODE" ;;
+    freeze) cmd_freeze "${2:?usage: cluster.sh freeze NODE}" ;;
+    thaw) cmd_thaw "${2:?usage: cluster.sh thaw NODE}" ;;
+    *) die "usage: cluster.sh check|start|stop|status|worker-failures|port NODE|psql NODE [args...]|kill NODE|halt NODE|resume NODE|freeze NODE|thaw NODE" ;;
 esac

@@ -22,6 +22,13 @@ setup() {
     skip_without_cluster
 }
 
+teardown() {
+    if [ -f "$BATS_FILE_TMPDIR/worker2.frozen" ]; then
+        bash "$CLUSTER" thaw worker2 || true
+        rm -f "$BATS_FILE_TMPDIR/worker2.frozen"
+    fi
+}
+
 teardown_file() {
     stop_worker3
     cluster_down
@@ -130,4 +137,41 @@ both_match() {
     on coordinator "SELECT citus_remove_node('127.0.0.1', $port)"
     wait_for "SELECT count(*) FROM pgtrickle.pgt_worker_slots WHERE worker_port = $port" 0
     both_match
+}
+
+@test "a frozen worker holds back only what reads it; a refresh that reads it fails within the deadline naming it" {
+    on coordinator "ALTER SYSTEM SET pg_trickle.remote_command_timeout = '3s'"
+    on coordinator "SELECT pg_reload_conf()"
+    on coordinator "CREATE TABLE local_t (id int PRIMARY KEY, v int NOT NULL)"
+    on coordinator "CALL pgtrickle.create_stream_table(name => 'local_st', query => 'SELECT v, count(*) AS n FROM local_t GROUP BY v', schedule => '1s')"
+    on coordinator "CALL pgtrickle.alter_stream_table('totals', schedule => '1s')"
+    # The poller's connections to worker2 are open (it drained since).
+    on coordinator "INSERT INTO orders SELECT g, g % 20, 1 FROM generate_series(930001, 930020) g"
+    wait_for "SELECT count(*) FROM pgtrickle.pgt_status WHERE pgt_name = 'totals' AND pending_changes = 0 AND last_refresh_at > now() - interval '2 seconds'" 1 30
+    touch "$BATS_FILE_TMPDIR/worker2.frozen"
+    bash "$CLUSTER" freeze worker2
+    local i start elapsed
+    for i in $(seq 1 8); do
+        on coordinator "INSERT INTO local_t VALUES ($i, $i % 3)"
+        # Refreshed by the scheduler within a few seconds, every time.
+        wait_for "SELECT count(*) FROM ((SELECT v, n FROM local_st EXCEPT SELECT v, count(*) FROM local_t GROUP BY v) UNION ALL (SELECT v, count(*) FROM local_t GROUP BY v EXCEPT SELECT v, n FROM local_st)) d" 0 5
+    done
+    start=$(date +%s%N)
+    run on coordinator "CALL pgtrickle.refresh_stream_table('totals')"
+    elapsed=$(( ($(date +%s%N) - start) / 1000000 ))
+    [ "$status" -ne 0 ]
+    [[ "$output" == *"127.0.0.1:$(port_of worker2)"* ]]
+    [ "$elapsed" -lt 10000 ]
+    run on coordinator "SELECT status FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'totals'"
+    [ "$output" != suspended ]
+    bash "$CLUSTER" thaw worker2
+    rm -f "$BATS_FILE_TMPDIR/worker2.frozen"
+    on coordinator "INSERT INTO orders SELECT g, g % 20, 1 FROM generate_series(930101, 930120) g"
+    wait_for "SELECT count(*) FROM pgtrickle.pgt_status WHERE pgt_name = 'totals' AND pending_changes = 0 AND status = 'active' AND last_refresh_at > now() - interval '2 seconds'" 1 120
+    run differs totals "$TOTALS_Q"
+    [ "$output" = 0 ]
+    on coordinator "CALL pgtrickle.alter_stream_table('totals', schedule => '')"
+    on coordinator "CALL pgtrickle.drop_stream_table('local_st')"
+    on coordinator "ALTER SYSTEM RESET pg_trickle.remote_command_timeout"
+    on coordinator "SELECT pg_reload_conf()"
 }

@@ -73,6 +73,10 @@ cmd_start() {
         echo "max_replication_slots = 16"
         echo "max_wal_senders = 16"
         echo "max_connections = 100"
+        # pg_trickle's launcher, and per database a scheduler and a WAL poller; Citus's
+        # maintenance daemon, background task executors (rebalances) and logical replication
+        # workers (shard moves): 8 is not enough for all of them (docs/citus.md).
+        echo "max_worker_processes = 16"
         echo "max_prepared_transactions = 200"  # Citus commits multi-shard writes in two phases
         echo "shared_buffers = 256MB"
         echo "log_min_messages = warning"
