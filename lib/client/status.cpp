@@ -55,59 +55,73 @@ std::string stream_table_label(const json::Value& row) {
 }
 
 StatusSnapshot read_status(Node& node, const std::optional<std::string>& name) {
-    pqxx::read_transaction tx(node.conn());
-    // Stable, machine-friendly text for timestamps and intervals, for this transaction only.
-    tx.exec(
-        "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; "
-        "SET LOCAL IntervalStyle = 'iso_8601'");
-    std::optional<long long> id;
+    // NAME is resolved as the user's SQL would resolve it (before the transaction: that
+    // takes the user's search_path for one statement); everything else runs pinned.
+    std::optional<std::string> relid;
     if (name) {
-        const std::string find_sql =
-            "SELECT st.pgt_id FROM pgtrickle.pgt_stream_tables st "
-            "WHERE st.pgt_relid = pg_catalog.to_regclass($1)";
-        node.trace(find_sql);
-        const pqxx::result r = tx.exec_params(find_sql, *name);
-        if (r.empty()) {
+        relid = resolve_relation(node, *name);
+        if (!relid) {
             throw NotFound("stream table \"" + *name + "\" does not exist");
         }
-        id = r[0][0].as<long long>();
     }
-    const char* id_param = nullptr;
-    std::string id_text;
-    if (id) {
-        id_text = std::to_string(*id);
-        id_param = id_text.c_str();
-    }
-    const std::string st_sql =
-        "SELECT s.*, pg_catalog.date_part('epoch', s.staleness)::float8 AS staleness_seconds, "
-        "pg_catalog.date_part('epoch', s.schedule_interval)::float8 AS "
-        "schedule_interval_seconds, "
-        "COALESCE((SELECT pg_catalog.jsonb_object_agg(h.mode, h.n) FROM "
-        "(SELECT rh.mode, pg_catalog.count(*) AS n FROM pgtrickle.pgt_refresh_history rh "
-        "WHERE rh.pgt_id = s.pgt_id GROUP BY rh.mode) h), '{}'::jsonb) AS recent_refreshes "
-        "FROM pgtrickle.pgt_status s WHERE $1::bigint IS NULL OR s.pgt_id = $1::bigint "
-        "ORDER BY s.pgt_schema, s.pgt_name";
-    const std::string src_sql =
-        "SELECT ss.* FROM pgtrickle.pgt_source_status ss WHERE $1::bigint IS NULL OR "
-        "ss.source_relid IN (SELECT d.source_relid FROM pgtrickle.pgt_dependencies d "
-        "WHERE d.pgt_id = $1::bigint) ORDER BY ss.source_relid::text";
-    const std::string scheduler_sql =
-        "SELECT pgtrickle.scheduler_pid(), "
-        "COALESCE(pg_catalog.current_setting('pg_trickle.enabled', true)::boolean, true), "
-        "pg_catalog.pg_is_in_recovery()";
     StatusSnapshot snap;
-    node.trace(st_sql);
-    snap.stream_tables = rows_to_json(tx.exec_params(st_sql, id_param));
-    node.trace(src_sql);
-    snap.sources = rows_to_json(tx.exec_params(src_sql, id_param));
-    snap.worker_slots = read_worker_slots(tx, node, SlotFilter{std::nullopt, id});
-    node.trace(scheduler_sql);
-    const pqxx::row pid = tx.exec1(scheduler_sql);
-    if (!pid[0].is_null()) {
-        snap.scheduler_pid = pid[0].as<long long>();
+    {
+        pqxx::read_transaction tx(node.conn());
+        // Stable, machine-friendly text for timestamps and intervals, for this transaction.
+        tx.exec(
+            "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; "
+            "SET LOCAL IntervalStyle = 'iso_8601'");
+        std::optional<long long> id;
+        if (relid) {
+            const std::string find_sql =
+                "SELECT st.pgt_id FROM pgtrickle.pgt_stream_tables st "
+                "WHERE st.pgt_relid OPERATOR(pg_catalog.=) $1::pg_catalog.oid";
+            node.trace(find_sql);
+            const pqxx::result r = tx.exec_params(find_sql, *relid);
+            if (r.empty()) {
+                throw NotFound("stream table \"" + *name + "\" does not exist");
+            }
+            id = r[0][0].as<long long>();
+        }
+        const char* id_param = nullptr;
+        std::string id_text;
+        if (id) {
+            id_text = std::to_string(*id);
+            id_param = id_text.c_str();
+        }
+        const std::string st_sql =
+            "SELECT s.*, pg_catalog.date_part('epoch', s.staleness)::pg_catalog.float8 AS "
+            "staleness_seconds, pg_catalog.date_part('epoch', s.schedule_interval)"
+            "::pg_catalog.float8 AS schedule_interval_seconds, "
+            "COALESCE((SELECT pg_catalog.jsonb_object_agg(h.mode, h.n) FROM "
+            "(SELECT rh.mode, pg_catalog.count(*) AS n FROM pgtrickle.pgt_refresh_history rh "
+            "WHERE rh.pgt_id OPERATOR(pg_catalog.=) s.pgt_id GROUP BY rh.mode) h), "
+            "'{}'::pg_catalog.jsonb) AS recent_refreshes "
+            "FROM pgtrickle.pgt_status s WHERE $1::pg_catalog.int8 IS NULL "
+            "OR s.pgt_id OPERATOR(pg_catalog.=) $1::pg_catalog.int8 "
+            "ORDER BY s.pgt_schema, s.pgt_name";
+        const std::string src_sql =
+            "SELECT ss.* FROM pgtrickle.pgt_source_status ss WHERE $1::pg_catalog.int8 IS NULL "
+            "OR ss.source_relid OPERATOR(pg_catalog.=) ANY (SELECT d.source_relid FROM "
+            "pgtrickle.pgt_dependencies d WHERE d.pgt_id OPERATOR(pg_catalog.=) "
+            "$1::pg_catalog.int8) ORDER BY ss.source_relid::pg_catalog.text";
+        const std::string scheduler_sql =
+            "SELECT pgtrickle.scheduler_pid(), "
+            "COALESCE(pg_catalog.current_setting('pg_trickle.enabled', true)::pg_catalog.bool, "
+            "true), pg_catalog.pg_is_in_recovery()";
+        node.trace(st_sql);
+        snap.stream_tables = rows_to_json(tx.exec_params(st_sql, id_param));
+        node.trace(src_sql);
+        snap.sources = rows_to_json(tx.exec_params(src_sql, id_param));
+        snap.worker_slots = read_worker_slots(tx, node, SlotFilter{std::nullopt, id});
+        node.trace(scheduler_sql);
+        const pqxx::row pid = tx.exec1(scheduler_sql);
+        if (!pid[0].is_null()) {
+            snap.scheduler_pid = pid[0].as<long long>();
+        }
+        snap.scheduler_enabled = pid[1].as<bool>();
+        snap.in_recovery = pid[2].as<bool>();
     }
-    snap.scheduler_enabled = pid[1].as<bool>();
-    snap.in_recovery = pid[2].as<bool>();
     return snap;
 }
 

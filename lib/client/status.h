@@ -35,7 +35,7 @@ struct StatusSnapshot {
 };
 
 /// Reads the snapshot for every stream table, or for one stream table named as SQL would
-/// name it (resolved with the search_path, quoted parts kept). Throws NotFound when that
+/// name it (resolved with the user's search_path, quoted parts kept). Throws NotFound when that
 /// stream table does not exist, ExtensionMissing when pg_trickle is not installed.
 StatusSnapshot read_status(Node& node, const std::optional<std::string>& name);
 
