@@ -147,7 +147,8 @@ UserSearchPath::~UserSearchPath() {
     try {
         set_search_path(node_, pinned_search_path);
     } catch (...) {
-        // Not pinned again: this connection must not run anything else.
+        // Not pinned again: close the session. (A connection libpqxx re-establishes later is
+        // pinned again first, from its session variables.)
         node_.conn().disconnect();
     }
 }

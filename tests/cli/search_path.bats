@@ -184,6 +184,16 @@ planted_code_check() {
     no_planted_code_ran_as_others migrate
 }
 
+@test "search_path: create and alter --query (a query that names no function, operator or type)" {
+    # The query is parsed with the user's search_path, as psql would; it names nothing that
+    # could resolve to a planted object, so anything logged here comes from elsewhere.
+    run -0 --separate-stderr as_cli create create --query 'SELECT id, grp FROM public.items' public.st_c
+    [ "$(safe "$DB" "SELECT count(*) FROM public.st_c")" -gt 0 ]
+    run -0 --separate-stderr as_cli alter-query alter public.st_c --query 'SELECT id FROM public.items'
+    run -0 --separate-stderr as_cli drop-c drop public.st_c
+    no_planted_code_ran_as_others create alter-query drop-c
+}
+
 @test "search_path: create --query by evil runs evil's own code as evil only" {
     run -0 --separate-stderr env PGUSER=evil PGAPPNAME=pgtrickle-test:create-evil \
         "$PGTRICKLE_BIN" create evil_st --query 'SELECT id, grp FROM public.items'
