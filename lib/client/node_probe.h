@@ -1,9 +1,9 @@
 // Citus: can the coordinator reach every node of its cluster? The active primary nodes of
 // pg_dist_node (the coordinator's own row included) are probed the way preflight reaches
 // the workers: through the coordinator's backend (run_command_on_all_nodes, all nodes in
-// parallel, with Citus's connections and credentials, the path pg_trickle's own poller
-// takes), each with a short connection timeout and the whole probe bounded by a statement
-// timeout. Used by `pgtrickle status`.
+// parallel, over Citus's connections and credentials, from the node whose scheduler polls
+// the slots), each with a short connection timeout and the whole probe bounded by a
+// statement timeout. Used by `pgtrickle status`.
 #pragma once
 
 #include <optional>
