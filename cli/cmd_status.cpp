@@ -1,6 +1,7 @@
-// `pgtrickle status [NAME]`: health of stream tables, their sources and the scheduler;
-// exit 6 when something is unhealthy. One round is collect (client::read_status), judge
-// (client::assess_health), render (table, JSON or Prometheus); --watch repeats rounds,
+// `pgtrickle status [NAME]`: health of stream tables, their sources, the scheduler and, on
+// Citus, the worker slots and nodes; exit 6 when something is unhealthy. One round is collect
+// (client::read_status), judge (client::assess_health), render (table, JSON or Prometheus); --watch
+// repeats rounds,
 // --listen runs one per HTTP scrape, --output writes one to a file.
 #include <unistd.h>
 
@@ -69,6 +70,47 @@ std::string sources_table(const json::Value& rows) {
                                     cells);
 }
 
+json::Value item_status_json(const client::ItemStatus& st) {
+    json::Value v = json::Value::object();
+    v.set("code", st.code);
+    v.set("message", st.message);
+    return v;
+}
+
+// The worker slots with their health: the objects of `slots list` plus "status".
+json::Value worker_slots_json(const json::Value& slots) {
+    json::Value out = json::Value::array();
+    for (const json::Value& slot : slots.as_array()) {
+        json::Value v = slot;
+        v.set("status", item_status_json(client::worker_slot_status(slot)));
+        out.push_back(std::move(v));
+    }
+    return out;
+}
+
+json::Value nodes_json(const std::vector<client::NodeReachability>& nodes) {
+    json::Value out = json::Value::array();
+    for (const client::NodeReachability& n : nodes) {
+        json::Value v = json::Value::object();
+        v.set("node", n.node);
+        v.set("nodeid", n.nodeid);
+        v.set("role", n.role);
+        v.set("reachable", n.reachable ? json::Value(*n.reachable) : json::Value());
+        v.set("status", item_status_json(client::node_status(n)));
+        out.push_back(std::move(v));
+    }
+    return out;
+}
+
+std::string nodes_table(const std::vector<client::NodeReachability>& nodes) {
+    std::vector<std::vector<std::string>> cells;
+    for (const client::NodeReachability& n : nodes) {
+        const client::ItemStatus st = client::node_status(n);
+        cells.push_back({n.node, n.role, st.code, st.ok() ? "" : cli_format::one_line(n.error)});
+    }
+    return cli_format::render_table({"node", "role", "reachable", "error"}, cells);
+}
+
 json::Value problems_json(const client::Health& health) {
     json::Value list = json::Value::array();
     for (const client::Problem& p : health.problems) {
@@ -91,7 +133,10 @@ json::Value status_document(const client::StatusSnapshot& snap, const client::He
     doc.set("stream_tables", snap.stream_tables);
     doc.set("sources", snap.sources);
     if (!snap.worker_slots.as_array().empty()) {
-        doc.set("worker_slots", snap.worker_slots);
+        doc.set("worker_slots", worker_slots_json(snap.worker_slots));
+    }
+    if (!snap.nodes.empty()) {
+        doc.set("nodes", nodes_json(snap.nodes));
     }
     json::Value scheduler = json::Value::object();
     scheduler.set("running", snap.scheduler_pid.has_value());
@@ -116,7 +161,10 @@ std::string status_text(const client::StatusSnapshot& snap, const client::Health
         text += sources_table(snap.sources) + "\n";
     }
     if (!snap.worker_slots.as_array().empty()) {
-        text += worker_slots_table(snap.worker_slots) + "\n";
+        text += worker_slots_table(worker_slots_json(snap.worker_slots)) + "\n";
+    }
+    if (!snap.nodes.empty()) {
+        text += nodes_table(snap.nodes) + "\n";
     }
     text += snap.in_recovery ? std::string("scheduler: not running (") + kStandbyReason + ")\n"
             : snap.scheduler_pid

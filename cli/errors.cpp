@@ -139,6 +139,8 @@ void rethrow_in_query(client::Node& node, const pqxx::sql_error& e, const std::s
     client::ServerError err = client::from_sql_error(e);
     std::optional<client::ServerError> located;
     try {
+        // The query is parsed as the failed statement parsed it: with the user's search_path.
+        const client::UserSearchPath user(node);
         located = client::locate_query_error(node.conn(), query);
     } catch (const std::exception&) {
         // Locating is a nicety: report the original error whatever went wrong here.

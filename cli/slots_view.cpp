@@ -18,6 +18,8 @@ std::string json_cell(const json::Value& v) {
 }
 
 std::string worker_slots_table(const json::Value& rows) {
+    // `status` adds each slot's health (a "status" object); `slots list` does not.
+    const bool health = !rows.as_array().empty() && rows.as_array().front()["status"].is_object();
     std::vector<std::vector<std::string>> cells;
     for (const json::Value& s : rows.as_array()) {
         const json::Value& lag = s["lag_bytes"];
@@ -28,10 +30,16 @@ std::string worker_slots_table(const json::Value& rows) {
              lag.is_number() ? cli_format::format_bytes(lag.as_double()) : "",
              age.is_number() ? cli_format::format_duration(age.as_double()) + " ago" : "never",
              json_cell(s["consecutive_failures"]), json_cell(s["last_error"])});
+        if (health) {
+            cells.back().push_back(json_cell(s["status"]["code"]));
+        }
     }
-    return cli_format::render_table(
-        {"source", "worker", "slot", "frontier", "lag", "last poll", "failures", "last error"},
-        cells);
+    std::vector<std::string> header = {"source", "worker",    "slot",     "frontier",
+                                       "lag",    "last poll", "failures", "last error"};
+    if (health) {
+        header.emplace_back("health");
+    }
+    return cli_format::render_table(header, cells);
 }
 
 std::string worker_slots_summary(const json::Value& rows) {

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstdlib>
 
+#include <pqxx/nontransaction>
 #include <pqxx/transaction>
 
 namespace pgt::client {
@@ -69,9 +70,10 @@ json::Value field_to_json(const pqxx::field& f) {
 ExtensionInfo read_extension_info(Node& node) {
     const std::string sql =
         "SELECT pg_catalog.current_database(), "
-        "(SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_trickle'), "
-        "(SELECT default_version FROM pg_catalog.pg_available_extensions "
-        "WHERE name = 'pg_trickle')";
+        "(SELECT e.extversion FROM pg_catalog.pg_extension e "
+        "WHERE e.extname OPERATOR(pg_catalog.=) 'pg_trickle'), "
+        "(SELECT a.default_version FROM pg_catalog.pg_available_extensions a "
+        "WHERE a.name OPERATOR(pg_catalog.=) 'pg_trickle')";
     node.trace(sql);
     pqxx::read_transaction tx(node.conn());
     const pqxx::row r = tx.exec1(sql);
@@ -91,6 +93,35 @@ void require_extension(Node& node) {
     if (!info.installed) {
         throw ExtensionMissing(info.database);
     }
+}
+
+std::optional<std::string> resolve_relation(Node& node, const std::string& name) {
+    // Under the user's search_path, so the statement names nothing unqualified: a function
+    // and a type of pg_catalog, a parameter of known type.
+    const std::string sql = "SELECT pg_catalog.to_regclass($1::pg_catalog.text)::pg_catalog.oid";
+    const UserSearchPath user(node);
+    node.trace(sql);
+    pqxx::nontransaction tx(node.conn());
+    const pqxx::row r = tx.exec_params1(sql, name);
+    return r[0].is_null() ? std::nullopt : std::optional<std::string>(r[0].c_str());
+}
+
+std::optional<std::string> qualify_relation(Node& node, const std::string& name) {
+    const std::optional<std::string> oid = resolve_relation(node, name);
+    if (!oid) {
+        return std::nullopt;
+    }
+    const std::string sql =
+        "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c "
+        "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
+        "WHERE c.oid OPERATOR(pg_catalog.=) $1::pg_catalog.oid";
+    node.trace(sql);
+    pqxx::read_transaction tx(node.conn());
+    const pqxx::result r = tx.exec_params(sql, *oid);
+    if (r.empty()) {
+        return std::nullopt;  // dropped in between
+    }
+    return std::string(r[0][0].c_str());
 }
 
 json::Value row_to_json(const pqxx::row& row) {

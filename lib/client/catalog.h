@@ -45,6 +45,15 @@ ExtensionInfo read_extension_info(Node& node);
 /// Throws ExtensionMissing unless pg_trickle is installed in the connected database.
 void require_extension(Node& node);
 
+/// The relation `name` names as the user's SQL would name it (quoted parts kept, an
+/// unqualified name looked up with the user's search_path): its schema-qualified, quoted
+/// name ("public"."orders"), or nullopt when no such relation exists. Needs no transaction
+/// open on the connection. A name that is not a valid SQL name fails with the server's error.
+std::optional<std::string> qualify_relation(Node& node, const std::string& name);
+
+/// Like qualify_relation, but returns the relation's OID (as text).
+std::optional<std::string> resolve_relation(Node& node, const std::string& name);
+
 /// One row as a JSON object keyed by column name: booleans, integers, floats and
 /// numerics become JSON booleans and numbers, json/jsonb are embedded, NULL is null,
 /// everything else is the column's text.

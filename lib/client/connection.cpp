@@ -2,6 +2,7 @@
 
 #include <pqxx/errorhandler>
 #include <pqxx/except>
+#include <pqxx/nontransaction>
 
 #include <cstdlib>
 
@@ -53,6 +54,19 @@ std::string describe_target(const ConnectionSpec& spec) {
     }
 }
 
+std::string pin_search_path(pqxx::connection_base& conn) {
+    std::string before;
+    {
+        // Fully qualified: safe whatever the search_path is.
+        pqxx::nontransaction tx(conn);
+        before = tx.exec1("SELECT pg_catalog.current_setting('search_path')")[0].c_str();
+    }
+    // A session variable of libpqxx's: set now, and again first thing on a connection that
+    // libpqxx re-establishes after losing it.
+    conn.set_variable("search_path", pinned_search_path);
+    return before;
+}
+
 class Node::NoticeForwarder : public pqxx::errorhandler {
   public:
     NoticeForwarder(pqxx::connection_base& c, std::function<void(const std::string&)> sink)
@@ -95,12 +109,47 @@ std::unique_ptr<Node> Node::connect(const ConnectionSpec& spec, Diagnostics diag
     const char* host = conn->hostname();
     const char* port = conn->port();
     std::string name = format_node_name(host ? host : "", port ? port : "");
-    return std::unique_ptr<Node>(new Node(std::move(name), std::move(conn), std::move(diag)));
+    std::unique_ptr<Node> node(new Node(std::move(name), std::move(conn), std::move(diag)));
+    node->trace(std::string("SET search_path = ") + pinned_search_path);
+    try {
+        node->user_search_path_ = pin_search_path(*node->conn_);
+    } catch (const pqxx::broken_connection& e) {
+        throw ConnectionError("lost the connection to " + node->name() +
+                                  " right after connecting: " + trim_trailing(e.what()),
+                              node->name(), "Check the server's log on " + node->name() + ".");
+    }
+    return node;
 }
 
 void Node::trace(const std::string& sql) const {
     if (diag_.trace) {
         diag_.trace(sql);
+    }
+}
+
+namespace {
+
+// Sets the session's search_path (outside any transaction).
+void set_search_path(Node& node, const std::string& path) {
+    const std::string sql = "SELECT pg_catalog.set_config('search_path', $1, false)";
+    node.trace(sql + " -- " + path);
+    pqxx::nontransaction tx(node.conn());
+    tx.exec_params(sql, path);
+}
+
+}  // namespace
+
+UserSearchPath::UserSearchPath(Node& node) : node_(node) {
+    set_search_path(node_, node_.user_search_path());
+}
+
+UserSearchPath::~UserSearchPath() {
+    try {
+        set_search_path(node_, pinned_search_path);
+    } catch (...) {
+        // Not pinned again: close the session. (A connection libpqxx re-establishes later is
+        // pinned again first, from its session variables.)
+        node_.conn().disconnect();
     }
 }
 

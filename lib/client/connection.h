@@ -1,6 +1,14 @@
 // Connections to pg_trickle nodes. The target comes from --dsn, else PGTRICKLE_DSN, else
 // libpq's own defaults (PGHOST, PGPORT, PGUSER, PGDATABASE, ~/.pgpass, service files),
 // which libpq applies when given an empty connection string.
+//
+// search_path: the CLI often runs as a superuser in databases whose owner (or any role
+// with a say in the database's or role's defaults) chooses the search_path. Every
+// connection therefore pins it to `pg_catalog, pg_temp` right after connecting (as pg_dump
+// does), so that no unqualified name in the CLI's own SQL can resolve to somebody's planted
+// operator, function or type (CVE-2018-1058). The user's own SQL and names (the --query of
+// create, alter and explain; stream table and source names) are resolved with the
+// search_path the session had before, as psql would: UserSearchPath, statement by statement.
 #pragma once
 
 #include <functional>
@@ -10,6 +18,7 @@
 #include <string>
 
 #include <pqxx/connection>
+#include <pqxx/connection_base>
 
 #include "client/conninfo.h"
 
@@ -68,10 +77,21 @@ struct Diagnostics {
     std::function<void(const std::string&)> trace;
 };
 
-/// An open connection to one node, with its display name ("host:port").
+/// The search_path of every connection the CLI opens, for its own statements.
+inline constexpr const char* pinned_search_path = "pg_catalog, pg_temp";
+
+/// Pins the session's search_path to pinned_search_path (through libpqxx's session
+/// variables, so that a connection libpqxx re-establishes is pinned again before any other
+/// statement) and returns the search_path the session had before: the database's or role's
+/// default, PGOPTIONS, or the server's. Call it right after connecting, outside any
+/// transaction.
+std::string pin_search_path(pqxx::connection_base& conn);
+
+/// An open connection to one node, with its display name ("host:port"). Its search_path is
+/// pinned (pin_search_path) from the start.
 class Node {
   public:
-    /// Connects; throws InvalidDsn or ConnectionError.
+    /// Connects and pins the search_path; throws InvalidDsn or ConnectionError.
     static std::unique_ptr<Node> connect(const ConnectionSpec& spec, Diagnostics diag);
     ~Node();
     Node(const Node&) = delete;
@@ -83,15 +103,34 @@ class Node {
     pqxx::connection& conn() { return *conn_; }
     /// Reports a statement about to run to the trace hook, if any.
     void trace(const std::string& sql) const;
+    /// The search_path the session had before it was pinned (the user's, as psql has it).
+    const std::string& user_search_path() const { return user_search_path_; }
 
   private:
     class NoticeForwarder;
     Node(std::string name, std::unique_ptr<pqxx::connection> conn, Diagnostics diag);
 
     std::string name_;
+    std::string user_search_path_;
     std::unique_ptr<pqxx::connection> conn_;
     std::unique_ptr<NoticeForwarder> notices_;  // declared after conn_: destroyed first
     Diagnostics diag_;
+};
+
+/// While alive, the session's search_path is the user's (Node::user_search_path()) instead
+/// of the pinned one: for the statements that carry the user's own SQL or names, which the
+/// server must resolve as psql would, and for nothing else. Needs no transaction open on the
+/// connection. The destructor pins the search_path again; when that fails the connection is
+/// closed, so that no later statement runs with the user's search_path.
+class UserSearchPath {
+  public:
+    explicit UserSearchPath(Node& node);
+    ~UserSearchPath();
+    UserSearchPath(const UserSearchPath&) = delete;
+    UserSearchPath& operator=(const UserSearchPath&) = delete;
+
+  private:
+    Node& node_;
 };
 
 }  // namespace pgt::client

@@ -22,17 +22,19 @@ DumpSource read_dump_source(Node& node, const std::string& tool_version) {
     require_extension(node);
     const std::string origin_sql =
         "SELECT pg_catalog.current_database(), pg_catalog.current_setting('server_version'), "
-        "(SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_trickle')";
+        "(SELECT e.extversion FROM pg_catalog.pg_extension e "
+        "WHERE e.extname OPERATOR(pg_catalog.=) 'pg_trickle')";
     const std::string tables_sql =
         "SELECT st.pgt_id, st.pgt_schema, st.pgt_name, st.defining_query, st.schedule, "
         "st.refresh_mode, st.cdc_mode, st.output_distribution_column, st.status, "
         // refresh_settings exists from 0.35.0 on: read through to_jsonb, NULL before.
-        "pg_catalog.to_jsonb(st) -> 'refresh_settings' "
+        "pg_catalog.to_jsonb(st) OPERATOR(pg_catalog.->) 'refresh_settings' "
         "FROM pgtrickle.pgt_stream_tables st ORDER BY st.pgt_schema, st.pgt_name";
     const std::string edges_sql =
         "SELECT up.pgt_id, d.pgt_id, pg_catalog.format('%I.%I', up.pgt_schema, up.pgt_name) "
         "FROM pgtrickle.pgt_dependencies d "
-        "JOIN pgtrickle.pgt_stream_tables up ON up.pgt_relid = d.source_relid "
+        "JOIN pgtrickle.pgt_stream_tables up "
+        "ON up.pgt_relid OPERATOR(pg_catalog.=) d.source_relid "
         "ORDER BY up.pgt_schema, up.pgt_name";
     pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(node.conn());
     DumpSource out;

@@ -10,11 +10,12 @@ namespace {
 std::string column_exists_sql(const char* table, const char* column) {
     return std::string(
                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c "
-               "ON c.oid = a.attrelid "
-               "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = "
-               "'pgtrickle' AND "
-               "c.relname = '") +
-           table + "' AND a.attname = '" + column + "' AND NOT a.attisdropped)";
+               "ON c.oid OPERATOR(pg_catalog.=) a.attrelid "
+               "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
+               "WHERE n.nspname OPERATOR(pg_catalog.=) 'pgtrickle' AND "
+               "c.relname OPERATOR(pg_catalog.=) '") +
+           table + "' AND a.attname OPERATOR(pg_catalog.=) '" + column +
+           "' AND NOT a.attisdropped)";
 }
 
 }  // namespace
@@ -23,12 +24,15 @@ MigrationFacts read_migration_facts(Node& node) {
     MigrationFacts f;
     pqxx::read_transaction tx(node.conn());
     f.database = tx.exec1("SELECT pg_catalog.current_database()")[0].as<std::string>();
-    auto v = tx.exec("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_trickle'");
+    auto v = tx.exec(
+        "SELECT e.extversion FROM pg_catalog.pg_extension e "
+        "WHERE e.extname OPERATOR(pg_catalog.=) 'pg_trickle'");
     if (!v.empty()) {
         f.installed = v[0][0].as<std::string>();
     }
-    for (const auto& row : tx.exec("SELECT version FROM pg_catalog.pg_available_extension_versions "
-                                   "WHERE name = 'pg_trickle' ORDER BY version")) {
+    for (const auto& row :
+         tx.exec("SELECT v.version FROM pg_catalog.pg_available_extension_versions v "
+                 "WHERE v.name OPERATOR(pg_catalog.=) 'pg_trickle' ORDER BY v.version")) {
         f.available.push_back(row[0].as<std::string>());
     }
     if (!f.installed) {
@@ -36,12 +40,15 @@ MigrationFacts read_migration_facts(Node& node) {
     }
     const bool stable =
         tx.exec1(column_exists_sql("pgt_change_tracking", "source_stable_name"))[0].as<bool>();
-    const std::string sn = stable ? "ct.source_stable_name" : "NULL::text";
+    const std::string sn = stable ? "ct.source_stable_name" : "NULL::pg_catalog.text";
     for (const auto& row :
-         tx.exec("SELECT ct.source_relid::oid::text, n.nspname, c.relname, " + sn +
-                 ", ct.cdc_mode = 'wal' FROM pgtrickle.pgt_change_tracking ct JOIN "
-                 "pg_catalog.pg_class c ON c.oid = "
-                 "ct.source_relid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+         tx.exec("SELECT ct.source_relid::pg_catalog.oid::pg_catalog.text, n.nspname, "
+                 "c.relname, " +
+                 sn +
+                 ", ct.cdc_mode OPERATOR(pg_catalog.=) 'wal' FROM pgtrickle.pgt_change_tracking "
+                 "ct JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) "
+                 "ct.source_relid JOIN pg_catalog.pg_namespace n "
+                 "ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
                  "ORDER BY n.nspname, c.relname")) {
         migration::Source s;
         s.relid = row[0].as<std::string>();
@@ -53,9 +60,10 @@ MigrationFacts read_migration_facts(Node& node) {
         s.wal = row[4].as<bool>();
         f.sources.push_back(std::move(s));
     }
-    f.frontiers =
-        tx.exec1("SELECT count(*) FROM pgtrickle.pgt_stream_tables WHERE frontier IS NOT NULL")[0]
-            .as<int>();
+    f.frontiers = tx.exec1(
+                        "SELECT pg_catalog.count(*) FROM pgtrickle.pgt_stream_tables "
+                        "WHERE frontier IS NOT NULL")[0]
+                      .as<int>();
     return f;
 }
 
@@ -77,9 +85,11 @@ void check_plan(Node& node, migration::Plan& plan, const MigrationFacts& facts) 
         } else if (r.kind == "function") {
             exists = "SELECT pg_catalog.to_regprocedure(" + tx.quote(r.from) + ") IS NOT NULL";
         } else {
-            exists = "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger WHERE tgname = " +
-                     tx.quote(r.from) + " AND tgrelid = pg_catalog.to_regclass(" + tx.quote(r.on) +
-                     "))";
+            exists =
+                "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger t "
+                "WHERE t.tgname OPERATOR(pg_catalog.=) " +
+                tx.quote(r.from) + " AND t.tgrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass(" +
+                tx.quote(r.on) + "))";
         }
         if (!tx.exec1(exists)[0].as<bool>()) {
             plan.problems.push_back(
@@ -100,9 +110,10 @@ void apply_migration(Node& node, const migration::Plan& plan,
     node.trace(sql);
     tx.exec0(sql);
     progress(plan.node + ": verifying");
-    const std::string now =
-        tx.exec1("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_trickle'")[0]
-            .as<std::string>();
+    const std::string now = tx.exec1(
+                                  "SELECT e.extversion FROM pg_catalog.pg_extension e "
+                                  "WHERE e.extname OPERATOR(pg_catalog.=) 'pg_trickle'")[0]
+                                .as<std::string>();
     if (now != plan.to) {
         throw std::runtime_error("after the update " + plan.node + " reports version " + now +
                                  ", not " + plan.to);
@@ -132,8 +143,9 @@ void apply_migration(Node& node, const migration::Plan& plan,
                 pqxx::work slots(node.conn());
                 slots.exec0("SET TRANSACTION ISOLATION LEVEL READ COMMITTED");
                 const std::string sql =
-                    "SELECT slot_name, action FROM pgtrickle.provision_worker_slots(" +
-                    slots.quote(r.on) + "::pg_catalog.regclass) WHERE action <> 'present'";
+                    "SELECT x.slot_name, x.action FROM pgtrickle.provision_worker_slots(" +
+                    slots.quote(r.on) +
+                    "::pg_catalog.regclass) x WHERE x.action OPERATOR(pg_catalog.<>) 'present'";
                 node.trace(sql);
                 for (const auto& row : slots.exec(sql)) {
                     progress(plan.node + ": slot " + row[0].as<std::string>() + " of " + r.on +

@@ -27,7 +27,8 @@ int int_of(const json::Value& v) {
 
 bool has_extension(pqxx::transaction_base& tx, const Node& node, const char* name) {
     const std::string sql =
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = $1)";
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension e "
+        "WHERE e.extname OPERATOR(pg_catalog.=) $1::pg_catalog.name)";
     node.trace(sql);
     return tx.exec_params1(sql, name)[0].as<bool>();
 }
@@ -38,11 +39,13 @@ std::vector<preflight::DistributedSource> distributed_sources(pqxx::transaction_
     const std::string sql =
         "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname), c.relreplident "
         "FROM pg_catalog.pg_dist_partition p "
-        "JOIN pg_catalog.pg_class c ON c.oid = p.logicalrelid "
-        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-        "WHERE p.partmethod = 'h' AND (p.logicalrelid IN (SELECT ct.source_relid::oid FROM "
-        "pgtrickle.pgt_change_tracking ct) OR p.logicalrelid IN (SELECT d.source_relid::oid "
-        "FROM pgtrickle.pgt_dependencies d)) ORDER BY 1";
+        "JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) p.logicalrelid "
+        "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
+        "WHERE p.partmethod OPERATOR(pg_catalog.=) 'h' AND ("
+        "p.logicalrelid::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (SELECT "
+        "ct.source_relid::pg_catalog.oid FROM pgtrickle.pgt_change_tracking ct) OR "
+        "p.logicalrelid::pg_catalog.oid OPERATOR(pg_catalog.=) ANY (SELECT "
+        "d.source_relid::pg_catalog.oid FROM pgtrickle.pgt_dependencies d)) ORDER BY 1";
     node.trace(sql);
     std::vector<preflight::DistributedSource> out;
     for (const pqxx::row& r : tx.exec(sql)) {
@@ -61,8 +64,9 @@ struct Worker {
 // Active primary workers of the coordinator, in pg_dist_node order.
 std::vector<Worker> active_workers(pqxx::transaction_base& tx, const Node& node) {
     const std::string sql =
-        "SELECT nodename, nodeport FROM pg_catalog.pg_dist_node WHERE isactive AND "
-        "noderole = 'primary' AND groupid <> 0 ORDER BY nodename, nodeport";
+        "SELECT n.nodename, n.nodeport FROM pg_catalog.pg_dist_node n WHERE n.isactive AND "
+        "n.noderole OPERATOR(pg_catalog.=) 'primary' AND n.groupid OPERATOR(pg_catalog.<>) 0 "
+        "ORDER BY n.nodename, n.nodeport";
     node.trace(sql);
     std::vector<Worker> out;
     for (const pqxx::row& r : tx.exec(sql)) {
@@ -110,7 +114,7 @@ NodeReport check_worker(const Worker& w, const std::optional<pqxx::row>& row,
 
 PreflightReport run_citus_preflight(Node& entry, pqxx::transaction_base& tx,
                                     std::string_view cli_version) {
-    const std::string group_sql = "SELECT groupid FROM pg_catalog.pg_dist_local_group";
+    const std::string group_sql = "SELECT g.groupid FROM pg_catalog.pg_dist_local_group g";
     entry.trace(group_sql);
     const pqxx::result group = tx.exec(group_sql);
     if (!group.empty() && group[0][0].as<int>() != 0) {
@@ -137,8 +141,8 @@ PreflightReport run_citus_preflight(Node& entry, pqxx::transaction_base& tx,
         return report;
     }
     const std::string run_sql =
-        "SELECT nodename, nodeport, success, result FROM "
-        "pg_catalog.run_command_on_workers($1)";
+        "SELECT w.nodename, w.nodeport, w.success, w.result FROM "
+        "pg_catalog.run_command_on_workers($1::pg_catalog.text) w";
     entry.trace(run_sql);
     std::map<std::string, pqxx::row> rows;
     const pqxx::result answers = tx.exec_params(run_sql, citus_facts_sql());
@@ -177,31 +181,36 @@ std::vector<std::string> PreflightReport::unreachable() const {
 }
 
 const std::string& citus_facts_sql() {
+    // Also run on each worker, in a session of Citus's whose search_path is the worker's
+    // default (pinning cannot reach it): every function, operator and type is qualified.
     static const std::string sql =
         "SELECT pg_catalog.json_build_object("
-        "'server_version_num', pg_catalog.current_setting('server_version_num')::int, "
+        "'server_version_num', "
+        "pg_catalog.current_setting('server_version_num')::pg_catalog.int4, "
         "'server_version', pg_catalog.current_setting('server_version'), "
         "'shared_preload_libraries', pg_catalog.current_setting('shared_preload_libraries'), "
         "'wal_level', pg_catalog.current_setting('wal_level'), "
         "'database', pg_catalog.current_database(), "
         "'extension_version', (SELECT e.extversion FROM pg_catalog.pg_extension e "
-        "WHERE e.extname = 'pg_trickle'), "
+        "WHERE e.extname OPERATOR(pg_catalog.=) 'pg_trickle'), "
         "'extension_default_version', (SELECT a.default_version FROM "
-        "pg_catalog.pg_available_extensions a WHERE a.name = 'pg_trickle'), "
+        "pg_catalog.pg_available_extensions a WHERE a.name OPERATOR(pg_catalog.=) 'pg_trickle'), "
         "'citus_version', (SELECT e.extversion FROM pg_catalog.pg_extension e "
-        "WHERE e.extname = 'citus'), "
-        "'max_replication_slots', pg_catalog.current_setting('max_replication_slots')::int, "
+        "WHERE e.extname OPERATOR(pg_catalog.=) 'citus'), "
+        "'max_replication_slots', "
+        "pg_catalog.current_setting('max_replication_slots')::pg_catalog.int4, "
         "'used_replication_slots', (SELECT pg_catalog.count(*) FROM "
         "pg_catalog.pg_replication_slots), "
         "'pgtrickle_replication_slots', (SELECT pg_catalog.count(*) FROM "
-        "pg_catalog.pg_replication_slots s WHERE s.slot_name LIKE 'pgtrickle\\_%'), "
-        "'max_wal_senders', pg_catalog.current_setting('max_wal_senders')::int, "
+        "pg_catalog.pg_replication_slots s "
+        "WHERE s.slot_name OPERATOR(pg_catalog.~~) 'pgtrickle\\_%'), "
+        "'max_wal_senders', pg_catalog.current_setting('max_wal_senders')::pg_catalog.int4, "
         "'used_wal_senders', (SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity a "
-        "WHERE a.backend_type = 'walsender'), "
+        "WHERE a.backend_type OPERATOR(pg_catalog.=) 'walsender'), "
         "'output_plugin_libraries', pg_catalog.current_setting('output_plugin_libraries', "
         "true), "
         "'citus_cdc', pg_catalog.current_setting('citus.enable_change_data_capture', true)"
-        ")::text";
+        ")::pg_catalog.text";
     return sql;
 }
 
@@ -232,7 +241,7 @@ preflight::NodeFacts parse_citus_facts(std::string_view json_text) {
 
 preflight::NodeFacts gather_facts(Node& node) {
     const std::string sql =
-        "SELECT pg_catalog.current_setting('server_version_num')::int, "
+        "SELECT pg_catalog.current_setting('server_version_num')::pg_catalog.int4, "
         "pg_catalog.current_setting('server_version'), "
         "pg_catalog.current_setting('shared_preload_libraries'), "
         "pg_catalog.current_setting('wal_level')";

@@ -19,6 +19,7 @@
 #include <pqxx/connection>
 #include <pqxx/nontransaction>
 
+#include "client/connection.h"
 #include "core/json.h"
 #include "core/sql_ident.h"
 
@@ -477,8 +478,10 @@ int Sandbox::start_node(const std::string& ndir, int port, bool wander, Topology
 void Sandbox::create_database(int port, const char* extension) const {
     {
         pqxx::connection admin(dsn(port, "postgres"));
+        pin_search_path(admin);
         pqxx::nontransaction tx(admin);
-        if (tx.exec_params("SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1",
+        if (tx.exec_params("SELECT 1 FROM pg_catalog.pg_database d "
+                           "WHERE d.datname OPERATOR(pg_catalog.=) $1::pg_catalog.name",
                            std::string(database))
                 .empty()) {
             log_(std::string("creating database ") + database + " on port " + std::to_string(port));
@@ -486,8 +489,10 @@ void Sandbox::create_database(int port, const char* extension) const {
         }
     }
     pqxx::connection conn(dsn(port));
+    pin_search_path(conn);
     pqxx::nontransaction tx(conn);
-    if (tx.exec_params("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = $1",
+    if (tx.exec_params("SELECT 1 FROM pg_catalog.pg_extension e "
+                       "WHERE e.extname OPERATOR(pg_catalog.=) $1::pg_catalog.name",
                        std::string(extension))
             .empty()) {
         // One statement per call: Citus propagates CREATE EXTENSION from the coordinator
@@ -505,20 +510,27 @@ void Sandbox::setup_citus(const Marker& m) const {
     const int coordinator = m.nodes.front().port;
     {
         pqxx::connection conn(dsn(coordinator));
+        pin_search_path(conn);
         pqxx::nontransaction tx(conn);
-        if (tx.exec("SELECT 1 FROM pg_catalog.pg_dist_node WHERE groupid = 0").empty()) {
+        if (tx.exec("SELECT 1 FROM pg_catalog.pg_dist_node n "
+                    "WHERE n.groupid OPERATOR(pg_catalog.=) 0")
+                .empty()) {
             log_("registering the coordinator (citus_set_coordinator_host)");
-            tx.exec_params("SELECT citus_set_coordinator_host('127.0.0.1', $1)", coordinator);
+            tx.exec_params(
+                "SELECT pg_catalog.citus_set_coordinator_host('127.0.0.1', $1::pg_catalog.int4)",
+                coordinator);
         }
         for (std::size_t i = 1; i < m.nodes.size(); ++i) {
             const int port = m.nodes[i].port;
-            if (tx.exec_params("SELECT 1 FROM pg_catalog.pg_dist_node "
-                               "WHERE nodename = '127.0.0.1' AND nodeport = $1",
+            if (tx.exec_params("SELECT 1 FROM pg_catalog.pg_dist_node n "
+                               "WHERE n.nodename OPERATOR(pg_catalog.=) '127.0.0.1' "
+                               "AND n.nodeport OPERATOR(pg_catalog.=) $1::pg_catalog.int4",
                                port)
                     .empty()) {
                 log_("adding " + m.nodes[i].name +
                      " (citus_add_node 127.0.0.1:" + std::to_string(port) + ")");
-                tx.exec_params("SELECT citus_add_node('127.0.0.1', $1)", port);
+                tx.exec_params("SELECT pg_catalog.citus_add_node('127.0.0.1', $1::pg_catalog.int4)",
+                               port);
             }
         }
     }

@@ -11,38 +11,42 @@ namespace {
 // Columns of pgt_worker_slots that newer catalogs have (0.35.0: worker_lsn, failing_since).
 bool has_column(pqxx::transaction_base& tx, const Node& node, const char* column) {
     const std::string sql =
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = "
-        "pg_catalog.to_regclass('pgtrickle.pgt_worker_slots') AND attname = $1 AND attnum > 0 "
-        "AND NOT attisdropped)";
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute a WHERE a.attrelid "
+        "OPERATOR(pg_catalog.=) pg_catalog.to_regclass('pgtrickle.pgt_worker_slots') "
+        "AND a.attname OPERATOR(pg_catalog.=) $1::pg_catalog.name "
+        "AND a.attnum OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped)";
     node.trace(sql);
     return tx.exec_params1(sql, column)[0].as<bool>();
 }
 
-// Resolves a table named on the command line to its OID (as text), or throws NotFound.
-std::string resolve_table(pqxx::transaction_base& tx, const Node& node, const std::string& name) {
-    const std::string sql = "SELECT pg_catalog.to_regclass($1)::oid";
-    node.trace(sql);
-    const pqxx::row r = tx.exec_params1(sql, name);
-    if (r[0].is_null()) {
+// Resolves a table named on the command line (as the user's SQL would) to its OID (as
+// text), or throws NotFound. Before any transaction: it takes the user's search_path.
+std::string resolve_table(Node& node, const std::string& name) {
+    std::optional<std::string> oid = resolve_relation(node, name);
+    if (!oid) {
         throw NotFound("table \"" + name + "\" does not exist");
     }
-    return r[0].c_str();
+    return *oid;
 }
 
 // "schema.table" of a stable name, else the stable name (a dropped source).
 constexpr const char* source_label_sql =
     "COALESCE((SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) "
-    "FROM pgtrickle.pgt_change_tracking ct JOIN pg_catalog.pg_class c ON c.oid = ct.source_relid "
-    "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-    "WHERE ct.source_stable_name = x.source_stable_name), x.source_stable_name)";
+    "FROM pgtrickle.pgt_change_tracking ct JOIN pg_catalog.pg_class c "
+    "ON c.oid OPERATOR(pg_catalog.=) ct.source_relid "
+    "JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace "
+    "WHERE ct.source_stable_name OPERATOR(pg_catalog.=) x.source_stable_name), "
+    "x.source_stable_name)";
 
 // The function `signature` must exist for provision/drop (pg_trickle 0.35.0 and later).
 void require_slot_function(pqxx::transaction_base& tx, const Node& node,
                            const std::string& signature) {
     const std::string sql =
-        "SELECT pg_catalog.current_database(), EXISTS (SELECT 1 FROM pg_catalog.pg_extension "
-        "WHERE extname = 'citus'), pg_catalog.to_regprocedure($1) IS NOT NULL, "
-        "(SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'pg_trickle')";
+        "SELECT pg_catalog.current_database(), EXISTS (SELECT 1 FROM pg_catalog.pg_extension e "
+        "WHERE e.extname OPERATOR(pg_catalog.=) 'citus'), "
+        "pg_catalog.to_regprocedure($1::pg_catalog.text) IS NOT NULL, "
+        "(SELECT e.extversion FROM pg_catalog.pg_extension e "
+        "WHERE e.extname OPERATOR(pg_catalog.=) 'pg_trickle')";
     node.trace(sql);
     const pqxx::row r = tx.exec_params1(sql, signature);
     // Citus is not required: local tables captured with cdc_mode 'wal' have a slot on this
@@ -65,34 +69,34 @@ json::Value read_worker_slots(pqxx::transaction_base& tx, const Node& node,
     if (!tx.exec1(exists_sql)[0].as<bool>()) {
         return json::Value::array();
     }
-    std::optional<std::string> source_oid;
-    if (filter.source) {
-        source_oid = resolve_table(tx, node, *filter.source);
-    }
     const bool has_lsn = has_column(tx, node, "worker_lsn");
     const std::string lsn = has_lsn ? "ws.worker_lsn" : "NULL::pg_catalog.pg_lsn";
     const std::string failing_since =
-        has_column(tx, node, "failing_since") ? "ws.failing_since" : "NULL::timestamptz";
+        has_column(tx, node, "failing_since") ? "ws.failing_since" : "NULL::pg_catalog.timestamptz";
     const std::string sql =
         std::string("SELECT ") + source_label_sql +
-        " AS source, x.source_stable_name, x.worker_name || ':' || x.worker_port AS worker, "
+        " AS source, x.source_stable_name, x.worker_name OPERATOR(pg_catalog.||) ':' "
+        "OPERATOR(pg_catalog.||) x.worker_port AS worker, "
         "x.worker_name, x.worker_port, x.slot_name, x.publication_name, "
-        "x.worker_frontier::text AS worker_frontier, x.worker_lsn::text AS worker_lsn, "
-        "(x.worker_lsn OPERATOR(pg_catalog.-) x.worker_frontier)::bigint AS lag_bytes, "
+        "x.worker_frontier::pg_catalog.text AS worker_frontier, "
+        "x.worker_lsn::pg_catalog.text AS worker_lsn, "
+        "(x.worker_lsn OPERATOR(pg_catalog.-) x.worker_frontier)::pg_catalog.int8 AS lag_bytes, "
         "x.last_polled_at, pg_catalog.date_part('epoch', pg_catalog.now() "
-        "OPERATOR(pg_catalog.-) x.last_polled_at)::float8 AS last_poll_age_seconds, "
+        "OPERATOR(pg_catalog.-) x.last_polled_at)::pg_catalog.float8 AS last_poll_age_seconds, "
         "x.consecutive_failures, x.last_error, x.failing_since "
         "FROM (SELECT ws.source_stable_name, ws.worker_name, ws.worker_port, ws.slot_name, "
         "ws.publication_name, ws.worker_frontier, " +
         lsn + " AS worker_lsn, ws.last_polled_at, ws.consecutive_failures, ws.last_error, " +
         failing_since +
         " AS failing_since FROM pgtrickle.pgt_worker_slots ws "
-        "WHERE ($1::oid IS NULL OR ws.source_stable_name IN (SELECT ct.source_stable_name FROM "
-        "pgtrickle.pgt_change_tracking ct WHERE ct.source_relid::oid = $1::oid)) "
-        "AND ($2::bigint IS NULL OR ws.source_stable_name IN (SELECT d.source_stable_name FROM "
-        "pgtrickle.pgt_dependencies d WHERE d.pgt_id = $2::bigint))) x "
+        "WHERE ($1::pg_catalog.oid IS NULL OR ws.source_stable_name OPERATOR(pg_catalog.=) ANY "
+        "(SELECT ct.source_stable_name FROM pgtrickle.pgt_change_tracking ct "
+        "WHERE ct.source_relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1::pg_catalog.oid)) "
+        "AND ($2::pg_catalog.int8 IS NULL OR ws.source_stable_name OPERATOR(pg_catalog.=) ANY "
+        "(SELECT d.source_stable_name FROM pgtrickle.pgt_dependencies d "
+        "WHERE d.pgt_id OPERATOR(pg_catalog.=) $2::pg_catalog.int8))) x "
         "ORDER BY 1, x.worker_name, x.worker_port";
-    const char* oid_param = source_oid ? source_oid->c_str() : nullptr;
+    const char* oid_param = filter.source_oid ? filter.source_oid->c_str() : nullptr;
     std::string id_text;
     const char* id_param = nullptr;
     if (filter.pgt_id) {
@@ -104,33 +108,39 @@ json::Value read_worker_slots(pqxx::transaction_base& tx, const Node& node,
 }
 
 json::Value list_worker_slots(Node& node, const std::optional<std::string>& source) {
+    SlotFilter filter;
+    if (source) {
+        filter.source_oid = resolve_table(node, *source);
+    }
     pqxx::read_transaction tx(node.conn());
     tx.exec(
         "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO, YMD'; "
         "SET LOCAL IntervalStyle = 'iso_8601'");
-    return read_worker_slots(tx, node, SlotFilter{source, std::nullopt});
+    return read_worker_slots(tx, node, filter);
 }
 
 bool has_citus(Node& node) {
     const std::string sql =
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'citus')";
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension e "
+        "WHERE e.extname OPERATOR(pg_catalog.=) 'citus')";
     node.trace(sql);
     pqxx::read_transaction tx(node.conn());
     return tx.exec1(sql)[0].as<bool>();
 }
 
 json::Value provision_worker_slots(Node& node, const std::optional<std::string>& source) {
-    pqxx::work tx(node.conn());
-    require_slot_function(tx, node, "pgtrickle.provision_worker_slots(regclass)");
     std::optional<std::string> oid;
     if (source) {
-        oid = resolve_table(tx, node, *source);
+        oid = resolve_table(node, *source);
     }
+    pqxx::work tx(node.conn());
+    require_slot_function(tx, node, "pgtrickle.provision_worker_slots(regclass)");
     const std::string sql =
         std::string("SELECT ") + source_label_sql +
-        " AS source, x.source_stable_name, x.worker_name || ':' || x.worker_port AS worker, "
+        " AS source, x.source_stable_name, x.worker_name OPERATOR(pg_catalog.||) ':' "
+        "OPERATOR(pg_catalog.||) x.worker_port AS worker, "
         "x.worker_name, x.worker_port, x.slot_name, x.action "
-        "FROM pgtrickle.provision_worker_slots($1::oid::regclass) x "
+        "FROM pgtrickle.provision_worker_slots($1::pg_catalog.oid::pg_catalog.regclass) x "
         "ORDER BY 1, x.worker_name, x.worker_port";
     node.trace(sql);
     json::Value rows = rows_to_json(tx.exec_params(sql, oid ? oid->c_str() : nullptr));
@@ -142,7 +152,8 @@ json::Value drop_orphan_worker_slots(Node& node) {
     pqxx::work tx(node.conn());
     require_slot_function(tx, node, "pgtrickle.drop_orphan_worker_slots()");
     const std::string sql =
-        "SELECT x.worker_name || ':' || x.worker_port AS worker, x.worker_name, x.worker_port, "
+        "SELECT x.worker_name OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) x.worker_port "
+        "AS worker, x.worker_name, x.worker_port, "
         "x.slot_name FROM pgtrickle.drop_orphan_worker_slots() x "
         "ORDER BY x.worker_name, x.worker_port, x.slot_name";
     node.trace(sql);

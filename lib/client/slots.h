@@ -30,8 +30,8 @@ class SlotsUnavailable : public std::runtime_error {
 
 /// Which worker slots to read.
 struct SlotFilter {
-    std::optional<std::string> source;  ///< only this source table, named as SQL would
-    std::optional<long long> pgt_id;    ///< only the sources this stream table reads
+    std::optional<std::string> source_oid;  ///< only this source table (its OID, as text)
+    std::optional<long long> pgt_id;        ///< only the sources this stream table reads
 };
 
 /// The rows of pgtrickle.pgt_worker_slots, one per source and worker, ordered by source,
@@ -42,11 +42,12 @@ struct SlotFilter {
 /// consecutive_failures, last_error, failing_since. worker_lsn and failing_since are null
 /// on catalogs before 0.35.0 (and lag_bytes with them). An empty array when the catalog
 /// has no pgt_worker_slots. Timestamps are as the transaction's TimeZone/DateStyle print.
-/// Throws NotFound when filter.source names no table.
 json::Value read_worker_slots(pqxx::transaction_base& tx, const Node& node,
                               const SlotFilter& filter);
 
-/// read_worker_slots in a transaction of its own, timestamps ISO in UTC.
+/// read_worker_slots in a transaction of its own, timestamps ISO in UTC, of every source or
+/// of `source` named as the user's SQL would name it. Throws NotFound when that names no
+/// table.
 json::Value list_worker_slots(Node& node, const std::optional<std::string>& source);
 
 /// True when the citus extension is installed in the connected database.

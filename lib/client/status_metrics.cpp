@@ -50,8 +50,8 @@ prometheus::Family column_gauge(const json::Value& rows, const char* metric, con
     return f;
 }
 
-// Citus worker slots: lag, failures and poll age per source and worker. Only present when
-// pgt_worker_slots has rows, so nothing changes without Citus.
+// Worker slots: health, lag, failures and poll age per source and worker. Only present when
+// pgt_worker_slots has rows, so nothing changes without WAL capture.
 void append_worker_slot_metrics(const json::Value& slots, std::vector<prometheus::Family>& out) {
     prometheus::Family lag{"pgtrickle_worker_slot_lag_bytes",
                            "bytes of WAL between the worker slot's consumed frontier and the "
@@ -66,8 +66,14 @@ void append_worker_slot_metrics(const json::Value& slots, std::vector<prometheus
                            "seconds since the worker slot was last polled successfully",
                            prometheus::Type::gauge,
                            {}};
+    prometheus::Family up{"pgtrickle_worker_slot_up",
+                          "1 when the worker slot is healthy (it has a frontier and its last poll "
+                          "did not fail), else 0",
+                          prometheus::Type::gauge,
+                          {}};
     for (const json::Value& s : slots.as_array()) {
         const Labels labels{{"source", text_of(s["source"])}, {"worker", text_of(s["worker"])}};
+        up.add(labels, worker_slot_status(s).ok() ? 1 : 0);
         if (s["lag_bytes"].is_number()) {
             lag.add(labels, s["lag_bytes"].as_double());
         }
@@ -78,9 +84,23 @@ void append_worker_slot_metrics(const json::Value& slots, std::vector<prometheus
             age.add(labels, s["last_poll_age_seconds"].as_double());
         }
     }
+    out.push_back(std::move(up));
     out.push_back(std::move(lag));
     out.push_back(std::move(failures));
     out.push_back(std::move(age));
+}
+
+// Citus nodes: whether the coordinator reaches each. Only present with Citus.
+prometheus::Family node_up_family(const std::vector<NodeReachability>& nodes) {
+    prometheus::Family f{"pgtrickle_node_up",
+                         "1 when the coordinator reached the Citus node, 0 when it could not or "
+                         "the check failed",
+                         prometheus::Type::gauge,
+                         {}};
+    for (const NodeReachability& n : nodes) {
+        f.add({{"node", n.node}, {"role", n.role}}, node_status(n).ok() ? 1 : 0);
+    }
+    return f;
 }
 
 }  // namespace
@@ -184,6 +204,9 @@ std::vector<prometheus::Family> status_metrics(const StatusSnapshot& snap, const
     out.push_back(std::move(readers));
     if (!snap.worker_slots.as_array().empty()) {
         append_worker_slot_metrics(snap.worker_slots, out);
+    }
+    if (!snap.nodes.empty()) {
+        out.push_back(node_up_family(snap.nodes));
     }
     return out;
 }

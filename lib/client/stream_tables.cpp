@@ -7,6 +7,8 @@
 #include <pqxx/result>
 #include <pqxx/transaction>
 
+#include "client/catalog.h"
+
 namespace pgt::client {
 
 namespace {
@@ -16,12 +18,29 @@ const char* param(const std::optional<std::string>& v) {
     return v ? v->c_str() : nullptr;
 }
 
+// The stream table named on the command line as the extension should see it under the
+// pinned search_path: schema-qualified when the name resolves with the user's search_path;
+// else as given (the extension then reports that it does not exist).
+std::string stream_table_name(Node& node, const std::string& name) {
+    return qualify_relation(node, name).value_or(name);
+}
+
+// CALL pgtrickle.refresh_stream_table of a schema-qualified name.
+void call_refresh(Node& node, const std::string& qualified, bool full) {
+    const std::string sql = "CALL pgtrickle.refresh_stream_table(name => $1, \"full\" => $2)";
+    node.trace(sql);
+    pqxx::nontransaction tx(node.conn());
+    tx.exec_params(sql, qualified, full);
+}
+
 }  // namespace
 
 void create_stream_table(Node& node, const CreateRequest& req) {
     const std::string sql =
         "CALL pgtrickle.create_stream_table(name => $1, query => $2, schedule => $3, "
         "refresh_mode => $4, initialize => $5)";
+    // The query (and the new stream table's name) are the user's SQL.
+    const UserSearchPath user(node);
     node.trace(sql);
     pqxx::nontransaction tx(node.conn());
     tx.exec_params(sql, req.name, req.query, param(req.schedule), req.refresh_mode, req.initialize);
@@ -31,24 +50,31 @@ void alter_stream_table(Node& node, const AlterRequest& req) {
     const std::string sql =
         "CALL pgtrickle.alter_stream_table(name => $1, query => $2, schedule => $3, "
         "refresh_mode => $4, status => $5)";
+    // A new query is the user's SQL: the statement runs with the user's search_path (which
+    // resolves the name too). Without one, the name is resolved first and the CALL pinned.
+    std::optional<UserSearchPath> user;
+    std::string name = req.name;
+    if (req.query) {
+        user.emplace(node);
+    } else {
+        name = stream_table_name(node, req.name);
+    }
     node.trace(sql);
     pqxx::nontransaction tx(node.conn());
-    tx.exec_params(sql, req.name, param(req.query), param(req.schedule), param(req.refresh_mode),
+    tx.exec_params(sql, name, param(req.query), param(req.schedule), param(req.refresh_mode),
                    param(req.status));
 }
 
 void drop_stream_table(Node& node, const std::string& name, bool cascade) {
+    const std::string qualified = stream_table_name(node, name);
     const std::string sql = "CALL pgtrickle.drop_stream_table(name => $1, \"cascade\" => $2)";
     node.trace(sql);
     pqxx::nontransaction tx(node.conn());
-    tx.exec_params(sql, name, cascade);
+    tx.exec_params(sql, qualified, cascade);
 }
 
 void refresh_stream_table(Node& node, const std::string& name, bool full) {
-    const std::string sql = "CALL pgtrickle.refresh_stream_table(name => $1, \"full\" => $2)";
-    node.trace(sql);
-    pqxx::nontransaction tx(node.conn());
-    tx.exec_params(sql, name, full);
+    call_refresh(node, stream_table_name(node, name), full);
 }
 
 std::vector<std::size_t> dependency_order(
@@ -95,7 +121,8 @@ std::vector<RefreshResult> refresh_all(Node& node, bool full,
         "FROM pgtrickle.pgt_stream_tables st ORDER BY st.pgt_schema, st.pgt_name";
     const std::string edges_sql =
         "SELECT up.pgt_id, d.pgt_id FROM pgtrickle.pgt_dependencies d "
-        "JOIN pgtrickle.pgt_stream_tables up ON up.pgt_relid = d.source_relid";
+        "JOIN pgtrickle.pgt_stream_tables up "
+        "ON up.pgt_relid OPERATOR(pg_catalog.=) d.source_relid";
     std::vector<std::pair<long long, std::string>> tables;
     std::vector<std::pair<std::size_t, std::size_t>> edges;
     {
@@ -123,7 +150,7 @@ std::vector<RefreshResult> refresh_all(Node& node, bool full,
         res.name = tables[i].second;
         const auto start = std::chrono::steady_clock::now();
         try {
-            refresh_stream_table(node, res.name, full);
+            call_refresh(node, res.name, full);  // already schema-qualified
             res.ok = true;
         } catch (const pqxx::broken_connection&) {
             throw;
@@ -141,11 +168,17 @@ std::vector<RefreshResult> refresh_all(Node& node, bool full,
 }
 
 json::Value explain_query(Node& node, const std::string& query) {
-    const std::string sql = "SELECT pgtrickle.explain_stream_table($1)::text";
+    // The query is the user's SQL; the statement names nothing unqualified.
+    const std::string sql =
+        "SELECT pgtrickle.explain_stream_table($1::pg_catalog.text)::pg_catalog.text";
+    const UserSearchPath user(node);
     node.trace(sql);
-    pqxx::read_transaction tx(node.conn());
-    const pqxx::row r = tx.exec_params1(sql, query);
-    return json::parse(r[0].c_str());
+    std::string text;
+    {
+        pqxx::read_transaction tx(node.conn());
+        text = tx.exec_params1(sql, query)[0].c_str();
+    }
+    return json::parse(text);
 }
 
 }  // namespace pgt::client

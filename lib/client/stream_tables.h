@@ -1,6 +1,9 @@
 // Stream-table lifecycle through the extension's SQL API (create, alter, drop, refresh,
 // explain). Every value is bound as a parameter; nothing from the user is pasted into SQL.
 // CALLs run outside an explicit transaction block so procedures may control transactions.
+// Statements that carry the user's query (create, alter --query, explain) run with the
+// user's search_path (UserSearchPath), the others pinned, with the stream table's name
+// resolved beforehand as the user's SQL would resolve it (qualify_relation).
 #pragma once
 
 #include <cstdint>
@@ -25,7 +28,7 @@ struct CreateRequest {
     bool initialize = true;               ///< populate the stream table now
 };
 
-/// CALL pgtrickle.create_stream_table(...).
+/// CALL pgtrickle.create_stream_table(...), with the user's search_path.
 void create_stream_table(Node& node, const CreateRequest& req);
 
 /// Arguments of pgtrickle.alter_stream_table; unset fields stay as they are (NULL).
@@ -39,7 +42,8 @@ struct AlterRequest {
     bool changes_anything() const { return query || schedule || refresh_mode || status; }
 };
 
-/// CALL pgtrickle.alter_stream_table(...).
+/// CALL pgtrickle.alter_stream_table(...): with the user's search_path when it changes the
+/// query, else pinned.
 void alter_stream_table(Node& node, const AlterRequest& req);
 
 /// CALL pgtrickle.drop_stream_table(name, cascade).
@@ -68,8 +72,8 @@ std::vector<RefreshResult> refresh_all(Node& node, bool full,
 std::vector<std::size_t> dependency_order(
     std::size_t n, const std::vector<std::pair<std::size_t, std::size_t>>& edges);
 
-/// SELECT pgtrickle.explain_stream_table(query): {"mode","differential","reason","text",
-/// "tree"} as returned by the server.
+/// SELECT pgtrickle.explain_stream_table(query), with the user's search_path:
+/// {"mode","differential","reason","text","tree"} as returned by the server.
 json::Value explain_query(Node& node, const std::string& query);
 
 }  // namespace pgt::client

@@ -1,7 +1,9 @@
 #!/usr/bin/env bats
 # `pgtrickle slots` on a single server (no Citus): local WAL-captured sources, the documented
-# errors and exit codes.
-# Worker slots on a real cluster are tested in tests/e2e/preflight.bats.
+# errors and exit codes; and how `pgtrickle status` judges worker slots, from catalog rows
+# written directly (failing, recovered, not capturable).
+# Worker slots on a real cluster are tested in tests/e2e/preflight.bats, unreachable nodes in
+# tests/e2e/status_health.bats.
 
 load helpers
 
@@ -76,4 +78,61 @@ teardown_file() {
     json_is 'has("worker_slots") | not'
     run -0 --separate-stderr pgt --format prometheus status
     [[ "$output" != *pgtrickle_worker_slot_* ]]
+}
+
+# fake_slots: two worker slot rows of a source pg_trickle does not capture (so that no poller
+# touches them): 10.0.0.1 healthy, 10.0.0.2 with 3 failed polls.
+fake_slots() {
+    sql cli_slots "INSERT INTO pgtrickle.pgt_worker_slots (source_stable_name, worker_name, worker_port, slot_name, publication_name, worker_frontier, worker_lsn, last_polled_at, consecutive_failures, last_error, failing_since) VALUES
+        ('00000000000000aa', '10.0.0.1', 5432, 'pgtrickle_00000000000000aa', 'pgtrickle_00000000000000aa', '0/1000', '0/1800', now(), 0, NULL, NULL),
+        ('00000000000000aa', '10.0.0.2', 5432, 'pgtrickle_00000000000000aa', 'pgtrickle_00000000000000aa', '0/2000', '0/2000', now() - interval '1 minute', 3, 'could not connect to node 10.0.0.2:5432: Connection refused', now() - interval '1 minute')"
+}
+
+@test "status: a worker slot with failed polls is unhealthy (exit 6), in JSON, problems and metrics" {
+    use_server SLOTS cli_slots
+    fake_slots
+    run -6 --separate-stderr pgt --format json status
+    json_is '.status.code == "unhealthy" and (.status.message | test("1 of 2 worker slots failing"))'
+    json_is '[.worker_slots[].worker] == ["10.0.0.1:5432", "10.0.0.2:5432"]'
+    json_is '.worker_slots[0].status == {"code": "ok", "message": "healthy"}'
+    json_is '.worker_slots[1].status.code == "failing" and (.worker_slots[1].status.message | test("^3 failed polls since .*: could not connect to node 10.0.0.2:5432"))'
+    json_is '.problems | length == 1 and .[0].subject == "00000000000000aa@10.0.0.2:5432" and .[0].reason == "worker_slot_failing"'
+    json_is 'has("nodes") | not'
+    run -6 --separate-stderr pgt --format prometheus status
+    [[ "$output" == *'pgtrickle_worker_slot_up{source="00000000000000aa",worker="10.0.0.1:5432"} 1'* ]]
+    [[ "$output" == *'pgtrickle_worker_slot_up{source="00000000000000aa",worker="10.0.0.2:5432"} 0'* ]]
+    [[ "$output" == *$'\npgtrickle_healthy 0\n'* ]]
+    [[ "$output" != *pgtrickle_node_up* ]]
+    run -6 --separate-stderr pgt status
+    # slots list shows the rows and does not judge them (exit 0)
+    run -0 --separate-stderr pgt --format json slots list
+    json_is '(.slots | length) == 2 and (.status.message | test("1 failing"))'
+    sql cli_slots "DELETE FROM pgtrickle.pgt_worker_slots WHERE source_stable_name = '00000000000000aa'"
+}
+
+@test "status: a slot that recovered is healthy; one without a frontier is not capturable (exit 6)" {
+    use_server SLOTS cli_slots
+    fake_slots
+    # What a successful poll after a recreated slot leaves: no failure, a note.
+    sql cli_slots "UPDATE pgtrickle.pgt_worker_slots SET consecutive_failures = 0, failing_since = NULL, last_error = 'slot pgtrickle_00000000000000aa was lost; readers fully refreshed' WHERE worker_name = '10.0.0.2'"
+    run -0 --separate-stderr pgt --format json status
+    json_is '.status.code == "ok" and .problems == []'
+    json_is '.worker_slots[1].status.code == "ok" and (.worker_slots[1].status.message | test("recovered: slot pgtrickle_00000000000000aa was lost"))'
+    # No frontier: the node cannot capture the source (last_error says why).
+    sql cli_slots "UPDATE pgtrickle.pgt_worker_slots SET worker_frontier = NULL, last_error = 'wal_level is not logical on 10.0.0.2:5432' WHERE worker_name = '10.0.0.2'"
+    run -6 --separate-stderr pgt --format json status
+    json_is '.problems[0].reason == "worker_slot_not_capturable" and (.problems[0].message | test("wal_level is not logical"))'
+    json_is '.worker_slots[1].status.code == "not_capturable"'
+    sql cli_slots "DELETE FROM pgtrickle.pgt_worker_slots WHERE source_stable_name = '00000000000000aa'"
+}
+
+@test "status NAME judges only the worker slots of the sources that stream table reads" {
+    use_server SLOTS cli_slots
+    run -0 --separate-stderr pgt create st_orders --query 'SELECT id FROM orders'
+    fake_slots
+    run -6 --separate-stderr pgt --format json status
+    run -0 --separate-stderr pgt --format json status st_orders
+    json_is '(has("worker_slots") | not) and .problems == [] and .status.code == "ok"'
+    sql cli_slots "DELETE FROM pgtrickle.pgt_worker_slots WHERE source_stable_name = '00000000000000aa'"
+    run -0 --separate-stderr pgt drop st_orders
 }

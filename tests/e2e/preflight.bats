@@ -2,7 +2,7 @@
 # pgtrickle preflight, slots and status on a real Citus cluster: every node checked through
 # the coordinator (run_command_on_workers), a stopped worker reported as unreachable (exit
 # 7), REPLICA IDENTITY FULL required on distributed sources (exit 6), and worker slots in
-# `slots list` and `status`.
+# `slots list` and `status` (a slot with failed polls makes status exit 6).
 
 load helpers
 
@@ -157,9 +157,12 @@ fake_source() {
     run -0 --separate-stderr pgt --format json slots list --source orders
     json_is '.slots == []'
     run -1 --separate-stderr pgt --format json slots list --source no_such_table
-    run -0 --separate-stderr pgt --format json status
+    # The slot with failed polls makes status unhealthy (and both slots carry their health).
+    run -6 --separate-stderr pgt --format json status
     json_is '.worker_slots | length == 2'
-    run -0 --separate-stderr pgt --format prometheus status
+    json_is '[.worker_slots[].status.code] == ["ok", "failing"]'
+    json_is "[.problems[] | select(.reason == \"worker_slot_failing\") | .subject] == [\"public.payments@127.0.0.1:$w2\"]"
+    run -6 --separate-stderr pgt --format prometheus status
     [[ "$output" == *"pgtrickle_worker_slot_consecutive_failures{source=\"public.payments\",worker=\"127.0.0.1:$w1\"} 0"* ]]
     [[ "$output" == *"pgtrickle_worker_slot_consecutive_failures{source=\"public.payments\",worker=\"127.0.0.1:$w2\"}"* ]]
     [[ "$output" == *"pgtrickle_worker_slot_last_poll_age_seconds{source=\"public.payments\",worker=\"127.0.0.1:$w1\"}"* ]]

@@ -123,6 +123,8 @@ Value worker_slot(const char* worker, Value lag, int failures, Value age) {
     v.set("lag_bytes", std::move(lag));
     v.set("consecutive_failures", failures);
     v.set("last_poll_age_seconds", std::move(age));
+    v.set("worker_frontier", "0/1000");
+    v.set("last_error", nullptr);
     return v;
 }
 
@@ -148,4 +150,46 @@ TEST(StatusMetrics, worker_slot_families_only_with_worker_slots) {
     EXPECT_EQ(ex.value("pgtrickle_worker_slot_consecutive_failures", w2), 3);
     EXPECT_EQ(ex.value("pgtrickle_worker_slot_last_poll_age_seconds", w1), 1.5);
     EXPECT_FALSE(ex.value("pgtrickle_worker_slot_last_poll_age_seconds", w2).has_value());
+}
+
+TEST(StatusMetrics, worker_slot_up_says_which_slot_is_healthy) {
+    StatusSnapshot snap;
+    snap.scheduler_pid = 1;
+    snap.worker_slots.push_back(worker_slot("10.0.0.1:5432", 8192, 0, 1.5));
+    snap.worker_slots.push_back(worker_slot("10.0.0.2:5432", nullptr, 3, nullptr));
+    Value no_frontier = worker_slot("10.0.0.3:5432", nullptr, 0, nullptr);
+    no_frontier.set("worker_frontier", nullptr);
+    snap.worker_slots.push_back(no_frontier);
+    const auto ex = metrics_of(snap);
+    auto labels = [](const char* worker) {
+        return std::map<std::string, std::string>{{"source", "public.orders"}, {"worker", worker}};
+    };
+    EXPECT_EQ(ex.value("pgtrickle_worker_slot_up", labels("10.0.0.1:5432")), 1);
+    EXPECT_EQ(ex.value("pgtrickle_worker_slot_up", labels("10.0.0.2:5432")), 0);
+    EXPECT_EQ(ex.value("pgtrickle_worker_slot_up", labels("10.0.0.3:5432")), 0);
+    EXPECT_EQ(ex.value("pgtrickle_healthy"), 0);
+}
+
+TEST(StatusMetrics, node_up_only_with_citus_nodes) {
+    StatusSnapshot snap;
+    snap.scheduler_pid = 1;
+    EXPECT_EQ(metrics_of(snap).families.count("pgtrickle_node_up"), 0u);
+    pgt::client::NodeReachability c;
+    c.node = "10.0.0.1:5432";
+    c.role = "coordinator";
+    c.reachable = true;
+    pgt::client::NodeReachability w = c;
+    w.node = "10.0.0.2:5432";
+    w.role = "worker";
+    w.reachable = false;
+    pgt::client::NodeReachability u = w;
+    u.node = "10.0.0.3:5432";
+    u.reachable.reset();
+    snap.nodes = {c, w, u};
+    const auto ex = metrics_of(snap);
+    EXPECT_EQ(ex.value("pgtrickle_node_up", {{"node", "10.0.0.1:5432"}, {"role", "coordinator"}}),
+              1);
+    EXPECT_EQ(ex.value("pgtrickle_node_up", {{"node", "10.0.0.2:5432"}, {"role", "worker"}}), 0);
+    EXPECT_EQ(ex.value("pgtrickle_node_up", {{"node", "10.0.0.3:5432"}, {"role", "worker"}}), 0);
+    EXPECT_EQ(ex.value("pgtrickle_healthy"), 0);
 }

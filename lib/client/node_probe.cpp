@@ -1,0 +1,176 @@
+#include "client/node_probe.h"
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+#include <set>
+#include <thread>
+
+#include <pqxx/except>
+#include <pqxx/result>
+#include <pqxx/transaction>
+
+#include "core/retry.h"
+
+namespace pgt::client {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string first_line(std::string s) {
+    s = s.substr(0, s.find('\n'));
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\r')) {
+        s.pop_back();
+    }
+    return s;
+}
+
+bool has_citus(Node& node) {
+    const std::string sql =
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension e "
+        "WHERE e.extname OPERATOR(pg_catalog.=) 'citus')";
+    node.trace(sql);
+    pqxx::read_transaction tx(node.conn());
+    return tx.exec1(sql)[0].as<bool>();
+}
+
+// The active primary nodes, coordinator (group 0) first.
+std::vector<NodeReachability> list_nodes(Node& node) {
+    const std::string sql =
+        "SELECT n.nodeid, n.nodename, n.nodeport, n.groupid OPERATOR(pg_catalog.=) 0 "
+        "FROM pg_catalog.pg_dist_node n WHERE n.isactive "
+        "AND n.noderole OPERATOR(pg_catalog.=) 'primary' "
+        "ORDER BY n.groupid, n.nodename, n.nodeport";
+    node.trace(sql);
+    pqxx::read_transaction tx(node.conn());
+    std::vector<NodeReachability> out;
+    for (const pqxx::row& r : tx.exec(sql)) {
+        NodeReachability n;
+        n.nodeid = r[0].as<long long>();
+        n.node = std::string(r[1].c_str()) + ":" + r[2].c_str();
+        n.role = r[3].as<bool>() ? "coordinator" : "worker";
+        out.push_back(std::move(n));
+    }
+    return out;
+}
+
+// One round: SELECT 1 on every node at once, through the coordinator, within timeout_ms.
+// Returns the answers, or the error that ended the round.
+std::vector<ProbeAnswer> probe_round(Node& node, const NodeProbeOptions& options,
+                                     int64_t timeout_ms, std::optional<std::string>& error) {
+    // Citus warns of each failed connection: the nodes' status says it already.
+    const std::string settings_sql =
+        "SELECT pg_catalog.set_config('citus.node_connection_timeout', $1, true), "
+        "pg_catalog.set_config('statement_timeout', $2, true), "
+        "pg_catalog.set_config('client_min_messages', 'error', true)";
+    // The command runs on each node under that node's search_path: it names nothing.
+    const std::string sql =
+        "SELECT r.nodeid, r.success, r.result FROM "
+        "pg_catalog.run_command_on_all_nodes('SELECT 1') r";
+    std::vector<ProbeAnswer> answers;
+    try {
+        // run_command_on_all_nodes is not read-only as far as PostgreSQL knows: a plain
+        // transaction, rolled back.
+        pqxx::work tx(node.conn());
+        node.trace(settings_sql);
+        tx.exec_params(settings_sql, std::to_string(options.connect_timeout_ms),
+                       std::to_string(timeout_ms));
+        node.trace(sql);
+        for (const pqxx::row& r : tx.exec(sql)) {
+            answers.push_back({r[0].as<long long>(), r[1].as<bool>(),
+                               r[2].is_null() ? std::string() : std::string(r[2].c_str())});
+        }
+    } catch (const pqxx::broken_connection&) {
+        throw;
+    } catch (const pqxx::sql_error& e) {
+        error = first_line(e.what());
+    }
+    return answers;
+}
+
+}  // namespace
+
+void apply_probe_round(std::vector<NodeReachability>& nodes,
+                       const std::vector<ProbeAnswer>& answers,
+                       const std::optional<std::string>& round_error) {
+    for (NodeReachability& n : nodes) {
+        if (n.reachable == true) {
+            continue;
+        }
+        const ProbeAnswer* answer = nullptr;
+        for (const ProbeAnswer& a : answers) {
+            if (a.nodeid == n.nodeid) {
+                answer = &a;
+            }
+        }
+        if (answer && answer->success) {
+            n.reachable = true;
+            n.error.clear();
+        } else if (answer) {
+            n.reachable = false;
+            n.error = first_line(answer->result);
+            if (n.error.empty()) {
+                n.error = "the coordinator could not run a statement there";
+            }
+        } else if (!n.reachable.has_value()) {
+            n.error = round_error ? "the reachability check failed: " + *round_error
+                                  : "run_command_on_all_nodes did not reach it (another "
+                                    "citus.cluster_name?)";
+        }
+    }
+}
+
+std::vector<NodeReachability> probe_nodes(Node& node, const NodeProbeOptions& options) {
+    if (!has_citus(node)) {
+        return {};
+    }
+    std::vector<NodeReachability> nodes = list_nodes(node);
+    if (nodes.empty()) {
+        return nodes;
+    }
+    // A node that fails is asked again (a blip is not an outage), with jittered backoff,
+    // within options.total_timeout_ms for the whole check.
+    const retry::Policy policy;
+    const auto deadline = Clock::now() + std::chrono::milliseconds(options.total_timeout_ms);
+    std::mt19937 rng(std::random_device{}());
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    for (int attempt = 1;; ++attempt) {
+        const auto remaining = [&] {
+            return std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now())
+                .count();
+        };
+        std::optional<std::string> error;
+        const auto answers = probe_round(
+            node, options, std::max<int64_t>(remaining(), policy.min_attempt_ms), error);
+        apply_probe_round(nodes, answers, error);
+        const bool all_reached =
+            std::all_of(nodes.begin(), nodes.end(),
+                        [](const NodeReachability& n) { return n.reachable == true; });
+        const int64_t delay = retry::delay_ms(policy, attempt, unit(rng));
+        if (all_reached || !retry::another_attempt(policy, attempt, remaining(), delay)) {
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(delay));
+    }
+    return nodes;
+}
+
+std::vector<NodeReachability> nodes_of_slots(const std::vector<NodeReachability>& nodes,
+                                             const json::Value& slots) {
+    std::set<std::string> workers;
+    for (const json::Value& s : slots.as_array()) {
+        if (s["worker"].is_string()) {
+            workers.insert(s["worker"].as_string());
+        }
+    }
+    std::vector<NodeReachability> out;
+    for (const NodeReachability& n : nodes) {
+        if (workers.count(n.node)) {
+            out.push_back(n);
+        }
+    }
+    return out;
+}
+
+}  // namespace pgt::client
