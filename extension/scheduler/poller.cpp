@@ -8,7 +8,7 @@
 //
 // Each node is drained in its own transactions (a failing node holds back only its own
 // changes, and its slot's confirmed position keeps moving with its own drains); a node whose
-// poll failed is retried after a backoff that doubles up to a minute (jittered), so that one
+// poll failed is retried after a backoff that doubles up to 30 s (jittered), so that one
 // slow node does not delay the others' drains tick after tick.
 #include <algorithm>
 #include <chrono>
@@ -52,7 +52,7 @@ constexpr int kRoundsPerTick = 20;
 /// How often orphaned slots are looked for.
 constexpr int64_t kSweepEveryMs = 60000;
 /// The longest a failing node is left alone.
-constexpr int64_t kMaxBackoffMs = 60000;
+constexpr int64_t kMaxBackoffMs = 30000;
 
 /// Run `work` in a transaction with pg_trickle locked in place; false (nothing done) when
 /// it is not installed any more.

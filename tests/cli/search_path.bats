@@ -1,7 +1,8 @@
 #!/usr/bin/env bats
 # The CLI's own SQL is search_path-proof (CVE-2018-1058): an unprivileged role `evil` plants
 # shadow operators, functions, aggregates and domains named like pg_catalog's in its schema
-# (search_path_plant.sql), and the database's search_path is set to `evil, pg_catalog`.
+# (tests/support/search_path_traps.sql), and the database's search_path is set to
+# `evil, pg_catalog`.
 # Every command run by a superuser must not run any of it: evil.log (and the server log) get
 # no entry whose current_user is not `evil`, and `evil` does not become a superuser.
 # Each command is tagged with its own application_name, so a failure names the command and
@@ -32,9 +33,10 @@ setup_file() {
     if safe "$DB" "CREATE SCHEMA pwnlink; GRANT USAGE ON SCHEMA pwnlink TO PUBLIC; CREATE EXTENSION dblink SCHEMA pwnlink" 2>/dev/null; then
         export HAVE_DBLINK=1
     fi
-    PGOPTIONS="-c search_path=pg_catalog,pg_temp -c client_min_messages=warning" \
-        "$PG_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -U evil -d "$DB" \
-        -f "$BATS_TEST_DIRNAME/search_path_plant.sql"
+    sed -e 's/__SCHEMA__/evil/g; s/__ROLE__/evil/g' \
+        "$BATS_TEST_DIRNAME/../support/search_path_traps.sql" |
+        PGOPTIONS="-c search_path=pg_catalog,pg_temp -c client_min_messages=warning" \
+            "$PG_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -U evil -d "$DB" -f -
     safe "$DB" "ALTER DATABASE $DB SET search_path = evil, pg_catalog"
     # The trap works: a superuser's unqualified name runs the planted code, which makes evil
     # a superuser (undone here, so that the tests start clean).

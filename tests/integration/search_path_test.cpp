@@ -38,8 +38,8 @@ class SearchPathTraps : public PgTest {
         ASSERT_FALSE(traps.empty());
         traps = std::regex_replace(traps, std::regex("__SCHEMA__"), schema_);
         traps = std::regex_replace(traps, std::regex("__ROLE__"), role_);
-        exec("SET ROLE " + role_ + "; SET search_path = pg_catalog; " + traps +
-             "; RESET ROLE; RESET search_path");
+        exec("SET ROLE " + role_ + "; SET client_min_messages = warning; " + traps +
+             "; RESET ROLE; RESET search_path; RESET client_min_messages");
         ASSERT_GT(std::stoi(scalar("SELECT count(*) FROM pg_operator WHERE oprnamespace = '" +
                                    schema_ + "'::regnamespace")),
                   100);
@@ -75,8 +75,8 @@ class SearchPathTraps : public PgTest {
     /// Traps that ran as another role than the planter: "role: what" lines ("" if none).
     std::string escalations() {
         return scalar(
-            "SELECT coalesce(string_agg(DISTINCT who || ' (session ' || sess || '): ' || "
-            "what, E'\\n'), '') FROM " +
+            "SELECT coalesce(string_agg(DISTINCT who || ' (' || app || '): ' || what, E'\\n'), "
+            "'') FROM " +
             schema_ + ".log WHERE who <> '" + role_ + "'");
     }
     bool planter_is_superuser() {
@@ -216,7 +216,7 @@ TEST_F(SearchPathTraps, a_source_column_of_the_planters_domain_is_never_checked_
     auto evil = planter();
     run(*evil,
         "CREATE DOMAIN app.trapped AS pg_catalog.text CHECK (" + schema_ +
-            ".note('domain app.trapped')); "
+            ".pwn('domain app.trapped')); "
             "CREATE TABLE app.t (id pg_catalog.int4 PRIMARY KEY, k pg_catalog.int4, v "
             "app.trapped); ALTER TABLE app.t REPLICA IDENTITY FULL; "
             "INSERT INTO app.t SELECT i, i % 3, 'v' FROM pg_catalog.generate_series(1, 20) i");
