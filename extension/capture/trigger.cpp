@@ -34,6 +34,7 @@ extern "C" {
 #include "utils/xid8.h"
 }
 
+#include "core/stable_name.h"
 #include "scheduler/scheduler.h"
 
 namespace {
@@ -174,10 +175,8 @@ Layout checked_layout(Relation buffer, Relation rel, Oid source) {
             (xid ? out.xid_col : out.op_col) = j;
             continue;
         }
-        char* end = nullptr;
-        const long attnum = name[0] == 'c' ? strtol(name + 1, &end, 10) : 0;
-        if (end == name + 1 || end == nullptr || *end != '\0' || attnum < 1 ||
-            attnum > source_natts) {
+        const int attnum = pgt::buffer_column_attnum(name);
+        if (attnum == 0 || attnum > source_natts) {
             continue;  // not a capture column: left NULL
         }
         int idx = -1;

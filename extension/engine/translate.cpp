@@ -9,6 +9,7 @@
 #include <set>
 
 #include "core/sql_ident.h"
+#include "core/stable_name.h"
 #include "boundary/guard.h"
 #include "boundary/pg.h"
 
@@ -1260,10 +1261,6 @@ void collect_relations(Query* q, List** rels) {
 
 std::string sql_collation_name(Oid collation) {
     return pg::collation_name(collation);
-}
-
-std::string buffer_column_name(int attnum) {
-    return "c" + std::to_string(attnum);
 }
 
 std::string sql_type_name(Oid type, int32 typmod) {

@@ -27,4 +27,12 @@ struct CaptureObjectNames {
 };
 CaptureObjectNames capture_object_names(std::string_view key);
 
+/// The change buffer column that captures source attribute `attnum`: c<attnum> (named by
+/// attribute number, so renaming a source column needs no buffer change).
+std::string buffer_column_name(int attnum);
+
+/// The source attribute number that buffer column `name` captures (c<attnum>, 1 to 32767),
+/// or 0 when `name` is not a capture column (__pgt_xid, __pgt_op, anything else).
+int buffer_column_attnum(const char* name);
+
 }  // namespace pgt
