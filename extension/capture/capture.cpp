@@ -10,6 +10,7 @@
 #include "catalog/generation.h"
 #include "catalog/sources.h"
 #include "citus/citus.h"
+#include "common/query_tree.h"
 #include "core/sql_ident.h"
 #include "core/stable_name.h"
 #include "boundary/guard.h"
@@ -25,8 +26,6 @@ extern "C" {
 #include "catalog/pg_class.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
-#include "nodes/nodeFuncs.h"
-#include "rewrite/rewriteHandler.h"
 #include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "utils/errcodes.h"
@@ -546,69 +545,6 @@ std::string new_key(Oid relid) {
     return catalog::has_stable_names() ? computed_stable_name(relid) : relid_text(relid);
 }
 
-/// Tables read somewhere in a query (through views, subqueries, sublinks and CTEs): all of
-/// them, or (`only`) those read with FROM ONLY. Plain PostgreSQL code run inside one pg_call:
-/// results go to a palloc'd List.
-struct RelCollector {
-    List* rels = NIL;
-    bool only = false;
-};
-void collect_rels(Query* q, RelCollector* c);
-
-using Walker = bool (*)();
-Walker walker_cast(bool (*fn)(Node*, void*)) {
-    return reinterpret_cast<Walker>(reinterpret_cast<void (*)()>(fn));
-}
-
-bool rel_walker(Node* n, void* ctx) {
-    if (n == nullptr) {
-        return false;
-    }
-    if (IsA(n, Query)) {
-        collect_rels(reinterpret_cast<Query*>(n), static_cast<RelCollector*>(ctx));
-        return false;
-    }
-    return expression_tree_walker(n, walker_cast(rel_walker), ctx);
-}
-
-void collect_rels(Query* q, RelCollector* c) {
-    ListCell* lc = nullptr;
-    foreach (lc, q->rtable) {
-        auto* rte = static_cast<RangeTblEntry*>(lfirst(lc));
-        if (rte->rtekind == RTE_RELATION && rte->inFromCl) {
-            const char kind = get_rel_relkind(rte->relid);
-            if (kind == RELKIND_RELATION || kind == RELKIND_PARTITIONED_TABLE) {
-                if (!c->only || !rte->inh) {
-                    c->rels = list_append_unique_oid(c->rels, rte->relid);
-                }
-            } else if (kind == RELKIND_VIEW) {
-                // PostgreSQL-only code (it runs inside pg_call): plain copyObjectImpl, never
-                // the throwing pg_copy.
-                Relation rel = table_open(rte->relid, AccessShareLock);
-                auto* vq = static_cast<Query*>(copyObjectImpl(get_view_query(rel)));
-                table_close(rel, AccessShareLock);
-                collect_rels(vq, c);
-            }
-        } else if (rte->rtekind == RTE_SUBQUERY) {
-            collect_rels(rte->subquery, c);
-        }
-    }
-    query_tree_walker(q, walker_cast(rel_walker), c, QTW_IGNORE_RANGE_TABLE);
-    foreach (lc, q->cteList) {
-        collect_rels(reinterpret_cast<Query*>(static_cast<CommonTableExpr*>(lfirst(lc))->ctequery),
-                     c);
-    }
-}
-
-std::vector<Oid> list_oids(List* rels) {
-    std::vector<Oid> out;
-    ListCell* lc = nullptr;
-    foreach (lc, rels) {
-        out.push_back(lfirst_oid(lc));
-    }
-    return out;
-}
-
 }  // namespace
 
 bool creating_triggers() {
@@ -740,21 +676,20 @@ void sync_source(Oid relid, bool untrusted) {
 }
 
 std::vector<Oid> tables_read(Query* query) {
-    RelCollector c;
-    pg_call([&]() noexcept { collect_rels(query, &c); });
-    return list_oids(c.rels);
+    List* tables = NIL;
+    pg_call(
+        [&]() noexcept { query_tree::collect_tables(query, query_tree::TableWalk{}, &tables); });
+    return query_tree::oid_list(tables);
 }
 
 std::optional<std::string> only_limitation(Oid view) {
-    RelCollector c;
-    c.only = true;
+    List* tables = NIL;
     pg_call([&]() noexcept {
-        Relation rel = table_open(view, AccessShareLock);
-        auto* q = static_cast<Query*>(copyObjectImpl(get_view_query(rel)));
-        table_close(rel, AccessShareLock);
-        collect_rels(q, &c);
+        query_tree::TableWalk only;
+        only.from_only = true;
+        query_tree::collect_tables(query_tree::view_query_copy(view), only, &tables);
     });
-    for (const Oid relid : list_oids(c.rels)) {
+    for (const Oid relid : query_tree::oid_list(tables)) {
         auto r = spi::exec(
             "SELECT pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' "
             "OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname) FROM pg_catalog.pg_class c "
