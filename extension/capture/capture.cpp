@@ -10,6 +10,7 @@
 #include "catalog/generation.h"
 #include "catalog/sources.h"
 #include "citus/citus.h"
+#include "common/oids.h"
 #include "common/query_tree.h"
 #include "core/sql_ident.h"
 #include "core/stable_name.h"
@@ -111,7 +112,7 @@ SourceInfo source_info(Oid relid) {
     });
     if (!nsp || !name) {
         throw Error(ERRCODE_UNDEFINED_TABLE,
-                    "relation with OID " + std::to_string(relid) + " does not exist");
+                    "relation with OID " + oid_text(relid) + " does not exist");
     }
     info.schema = nsp;
     info.name = name;
@@ -184,10 +185,6 @@ SourceInfo source_info(Oid relid) {
     return info;
 }
 
-std::string relid_text(Oid relid) {
-    return std::to_string(relid);
-}
-
 /// The catalog key of a captured source: its stable name, or its OID on 0.31.0-style rows.
 std::optional<std::string> catalog_key(Oid relid) {
     if (auto src = catalog::source(relid)) {
@@ -238,8 +235,7 @@ std::map<std::string, BufferColumn> buffer_columns(const std::string& buffer_tab
         {std::string(kChangeSchema), buffer_table});
     std::map<std::string, BufferColumn> out;
     for (const auto& row : r.rows) {
-        out[*row[0]] = {static_cast<Oid>(std::stoul(*row[1])), std::stoi(*row[2]),
-                        static_cast<Oid>(std::stoul(*row[3]))};
+        out[*row[0]] = {oid_of(row[1]), std::stoi(*row[2]), oid_of(row[3])};
     }
     return out;
 }
@@ -362,11 +358,10 @@ std::vector<Member> members_of(Oid relid, const std::string& key) {
             "JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) d.oid JOIN "
             "pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace ORDER BY "
             "c.oid",
-        {relid_text(relid)});
+        {oid_text(relid)});
     std::vector<Member> out;
     for (const auto& row : r.rows) {
-        out.push_back({static_cast<Oid>(std::stoul(*row[0])), *row[1], *row[2], (*row[3])[0],
-                       *row[4] == "t"});
+        out.push_back({oid_of(row[0]), *row[1], *row[2], (*row[3])[0], *row[4] == "t"});
     }
     return out;
 }
@@ -384,10 +379,10 @@ std::vector<std::pair<Oid, std::string>> trigger_carriers(Oid relid, const std::
             capture_function_sql(key) +
             " AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND t.tgrelid OPERATOR(pg_catalog.<>) "
             "$1::pg_catalog.oid ORDER BY 1",
-        {relid_text(relid)});
+        {oid_text(relid)});
     std::vector<std::pair<Oid, std::string>> out;
     for (const auto& row : r.rows) {
-        out.emplace_back(static_cast<Oid>(std::stoul(*row[0])), *row[1]);
+        out.emplace_back(oid_of(row[0]), *row[1]);
     }
     return out;
 }
@@ -397,7 +392,7 @@ bool has_parent(Oid relid) {
     auto r = spi::exec(
         "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits WHERE inhrelid "
         "OPERATOR(pg_catalog.=) $1::pg_catalog.oid)",
-        {relid_text(relid)});
+        {oid_text(relid)});
     return r.scalar() && *r.scalar() == "t";
 }
 
@@ -407,7 +402,7 @@ std::optional<bool> row_level_capture(Oid relid, const CaptureObjectNames& n) {
         "SELECT (tgtype::int OPERATOR(pg_catalog.&) 1) OPERATOR(pg_catalog.=) 1 FROM "
         "pg_catalog.pg_trigger WHERE tgrelid OPERATOR(pg_catalog.=) $1::pg_catalog.oid AND tgname "
         "OPERATOR(pg_catalog.=) $2",
-        {relid_text(relid), n.trigger_insert});
+        {oid_text(relid), n.trigger_insert});
     if (!r.scalar()) {
         return std::nullopt;
     }
@@ -437,7 +432,7 @@ void create_triggers(const std::string& key, Oid relid, const std::string& tbl, 
         "SELECT tgname::pg_catalog.text FROM pg_catalog.pg_trigger WHERE tgrelid "
         "OPERATOR(pg_catalog.=) "
         "$1::pg_catalog.oid",
-        {relid_text(relid)});
+        {oid_text(relid)});
     std::set<std::string> existing;
     for (const auto& row : have.rows) {
         existing.insert(*row[0]);
@@ -470,7 +465,7 @@ void drop_triggers(const std::string& key, Oid relid, const std::string& tbl) {
         "OPERATOR(pg_catalog.=) $1::pg_catalog.oid AND tgparentid OPERATOR(pg_catalog.=) 0 "
         "AND tgfoid OPERATOR(pg_catalog.=) " +
             capture_function_sql(key),
-        {relid_text(relid)});
+        {oid_text(relid)});
     for (const auto& row : r.rows) {
         spi::run("DROP TRIGGER IF EXISTS " + quote_ident(*row[0]) + " ON " + tbl);
     }
@@ -542,7 +537,7 @@ std::string computed_stable_name(Oid relid) {
 /// The key a source gets when it is first captured: its stable name, or on a 0.31.0
 /// catalog its OID.
 std::string new_key(Oid relid) {
-    return catalog::has_stable_names() ? computed_stable_name(relid) : relid_text(relid);
+    return catalog::has_stable_names() ? computed_stable_name(relid) : oid_text(relid);
 }
 
 }  // namespace
@@ -606,7 +601,7 @@ std::string ensure_source(Oid relid) {
         if (const auto clash = catalog::source_with_key(sn)) {
             throw Error(ERRCODE_DUPLICATE_OBJECT,
                         "stable name collision: \"" + src.schema + "." + src.name + "\" and " +
-                            pg::rel_name(clash->relid).value_or(relid_text(clash->relid)) +
+                            pg::rel_name(clash->relid).value_or(oid_text(clash->relid)) +
                             " both have stable name " + sn,
                         "The stable name is a 64-bit hash of database/schema.table; a collision is "
                         "astronomically "
@@ -679,7 +674,7 @@ std::vector<Oid> tables_read(Query* query) {
     List* tables = NIL;
     pg_call(
         [&]() noexcept { query_tree::collect_tables(query, query_tree::TableWalk{}, &tables); });
-    return query_tree::oid_list(tables);
+    return oid_list(tables);
 }
 
 std::optional<std::string> only_limitation(Oid view) {
@@ -689,7 +684,7 @@ std::optional<std::string> only_limitation(Oid view) {
         only.from_only = true;
         query_tree::collect_tables(query_tree::view_query_copy(view), only, &tables);
     });
-    for (const Oid relid : query_tree::oid_list(tables)) {
+    for (const Oid relid : oid_list(tables)) {
         auto r = spi::exec(
             "SELECT pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' "
             "OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname) FROM pg_catalog.pg_class c "
@@ -698,7 +693,7 @@ std::optional<std::string> only_limitation(Oid view) {
             "'p' OR "
             "EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent "
             "OPERATOR(pg_catalog.=) c.oid))",
-            {relid_text(relid)});
+            {oid_text(relid)});
         if (r.scalar()) {
             return "FROM ONLY " + *r.scalar() +
                    ", which has partitions or inheritance children (its change buffer also "

@@ -15,10 +15,6 @@ namespace pgt::capture::wal {
 
 using sql::quote_ident;
 
-std::string oid_text(Oid relid) {
-    return std::to_string(relid);
-}
-
 std::string qualified_name(Oid relid) {
     auto r = spi::exec(
         "SELECT pg_catalog.format('%I.%I', n.nspname, c.relname) FROM pg_catalog.pg_class c "

@@ -18,6 +18,7 @@
 #include "capture/wal.h"
 #include "catalog/sources.h"
 #include "citus/citus.h"
+#include "common/oids.h"
 #include "core/pgoutput.h"
 #include "core/stable_name.h"
 #include "remote/connection.h"
@@ -29,9 +30,6 @@ extern "C" {
 namespace pgt::capture::wal {
 
 // ---- names and nodes -------------------------------------------------------------------
-
-/// An OID as text (SQL parameters, names).
-std::string oid_text(Oid relid);
 
 /// schema.table, quoted (search_path-proof).
 std::string qualified_name(Oid relid);

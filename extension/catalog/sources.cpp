@@ -6,6 +6,7 @@
 #include "boundary/pg.h"
 #include "boundary/spi.h"
 #include "catalog/generation.h"
+#include "common/oids.h"
 #include "core/sql_ident.h"
 #include "core/stable_name.h"
 
@@ -18,14 +19,6 @@ namespace pgt::catalog {
 namespace {
 
 using detail::source_key_sql;
-
-Oid oid_of(const spi::Value& v) {
-    return v ? static_cast<Oid>(std::stoul(*v)) : InvalidOid;
-}
-
-std::string oid_text(Oid relid) {
-    return std::to_string(relid);
-}
 
 /// Columns of pgt_change_tracking `ct` read into a Source, in the order from_row reads them.
 std::string source_columns() {

@@ -72,13 +72,4 @@ void collect_tables(Query* q, const TableWalk& how, List** tables) {
     collect(q, &w);
 }
 
-std::vector<Oid> oid_list(const List* oids) {
-    std::vector<Oid> out;
-    const ListCell* lc = nullptr;
-    foreach (lc, oids) {
-        out.push_back(lfirst_oid(lc));
-    }
-    return out;
-}
-
 }  // namespace pgt::query_tree

@@ -1,10 +1,8 @@
 // Walks of an analyzed Query that more than one stage needs: capture (the tables a stream
 // table's query reads, those read with FROM ONLY) and the engine (a translation's sources,
-// ungrouped Vars). Plain PostgreSQL code: every function here but oid_list runs inside
-// pg_call (boundary/guard.h) and may ereport; results are palloc'd.
+// ungrouped Vars). Plain PostgreSQL code: every function here runs inside pg_call
+// (boundary/guard.h) and may ereport; results are palloc'd (common/oids.h: oid_list).
 #pragma once
-
-#include <vector>
 
 extern "C" {
 #include "postgres.h"
@@ -36,8 +34,5 @@ struct TableWalk {
 /// Every plain or partitioned table `q` reads in FROM, through views, subqueries, sublinks
 /// and CTEs, appended to `*tables` once each, in the order first met.
 void collect_tables(Query* q, const TableWalk& how, List** tables);
-
-/// The OIDs of an OID List, in order. C++ code (outside pg_call): it only reads the List.
-std::vector<Oid> oid_list(const List* oids);
 
 }  // namespace pgt::query_tree

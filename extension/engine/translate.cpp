@@ -12,6 +12,7 @@
 #include "core/stable_name.h"
 #include "boundary/guard.h"
 #include "boundary/pg.h"
+#include "common/oids.h"
 #include "common/query_tree.h"
 
 extern "C" {
@@ -1228,7 +1229,7 @@ Translation translate_query(Query* query, const SourceResolver& resolve) {
         query_tree::collect_tables(q, sources, &found);
     });
     Translation out;
-    out.relations = query_tree::oid_list(found);
+    out.relations = oid_list(found);
     try {
         Translator t(resolve);
         out.plan = t.query(q, nullptr);

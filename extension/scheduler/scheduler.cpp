@@ -13,6 +13,7 @@
 #include "catalog/sources.h"
 #include "catalog/stream_tables.h"
 #include "citus/citus.h"
+#include "common/oids.h"
 #include "core/schedule.h"
 #include "core/scheduling.h"
 #include "boundary/guard.h"
@@ -320,11 +321,7 @@ void process_utility(PlannedStmt* pstmt, const char* query, bool read_only_tree,
     }
     if (truncated != NIL) {
         (void)pgt::guard_cpp([truncated]() -> Datum {
-            std::vector<Oid> relids;
-            ListCell* lc;
-            foreach (lc, truncated) {
-                relids.push_back(lfirst_oid(lc));
-            }
+            const std::vector<Oid> relids = pgt::oid_list(truncated);
             pgt::spi::Session spi;
             const pg::AsExtensionOwner as_extension_owner;
             pgt::capture::wal::note_truncate(relids);
@@ -371,10 +368,7 @@ std::vector<Oid> connectable_databases() {
             table_close(rel, AccessShareLock);
             return out;
         });
-        ListCell* lc;
-        foreach (lc, oids) {
-            result.push_back(lfirst_oid(lc));
-        }
+        result = oid_list(oids);
         pg::commit_transaction();
     } catch (...) {
         // Also when starting or committing failed: a transaction left open would make
