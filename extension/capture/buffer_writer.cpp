@@ -38,7 +38,7 @@ BufferWriter::BufferWriter(Oid source, const std::string& key) {
     source_ = source;
     const char* tname = table.c_str();
     pg_call([&]() noexcept {
-        const Oid nsp = get_namespace_oid("pgtrickle_changes", false);
+        const Oid nsp = get_namespace_oid(kChangeSchema, false);
         const Oid relid = get_relname_relid(tname, nsp);
         if (!OidIsValid(relid)) {
             ereport(ERROR,

@@ -43,8 +43,6 @@ using sql::qualified;
 using sql::quote_ident;
 using sql::quote_literal;
 
-const char* const kChangeSchema = "pgtrickle_changes";
-
 struct SourceColumn {
     int attnum;
     std::string name;

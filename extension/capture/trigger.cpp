@@ -50,7 +50,7 @@ Relation open_buffer(Oid fn_oid) {
                         errhint("Capture functions are named pg_trickle_cdc_fn_<stable name>.")));
     }
     char* buffer = psprintf("changes_%s", fname + sizeof(kFunctionPrefix) - 1);
-    const Oid nsp = get_namespace_oid("pgtrickle_changes", false);
+    const Oid nsp = get_namespace_oid(pgt::kChangeSchema, false);
     const Oid relid = get_relname_relid(buffer, nsp);
     if (!OidIsValid(relid)) {
         ereport(ERROR,

@@ -81,7 +81,7 @@ WorkerSlot slot_from_row(const spi::Row& r, size_t at = 0) {
 }  // namespace
 
 std::string Source::buffer() const {
-    return sql::qualified("pgtrickle_changes", capture_object_names(key).buffer_table);
+    return sql::qualified(kChangeSchema, capture_object_names(key).buffer_table);
 }
 
 std::optional<Source> source(Oid relid) {

@@ -16,6 +16,9 @@ std::string stable_name(std::string_view database, std::string_view schema, std:
 /// True when `s` has the shape of a stable name (16 lower-hex characters).
 bool is_stable_name(std::string_view s);
 
+/// The schema of the change buffers and the capture trigger functions.
+inline constexpr char kChangeSchema[] = "pgtrickle_changes";
+
 /// Names of the objects that capture one source, derived from its key: a stable name
 /// (0.32.0 and later) or a decimal OID (0.31.0 installations).
 struct CaptureObjectNames {
