@@ -10,23 +10,30 @@
 #include <thread>
 
 namespace pgt::test {
-namespace {
 
 std::string run_capture(const std::string& cmd) {
     std::string out;
     FILE* p = popen(cmd.c_str(), "r");
     if (!p) {
-        return out;
+        throw std::runtime_error("could not run: " + cmd);
     }
     char buf[512];
     while (fgets(buf, sizeof buf, p)) {
         out += buf;
     }
-    if (pclose(p) != 0) {
-        throw std::runtime_error("command failed: " + cmd + "\n" + out);
+    const int rc = pclose(p);
+    if (rc != 0) {
+        throw std::runtime_error("command failed (" + std::to_string(rc) + "): " + cmd + "\n" +
+                                 out);
     }
     return out;
 }
+
+std::string shell(const std::string& cmd) {
+    return run_capture(cmd + " 2>&1");
+}
+
+namespace {
 
 void stop_server() {
     Server& s = Server::instance();

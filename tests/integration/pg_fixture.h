@@ -12,6 +12,12 @@
 
 namespace pgt::test {
 
+/// Run shell command `cmd`; returns what it printed on stdout. Throws when it cannot be run
+/// or exits non-zero (the message holds its exit status and output).
+std::string run_capture(const std::string& cmd);
+/// run_capture with stderr captured too (`cmd 2>&1`).
+std::string shell(const std::string& cmd);
+
 /// The server of this test run.
 struct Server {
     std::string dir;  ///< data dir when this process started the server, else empty
