@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 
+#include "client/catalog.h"
 #include "client/slots.h"
 #include "commands.h"
 #include "context.h"

@@ -3,6 +3,7 @@
 #include "capture/capture.h"
 #include "catalog/generation.h"
 #include "catalog/stream_tables.h"
+#include "common/oids.h"
 #include "boundary/guard.h"
 #include "boundary/pg.h"
 #include "boundary/spi.h"
@@ -138,7 +139,7 @@ PGT_FUNCTION(pgtrickle_on_ddl_command_end) {
         "WHERE command_tag OPERATOR(pg_catalog.=) 'ALTER TABLE' AND object_type "
         "OPERATOR(pg_catalog.=) ANY ('{table,\"table column\"}'::pg_catalog.text[])");
     for (const auto& row : cmds.rows) {
-        const Oid relid = static_cast<Oid>(std::stoul(*row[0]));
+        const Oid relid = oid_of(row[0]);
         capture::sync_source(relid);
         catalog::follow_rename(relid);
     }
@@ -153,7 +154,7 @@ PGT_FUNCTION(pgtrickle_on_ddl_command_end) {
         if (capture::creating_triggers()) {
             break;  // pg_trickle's own (a source switching to triggers), not a restore
         }
-        capture::sync_source(static_cast<Oid>(std::stoul(*row[0])), true);
+        capture::sync_source(oid_of(row[0]), true);
     }
     if (hierarchy_changed()) {
         capture::reconcile_all();

@@ -9,6 +9,7 @@
 #include "catalog/sources.h"
 #include "catalog/stream_tables.h"
 #include "citus/citus.h"
+#include "common/oids.h"
 #include "core/delta_sql.h"
 #include "core/frontier.h"
 #include "core/schedule.h"
@@ -234,7 +235,7 @@ Query* view_query(Oid view) {
 Oid regclass_oid(const std::string& qualified_name) {
     auto r = spi::exec("SELECT $1::pg_catalog.regclass::pg_catalog.oid::pg_catalog.text",
                        {qualified_name});
-    return static_cast<Oid>(std::stoul(*r.scalar()));
+    return oid_of(r.scalar());
 }
 
 /// Create the defining view, analyze it, capture sources and create the storage table.

@@ -3,6 +3,7 @@
 #include <exception>
 
 #include "boundary/guard.h"
+#include "common/query_tree.h"
 
 extern "C" {
 #include "access/genam.h"
@@ -16,7 +17,6 @@ extern "C" {
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "storage/proc.h"
-#include "rewrite/rewriteHandler.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -112,12 +112,7 @@ std::string database_name() {
 }
 
 Query* view_query(Oid view) {
-    return pg_call([&]() noexcept {
-        Relation rel = table_open(view, AccessShareLock);
-        auto* q = static_cast<Query*>(copyObjectImpl(get_view_query(rel)));
-        table_close(rel, AccessShareLock);
-        return q;
-    });
+    return pg_call([&]() noexcept { return query_tree::view_query_copy(view); });
 }
 
 bool isolation_uses_xact_snapshot() {

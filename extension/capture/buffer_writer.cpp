@@ -31,18 +31,6 @@ namespace {
 /// Rows converted and written together.
 constexpr size_t kQueueLimit = 5000;
 
-/// The source attribute number a buffer column name c<attnum> captures, or 0.
-int captured_attnum(const char* name) {
-    if (name[0] != 'c') {
-        return 0;
-    }
-    char* end = nullptr;
-    const long n = std::strtol(name + 1, &end, 10);
-    return end != name + 1 && end != nullptr && *end == '\0' && n > 0 && n < 32768
-               ? static_cast<int>(n)
-               : 0;
-}
-
 }  // namespace
 
 BufferWriter::BufferWriter(Oid source, const std::string& key) {
@@ -50,7 +38,7 @@ BufferWriter::BufferWriter(Oid source, const std::string& key) {
     source_ = source;
     const char* tname = table.c_str();
     pg_call([&]() noexcept {
-        const Oid nsp = get_namespace_oid("pgtrickle_changes", false);
+        const Oid nsp = get_namespace_oid(kChangeSchema, false);
         const Oid relid = get_relname_relid(tname, nsp);
         if (!OidIsValid(relid)) {
             ereport(ERROR,
@@ -88,7 +76,7 @@ BufferWriter::BufferWriter(Oid source, const std::string& key) {
             op_att_ = i;
             continue;
         }
-        const int attnum = captured_attnum(name);
+        const int attnum = buffer_column_attnum(name);
         if (attnum == 0) {
             continue;  // not a capture column: left NULL
         }

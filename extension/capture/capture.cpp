@@ -10,6 +10,8 @@
 #include "catalog/generation.h"
 #include "catalog/sources.h"
 #include "citus/citus.h"
+#include "common/oids.h"
+#include "common/query_tree.h"
 #include "core/sql_ident.h"
 #include "core/stable_name.h"
 #include "boundary/guard.h"
@@ -25,8 +27,6 @@ extern "C" {
 #include "catalog/pg_class.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
-#include "nodes/nodeFuncs.h"
-#include "rewrite/rewriteHandler.h"
 #include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "utils/errcodes.h"
@@ -42,8 +42,6 @@ namespace {
 using sql::qualified;
 using sql::quote_ident;
 using sql::quote_literal;
-
-const char* const kChangeSchema = "pgtrickle_changes";
 
 struct SourceColumn {
     int attnum;
@@ -112,7 +110,7 @@ SourceInfo source_info(Oid relid) {
     });
     if (!nsp || !name) {
         throw Error(ERRCODE_UNDEFINED_TABLE,
-                    "relation with OID " + std::to_string(relid) + " does not exist");
+                    "relation with OID " + oid_text(relid) + " does not exist");
     }
     info.schema = nsp;
     info.name = name;
@@ -185,10 +183,6 @@ SourceInfo source_info(Oid relid) {
     return info;
 }
 
-std::string relid_text(Oid relid) {
-    return std::to_string(relid);
-}
-
 /// The catalog key of a captured source: its stable name, or its OID on 0.31.0-style rows.
 std::optional<std::string> catalog_key(Oid relid) {
     if (auto src = catalog::source(relid)) {
@@ -239,8 +233,7 @@ std::map<std::string, BufferColumn> buffer_columns(const std::string& buffer_tab
         {std::string(kChangeSchema), buffer_table});
     std::map<std::string, BufferColumn> out;
     for (const auto& row : r.rows) {
-        out[*row[0]] = {static_cast<Oid>(std::stoul(*row[1])), std::stoi(*row[2]),
-                        static_cast<Oid>(std::stoul(*row[3]))};
+        out[*row[0]] = {oid_of(row[1]), std::stoi(*row[2]), oid_of(row[3])};
     }
     return out;
 }
@@ -363,11 +356,10 @@ std::vector<Member> members_of(Oid relid, const std::string& key) {
             "JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) d.oid JOIN "
             "pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace ORDER BY "
             "c.oid",
-        {relid_text(relid)});
+        {oid_text(relid)});
     std::vector<Member> out;
     for (const auto& row : r.rows) {
-        out.push_back({static_cast<Oid>(std::stoul(*row[0])), *row[1], *row[2], (*row[3])[0],
-                       *row[4] == "t"});
+        out.push_back({oid_of(row[0]), *row[1], *row[2], (*row[3])[0], *row[4] == "t"});
     }
     return out;
 }
@@ -385,10 +377,10 @@ std::vector<std::pair<Oid, std::string>> trigger_carriers(Oid relid, const std::
             capture_function_sql(key) +
             " AND t.tgparentid OPERATOR(pg_catalog.=) 0 AND t.tgrelid OPERATOR(pg_catalog.<>) "
             "$1::pg_catalog.oid ORDER BY 1",
-        {relid_text(relid)});
+        {oid_text(relid)});
     std::vector<std::pair<Oid, std::string>> out;
     for (const auto& row : r.rows) {
-        out.emplace_back(static_cast<Oid>(std::stoul(*row[0])), *row[1]);
+        out.emplace_back(oid_of(row[0]), *row[1]);
     }
     return out;
 }
@@ -398,7 +390,7 @@ bool has_parent(Oid relid) {
     auto r = spi::exec(
         "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits WHERE inhrelid "
         "OPERATOR(pg_catalog.=) $1::pg_catalog.oid)",
-        {relid_text(relid)});
+        {oid_text(relid)});
     return r.scalar() && *r.scalar() == "t";
 }
 
@@ -408,7 +400,7 @@ std::optional<bool> row_level_capture(Oid relid, const CaptureObjectNames& n) {
         "SELECT (tgtype::int OPERATOR(pg_catalog.&) 1) OPERATOR(pg_catalog.=) 1 FROM "
         "pg_catalog.pg_trigger WHERE tgrelid OPERATOR(pg_catalog.=) $1::pg_catalog.oid AND tgname "
         "OPERATOR(pg_catalog.=) $2",
-        {relid_text(relid), n.trigger_insert});
+        {oid_text(relid), n.trigger_insert});
     if (!r.scalar()) {
         return std::nullopt;
     }
@@ -438,7 +430,7 @@ void create_triggers(const std::string& key, Oid relid, const std::string& tbl, 
         "SELECT tgname::pg_catalog.text FROM pg_catalog.pg_trigger WHERE tgrelid "
         "OPERATOR(pg_catalog.=) "
         "$1::pg_catalog.oid",
-        {relid_text(relid)});
+        {oid_text(relid)});
     std::set<std::string> existing;
     for (const auto& row : have.rows) {
         existing.insert(*row[0]);
@@ -471,7 +463,7 @@ void drop_triggers(const std::string& key, Oid relid, const std::string& tbl) {
         "OPERATOR(pg_catalog.=) $1::pg_catalog.oid AND tgparentid OPERATOR(pg_catalog.=) 0 "
         "AND tgfoid OPERATOR(pg_catalog.=) " +
             capture_function_sql(key),
-        {relid_text(relid)});
+        {oid_text(relid)});
     for (const auto& row : r.rows) {
         spi::run("DROP TRIGGER IF EXISTS " + quote_ident(*row[0]) + " ON " + tbl);
     }
@@ -543,70 +535,7 @@ std::string computed_stable_name(Oid relid) {
 /// The key a source gets when it is first captured: its stable name, or on a 0.31.0
 /// catalog its OID.
 std::string new_key(Oid relid) {
-    return catalog::has_stable_names() ? computed_stable_name(relid) : relid_text(relid);
-}
-
-/// Tables read somewhere in a query (through views, subqueries, sublinks and CTEs): all of
-/// them, or (`only`) those read with FROM ONLY. Plain PostgreSQL code run inside one pg_call:
-/// results go to a palloc'd List.
-struct RelCollector {
-    List* rels = NIL;
-    bool only = false;
-};
-void collect_rels(Query* q, RelCollector* c);
-
-using Walker = bool (*)();
-Walker walker_cast(bool (*fn)(Node*, void*)) {
-    return reinterpret_cast<Walker>(reinterpret_cast<void (*)()>(fn));
-}
-
-bool rel_walker(Node* n, void* ctx) {
-    if (n == nullptr) {
-        return false;
-    }
-    if (IsA(n, Query)) {
-        collect_rels(reinterpret_cast<Query*>(n), static_cast<RelCollector*>(ctx));
-        return false;
-    }
-    return expression_tree_walker(n, walker_cast(rel_walker), ctx);
-}
-
-void collect_rels(Query* q, RelCollector* c) {
-    ListCell* lc = nullptr;
-    foreach (lc, q->rtable) {
-        auto* rte = static_cast<RangeTblEntry*>(lfirst(lc));
-        if (rte->rtekind == RTE_RELATION && rte->inFromCl) {
-            const char kind = get_rel_relkind(rte->relid);
-            if (kind == RELKIND_RELATION || kind == RELKIND_PARTITIONED_TABLE) {
-                if (!c->only || !rte->inh) {
-                    c->rels = list_append_unique_oid(c->rels, rte->relid);
-                }
-            } else if (kind == RELKIND_VIEW) {
-                // PostgreSQL-only code (it runs inside pg_call): plain copyObjectImpl, never
-                // the throwing pg_copy.
-                Relation rel = table_open(rte->relid, AccessShareLock);
-                auto* vq = static_cast<Query*>(copyObjectImpl(get_view_query(rel)));
-                table_close(rel, AccessShareLock);
-                collect_rels(vq, c);
-            }
-        } else if (rte->rtekind == RTE_SUBQUERY) {
-            collect_rels(rte->subquery, c);
-        }
-    }
-    query_tree_walker(q, walker_cast(rel_walker), c, QTW_IGNORE_RANGE_TABLE);
-    foreach (lc, q->cteList) {
-        collect_rels(reinterpret_cast<Query*>(static_cast<CommonTableExpr*>(lfirst(lc))->ctequery),
-                     c);
-    }
-}
-
-std::vector<Oid> list_oids(List* rels) {
-    std::vector<Oid> out;
-    ListCell* lc = nullptr;
-    foreach (lc, rels) {
-        out.push_back(lfirst_oid(lc));
-    }
-    return out;
+    return catalog::has_stable_names() ? computed_stable_name(relid) : oid_text(relid);
 }
 
 }  // namespace
@@ -670,7 +599,7 @@ std::string ensure_source(Oid relid) {
         if (const auto clash = catalog::source_with_key(sn)) {
             throw Error(ERRCODE_DUPLICATE_OBJECT,
                         "stable name collision: \"" + src.schema + "." + src.name + "\" and " +
-                            pg::rel_name(clash->relid).value_or(relid_text(clash->relid)) +
+                            pg::rel_name(clash->relid).value_or(oid_text(clash->relid)) +
                             " both have stable name " + sn,
                         "The stable name is a 64-bit hash of database/schema.table; a collision is "
                         "astronomically "
@@ -740,21 +669,20 @@ void sync_source(Oid relid, bool untrusted) {
 }
 
 std::vector<Oid> tables_read(Query* query) {
-    RelCollector c;
-    pg_call([&]() noexcept { collect_rels(query, &c); });
-    return list_oids(c.rels);
+    List* tables = NIL;
+    pg_call(
+        [&]() noexcept { query_tree::collect_tables(query, query_tree::TableWalk{}, &tables); });
+    return oid_list(tables);
 }
 
 std::optional<std::string> only_limitation(Oid view) {
-    RelCollector c;
-    c.only = true;
+    List* tables = NIL;
     pg_call([&]() noexcept {
-        Relation rel = table_open(view, AccessShareLock);
-        auto* q = static_cast<Query*>(copyObjectImpl(get_view_query(rel)));
-        table_close(rel, AccessShareLock);
-        collect_rels(q, &c);
+        query_tree::TableWalk only;
+        only.from_only = true;
+        query_tree::collect_tables(query_tree::view_query_copy(view), only, &tables);
     });
-    for (const Oid relid : list_oids(c.rels)) {
+    for (const Oid relid : oid_list(tables)) {
         auto r = spi::exec(
             "SELECT pg_catalog.quote_ident(n.nspname) OPERATOR(pg_catalog.||) '.' "
             "OPERATOR(pg_catalog.||) pg_catalog.quote_ident(c.relname) FROM pg_catalog.pg_class c "
@@ -763,7 +691,7 @@ std::optional<std::string> only_limitation(Oid view) {
             "'p' OR "
             "EXISTS (SELECT 1 FROM pg_catalog.pg_inherits i WHERE i.inhparent "
             "OPERATOR(pg_catalog.=) c.oid))",
-            {relid_text(relid)});
+            {oid_text(relid)});
         if (r.scalar()) {
             return "FROM ONLY " + *r.scalar() +
                    ", which has partitions or inheritance children (its change buffer also "

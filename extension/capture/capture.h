@@ -13,10 +13,11 @@
 #include <string>
 #include <vector>
 
-#include "engine/translate.h"
+#include "capture/source_names.h"
 
 extern "C" {
 #include "postgres.h"
+#include "nodes/parsenodes.h"
 }
 
 namespace pgt::capture {

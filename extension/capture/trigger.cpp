@@ -34,6 +34,7 @@ extern "C" {
 #include "utils/xid8.h"
 }
 
+#include "core/stable_name.h"
 #include "scheduler/scheduler.h"
 
 namespace {
@@ -49,7 +50,7 @@ Relation open_buffer(Oid fn_oid) {
                         errhint("Capture functions are named pg_trickle_cdc_fn_<stable name>.")));
     }
     char* buffer = psprintf("changes_%s", fname + sizeof(kFunctionPrefix) - 1);
-    const Oid nsp = get_namespace_oid("pgtrickle_changes", false);
+    const Oid nsp = get_namespace_oid(pgt::kChangeSchema, false);
     const Oid relid = get_relname_relid(buffer, nsp);
     if (!OidIsValid(relid)) {
         ereport(ERROR,
@@ -174,10 +175,8 @@ Layout checked_layout(Relation buffer, Relation rel, Oid source) {
             (xid ? out.xid_col : out.op_col) = j;
             continue;
         }
-        char* end = nullptr;
-        const long attnum = name[0] == 'c' ? strtol(name + 1, &end, 10) : 0;
-        if (end == name + 1 || end == nullptr || *end != '\0' || attnum < 1 ||
-            attnum > source_natts) {
+        const int attnum = pgt::buffer_column_attnum(name);
+        if (attnum == 0 || attnum > source_natts) {
             continue;  // not a capture column: left NULL
         }
         int idx = -1;

@@ -6,6 +6,7 @@
 #include "boundary/pg.h"
 #include "boundary/spi.h"
 #include "catalog/generation.h"
+#include "common/oids.h"
 #include "core/sql_ident.h"
 #include "core/stable_name.h"
 
@@ -18,14 +19,6 @@ namespace pgt::catalog {
 namespace {
 
 using detail::source_key_sql;
-
-Oid oid_of(const spi::Value& v) {
-    return v ? static_cast<Oid>(std::stoul(*v)) : InvalidOid;
-}
-
-std::string oid_text(Oid relid) {
-    return std::to_string(relid);
-}
 
 /// Columns of pgt_change_tracking `ct` read into a Source, in the order from_row reads them.
 std::string source_columns() {
@@ -88,7 +81,7 @@ WorkerSlot slot_from_row(const spi::Row& r, size_t at = 0) {
 }  // namespace
 
 std::string Source::buffer() const {
-    return sql::qualified("pgtrickle_changes", capture_object_names(key).buffer_table);
+    return sql::qualified(kChangeSchema, capture_object_names(key).buffer_table);
 }
 
 std::optional<Source> source(Oid relid) {

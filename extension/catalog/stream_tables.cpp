@@ -7,6 +7,7 @@
 #include "boundary/pg.h"
 #include "boundary/spi.h"
 #include "catalog/generation.h"
+#include "common/oids.h"
 #include "core/json.h"
 #include "core/sql_ident.h"
 
@@ -21,10 +22,6 @@ using detail::full_refresh_reason_set;
 
 std::string text(int64_t v) {
     return std::to_string(v);
-}
-
-Oid oid_of(const spi::Value& v) {
-    return v ? static_cast<Oid>(std::stoul(*v)) : InvalidOid;
 }
 
 std::optional<int64_t> opt_ms(const spi::Value& v) {
@@ -108,9 +105,8 @@ std::optional<StreamTable> stream_table(int64_t id, Snapshot snapshot) {
 }
 
 std::optional<StreamTable> stream_table_of(Oid relid) {
-    auto found =
-        stream_tables_where("pgt_relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1::pg_catalog.oid",
-                            {std::to_string(relid)});
+    auto found = stream_tables_where(
+        "pgt_relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1::pg_catalog.oid", {oid_text(relid)});
     if (found.empty()) {
         return std::nullopt;
     }
@@ -261,7 +257,7 @@ std::vector<std::string> readers_of(Oid relid, int64_t except_id) {
                    "OPERATOR(pg_catalog.=) d.pgt_id WHERE d.source_relid::pg_catalog.oid "
                    "OPERATOR(pg_catalog.=) $1::pg_catalog.oid AND s.pgt_id "
                    "OPERATOR(pg_catalog.<>) $2::pg_catalog.int8 ORDER BY 1",
-                   {std::to_string(relid), text(except_id)})
+                   {oid_text(relid), text(except_id)})
              .rows) {
         out.push_back(*r[0]);
     }
@@ -475,7 +471,7 @@ void follow_rename(Oid relid) {
         "$1::pg_catalog.oid AND pgt_relid::pg_catalog.oid OPERATOR(pg_catalog.=) c.oid AND "
         "(pgt_schema OPERATOR(pg_catalog.<>) n.nspname::pg_catalog.text OR pgt_name "
         "OPERATOR(pg_catalog.<>) c.relname::pg_catalog.text)",
-        {std::to_string(relid)});
+        {oid_text(relid)});
 }
 
 std::optional<DroppedPart> stream_table_part_dropped() {

@@ -2,6 +2,7 @@
 
 #include "boundary/guard.h"
 #include "boundary/spi.h"
+#include "common/oids.h"
 
 extern "C" {
 #include "commands/extension.h"
@@ -10,14 +11,6 @@ extern "C" {
 }
 
 namespace pgt::citus {
-namespace {
-
-std::string oid_text(Oid relid) {
-    return std::to_string(relid);
-}
-
-}  // namespace
-
 bool loaded() {
     Oid ext = InvalidOid;
     pg_call([&]() noexcept { ext = get_extension_oid("citus", true); });

@@ -9,8 +9,11 @@
 #include <set>
 
 #include "core/sql_ident.h"
+#include "core/stable_name.h"
 #include "boundary/guard.h"
 #include "boundary/pg.h"
+#include "common/oids.h"
+#include "common/query_tree.h"
 
 extern "C" {
 #include "access/htup_details.h"
@@ -1032,12 +1035,6 @@ class Translator {
     std::shared_ptr<ivm::Query> block_query(Query* q, const std::vector<std::string>* names);
 };
 
-/// PostgreSQL's walker API takes bool (*)() and calls it with (Node*, void*).
-using Walker = bool (*)();
-Walker walker_cast(bool (*fn)(Node*, void*)) {
-    return reinterpret_cast<Walker>(reinterpret_cast<void (*)()>(fn));
-}
-
 /// Vars of this query level outside aggregates, appended to the List* at `ctx` (PostgreSQL
 /// calls only: it runs inside pg_call).
 bool Translator::ungrouped_vars_walker(Node* n, void* ctx) {
@@ -1052,7 +1049,7 @@ bool Translator::ungrouped_vars_walker(Node* n, void* ctx) {
         }
         return false;
     }
-    return expression_tree_walker(n, walker_cast(ungrouped_vars_walker), ctx);
+    return expression_tree_walker(n, query_tree::walker_cast(ungrouped_vars_walker), ctx);
 }
 
 std::shared_ptr<ivm::Query> Translator::query(Query* q, const std::vector<std::string>* names) {
@@ -1210,60 +1207,10 @@ std::shared_ptr<ivm::Query> Translator::block_query(Query* q,
     return out;
 }
 
-void collect_relations(Query* q, List** rels);
-
-bool collect_walker(Node* n, void* ctx) {
-    if (n == nullptr) {
-        return false;
-    }
-    if (IsA(n, Query)) {
-        collect_relations(reinterpret_cast<Query*>(n), static_cast<List**>(ctx));
-        return false;
-    }
-    return expression_tree_walker(n, walker_cast(collect_walker), ctx);
-}
-
-/// Every plain or partitioned table a query reads, through views, subqueries, sublinks and
-/// function arguments in FROM, appended to `rels` (may repeat). PostgreSQL calls only: it runs
-/// inside pg_call.
-void collect_relations(Query* q, List** rels) {
-    ListCell* lc;
-    foreach (lc, q->rtable) {
-        auto* rte = static_cast<RangeTblEntry*>(lfirst(lc));
-        // PostgreSQL 15 view rules carry *OLD*/*NEW* entries for the view itself; they are
-        // not in FROM.
-        if (rte->rtekind == RTE_RELATION && rte->inFromCl) {
-            const char kind = get_rel_relkind(rte->relid);
-            if (kind == RELKIND_RELATION || kind == RELKIND_PARTITIONED_TABLE) {
-                *rels = lappend_oid(*rels, rte->relid);
-            } else if (kind == RELKIND_VIEW) {
-                Relation rel = table_open(rte->relid, AccessShareLock);
-                auto* vq = static_cast<Query*>(copyObjectImpl(get_view_query(rel)));
-                table_close(rel, AccessShareLock);
-                collect_relations(vq, rels);
-            }
-        } else if (rte->rtekind == RTE_SUBQUERY) {
-            collect_relations(rte->subquery, rels);
-        } else if (rte->rtekind == RTE_FUNCTION) {
-            (void)expression_tree_walker(reinterpret_cast<Node*>(rte->functions),
-                                         walker_cast(collect_walker), rels);
-        }
-    }
-    (void)query_tree_walker(q, walker_cast(collect_walker), rels, QTW_IGNORE_RANGE_TABLE);
-    foreach (lc, q->cteList) {
-        auto* cte = static_cast<CommonTableExpr*>(lfirst(lc));
-        collect_relations(reinterpret_cast<Query*>(cte->ctequery), rels);
-    }
-}
-
 }  // namespace
 
 std::string sql_collation_name(Oid collation) {
     return pg::collation_name(collation);
-}
-
-std::string buffer_column_name(int attnum) {
-    return "c" + std::to_string(attnum);
 }
 
 std::string sql_type_name(Oid type, int32 typmod) {
@@ -1277,16 +1224,12 @@ Translation translate_query(Query* query, const SourceResolver& resolve) {
     List* found = NIL;
     pg_call([&]() noexcept {
         q = static_cast<Query*>(copyObjectImpl(query));
-        collect_relations(q, &found);
+        query_tree::TableWalk sources;
+        sources.function_args = true;
+        query_tree::collect_tables(q, sources, &found);
     });
     Translation out;
-    std::set<Oid> seen;
-    ListCell* lc;
-    foreach (lc, found) {
-        if (seen.insert(lfirst_oid(lc)).second) {
-            out.relations.push_back(lfirst_oid(lc));
-        }
-    }
+    out.relations = oid_list(found);
     try {
         Translator t(resolve);
         out.plan = t.query(q, nullptr);

@@ -1,11 +1,11 @@
 // Translation of an analyzed Query into the differential engine's operator tree.
 #pragma once
 
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "capture/source_names.h"
 #include "core/ivm_plan.h"
 
 extern "C" {
@@ -14,13 +14,6 @@ extern "C" {
 }
 
 namespace pgt {
-
-/// Where a captured source's changes live.
-struct SourceNames {
-    std::string stable_name;  ///< key of the capture objects (stable name, or OID on 0.31.0)
-    std::string buffer;       ///< qualified, quoted buffer table
-};
-using SourceResolver = std::function<SourceNames(Oid relid)>;
 
 struct Translation {
     std::shared_ptr<ivm::Query> plan;  ///< null when the query cannot be maintained differentially
@@ -31,9 +24,6 @@ struct Translation {
 /// Translate `query` (an analyzed SELECT, e.g. a view's rule action). Never throws for an
 /// unsupported construct: that is reported in `unsupported`. `relations` is filled either way.
 Translation translate_query(Query* query, const SourceResolver& resolve);
-
-/// Buffer column that captures attribute `attnum` of a source.
-std::string buffer_column_name(int attnum);
 
 /// Schema-qualified SQL name of a type with its modifier, e.g. pg_catalog.numeric(10,2).
 std::string sql_type_name(Oid type, int32 typmod);

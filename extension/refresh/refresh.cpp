@@ -14,6 +14,7 @@
 #include "capture/capture.h"
 #include "capture/wal.h"
 #include "citus/citus.h"
+#include "common/oids.h"
 #include "catalog/generation.h"
 #include "catalog/sources.h"
 #include "catalog/stream_tables.h"
@@ -243,7 +244,7 @@ class Refresh {
     void refuse_own_writes_to_wal_sources() {
         for (Oid relid : wal_sources_) {
             if (pg::wrote_in_transaction(relid)) {
-                const std::string name = pg::rel_name(relid).value_or(std::to_string(relid));
+                const std::string name = pg::rel_name(relid).value_or(oid_text(relid));
                 throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
                             "this transaction wrote to \"" + name +
                                 "\", whose changes are captured through WAL",

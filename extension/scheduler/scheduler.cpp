@@ -13,6 +13,7 @@
 #include "catalog/sources.h"
 #include "catalog/stream_tables.h"
 #include "citus/citus.h"
+#include "common/oids.h"
 #include "core/schedule.h"
 #include "core/scheduling.h"
 #include "boundary/guard.h"
@@ -187,6 +188,25 @@ void on_xact(XactEvent event, void*) {
     }
 }
 
+/// Register a dynamic background worker of database `dboid` that runs `function` of this
+/// library, named "pg_trickle <kind> for database <dboid>" (type "pg_trickle <kind>") and
+/// reporting to this process. The postmaster never restarts it: whoever started it does.
+bool register_database_worker(const char* function, const char* kind, Oid dboid,
+                              BackgroundWorkerHandle** handle) {
+    BackgroundWorker w;
+    memset(&w, 0, sizeof(w));
+    w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+    w.bgw_start_time = BgWorkerStart_RecoveryFinished;
+    w.bgw_restart_time = BGW_NEVER_RESTART;
+    snprintf(w.bgw_library_name, BGW_MAXLEN, "pg_trickle");
+    snprintf(w.bgw_function_name, BGW_MAXLEN, "%s", function);
+    snprintf(w.bgw_name, BGW_MAXLEN, "pg_trickle %s for database %u", kind, dboid);
+    snprintf(w.bgw_type, BGW_MAXLEN, "pg_trickle %s", kind);
+    w.bgw_main_arg = ObjectIdGetDatum(dboid);
+    w.bgw_notify_pid = MyProcPid;
+    return RegisterDynamicBackgroundWorker(&w, handle);
+}
+
 /// This database's WAL poller (poller.cpp): started by its scheduler when WAL-captured
 /// sources exist and none runs; it exits by itself when there are none left.
 void ensure_poller() {
@@ -206,19 +226,10 @@ void ensure_poller() {
         pfree(handle);
         handle = nullptr;
     }
-    BackgroundWorker w;
-    memset(&w, 0, sizeof(w));
-    w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-    w.bgw_start_time = BgWorkerStart_RecoveryFinished;
-    w.bgw_restart_time = BGW_NEVER_RESTART;  // the scheduler starts it again when needed
-    snprintf(w.bgw_library_name, BGW_MAXLEN, "pg_trickle");
-    snprintf(w.bgw_function_name, BGW_MAXLEN, "pgtrickle_poller_main");
-    snprintf(w.bgw_name, BGW_MAXLEN, "pg_trickle poller for database %u", MyDatabaseId);
-    snprintf(w.bgw_type, BGW_MAXLEN, "pg_trickle poller");
-    w.bgw_main_arg = ObjectIdGetDatum(MyDatabaseId);
-    w.bgw_notify_pid = MyProcPid;
+    // The scheduler starts it again when needed.
     MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-    const bool started = RegisterDynamicBackgroundWorker(&w, &handle);
+    const bool started =
+        register_database_worker("pgtrickle_poller_main", "poller", MyDatabaseId, &handle);
     MemoryContextSwitchTo(old);
     if (!started) {
         handle = nullptr;
@@ -320,11 +331,7 @@ void process_utility(PlannedStmt* pstmt, const char* query, bool read_only_tree,
     }
     if (truncated != NIL) {
         (void)pgt::guard_cpp([truncated]() -> Datum {
-            std::vector<Oid> relids;
-            ListCell* lc;
-            foreach (lc, truncated) {
-                relids.push_back(lfirst_oid(lc));
-            }
+            const std::vector<Oid> relids = pgt::oid_list(truncated);
             pgt::spi::Session spi;
             const pg::AsExtensionOwner as_extension_owner;
             pgt::capture::wal::note_truncate(relids);
@@ -371,10 +378,7 @@ std::vector<Oid> connectable_databases() {
             table_close(rel, AccessShareLock);
             return out;
         });
-        ListCell* lc;
-        foreach (lc, oids) {
-            result.push_back(lfirst_oid(lc));
-        }
+        result = oid_list(oids);
         pg::commit_transaction();
     } catch (...) {
         // Also when starting or committing failed: a transaction left open would make
@@ -386,18 +390,8 @@ std::vector<Oid> connectable_databases() {
 }
 
 bool start_db_worker(Oid dboid, BackgroundWorkerHandle** handle) {
-    BackgroundWorker w;
-    memset(&w, 0, sizeof(w));
-    w.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-    w.bgw_start_time = BgWorkerStart_RecoveryFinished;
-    w.bgw_restart_time = BGW_NEVER_RESTART;  // the launcher restarts it, unless told not to
-    snprintf(w.bgw_library_name, BGW_MAXLEN, "pg_trickle");
-    snprintf(w.bgw_function_name, BGW_MAXLEN, "pgtrickle_scheduler_main");
-    snprintf(w.bgw_name, BGW_MAXLEN, "pg_trickle scheduler for database %u", dboid);
-    snprintf(w.bgw_type, BGW_MAXLEN, "pg_trickle scheduler");
-    w.bgw_main_arg = ObjectIdGetDatum(dboid);
-    w.bgw_notify_pid = MyProcPid;
-    return RegisterDynamicBackgroundWorker(&w, handle);
+    // The launcher restarts it, unless told not to.
+    return register_database_worker("pgtrickle_scheduler_main", "scheduler", dboid, handle);
 }
 
 // ---- the per-database scheduler ---------------------------------------------------------

@@ -95,6 +95,15 @@ void require_extension(Node& node) {
     }
 }
 
+bool has_citus(Node& node) {
+    const std::string sql =
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension e "
+        "WHERE e.extname OPERATOR(pg_catalog.=) 'citus')";
+    node.trace(sql);
+    pqxx::read_transaction tx(node.conn());
+    return tx.exec1(sql)[0].as<bool>();
+}
+
 std::optional<std::string> resolve_relation(Node& node, const std::string& name) {
     // Under the user's search_path, so the statement names nothing unqualified: a function
     // and a type of pg_catalog, a parameter of known type.

@@ -45,6 +45,9 @@ ExtensionInfo read_extension_info(Node& node);
 /// Throws ExtensionMissing unless pg_trickle is installed in the connected database.
 void require_extension(Node& node);
 
+/// True when the citus extension is installed in the connected database.
+bool has_citus(Node& node);
+
 /// The relation `name` names as the user's SQL would name it (quoted parts kept, an
 /// unqualified name looked up with the user's search_path): its schema-qualified, quoted
 /// name ("public"."orders"), or nullopt when no such relation exists. Needs no transaction

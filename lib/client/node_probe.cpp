@@ -10,6 +10,7 @@
 #include <pqxx/result>
 #include <pqxx/transaction>
 
+#include "client/catalog.h"
 #include "core/retry.h"
 
 namespace pgt::client {
@@ -24,15 +25,6 @@ std::string first_line(std::string s) {
         s.pop_back();
     }
     return s;
-}
-
-bool has_citus(Node& node) {
-    const std::string sql =
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension e "
-        "WHERE e.extname OPERATOR(pg_catalog.=) 'citus')";
-    node.trace(sql);
-    pqxx::read_transaction tx(node.conn());
-    return tx.exec1(sql)[0].as<bool>();
 }
 
 // The active primary nodes, coordinator (group 0) first.

@@ -119,15 +119,6 @@ json::Value list_worker_slots(Node& node, const std::optional<std::string>& sour
     return read_worker_slots(tx, node, filter);
 }
 
-bool has_citus(Node& node) {
-    const std::string sql =
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension e "
-        "WHERE e.extname OPERATOR(pg_catalog.=) 'citus')";
-    node.trace(sql);
-    pqxx::read_transaction tx(node.conn());
-    return tx.exec1(sql)[0].as<bool>();
-}
-
 json::Value provision_worker_slots(Node& node, const std::optional<std::string>& source) {
     std::optional<std::string> oid;
     if (source) {

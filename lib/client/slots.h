@@ -50,9 +50,6 @@ json::Value read_worker_slots(pqxx::transaction_base& tx, const Node& node,
 /// table.
 json::Value list_worker_slots(Node& node, const std::optional<std::string>& source);
 
-/// True when the citus extension is installed in the connected database.
-bool has_citus(Node& node);
-
 /// Calls pgtrickle.provision_worker_slots(source) (every distributed source when
 /// nullopt) and returns what it did, one object per slot: source, source_stable_name,
 /// worker, worker_name, worker_port, slot_name, action (created, present, recreated or

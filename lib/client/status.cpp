@@ -11,17 +11,13 @@ namespace pgt::client {
 
 namespace {
 
-std::string text_of(const json::Value& v) {
-    return v.is_string() ? v.as_string() : "";
-}
-
 // The problem of one stream table, if it has one: its status first, then staleness.
 std::optional<Problem> stream_table_problem(const json::Value& st, const HealthRules& rules) {
     const std::string label = stream_table_label(st);
-    const std::string status = text_of(st["status"]);
+    const std::string status = json::string_or_empty(st["status"]);
     if (status == "error" || status == "suspended") {
         std::string message = label + " (" + status;
-        if (const std::string err = text_of(st["last_error"]); !err.empty()) {
+        if (const std::string err = json::string_or_empty(st["last_error"]); !err.empty()) {
             message += ": " + err;
         }
         return Problem{label, status, message + ")"};
@@ -31,7 +27,7 @@ std::optional<Problem> stream_table_problem(const json::Value& st, const HealthR
         staleness.is_number() ? cli_format::format_duration(staleness.as_double()) : "";
     if (st["stale"].is_bool() && st["stale"].as_bool()) {
         std::string message = label + " (stale: last refreshed " + age + " ago";
-        if (const std::string schedule = text_of(st["schedule"]); !schedule.empty()) {
+        if (const std::string schedule = json::string_or_empty(st["schedule"]); !schedule.empty()) {
             message += ", schedule " + schedule;
         }
         return Problem{label, "stale", message + ")"};
@@ -52,7 +48,7 @@ std::string count_of(std::size_t n, const char* one, const char* many) {
 }  // namespace
 
 std::string stream_table_label(const json::Value& row) {
-    return text_of(row["pgt_schema"]) + "." + text_of(row["pgt_name"]);
+    return json::string_or_empty(row["pgt_schema"]) + "." + json::string_or_empty(row["pgt_name"]);
 }
 
 StatusSnapshot read_status(Node& node, const std::optional<std::string>& name,
@@ -136,11 +132,11 @@ StatusSnapshot read_status(Node& node, const std::optional<std::string>& name,
 }
 
 std::string worker_slot_label(const json::Value& slot) {
-    return text_of(slot["source"]) + "@" + text_of(slot["worker"]);
+    return json::string_or_empty(slot["source"]) + "@" + json::string_or_empty(slot["worker"]);
 }
 
 ItemStatus worker_slot_status(const json::Value& slot) {
-    const std::string error = text_of(slot["last_error"]);
+    const std::string error = json::string_or_empty(slot["last_error"]);
     if (!slot["worker_frontier"].is_string()) {
         return {"not_capturable", "no frontier: the node cannot capture this source" +
                                       (error.empty() ? std::string() : ": " + error)};
@@ -149,7 +145,8 @@ ItemStatus worker_slot_status(const json::Value& slot) {
     if (failures.is_number() && failures.as_double() > 0) {
         const long long n = failures.as_int();
         std::string message = std::to_string(n) + (n == 1 ? " failed poll" : " failed polls");
-        if (const std::string since = text_of(slot["failing_since"]); !since.empty()) {
+        if (const std::string since = json::string_or_empty(slot["failing_since"]);
+            !since.empty()) {
             message += " since " + since;
         }
         return {"failing", message + (error.empty() ? std::string() : ": " + error)};

@@ -22,12 +22,9 @@ prometheus::Family up_family(bool up) {
     return f;
 }
 
-std::string text_of(const json::Value& v) {
-    return v.is_string() ? v.as_string() : "";
-}
-
 Labels table_labels(const json::Value& st) {
-    return {{"schema", text_of(st["pgt_schema"])}, {"name", text_of(st["pgt_name"])}};
+    return {{"schema", json::string_or_empty(st["pgt_schema"])},
+            {"name", json::string_or_empty(st["pgt_name"])}};
 }
 
 Labels with(Labels labels, const char* name, std::string value) {
@@ -72,7 +69,8 @@ void append_worker_slot_metrics(const json::Value& slots, std::vector<prometheus
                           prometheus::Type::gauge,
                           {}};
     for (const json::Value& s : slots.as_array()) {
-        const Labels labels{{"source", text_of(s["source"])}, {"worker", text_of(s["worker"])}};
+        const Labels labels{{"source", json::string_or_empty(s["source"])},
+                            {"worker", json::string_or_empty(s["worker"])}};
         up.add(labels, worker_slot_status(s).ok() ? 1 : 0);
         if (s["lag_bytes"].is_number()) {
             lag.add(labels, s["lag_bytes"].as_double());
@@ -151,7 +149,7 @@ std::vector<prometheus::Family> status_metrics(const StatusSnapshot& snap, const
     for (const json::Value& st : rows.as_array()) {
         const Labels labels = table_labels(st);
         up.add(labels, unhealthy.count(stream_table_label(st)) ? 0 : 1);
-        const std::string current = text_of(st["status"]);
+        const std::string current = json::string_or_empty(st["status"]);
         for (const char* s : statuses) {
             status.add(with(labels, "status", s), current == s ? 1 : 0);
         }
@@ -196,8 +194,8 @@ std::vector<prometheus::Family> status_metrics(const StatusSnapshot& snap, const
                                {}};
     for (const json::Value& src : snap.sources.as_array()) {
         if (src["readers"].is_number()) {
-            readers.add({{"source", text_of(src["source_relid"])},
-                         {"stable_name", text_of(src["source_stable_name"])}},
+            readers.add({{"source", json::string_or_empty(src["source_relid"])},
+                         {"stable_name", json::string_or_empty(src["source_stable_name"])}},
                         src["readers"].as_double());
         }
     }

@@ -560,6 +560,10 @@ std::string dump(const Value& v, int indent) {
     return out;
 }
 
+std::string string_or_empty(const Value& v) {
+    return v.is_string() ? v.as_string() : "";
+}
+
 std::string quote(std::string_view s) {
     std::string out;
     write_string(out, s);

@@ -84,6 +84,9 @@ std::string dump(const Value& v, int indent = -1);
 /// A JSON string literal (with quotes) for s, escaped as dump() does.
 std::string quote(std::string_view s);
 
+/// The string `v` holds, or "" when it holds anything else (null, a number, ...).
+std::string string_or_empty(const Value& v);
+
 /// Thrown by parse() on malformed input; what() names the byte offset.
 class ParseError : public std::runtime_error {
   public:

@@ -3,6 +3,7 @@
 #include <xxhash.h>
 
 #include <cstdio>
+#include <cstdlib>
 
 namespace pgt {
 
@@ -41,6 +42,21 @@ CaptureObjectNames capture_object_names(std::string_view key) {
     n.xid_index = "idx_changes_" + k + "_xid";
     n.slot = "pgtrickle_" + k;
     return n;
+}
+
+std::string buffer_column_name(int attnum) {
+    return "c" + std::to_string(attnum);
+}
+
+int buffer_column_attnum(const char* name) {
+    if (name[0] != 'c') {
+        return 0;
+    }
+    char* end = nullptr;
+    const long n = std::strtol(name + 1, &end, 10);
+    return end != name + 1 && end != nullptr && *end == '\0' && n > 0 && n < 32768
+               ? static_cast<int>(n)
+               : 0;
 }
 
 }  // namespace pgt

@@ -16,6 +16,9 @@ std::string stable_name(std::string_view database, std::string_view schema, std:
 /// True when `s` has the shape of a stable name (16 lower-hex characters).
 bool is_stable_name(std::string_view s);
 
+/// The schema of the change buffers and the capture trigger functions.
+inline constexpr char kChangeSchema[] = "pgtrickle_changes";
+
 /// Names of the objects that capture one source, derived from its key: a stable name
 /// (0.32.0 and later) or a decimal OID (0.31.0 installations).
 struct CaptureObjectNames {
@@ -26,5 +29,13 @@ struct CaptureObjectNames {
     std::string slot;       ///< logical replication slot and publication (WAL capture)
 };
 CaptureObjectNames capture_object_names(std::string_view key);
+
+/// The change buffer column that captures source attribute `attnum`: c<attnum> (named by
+/// attribute number, so renaming a source column needs no buffer change).
+std::string buffer_column_name(int attnum);
+
+/// The source attribute number that buffer column `name` captures (c<attnum>, 1 to 32767),
+/// or 0 when `name` is not a capture column (__pgt_xid, __pgt_op, anything else).
+int buffer_column_attnum(const char* name);
 
 }  // namespace pgt

@@ -53,24 +53,6 @@ void on_signal(int sig) {
 
 }  // namespace
 
-std::string run_capture(const std::string& cmd) {
-    std::string out;
-    FILE* p = popen(cmd.c_str(), "r");
-    if (!p) {
-        throw std::runtime_error("cannot run: " + cmd);
-    }
-    char buf[512];
-    while (fgets(buf, sizeof buf, p)) {
-        out += buf;
-    }
-    const int rc = pclose(p);
-    if (rc != 0) {
-        throw std::runtime_error("command failed (" + std::to_string(rc) + "): " + cmd + "\n" +
-                                 out);
-    }
-    return out;
-}
-
 Server::Server(const std::vector<std::string>& settings) {
     if (!g_dir.empty()) {
         throw std::logic_error("only one bench server at a time");

@@ -6,10 +6,11 @@
 #include <string>
 #include <vector>
 
+#include "run_capture.h"  // tests/support
+
 namespace pgt::bench {
 
-/// Runs `cmd` through /bin/sh and returns its stdout; throws on non-zero exit.
-std::string run_capture(const std::string& cmd);
+using test_support::run_capture;
 
 /// Starts a server with pgtmp.sh and stops it in the destructor, at exit and on fatal
 /// signals (SIGINT, SIGTERM, SIGABRT, SIGSEGV). Only one instance may exist.

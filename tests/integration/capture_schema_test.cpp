@@ -132,22 +132,6 @@ TEST_F(CaptureSchema, replacing_a_view_a_stream_table_reads_is_not_maintained_ag
     expect_matches_query("sv", q);
 }
 
-std::string shell(const std::string& cmd) {
-    std::string out;
-    FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-    if (!p) {
-        throw std::runtime_error("popen failed");
-    }
-    char buf[512];
-    while (fgets(buf, sizeof buf, p)) {
-        out += buf;
-    }
-    if (pclose(p) != 0) {
-        throw std::runtime_error("command failed: " + cmd + "\n" + out);
-    }
-    return out;
-}
-
 TEST_F(CaptureSchema, restore_of_a_source_with_dropped_columns_rebuilds_the_buffer) {
     // Attribute numbers before: id 1, gone 2, k 3, v 4; after the restore: id 1, k 2, v 3.
     exec("CREATE TABLE src (id int, gone text, k int, v int)");

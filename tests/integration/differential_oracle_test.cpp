@@ -118,13 +118,7 @@ class Oracle : public PgTest, public ::testing::WithParamInterface<std::tuple<Sh
 
     /// The rows in which "st" and the query differ, for the failure message.
     std::string differing_rows(const std::string& query) {
-        const std::string st = "(SELECT " +
-                               scalar(
-                                   "SELECT string_agg(quote_ident(attname), ', ' ORDER BY "
-                                   "attnum) FROM pg_attribute WHERE attrelid = 'st'::regclass "
-                                   "AND attnum > 0 AND NOT attisdropped AND attname NOT LIKE "
-                                   "'\\_\\_pgt\\_%'") +
-                               " FROM st)";
+        const std::string st = "(SELECT " + visible_columns("st") + " FROM st)";
         std::string out;
         for (const auto& r :
              rows("SELECT 'stored', * FROM (" + st + " EXCEPT ALL (" + query + ")) AS x")) {

@@ -1,31 +1,12 @@
 // pg_dump / pg_restore into another cluster (seed TEST-3), which is also what a major
 // upgrade by dump and restore does to OIDs (TEST-4): sources get new OIDs, stable names
 // stay, nothing needs migrating, and the stream tables keep working.
-#include <cstdio>
 #include <regex>
 
 #include "pg_fixture.h"
 
 namespace pgt::test {
 namespace {
-
-std::string shell(const std::string& cmd) {
-    std::string out;
-    FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-    if (!p) {
-        throw std::runtime_error("popen failed");
-    }
-    char buf[512];
-    while (fgets(buf, sizeof buf, p)) {
-        out += buf;
-    }
-    const int rc = pclose(p);
-    if (rc != 0) {
-        throw std::runtime_error("command failed (" + std::to_string(rc) + "): " + cmd + "\n" +
-                                 out);
-    }
-    return out;
-}
 
 /// A second throwaway cluster, stopped when the test ends.
 struct OtherCluster {

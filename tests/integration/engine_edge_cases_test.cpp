@@ -9,16 +9,6 @@ namespace {
 
 class EngineEdgeCases : public PgTest {
   protected:
-    /// Visible columns of stream table `st`, quoted, in order.
-    std::string visible_columns(const std::string& st) {
-        return scalar(
-            "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute "
-            "WHERE attrelid = '" +
-            st +
-            "'::regclass AND attnum > 0 AND NOT attisdropped AND attname NOT LIKE "
-            "'\\_\\_pgt\\_%'");
-    }
-
     /// The stream table equals its query as text, row by row (display scale, array order and
     /// every other detail of the output representation included).
     void expect_same_text(const std::string& st, const std::string& query) {

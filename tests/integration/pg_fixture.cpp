@@ -10,23 +10,12 @@
 #include <thread>
 
 namespace pgt::test {
-namespace {
 
-std::string run_capture(const std::string& cmd) {
-    std::string out;
-    FILE* p = popen(cmd.c_str(), "r");
-    if (!p) {
-        return out;
-    }
-    char buf[512];
-    while (fgets(buf, sizeof buf, p)) {
-        out += buf;
-    }
-    if (pclose(p) != 0) {
-        throw std::runtime_error("command failed: " + cmd + "\n" + out);
-    }
-    return out;
+std::string shell(const std::string& cmd) {
+    return run_capture(cmd + " 2>&1");
 }
+
+namespace {
 
 void stop_server() {
     Server& s = Server::instance();
@@ -218,13 +207,16 @@ void PgTest::drop_leftover_slots() {
     }
 }
 
-void PgTest::expect_matches_query(const std::string& st, const std::string& query) {
-    const std::string cols = scalar(
+std::string PgTest::visible_columns(const std::string& st) {
+    return scalar(
         "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute WHERE "
         "attrelid = '" +
         st +
         "'::regclass AND attnum > 0 AND NOT attisdropped AND attname NOT LIKE '\\_\\_pgt\\_%'");
-    const long long diff = multiset_diff("SELECT " + cols + " FROM " + st, query);
+}
+
+void PgTest::expect_matches_query(const std::string& st, const std::string& query) {
+    const long long diff = multiset_diff("SELECT " + visible_columns(st) + " FROM " + st, query);
     EXPECT_EQ(diff, 0) << "stream table " << st << " differs from its query in " << diff
                        << " rows\nquery: " << query;
 }

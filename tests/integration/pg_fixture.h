@@ -10,7 +10,13 @@
 #include <pqxx/pqxx>
 #include <string>
 
+#include "run_capture.h"  // tests/support
+
 namespace pgt::test {
+
+using test_support::run_capture;
+/// run_capture with stderr captured too (`cmd 2>&1`).
+std::string shell(const std::string& cmd);
 
 /// The server of this test run.
 struct Server {
@@ -45,6 +51,9 @@ class PgTest : public ::testing::Test {
     /// Drop the inactive replication slots of this test's database (slots outlive a failed
     /// test's database); errors are ignored.
     void drop_leftover_slots();
+    /// The visible columns of stream table `st` (not pg_trickle's __pgt_*), quoted, in
+    /// order, comma-separated.
+    std::string visible_columns(const std::string& st);
     /// Assert that stream table `st` (its visible columns) equals re-running its query.
     void expect_matches_query(const std::string& st, const std::string& query);
 

@@ -16,7 +16,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
-#include <cstdio>
 #include <dirent.h>
 #include <fstream>
 #include <mutex>
@@ -61,22 +60,6 @@ long long ms_since(Clock::time_point start) {
 
 bool starts_with(const std::string& s, const std::string& prefix) {
     return s.rfind(prefix, 0) == 0;
-}
-
-std::string run_capture(const std::string& cmd) {
-    std::string out;
-    FILE* p = popen(cmd.c_str(), "r");
-    if (!p) {
-        throw std::runtime_error("could not run: " + cmd);
-    }
-    char buf[512];
-    while (fgets(buf, sizeof buf, p)) {
-        out += buf;
-    }
-    if (pclose(p) != 0) {
-        throw std::runtime_error("command failed: " + cmd + "\n" + out);
-    }
-    return out;
 }
 
 /// The peak resident set size of process `pid` in kB (VmHWM of /proc/<pid>/status).

@@ -33,16 +33,6 @@ class RowIdentity : public PgTest {
         return "SELECT ROW(q.*)::text COLLATE \"C\" AS image FROM (" + query + ") AS q";
     }
 
-    /// The visible columns of stream table `st`, comma-separated.
-    std::string visible_columns(const std::string& st) {
-        return scalar(
-            "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute "
-            "WHERE attrelid = '" +
-            st +
-            "'::regclass AND attnum > 0 AND NOT attisdropped AND attname NOT LIKE "
-            "'\\_\\_pgt\\_%'");
-    }
-
     static std::string listing(const std::vector<std::string>& rows) {
         std::string out;
         for (const auto& r : rows) {

@@ -9,6 +9,7 @@ using pgt::json::dump;
 using pgt::json::parse;
 using pgt::json::ParseError;
 using pgt::json::quote;
+using pgt::json::string_or_empty;
 using pgt::json::Value;
 
 TEST(Json, dump_escapes_quotes_backslashes_and_control_characters) {
@@ -131,6 +132,14 @@ TEST(Json, dump_and_parse_round_trip) {
     list.push_back(nullptr);
     EXPECT_EQ(parse(dump(v)), v);
     EXPECT_EQ(parse(dump(v, 4)), v);
+}
+
+TEST(Json, string_or_empty_reads_strings_only) {
+    const Value v = parse(R"({"s": "text", "n": 3, "z": null})");
+    EXPECT_EQ(string_or_empty(v["s"]), "text");
+    EXPECT_EQ(string_or_empty(v["n"]), "");
+    EXPECT_EQ(string_or_empty(v["z"]), "");
+    EXPECT_EQ(string_or_empty(v["absent"]), "");
 }
 
 TEST(Json, typed_access_to_the_wrong_type_throws) {

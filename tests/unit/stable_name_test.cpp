@@ -40,5 +40,17 @@ TEST(StableName, capture_objects_follow_the_design_names) {
     EXPECT_EQ(capture_object_names("16384").buffer_table, "changes_16384");  // 0.31.0 OID names
 }
 
+TEST(StableName, buffer_columns_are_named_by_attribute_number_and_read_back) {
+    EXPECT_EQ(buffer_column_name(1), "c1");
+    EXPECT_EQ(buffer_column_name(1600), "c1600");
+    for (int attnum : {1, 7, 1600, 32767}) {
+        EXPECT_EQ(buffer_column_attnum(buffer_column_name(attnum).c_str()), attnum);
+    }
+    for (const char* other : {"__pgt_xid", "__pgt_op", "c", "c0", "c-1", "c32768", "c1x", "x1", "",
+                              "c99999999999999999999"}) {
+        EXPECT_EQ(buffer_column_attnum(other), 0) << other;
+    }
+}
+
 }  // namespace
 }  // namespace pgt

@@ -1,0 +1,22 @@
+// Where a captured source's changes live, as the differential engine reads them. Capture
+// owns these names (capture::resolve answers them); the engine (engine/translate.h) asks
+// through a SourceResolver and never includes capture's internals.
+#pragma once
+
+#include <functional>
+#include <string>
+
+extern "C" {
+#include "postgres.h"
+}
+
+namespace pgt {
+
+/// Where a captured source's changes live.
+struct SourceNames {
+    std::string stable_name;  ///< key of the capture objects (stable name, or OID on 0.31.0)
+    std::string buffer;       ///< qualified, quoted buffer table
+};
+using SourceResolver = std::function<SourceNames(Oid relid)>;
+
+}  // namespace pgt

@@ -1,0 +1,38 @@
+// Walks of an analyzed Query that more than one stage needs: capture (the tables a stream
+// table's query reads, those read with FROM ONLY) and the engine (a translation's sources,
+// ungrouped Vars). Plain PostgreSQL code: every function here runs inside pg_call
+// (boundary/guard.h) and may ereport; results are palloc'd (common/oids.h: oid_list).
+#pragma once
+
+extern "C" {
+#include "postgres.h"
+#include "nodes/parsenodes.h"
+#include "nodes/pg_list.h"
+}
+
+namespace pgt::query_tree {
+
+/// PostgreSQL's walker API takes bool (*)() and calls it with (Node*, void*).
+using Walker = bool (*)();
+inline Walker walker_cast(bool (*fn)(Node*, void*)) {
+    return reinterpret_cast<Walker>(reinterpret_cast<void (*)()>(fn));
+}
+
+/// The defining query of view `view`, copied (plain copyObjectImpl, never the throwing
+/// pg_copy).
+Query* view_query_copy(Oid view);
+
+/// Which tables collect_tables gathers.
+struct TableWalk {
+    /// Only the tables read with FROM ONLY (capture::only_limitation).
+    bool from_only = false;
+    /// Also the tables read in sublinks of the arguments of functions in FROM
+    /// (`FROM f((SELECT ...))`): the engine's sources do, capture::tables_read does not.
+    bool function_args = false;
+};
+
+/// Every plain or partitioned table `q` reads in FROM, through views, subqueries, sublinks
+/// and CTEs, appended to `*tables` once each, in the order first met.
+void collect_tables(Query* q, const TableWalk& how, List** tables);
+
+}  // namespace pgt::query_tree
