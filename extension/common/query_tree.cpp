@@ -47,8 +47,15 @@ void collect(Query* q, Walk* w) {
             }
         } else if (rte->rtekind == RTE_SUBQUERY) {
             collect(rte->subquery, w);
-        } else if (rte->rtekind == RTE_FUNCTION && w->how.function_args) {
+        } else if (rte->rtekind == RTE_FUNCTION) {
+            // FROM f((SELECT ... FROM t)): t is read too.
             (void)expression_tree_walker(reinterpret_cast<Node*>(rte->functions),
+                                         walker_cast(table_walker), w);
+        } else if (rte->rtekind == RTE_VALUES) {
+            (void)expression_tree_walker(reinterpret_cast<Node*>(rte->values_lists),
+                                         walker_cast(table_walker), w);
+        } else if (rte->rtekind == RTE_TABLEFUNC) {
+            (void)expression_tree_walker(reinterpret_cast<Node*>(rte->tablefunc),
                                          walker_cast(table_walker), w);
         }
     }

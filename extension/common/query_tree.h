@@ -26,13 +26,12 @@ Query* view_query_copy(Oid view);
 struct TableWalk {
     /// Only the tables read with FROM ONLY (capture::only_limitation).
     bool from_only = false;
-    /// Also the tables read in sublinks of the arguments of functions in FROM
-    /// (`FROM f((SELECT ...))`): the engine's sources do, capture::tables_read does not.
-    bool function_args = false;
 };
 
 /// Every plain or partitioned table `q` reads in FROM, through views, subqueries, sublinks
-/// and CTEs, appended to `*tables` once each, in the order first met.
+/// (also those in the arguments of functions, VALUES lists and table functions in FROM) and
+/// CTEs, appended to `*tables` once each, in the order first met. Capture and the engine use
+/// the same walk, so a table the engine reads is always one capture prepares.
 void collect_tables(Query* q, const TableWalk& how, List** tables);
 
 }  // namespace pgt::query_tree

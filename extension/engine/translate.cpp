@@ -1224,9 +1224,7 @@ Translation translate_query(Query* query, const SourceResolver& resolve) {
     List* found = NIL;
     pg_call([&]() noexcept {
         q = static_cast<Query*>(copyObjectImpl(query));
-        query_tree::TableWalk sources;
-        sources.function_args = true;
-        query_tree::collect_tables(q, sources, &found);
+        query_tree::collect_tables(q, query_tree::TableWalk{}, &found);
     });
     Translation out;
     out.relations = oid_list(found);

@@ -358,5 +358,40 @@ TEST_F(EngineEdgeCases, uncapturable_sources_in_auto_mode_recompute_at_every_ref
     expect_matches_query("st_fn", q_fn);
 }
 
+// Tables read only in a sublink of a function's arguments, of a VALUES list or of a table
+// function in FROM are sources like any other: recorded as dependencies (capture prepares
+// them, a change makes the stream table stale) and their changes reach the stream table.
+TEST_F(EngineEdgeCases, tables_read_in_function_values_and_tablefunc_sublinks_are_sources) {
+    exec("CREATE TABLE t (id int PRIMARY KEY, x int)");
+    exec("INSERT INTO t VALUES (1, 3)");
+    exec("CREATE TABLE doc (d xml)");
+    exec("INSERT INTO doc VALUES ('<r><i>1</i></r>')");
+    const std::string q_fn = "SELECT g FROM generate_series(1, (SELECT max(x) FROM t)) AS g";
+    const std::string q_values = "SELECT v FROM (VALUES ((SELECT max(x) FROM t))) AS s(v)";
+    const std::string q_xml =
+        "SELECT i FROM XMLTABLE('/r/i' PASSING (SELECT d FROM doc LIMIT 1) COLUMNS i int PATH "
+        "'.') AS x";
+    create(q_fn, "auto", "st_fn_arg");
+    create(q_values, "auto", "st_values");
+    create(q_xml, "auto", "st_xml");
+    for (const auto& [name, table] : {std::pair<std::string, std::string>{"st_fn_arg", "t"},
+                                      {"st_values", "t"},
+                                      {"st_xml", "doc"}}) {
+        EXPECT_EQ(scalar("SELECT count(*) FROM pgtrickle.pgt_dependencies d JOIN "
+                         "pgtrickle.pgt_stream_tables s USING (pgt_id) WHERE s.pgt_name = '" +
+                         name + "' AND d.source_relid = '" + table + "'::regclass"),
+                  "1")
+            << name << " does not record " << table << " as a source";
+    }
+    exec("INSERT INTO t VALUES (2, 7)");
+    exec("UPDATE doc SET d = '<r><i>1</i><i>2</i></r>'");
+    for (const char* name : {"st_fn_arg", "st_values", "st_xml"}) {
+        refresh(name);
+    }
+    expect_matches_query("st_fn_arg", q_fn);
+    expect_matches_query("st_values", q_values);
+    expect_matches_query("st_xml", q_xml);
+}
+
 }  // namespace
 }  // namespace pgt::test
