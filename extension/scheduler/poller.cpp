@@ -26,6 +26,7 @@
 #include "citus/citus.h"
 #include "remote/connection.h"
 #include "scheduler/scheduler.h"
+#include "scheduler/worker.h"
 #include "settings.h"
 
 extern "C" {
@@ -54,21 +55,15 @@ constexpr int64_t kSweepEveryMs = 60000;
 /// The longest a failing node is left alone.
 constexpr int64_t kMaxBackoffMs = 30000;
 
-/// Run `work` in a transaction with pg_trickle locked in place; false (nothing done) when
-/// it is not installed any more.
+/// in_catalog_transaction (worker.h), as the extension's owner with an SPI session open.
 template <typename F>
-bool in_catalog_transaction(F&& work) {
-    bool installed = false;
-    pg::in_transaction([&] {
-        installed = catalog::lock_extension();
-        if (installed) {
-            const pg::AsExtensionOwner as_extension_owner;
-            spi::Session spi;
-            work();
-            spi.finish();
-        }
+bool in_pinned_transaction(F&& work) {
+    return in_catalog_transaction([&] {
+        const pg::AsExtensionOwner as_extension_owner;
+        spi::Session spi;
+        work();
+        spi.finish();
     });
-    return installed;
 }
 
 int64_t now_ms() {
@@ -106,7 +101,7 @@ void note_failure(const std::string& node) {
 /// since when, the error); a WARNING every pg_trickle.citus_worker_retry_ticks failures.
 void record_poll_failure(const std::string& key, const std::string& node,
                          const std::string& message) {
-    (void)in_catalog_transaction([&] {
+    (void)in_pinned_transaction([&] {
         const int failures = catalog::record_poll_failure(key, node, message);
         if (settings::citus_worker_retry_ticks > 0 && failures > 0 &&
             failures % settings::citus_worker_retry_ticks == 0) {
@@ -131,7 +126,7 @@ void provision_drifted(const std::vector<Oid>& drifted) {
     for (Oid relid : drifted) {
         CHECK_FOR_INTERRUPTS();
         try {
-            (void)in_catalog_transaction([&] {
+            (void)in_pinned_transaction([&] {
                 for (const auto& a : capture::wal::provision(relid)) {
                     if (a.action != "present") {
                         pg_call([&]() noexcept {
@@ -174,7 +169,7 @@ void drain_one(const SlotRef& slot) {
     try {
         for (int round = 0; round < kRoundsPerTick; ++round) {
             bool more = false;
-            (void)in_catalog_transaction([&] {
+            (void)in_pinned_transaction([&] {
                 for (const auto& d :
                      capture::wal::drain(slot.relid, /*skip_locked=*/true, slot.node, kPollBatch)) {
                     more = more || d.more;
@@ -197,7 +192,7 @@ void drain_one(const SlotRef& slot) {
     pg_call(
         [&]() noexcept { ereport(LOG, (errmsg("pg_trickle: %s; recreating it", error.c_str()))); });
     try {
-        (void)in_catalog_transaction([&] { (void)capture::wal::provision(slot.relid); });
+        (void)in_pinned_transaction([&] { (void)capture::wal::provision(slot.relid); });
     } catch (const std::exception& e) {
         remote::forget_all_connections();
         note_failure(slot.node);
@@ -214,7 +209,7 @@ void sweep_orphans() {
     }
     last_ms = now_ms();
     try {
-        (void)in_catalog_transaction([&] {
+        (void)in_pinned_transaction([&] {
             for (const auto& a : capture::wal::drop_orphans(/*skip_unreachable=*/true)) {
                 pg_call([&]() noexcept {
                     ereport(LOG, (errmsg("pg_trickle: dropped orphaned slot %s on node %s:%d",
@@ -237,7 +232,7 @@ bool poll_once() {
     std::vector<SlotRef> slots;
     std::vector<Oid> drifted;
     bool any = false;
-    const bool installed = in_catalog_transaction([&] {
+    const bool installed = in_pinned_transaction([&] {
         // Topology: nodes that joined or left since the slots were provisioned, nodes not
         // capturable at their last look, a local source without its slot, or with a 0.31.0
         // slot (pgtrickle_<oid>) still there (an installation upgraded from 0.31.0).
@@ -293,13 +288,7 @@ namespace pg = pgt::pg;
 // its C++ work in a try/catch, and a failed unit of work is rolled back, never committed.
 PGT_WORKER_MAIN(pgtrickle_poller_main) {
     const Oid dboid = DatumGetObjectId(arg);
-    pqsignal(SIGHUP, SignalHandlerForConfigReload);
-    pqsignal(SIGTERM, die);
-    BackgroundWorkerUnblockSignals();
-    BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
-    pgstat_report_appname("pg_trickle poller");
-    SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET, PGC_S_OVERRIDE);
-    SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+    pgt::scheduler::enter_database(dboid, "pg_trickle poller");
     if (!pgt::scheduler::register_poller(dboid)) {
         proc_exit(0);  // another poller serves this database
     }
@@ -321,11 +310,7 @@ PGT_WORKER_MAIN(pgtrickle_poller_main) {
                 // here is the catalog read itself: a lock conflict with DDL passes (LOG), the
                 // rest is worth a WARNING.
                 pgt::remote::forget_all_connections();
-                const auto* error = dynamic_cast<const pgt::Error*>(&e);
-                const int code = error != nullptr ? error->sqlstate() : 0;
-                const bool passes = ERRCODE_TO_CATEGORY(code) == ERRCODE_TRANSACTION_ROLLBACK ||
-                                    code == ERRCODE_LOCK_NOT_AVAILABLE;
-                ereport(passes ? LOG : WARNING,
+                ereport(pgt::scheduler::transient_failure(e) ? LOG : WARNING,
                         (errmsg("pg_trickle: WAL poll failed: %s", pgt::describe(e).c_str())));
             }
             MemoryContextSwitchTo(old);

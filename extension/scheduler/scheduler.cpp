@@ -20,6 +20,7 @@
 #include "boundary/pg.h"
 #include "refresh/refresh.h"
 #include "remote/connection.h"
+#include "scheduler/worker.h"
 #include "settings.h"
 #include "boundary/spi.h"
 
@@ -409,21 +410,6 @@ int64_t now_ms() {
     return GetCurrentTimestamp() / 1000 + (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * 86400000LL;
 }
 
-/// Run `work` in a transaction of its own with pg_trickle locked in place
-/// (catalog::lock_extension), so that a DROP EXTENSION cannot pull the catalog from under it;
-/// does nothing and returns false when pg_trickle is not installed (any more).
-template <typename F>
-bool in_catalog_transaction(F&& work) {
-    bool installed = false;
-    pg::in_transaction([&] {
-        installed = catalog::lock_extension();
-        if (installed) {
-            work();
-        }
-    });
-    return installed;
-}
-
 /// Read the catalog: scheduled stream tables and the dependency edges between them.
 void load(std::vector<StreamTable>& sts, std::multimap<int64_t, int64_t>& edges,
           bool& wal_sources) {
@@ -446,32 +432,6 @@ void load(std::vector<StreamTable>& sts, std::multimap<int64_t, int64_t>& edges,
         edges.emplace(up, down);
     }
     spi.finish();
-}
-
-/// Whether a failed refresh failed because of something outside the stream table's query,
-/// which heals by itself: a node that cannot be reached, a slot being recreated, a
-/// connection, lock or resource shortage. Such failures are retried with backoff and never
-/// suspend the stream table (docs/settings.md, "Failures").
-bool transient_failure(const std::exception& e) {
-    if (dynamic_cast<const remote::RemoteError*>(&e) != nullptr ||
-        dynamic_cast<const capture::wal::SlotLost*>(&e) != nullptr ||
-        dynamic_cast<const capture::wal::NodeNotCapturable*>(&e) != nullptr ||
-        dynamic_cast<const capture::wal::NodeUnreachable*>(&e) != nullptr) {
-        return true;
-    }
-    const auto* error = dynamic_cast<const Error*>(&e);
-    if (error == nullptr) {
-        return false;
-    }
-    const int code = error->sqlstate();
-    const int error_class = ERRCODE_TO_CATEGORY(code);
-    return error_class == ERRCODE_CONNECTION_EXCEPTION ||    // 08: node connections
-           error_class == ERRCODE_INSUFFICIENT_RESOURCES ||  // 53
-           error_class == ERRCODE_TRANSACTION_ROLLBACK ||    // 40: deadlock, serialization
-           code == ERRCODE_LOCK_NOT_AVAILABLE ||             // 55P03
-           code == ERRCODE_QUERY_CANCELED ||                 // 57014: a timeout
-           code == ERRCODE_ADMIN_SHUTDOWN || code == ERRCODE_CRASH_SHUTDOWN ||
-           code == ERRCODE_CANNOT_CONNECT_NOW;
 }
 
 void record_failure(int64_t id, const std::string& message, TimestampTz started,
@@ -687,6 +647,38 @@ void note_captured_write(Oid relid) {
     }
 }
 
+bool transient_failure(const std::exception& e) {
+    if (dynamic_cast<const remote::RemoteError*>(&e) != nullptr ||
+        dynamic_cast<const capture::wal::SlotLost*>(&e) != nullptr ||
+        dynamic_cast<const capture::wal::NodeNotCapturable*>(&e) != nullptr ||
+        dynamic_cast<const capture::wal::NodeUnreachable*>(&e) != nullptr) {
+        return true;
+    }
+    const auto* error = dynamic_cast<const Error*>(&e);
+    if (error == nullptr) {
+        return false;
+    }
+    const int code = error->sqlstate();
+    const int error_class = ERRCODE_TO_CATEGORY(code);
+    return error_class == ERRCODE_CONNECTION_EXCEPTION ||    // 08: node connections
+           error_class == ERRCODE_INSUFFICIENT_RESOURCES ||  // 53
+           error_class == ERRCODE_TRANSACTION_ROLLBACK ||    // 40: deadlock, serialization
+           code == ERRCODE_LOCK_NOT_AVAILABLE ||             // 55P03
+           code == ERRCODE_QUERY_CANCELED ||                 // 57014: a timeout
+           code == ERRCODE_ADMIN_SHUTDOWN || code == ERRCODE_CRASH_SHUTDOWN ||
+           code == ERRCODE_CANNOT_CONNECT_NOW;
+}
+
+void enter_database(Oid dboid, const char* application_name) {
+    pqsignal(SIGHUP, SignalHandlerForConfigReload);
+    pqsignal(SIGTERM, die);
+    BackgroundWorkerUnblockSignals();
+    BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+    pgstat_report_appname(application_name);
+    SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET, PGC_S_OVERRIDE);
+    SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+}
+
 }  // namespace pgt::scheduler
 
 using namespace pgt::scheduler;
@@ -782,16 +774,7 @@ PGT_WORKER_MAIN(pgtrickle_launcher_main) {
 
 PGT_WORKER_MAIN(pgtrickle_scheduler_main) {
     const Oid dboid = DatumGetObjectId(arg);
-    pqsignal(SIGHUP, SignalHandlerForConfigReload);
-    pqsignal(SIGTERM, die);
-    BackgroundWorkerUnblockSignals();
-    BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
-    pgstat_report_appname("pg_trickle scheduler");
-    // Refreshes need READ COMMITTED whatever default_transaction_isolation says.
-    SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET, PGC_S_OVERRIDE);
-    // The database's (or its owner's) default search_path is not the scheduler's: every
-    // statement it runs also sits in a pinned scope (pg::AsExtensionOwner), this is the floor.
-    SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+    pgt::scheduler::enter_database(dboid, "pg_trickle scheduler");
 
     bool installed = false;
     pg::in_transaction([&] {

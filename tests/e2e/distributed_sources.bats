@@ -32,19 +32,12 @@ teardown_file() {
 
 SUMMARY_Q="SELECT customer_id, count(*) AS n, sum(qty) AS qty, avg(qty) AS avg_qty FROM orders GROUP BY customer_id"
 
-refresh() { on coordinator "CALL pgtrickle.refresh_stream_table('$1')"; }
-
 ROWS_Q="SELECT id, customer_id, qty, amount, note FROM orders WHERE customer_id % 3 = 1"
 
 # oracles_match: refresh the oracle test's two stream tables; each equals its query.
 oracles_match() {
-    local d
-    refresh oracle_agg
-    d=$(differs oracle_agg "$SUMMARY_Q")
-    [ "$d" = 0 ] || { echo "oracle_agg differs by $d rows"; return 1; }
-    refresh oracle_rows
-    d=$(differs oracle_rows "$ROWS_Q")
-    [ "$d" = 0 ] || { echo "oracle_rows differs by $d rows"; return 1; }
+    refreshed_matches oracle_agg "$SUMMARY_Q" || return 1
+    refreshed_matches oracle_rows "$ROWS_Q"
 }
 
 @test "a source without REPLICA IDENTITY FULL is refused with the fix" {

@@ -56,11 +56,45 @@ on() {
 
 port_of() { bash "$CLUSTER" port "$1"; }
 
+# pgt ARGS: the CLI under test (PGTRICKLE_BIN).
+pgt() { "$PGTRICKLE_BIN" "$@"; }
+
+# json_is FILTER: `jq -e FILTER` holds for $output (the last `run`); prints both when not.
+json_is() {
+    if ! jq -e "$1" >/dev/null <<<"$output"; then
+        echo "jq filter failed: $1" >&2
+        echo "document: $output" >&2
+        return 1
+    fi
+}
+
 # differs ST QUERY: rows of the stream table and of the query that the other lacks.
 differs() {
     local st=$1 q=$2 cols
     cols=$(on coordinator "SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) FROM pg_attribute WHERE attrelid = '$st'::regclass AND attnum > 0 AND NOT attisdropped AND attname NOT LIKE '\\_\\_pgt\\_%'")
     on coordinator "SELECT count(*) FROM ((SELECT $cols FROM $st EXCEPT ALL SELECT * FROM ($q) q) UNION ALL (SELECT * FROM ($q) q EXCEPT ALL SELECT $cols FROM $st)) d"
+}
+
+# distributed_orders ROWS CUSTOMERS: pg_trickle installed and `orders (id, customer_id, qty)`
+# distributed by id, REPLICA IDENTITY FULL (what WAL capture requires), with ROWS rows.
+distributed_orders() {
+    on coordinator "CREATE EXTENSION pg_trickle"
+    on coordinator "CREATE TABLE orders (id bigint PRIMARY KEY, customer_id int NOT NULL, qty int)"
+    on coordinator "SELECT create_distributed_table('orders', 'id')"
+    on coordinator "ALTER TABLE orders REPLICA IDENTITY FULL"
+    on coordinator "INSERT INTO orders SELECT g, g % $2, g % 7 FROM generate_series(1, $1) g"
+}
+
+# refresh ST: a manual refresh of stream table ST on the coordinator.
+refresh() { on coordinator "CALL pgtrickle.refresh_stream_table('$1')"; }
+
+# refreshed_matches ST QUERY: refresh ST, then it must equal QUERY (as a multiset).
+# Explicit returns: callers may run it where errexit does not apply (`a && b`, `if`).
+refreshed_matches() {
+    local d
+    refresh "$1" || { echo "refresh of $1 failed"; return 1; }
+    d=$(differs "$1" "$2") || return 1
+    [ "$d" = 0 ] || { echo "$1 differs by $d rows"; return 1; }
 }
 
 # wait_for SQL EXPECTED [SECONDS]: poll the coordinator (up to SECONDS, default 20) until SQL
@@ -73,6 +107,20 @@ wait_for() {
         sleep 0.25
     done
     echo "waited for '$1' = '$2', last: '$out'"
+    return 1
+}
+
+# converges ST QUERY [SECONDS=60]: wait until the scheduler made ST equal QUERY (writes have
+# stopped). A scheduled refresh reads what the WAL poller drained, so no single refresh can
+# be waited for: the stream table must get there.
+converges() {
+    local i d=
+    for i in $(seq 1 $(( ${3:-60} * 2 ))); do
+        d=$(differs "$1" "$2" 2>/dev/null || true)
+        [ "$d" = 0 ] && return 0
+        sleep 0.5
+    done
+    echo "$1 still differs from its query by $d rows"
     return 1
 }
 

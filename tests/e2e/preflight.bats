@@ -42,18 +42,6 @@ teardown_file() {
     cluster_down
 }
 
-pgt() {
-    "$PGTRICKLE_BIN" "$@"
-}
-
-json_is() {
-    if ! jq -e "$1" >/dev/null <<<"$output"; then
-        echo "jq filter failed: $1" >&2
-        echo "document: $output" >&2
-        return 1
-    fi
-}
-
 worker2_dir() {
     echo "${PGTRICKLE_E2E_DIR:-${TMPDIR:-/tmp}/pgtrickle-e2e-$(port_of coordinator)}/worker2"
 }

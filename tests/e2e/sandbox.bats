@@ -13,8 +13,6 @@ PGTRICKLE_BIN=${PGTRICKLE_BIN:-$PGTRICKLE_SOURCE_DIR/build/cli/pgtrickle}
 PG_BINDIR=${PG_BINDIR:-$(pg_config --bindir)}
 SANDBOX_PORT=${PGTRICKLE_E2E_SANDBOX_PORT:-57936}
 
-pgt() { "$PGTRICKLE_BIN" "$@"; }
-
 # q PORT SQL: one statement on the sandbox node at PORT, database pgtrickle.
 q() {
     local port=$1
@@ -34,14 +32,6 @@ postmaster_gone() {
     done
     echo "process $1 still runs (state $state)" >&2
     return 1
-}
-
-json_is() {
-    if ! jq -e "$1" <<<"$output" >/dev/null; then
-        echo "not true: $1" >&2
-        echo "$output" >&2
-        return 1
-    fi
 }
 
 setup_file() {

@@ -13,11 +13,7 @@ PGTRICKLE_BIN=${PGTRICKLE_BIN:-$PGTRICKLE_SOURCE_DIR/build/cli/pgtrickle}
 setup_file() {
     cluster_up
     [ -n "${E2E_SKIP:-}" ] && return 0
-    on coordinator "CREATE EXTENSION pg_trickle"
-    on coordinator "CREATE TABLE orders (id bigint PRIMARY KEY, customer_id int NOT NULL, qty int)"
-    on coordinator "SELECT create_distributed_table('orders', 'id')"
-    on coordinator "ALTER TABLE orders REPLICA IDENTITY FULL"
-    on coordinator "INSERT INTO orders SELECT g, g % 10, g % 7 FROM generate_series(1, 500) g"
+    distributed_orders 500 10
     on coordinator "CREATE TABLE notes (id int PRIMARY KEY, body text)"
     on coordinator "INSERT INTO notes SELECT g, 'n' || g FROM generate_series(1, 10) g"
 }
@@ -38,18 +34,6 @@ teardown() {
 
 teardown_file() {
     cluster_down
-}
-
-pgt() {
-    "$PGTRICKLE_BIN" "$@"
-}
-
-json_is() {
-    if ! jq -e "$1" >/dev/null <<<"$output"; then
-        echo "jq filter failed: $1" >&2
-        echo "document: $output" >&2
-        return 1
-    fi
 }
 
 # wait_for_status CODE [ARGS]: until `pgtrickle --format json status ARGS` exits CODE (30 s).
