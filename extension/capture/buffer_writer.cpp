@@ -10,6 +10,7 @@ extern "C" {
 #include "access/heapam.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
@@ -140,14 +141,33 @@ int BufferWriter::position_of(const std::string& name) const {
 }
 
 void BufferWriter::add(char op, const std::vector<std::optional<std::string>>& values) {
-    queue_.push_back({op, values});
+    queue_.push_back({op, values, stamp_});
     if (queue_.size() >= kQueueLimit) {
         flush();
     }
 }
 
+void BufferWriter::stamp_writer(std::optional<TransactionId> xid) {
+    if (!xid) {
+        stamp_ = 0;
+        return;
+    }
+    uint64_t full = 0;
+    pg_call([&]() noexcept {
+        // A transaction that committed is older than the next transaction id: in its epoch,
+        // or in the one before when the id counter wrapped since.
+        const FullTransactionId next = ReadNextFullTransactionId();
+        uint32 epoch = EpochFromFullTransactionId(next);
+        if (*xid > XidFromFullTransactionId(next)) {
+            --epoch;
+        }
+        full = U64FromFullTransactionId(FullTransactionIdFromEpochAndXid(epoch, *xid));
+    });
+    stamp_ = full;
+}
+
 void BufferWriter::add_marker() {
-    queue_.push_back({'T', {}});
+    queue_.push_back({'T', {}, stamp_});
     if (queue_.size() >= kQueueLimit) {
         flush();
     }
@@ -169,6 +189,9 @@ void BufferWriter::flush() {
     }));
     auto* ops = static_cast<char*>(
         pg_call([&]() noexcept { return MemoryContextAlloc(batch_, static_cast<size_t>(rows)); }));
+    auto* xids = static_cast<uint64_t*>(pg_call([&]() noexcept {
+        return MemoryContextAlloc(batch_, sizeof(uint64_t) * static_cast<size_t>(rows));
+    }));
     std::memset(nulls, 1, sizeof(bool) * static_cast<size_t>(rows) * natts);
     std::vector<const char*> texts(static_cast<size_t>(ncols));
     std::vector<int> attnos(static_cast<size_t>(ncols));
@@ -189,6 +212,7 @@ void BufferWriter::flush() {
     bool any_values = false;
     for (int r = 0; r < rows; ++r) {
         ops[r] = queue_[static_cast<size_t>(r)].op;
+        xids[r] = queue_[static_cast<size_t>(r)].xid;
         any_values = any_values || ops[r] != 'T';
     }
     if (any_values) {
@@ -229,7 +253,7 @@ void BufferWriter::flush() {
     const int xid_att = xid_att_;
     const int op_att = op_att_;
     pg_call([&]() noexcept {
-        const Datum xid = FullTransactionIdGetDatum(GetTopFullTransactionId());
+        const Datum current = FullTransactionIdGetDatum(GetTopFullTransactionId());
         const CommandId cid = GetCurrentCommandId(true);
         for (int r = 0; r < rows; ++r) {
             ExecClearTuple(slot);
@@ -237,7 +261,9 @@ void BufferWriter::flush() {
                         sizeof(Datum) * natts);
             std::memcpy(slot->tts_isnull, nulls + static_cast<size_t>(r) * natts,
                         sizeof(bool) * natts);
-            slot->tts_values[xid_att] = xid;
+            slot->tts_values[xid_att] =
+                xids[r] != 0 ? FullTransactionIdGetDatum(FullTransactionIdFromU64(xids[r]))
+                             : current;
             slot->tts_isnull[xid_att] = false;
             slot->tts_values[op_att] = CharGetDatum(ops[r]);
             slot->tts_isnull[op_att] = false;

@@ -30,7 +30,7 @@ class BufferWriter {
   public:
     /// The buffer of captured source `source` (its catalog key `key`), opened until the writer
     /// goes (RowExclusiveLock, held to the end of the transaction). Rows are stamped with
-    /// the current transaction's id.
+    /// the current transaction's id, or the writer's (stamp_writer).
     BufferWriter(Oid source, const std::string& key);
     ~BufferWriter();
     BufferWriter(const BufferWriter&) = delete;
@@ -47,6 +47,11 @@ class BufferWriter {
     void add(char op, const std::vector<std::optional<std::string>>& values);
     /// Queue a recompute marker ('T': every reader recomputes).
     void add_marker();
+    /// Stamp the rows queued from now on with `xid`, a transaction of this server that
+    /// committed (decoded from this server's WAL), as trigger capture stamps them: refreshes
+    /// then consume them by that transaction's visibility, in step with the source's rows.
+    /// nullopt: the current transaction (what a drain from another node stamps).
+    void stamp_writer(std::optional<TransactionId> xid);
     /// Convert and write what is queued.
     void flush();
     /// Rows written so far.
@@ -62,6 +67,7 @@ class BufferWriter {
     struct Queued {
         char op;
         std::vector<std::optional<std::string>> values;
+        uint64_t xid;  ///< a FullTransactionId's value; 0: the current transaction
     };
 
     Oid source_ = InvalidOid;
@@ -78,6 +84,7 @@ class BufferWriter {
     std::vector<Column> columns_;
     std::map<std::string, int> by_name_;
     std::vector<Queued> queue_;
+    uint64_t stamp_ = 0;  ///< what add() queues with
     int64_t written_ = 0;
 };
 

@@ -16,6 +16,7 @@
 extern "C" {
 #include "access/xlog.h"
 #include "replication/message.h"
+#include "storage/standby.h"
 #include "utils/errcodes.h"
 }
 
@@ -38,16 +39,23 @@ void pin_output_settings(remote::Connection& c) {
 /// Make every WAL record written so far durable (what a synchronous commit does): a drain of
 /// this server's slots then reads every transaction that committed here, also asynchronously.
 void flush_local_wal() {
-    // Flushed up to the end of a record of our own (the insert position itself may lie past a
-    // page header no record was written after, which XLogFlush refuses). The message is not
-    // transactional and slots read without 'messages' skip it.
-    pg_call([]() noexcept { XLogFlush(LogLogicalMessage("pg_trickle", "", 0, false)); });
+    pg_call([]() noexcept {
+        // A running-transactions record first: decoding past it lets the slot's restart
+        // position move up to here when the next drain advances the slot. PostgreSQL writes
+        // one only every 15 s; under heavy writes each drain would otherwise decode (twice)
+        // all the WAL since then (pg_log_standby_snapshot() of PostgreSQL 16 does the same).
+        (void)LogStandbySnapshot();
+        // Flushed up to the end of a record of our own (the insert position itself may lie
+        // past a page header no record was written after, which XLogFlush refuses). The
+        // message is not transactional and slots read without 'messages' skip it.
+        XLogFlush(LogLogicalMessage("pg_trickle", "", 0, false));
+    });
 }
 
 }  // namespace
 
 Drained drain_slot(Oid relid, const catalog::WorkerSlot& s, BufferWriter& writer, int max_changes,
-                   bool exact) {
+                   bool exact, bool writer_xids) {
     Drained out;
     out.source = s.source_key;
     const remote::Node node = node_at(s.host, s.port);
@@ -145,6 +153,9 @@ Drained drain_slot(Oid relid, const catalog::WorkerSlot& s, BufferWriter& writer
                 // (protocol 1) sends each transaction whole at its commit: its rows can be
                 // written as they come.
                 skip = b->final_lsn < stored;
+                if (writer_xids && !skip) {
+                    writer.stamp_writer(b->xid);
+                }
             } else if (const auto* commit = std::get_if<pgoutput::Commit>(&m)) {
                 frontier = std::max(frontier, commit->end_lsn);
             } else if (const auto* rel = std::get_if<pgoutput::Relation>(&m)) {
@@ -226,9 +237,13 @@ std::vector<Drained> drain(Oid relid, bool skip_locked, const std::optional<std:
     if (src->placement != "distributed") {
         flush_local_wal();  // its slot is on this server
     }
+    // A plain table's rows are written by this server's transactions: its buffer rows carry
+    // their writers' ids, as trigger capture's do. A Citus table's are written on other
+    // nodes (or through them), in transaction id spaces of their own: stamped with ours.
+    const bool writer_xids = src->placement == "local";
     BufferWriter writer(relid, src->key);
     for (const auto& s : slots) {
-        out.push_back(drain_slot(relid, s, writer, max_changes, exact));
+        out.push_back(drain_slot(relid, s, writer, max_changes, exact, writer_xids));
     }
     return out;
 }

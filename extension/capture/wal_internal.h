@@ -103,9 +103,10 @@ pgoutput::Lsn lsn_of(const std::string& text);
 /// Drain one slot into `writer`: every transaction committed on the node since the slot's
 /// committed frontier (s.frontier; "0/0": the slot's own position, for a 0.31.0 slot taken
 /// over), up to the node's flushed WAL position. The new frontier is stored in this
-/// transaction.
+/// transaction. `writer_xids`: rows are stamped with the transaction that wrote them (a slot
+/// on this server: its transaction ids are this server's), else with the current one.
 Drained drain_slot(Oid relid, const catalog::WorkerSlot& s, BufferWriter& writer, int max_changes,
-                   bool exact);
+                   bool exact, bool writer_xids);
 
 // ---- the 0.31.0 take-over (wal_takeover.cpp) -------------------------------------------------
 // A 0.31.0 installation captured a local source through a slot and a publication named after

@@ -100,8 +100,10 @@ std::optional<std::string> drain_legacy_slot(const Adoption& a) {
     pg::subtransaction(
         [&] {
             BufferWriter writer(a.relid, a.key);
+            // Under the source's SHARE lock, as 0.31.0 drained: stamped with this
+            // transaction, which the readers' stored frontiers do not show yet.
             const Drained d = drain_slot(a.relid, old, writer, /*max_changes=*/0,
-                                         /*exact=*/true);
+                                         /*exact=*/true, /*writer_xids=*/false);
             pg_call([&]() noexcept {
                 ereport(LOG, (errmsg("pg_trickle: %lld changes of slot %s drained into the "
                                      "buffer of source %s",

@@ -62,8 +62,8 @@ std::optional<std::string> delta_reads(const Translation& tr, const std::vector<
 /// delta reads the current rows of a Citus table, which can be ahead of what that table's
 /// slots have delivered into the buffer (a join term or a rescanned group would then see a
 /// change once from the table and once more from the buffer; Citus also refuses such reads
-/// inside the MERGE that applies the delta). Local tables captured through WAL do not have
-/// this problem: their refreshes lock them instead (Refresh::run).
+/// inside the MERGE that applies the delta). Plain tables captured through WAL do not have
+/// this problem: their buffer rows carry their writers' transaction ids (Refresh::run).
 std::optional<std::string> reads_wal_source_state(const Translation& tr) {
     if (!tr.plan || !citus::loaded()) {
         return std::nullopt;
@@ -101,24 +101,37 @@ class Refresh {
         started_ =
             *spi::exec_cached("SELECT pg_catalog.clock_timestamp()::pg_catalog.text").scalar();
         check_placements();
-        // Sources captured through WAL (Citus tables) are drained first: the refresh reflects
-        // every transaction committed on any node before it started. A full refresh of a
-        // stream table that goes on differentially must read the sources in exactly the
-        // state the drained buffer describes: writers are held off (SHARE lock) meanwhile.
+        // Sources captured through WAL: a Citus table's slots are drained first, so that the
+        // refresh reflects every transaction committed on any node before it started (a full
+        // refresh of a stream table that goes on differentially must read such sources in
+        // exactly the state the drained buffer describes: writers are held off meanwhile).
+        // A plain table's slot is on this server: its buffer rows carry their writers'
+        // transaction ids and are consumed by visibility, like trigger-captured ones; it is
+        // drained after the snapshot, and nothing locks its writers out.
         wal_sources_ = catalog::wal_sources(id_);
         refuse_own_writes_to_wal_sources();
+        for (Oid relid : wal_sources_) {
+            (local_wal_source(relid) ? local_wal_sources_ : citus_sources_).push_back(relid);
+        }
         const Prelude before = wal_sources_.empty() ? Prelude{} : prelude();
-        if (before.differential) {
-            if (force_full || before.full_expected || delta_reads_local_wal_sources()) {
+        if (before.differential && !citus_sources_.empty()) {
+            if (force_full || before.full_expected) {
                 lock_and_drain_exactly();
-            } else {
+            } else if (!scheduled()) {
                 // A scheduled refresh reads what the WAL poller has drained: it never waits
-                // on another node (the poller does, in a process of its own). Slots on this
-                // server are drained here.
-                for (Oid relid : wal_sources_) {
-                    if (!scheduled() || local_wal_source(relid)) {
-                        capture::wal::drain(relid, false, std::nullopt, 0, false);
-                    }
+                // on another node (the poller does, in a process of its own).
+                for (Oid relid : citus_sources_) {
+                    capture::wal::drain(relid, false, std::nullopt, 0, false);
+                }
+            }
+        }
+        if (before.differential) {
+            // Before the snapshot: a drain of these slots that committed first (the poller's,
+            // another refresh's) is then visible to it, and none can commit meanwhile.
+            for (Oid relid : local_wal_sources_) {
+                const auto src = catalog::source(relid);
+                if (src) {
+                    catalog::lock_worker_slots(src->key, std::nullopt, /*skip_locked=*/false);
                 }
             }
         }
@@ -133,11 +146,15 @@ class Refresh {
             snapshot.reset();
             snapshot.emplace();
             snap_ = snapshot->get();
+            if (before.differential) {
+                drain_local_wal_sources();
+            }
             load_stream_table();
             load_sources();
             take_frontier_point();
             choose_mode(force_full);
-            if (out_.mode == "full" && before.differential && !wal_locked_) {
+            if (out_.mode == "full" && before.differential && !citus_sources_.empty() &&
+                !wal_locked_) {
                 // The window asks for a full refresh (a TRUNCATE marker): start again with
                 // the sources locked, so that what the full refresh reads matches the frontier.
                 lock_and_drain_exactly();
@@ -172,24 +189,35 @@ class Refresh {
         return src && src->placement == "local";
     }
 
-    /// A full refresh of a stream table that goes on differentially reads its WAL sources in
-    /// exactly the state its buffers describe: writers held off (SHARE lock), every node's
-    /// WAL flushed and drained. A scheduled one first makes sure every node answered the
+    /// After the snapshot: every transaction it sees committed wrote its changes to this
+    /// server's WAL before the snapshot was taken; the drain flushes the WAL and reads up to
+    /// there, so they are all in the buffer, stamped with their writers' ids. Those that
+    /// committed since are drained too and wait for the next refresh (its snapshot sees
+    /// them, this frontier does not). An open transaction is read when it commits, once.
+    void drain_local_wal_sources() {
+        for (Oid relid : local_wal_sources_) {
+            capture::wal::drain(relid, false, std::nullopt, 0, false);
+        }
+    }
+
+    /// A full refresh of a stream table that goes on differentially reads its Citus sources
+    /// in exactly the state their buffers describe: writers held off (SHARE lock), every
+    /// node's WAL flushed and drained. A scheduled one first makes sure every node answered the
     /// poller's last drain: one that does not would hold up the scheduler until
     /// pg_trickle.remote_command_timeout, and the refresh would fail anyway.
     void lock_and_drain_exactly() {
         if (scheduled()) {
             require_nodes_answering();
         }
-        capture::wal::lock_sources(wal_sources_);
+        capture::wal::lock_sources(citus_sources_);
         wal_locked_ = true;
-        for (Oid relid : wal_sources_) {
+        for (Oid relid : citus_sources_) {
             capture::wal::drain(relid, false, std::nullopt, 0, true);
         }
     }
 
     void require_nodes_answering() const {
-        for (Oid relid : wal_sources_) {
+        for (Oid relid : citus_sources_) {
             const auto src = catalog::source(relid);
             if (!src || src->placement == "local") {
                 continue;
@@ -220,23 +248,6 @@ class Refresh {
             p.full_expected = st->needs_full_refresh || !st->frontier;
         }
         return p;
-    }
-
-    /// Whether the delta reads the current rows of a local source captured through WAL:
-    /// those must not run ahead of its buffer while the refresh reads them, so the refresh
-    /// locks them (Citus tables never get here: such queries are maintained by full refresh).
-    bool delta_reads_local_wal_sources() const {
-        std::vector<Oid> local;
-        for (const auto& s : catalog::sources_of(id_)) {
-            if (s.captured && s.cdc_mode == "wal" && s.placement == "local") {
-                local.push_back(s.relid);
-            }
-        }
-        if (local.empty()) {
-            return false;
-        }
-        const auto st = catalog::stream_table(id_);
-        return st && delta_reads(translate_stream_table(st->query_view), local).has_value();
     }
 
     /// This transaction's own writes to a WAL-captured source are visible to the refresh but
@@ -391,6 +402,7 @@ class Refresh {
         bool any_change = uncaptured_;
         if (from) {
             window_.frontier = *from;
+            window_.upto = point_;
             for (const auto& [key, truncated] : changed_sources(*from)) {
                 window_.changed.insert(key);
                 any_change = true;
@@ -430,8 +442,9 @@ class Refresh {
             if (!s.captured) {
                 continue;
             }
-            const std::string in_window =
-                "FROM " + s.buffer() + " WHERE " + frontier::window_condition_params("", 1);
+            const std::string in_window = "FROM " + s.buffer() + " WHERE " +
+                                          frontier::window_condition_params("", 1) + " AND " +
+                                          frontier::upto_condition_params("", 4);
             parts.push_back("SELECT " + sql::quote_literal(s.key) +
                             "::pg_catalog.text, EXISTS (SELECT 1 " + in_window +
                             "), EXISTS (SELECT 1 " + in_window +
@@ -441,8 +454,11 @@ class Refresh {
         if (parts.empty()) {
             return changed;
         }
-        for (const auto& row :
-             query(sql::join(parts, " UNION ALL "), frontier::window_params(from)).rows) {
+        std::vector<std::optional<std::string>> params = frontier::window_params(from);
+        for (auto& p : frontier::upto_params(point_)) {
+            params.push_back(std::move(p));
+        }
+        for (const auto& row : query(sql::join(parts, " UNION ALL "), params).rows) {
             if (row[1] == "t") {
                 changed.emplace_back(*row[0], row[2] == "t");
             }
@@ -566,6 +582,8 @@ class Refresh {
     std::optional<frontier::Frontier> frontier_;  ///< nullopt before the first refresh
     std::vector<Source> sources_;
     std::vector<Oid> wal_sources_;
+    std::vector<Oid> local_wal_sources_;  ///< plain tables: slots on this server
+    std::vector<Oid> citus_sources_;      ///< Citus tables: slots on their nodes
     bool wal_locked_ = false;
     bool uncaptured_ = false, restored_ = false;
     frontier::SourceFrontier point_;

@@ -9,6 +9,7 @@
 // materialised.
 #pragma once
 
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -24,6 +25,9 @@ namespace pgt::ivm {
 struct ChangeWindow {
     frontier::SourceFrontier frontier;  ///< where the previous refresh left off
     std::set<std::string> changed;      ///< stable names of sources with rows in the window
+    /// Where this refresh stands (frontier::upto_condition); none: every buffer row the
+    /// refresh's snapshot shows (explain).
+    std::optional<frontier::SourceFrontier> upto;
 };
 
 /// How the delta's consolidations tell rows apart (docs/architecture.md "Row identity").

@@ -232,8 +232,10 @@ std::string DeltaGenerator::delta_rel(const FromItem& item) const {
     cols.push_back("CASE WHEN b.\"__pgt_op\"" + op("=") + "'I' THEN 1 ELSE -1 END AS " +
                    kWeightColumn);
     return "(SELECT " + join(cols, ", ") + " FROM " + t.buffer + " AS b WHERE b.\"__pgt_op\"" +
-           op("<>") + "'T' AND " + frontier::window_condition("b.", window_->frontier) + ") AS " +
-           quote_ident(item.alias);
+           op("<>") + "'T' AND " + frontier::window_condition("b.", window_->frontier) +
+           (window_->upto ? " AND " + frontier::upto_condition("b.", *window_->upto)
+                          : std::string()) +
+           ") AS " + quote_ident(item.alias);
 }
 
 std::string DeltaGenerator::null_rel(const FromItem& item) {

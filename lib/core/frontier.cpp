@@ -192,6 +192,35 @@ std::string window_condition(const std::string& row, const SourceFrontier& f) {
                             std::to_string(f.own->command_id) + "::pg_catalog.int8");
 }
 
+namespace {
+std::string upto_condition(const std::string& row, const std::string& snapshot,
+                           const std::string& own_xid) {
+    const std::string xid = row + "\"__pgt_xid\"";
+    return "(pg_catalog.pg_visible_in_snapshot(" + xid + ", " + snapshot + ") OR " + xid +
+           " OPERATOR(pg_catalog.=) " + own_xid + ") IS TRUE";
+}
+}  // namespace
+
+std::string upto_condition(const std::string& row, const SourceFrontier& upto) {
+    return upto_condition(
+        row, sql::quote_literal(upto.snapshot) + "::pg_catalog.pg_snapshot",
+        upto.own ? sql::quote_literal(std::to_string(upto.own->xid)) + "::pg_catalog.xid8"
+                 : std::string("NULL::pg_catalog.xid8"));
+}
+
+std::vector<std::optional<std::string>> upto_params(const SourceFrontier& upto) {
+    std::vector<std::optional<std::string>> p{upto.snapshot, std::nullopt};
+    if (upto.own) {
+        p[1] = std::to_string(upto.own->xid);
+    }
+    return p;
+}
+
+std::string upto_condition_params(const std::string& row, int first) {
+    return upto_condition(row, "$" + std::to_string(first) + "::pg_catalog.pg_snapshot",
+                          "$" + std::to_string(first + 1) + "::pg_catalog.xid8");
+}
+
 std::string window_condition_params(const std::string& row, int first) {
     const auto p = [&](int i, const char* type) {
         return "$" + std::to_string(first + i) + "::pg_catalog." + type;

@@ -91,4 +91,18 @@ std::string window_condition(const std::string& row, const SourceFrontier& f);
 /// window_condition over parameters $first, $first+1, $first+2 (see window_params).
 std::string window_condition_params(const std::string& row, int first);
 
+/// The refresh's side of its window: an SQL condition over a buffer row that is true when
+/// the refresh at point `upto` (its snapshot, its own transaction listed as running; its own
+/// writes) consumes it: its transaction is visible in that snapshot, or is the refresh's own.
+/// A trigger-captured row is visible to the refresh only then anyway (its writer inserted
+/// it). A row drained from this server's slot carries its writer's id, and is visible to the
+/// refresh that drained it also when its writer committed after the snapshot: it waits for
+/// the next refresh, which is what keeps a delta's reads of the source and the buffer at one
+/// point in time.
+std::string upto_condition(const std::string& row, const SourceFrontier& upto);
+/// The SQL parameters upto_condition_params reads: the snapshot, the own transaction's xid.
+std::vector<std::optional<std::string>> upto_params(const SourceFrontier& upto);
+/// upto_condition over parameters $first (pg_snapshot) and $first+1 (xid8, NULL when none).
+std::string upto_condition_params(const std::string& row, int first);
+
 }  // namespace pgt::frontier

@@ -51,11 +51,11 @@ size_t count(const std::string& s, const std::string& needle) {
 
 TEST(DeltaSql, join_terms_are_pruned_to_changed_sources) {
     const Query q = join_query();
-    ChangeWindow one{{"10:20:", {}, {}}, {"sn_a"}};
+    ChangeWindow one{{"10:20:", {}, {}}, {"sn_a"}, std::nullopt};
     const std::string d1 = delta_rows_sql(q, one);
     EXPECT_EQ(count(d1, "changes_sn_a"), 1u);
     EXPECT_EQ(count(d1, "changes_sn_b"), 0u);
-    ChangeWindow both{{"10:20:", {}, {}}, {"sn_a", "sn_b"}};
+    ChangeWindow both{{"10:20:", {}, {}}, {"sn_a", "sn_b"}, std::nullopt};
     const std::string d2 = delta_rows_sql(q, both);
     // ΔA⋈B + A⋈ΔB - ΔA⋈ΔB: three terms, each delta read twice.
     EXPECT_EQ(count(d2, " UNION ALL "), 2u);
@@ -63,6 +63,10 @@ TEST(DeltaSql, join_terms_are_pruned_to_changed_sources) {
     EXPECT_EQ(count(d2, "changes_sn_b"), 2u);
     EXPECT_NE(d2.find("pg_visible_in_snapshot"), std::string::npos);
     EXPECT_NE(d2.find("'10:20:'::pg_catalog.pg_snapshot"), std::string::npos);
+    // The refresh's own point bounds each buffer read from above.
+    EXPECT_EQ(count(d2, "'20:30:'::pg_catalog.pg_snapshot"), 0u);
+    both.upto = pgt::frontier::SourceFrontier{"20:30:", {}, {}};
+    EXPECT_EQ(count(delta_rows_sql(q, both), "'20:30:'::pg_catalog.pg_snapshot"), 4u);
 }
 
 TEST(DeltaSql, rows_layout_hides_only_the_row_id) {
@@ -108,7 +112,7 @@ TEST(DeltaSql, algebraic_groups_keep_counts_for_sum_and_avg) {
     EXPECT_EQ(names, (std::vector<std::string>{"__pgt_row_id", "__pgt_count", "__pgt_nn_2",
                                                "__pgt_nn_3", "__pgt_sum_3"}));
     const std::string sql =
-        delta_apply_sql(q, l, "\"public\".\"st\"", {{"1:2:", {}, {}}, {"sn_a"}});
+        delta_apply_sql(q, l, "\"public\".\"st\"", {{"1:2:", {}, {}}, {"sn_a"}, std::nullopt});
     EXPECT_EQ(sql.rfind("WITH", 0), 0u);
     EXPECT_NE(sql.find("MERGE INTO \"public\".\"st\""), std::string::npos);
     b.having = "pg_catalog.count(*) OPERATOR(pg_catalog.>) 1";
@@ -157,7 +161,7 @@ Query grouped_query(bool recomputed, bool global) {
 }
 
 TEST(DeltaSql, no_layout_addresses_rows_by_ctid) {
-    const ChangeWindow w{{"1:2:", {}, {}}, {"sn_a", "sn_b"}};
+    const ChangeWindow w{{"1:2:", {}, {}}, {"sn_a", "sn_b"}, std::nullopt};
     const Query rows = join_query();
     for (ApplyTarget target : {ApplyTarget::local, ApplyTarget::distributed}) {
         const std::string r = delta_apply_sql(rows, differential_layout(rows), "\"st\"", w, target);
@@ -175,7 +179,7 @@ TEST(DeltaSql, no_layout_addresses_rows_by_ctid) {
 }
 
 TEST(DeltaSql, distributed_groups_are_written_without_merge) {
-    const ChangeWindow w{{"1:2:", {}, {}}, {"sn_a"}};
+    const ChangeWindow w{{"1:2:", {}, {}}, {"sn_a"}, std::nullopt};
     for (bool recomputed : {false, true}) {
         for (bool global : {false, true}) {
             const Query q = grouped_query(recomputed, global);
@@ -200,8 +204,8 @@ TEST(DeltaSql, distributed_groups_are_written_without_merge) {
 
 TEST(DeltaSql, global_aggregate_ignores_an_empty_fold) {
     const Query q = grouped_query(false, true);
-    const std::string sql =
-        delta_apply_sql(q, differential_layout(q), "\"st\"", {{"1:2:", {}, {}}, {"sn_a"}});
+    const std::string sql = delta_apply_sql(q, differential_layout(q), "\"st\"",
+                                            {{"1:2:", {}, {}}, {"sn_a"}, std::nullopt});
     // Without GROUP BY, an empty delta folds to one row of NULLs: it must be dropped.
     EXPECT_NE(sql.find("FROM \"__pgt_c\" HAVING pg_catalog.count(*) OPERATOR(pg_catalog.>) 0"),
               std::string::npos);
@@ -211,8 +215,8 @@ TEST(DeltaSql, numeric_sums_rescan_groups_with_special_values) {
     Query q = grouped_query(false, false);
     q.block.aggs[0].numeric_arg = true;
     q.block.aggs[0].varying_scale = true;
-    const std::string sql =
-        delta_apply_sql(q, differential_layout(q), "\"st\"", {{"1:2:", {}, {}}, {"sn_a"}});
+    const std::string sql = delta_apply_sql(q, differential_layout(q), "\"st\"",
+                                            {{"1:2:", {}, {}}, {"sn_a"}, std::nullopt});
     EXPECT_NE(sql.find("'{NaN,Infinity,-Infinity}'::pg_catalog.numeric[]"), std::string::npos);
     EXPECT_NE(sql.find("\"__pgt_dspecial_1\""), std::string::npos);
 }
@@ -224,7 +228,7 @@ void expect_qualified(const std::string& sql, const std::string& fn, const std::
 
 TEST(DeltaSql, rows_layout_consolidates_the_delta_by_image_and_keeps_equality_row_ids) {
     const Query q = join_query();
-    const ChangeWindow w{{"1:2:", {}, {}}, {"sn_a"}};
+    const ChangeWindow w{{"1:2:", {}, {}}, {"sn_a"}, std::nullopt};
     auto l = differential_layout(q);
     EXPECT_EQ(l.identity, RowIdentity::image);
     const std::string sql = delta_apply_sql(q, l, "\"st\"", w);
@@ -258,7 +262,7 @@ TEST(DeltaSql, old_state_below_the_top_is_consolidated_by_image) {
     u.branches = {std::make_shared<Query>(branch)};
     u.columns = branch.columns;
     EXPECT_EQ(differential_layout(u).kind, StorageKind::rows);
-    const ChangeWindow w{{"1:2:", {}, {}}, {"sn_a"}};
+    const ChangeWindow w{{"1:2:", {}, {}}, {"sn_a"}, std::nullopt};
     const std::string image = delta_rows_sql(u, w);
     EXPECT_NE(image.find("AS \"__pgt_u\" GROUP BY pgtrickle.row_image_id(\"a.k\", \"a.v\", "
                          "\"b.k\", \"b.v\"), \"a.k\", \"a.v\", \"b.k\", \"b.v\" HAVING"),
@@ -276,7 +280,7 @@ TEST(DeltaSql, old_state_below_the_top_is_consolidated_by_image) {
 
 TEST(DeltaSql, algebraic_groups_consolidate_arguments_by_image) {
     const Query q = grouped_query(false, false);
-    const ChangeWindow w{{"1:2:", {}, {}}, {"sn_a"}};
+    const ChangeWindow w{{"1:2:", {}, {}}, {"sn_a"}, std::nullopt};
     auto l = differential_layout(q);
     ASSERT_TRUE(l.algebraic);
     // 1.0 and 1.00 stay apart (a sum shows the largest scale); the group id is still row_id.

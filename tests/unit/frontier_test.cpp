@@ -69,6 +69,29 @@ TEST(Frontier, format_1_documents_still_read_and_differing_sources_have_no_commo
     EXPECT_THROW(Frontier::parse(R"({"sources":{"a":{}}})"), std::invalid_argument);
 }
 
+TEST(Frontier, upto_condition_takes_rows_of_transactions_the_refresh_sees_or_its_own) {
+    SourceFrontier upto;
+    upto.snapshot = "20:30:25";
+    const std::string none = pgt::frontier::upto_condition("b.", upto);
+    EXPECT_EQ(none,
+              "(pg_catalog.pg_visible_in_snapshot(b.\"__pgt_xid\", "
+              "'20:30:25'::pg_catalog.pg_snapshot) OR b.\"__pgt_xid\" OPERATOR(pg_catalog.=) "
+              "NULL::pg_catalog.xid8) IS TRUE");
+    upto.own = OwnWrites{25, 3};
+    EXPECT_NE(pgt::frontier::upto_condition("b.", upto)
+                  .find("OPERATOR(pg_catalog.=) "
+                        "'25'::pg_catalog.xid8"),
+              std::string::npos);
+    const auto params = pgt::frontier::upto_params(upto);
+    ASSERT_EQ(params.size(), 2u);
+    EXPECT_EQ(params[0], "20:30:25");
+    EXPECT_EQ(params[1], "25");
+    EXPECT_NE(pgt::frontier::upto_condition_params("", 4).find(
+                  "pg_visible_in_snapshot(\"__pgt_xid\", $4::pg_catalog.pg_snapshot) OR "
+                  "\"__pgt_xid\" OPERATOR(pg_catalog.=) $5::pg_catalog.xid8"),
+              std::string::npos);
+}
+
 TEST(Frontier, window_condition_excludes_own_rows_written_before_the_command) {
     SourceFrontier f;
     f.snapshot = "5:9:";
