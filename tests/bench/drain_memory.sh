@@ -16,14 +16,9 @@
 #
 # Exit status: 0 when it ran, 1 on a failure, 77 when Citus is not available.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-CLUSTER="$root/tests/e2e/cluster.sh"
-
-export PGTRICKLE_E2E_COORDINATOR_PORT=${PGTRICKLE_E2E_COORDINATOR_PORT:-57846}
-export PGTRICKLE_E2E_WORKER1_PORT=${PGTRICKLE_E2E_WORKER1_PORT:-57847}
-export PGTRICKLE_E2E_WORKER2_PORT=${PGTRICKLE_E2E_WORKER2_PORT:-57848}
-export PGTRICKLE_E2E_DIR=${PGTRICKLE_E2E_DIR:-/tmp/pgtrickle-bench-memory}
+# shellcheck source=tests/bench/own_cluster.bash
+. "$(dirname "$0")/own_cluster.bash"
+own_cluster drain_memory 57846 /tmp/pgtrickle-bench-memory
 
 SIZES="500000 5000000"
 while [ $# -gt 0 ]; do
@@ -34,16 +29,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-log() { echo "drain_memory: $*" >&2; }
-on() { bash "$CLUSTER" psql coordinator -At -c "$*"; }
-
-rc=0
-bash "$CLUSTER" check >/dev/null || rc=$?
-[ "$rc" = 0 ] || exit "$rc"
-trap 'bash "$CLUSTER" stop >/dev/null 2>&1 || true' EXIT INT TERM
-bash "$CLUSTER" start >/dev/null
-on "CREATE EXTENSION pg_trickle"
-on "ALTER SYSTEM SET pg_trickle.enabled = off"
+own_cluster_up
 # The backlog is allowed to be large here: the point is to drain it.
 on "ALTER SYSTEM SET pg_trickle.citus_slot_max_lag_bytes = 0"
 on "SELECT pg_reload_conf()" >/dev/null

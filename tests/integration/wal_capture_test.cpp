@@ -27,6 +27,14 @@ class WalCapture : public PgTest {
     }
     std::string slot() { return scalar("SELECT slot_name FROM pgtrickle.pgt_worker_slots"); }
 
+    /// `src` ready for WAL capture, and `dim (k, label)` for it to join on k, likewise.
+    void src_and_dim() {
+        exec("ALTER TABLE src REPLICA IDENTITY FULL");
+        exec("CREATE TABLE dim (k int PRIMARY KEY, label text)");
+        exec("ALTER TABLE dim REPLICA IDENTITY FULL");
+        exec("INSERT INTO dim SELECT g, 'l' || g FROM generate_series(0, 3) g");
+    }
+
     /// Turn WAL source `src` into what 0.31.0 left: a slot and a publication named after
     /// its OID, neither recorded, its own slot and publication gone. In one transaction that
     /// holds the source's provisioning lock: the scheduler's poller sees it before or after,
@@ -170,10 +178,7 @@ TEST_F(WalCapture, a_refresh_in_a_transaction_that_wrote_the_source_is_refused) 
 }
 
 TEST_F(WalCapture, a_join_over_a_wal_source_stays_exact_under_a_concurrent_writer) {
-    exec("ALTER TABLE src REPLICA IDENTITY FULL");
-    exec("CREATE TABLE dim (k int PRIMARY KEY, label text)");
-    exec("ALTER TABLE dim REPLICA IDENTITY FULL");
-    exec("INSERT INTO dim SELECT g, 'l' || g FROM generate_series(0, 3) g");
+    src_and_dim();
     const std::string q =
         "SELECT d.label, count(*) AS n, sum(s.v) AS total FROM src s JOIN dim d ON d.k = s.k "
         "GROUP BY d.label";
@@ -215,10 +220,7 @@ TEST_F(WalCapture, a_join_over_a_wal_source_stays_exact_under_a_concurrent_write
 // transaction visibility (drained rows carry their writers' ids): no lock holds writers
 // off, not even while the refresh's transaction stays open.
 TEST_F(WalCapture, a_differential_refresh_takes_no_lock_that_holds_writers) {
-    exec("ALTER TABLE src REPLICA IDENTITY FULL");
-    exec("CREATE TABLE dim (k int PRIMARY KEY, label text)");
-    exec("ALTER TABLE dim REPLICA IDENTITY FULL");
-    exec("INSERT INTO dim SELECT g, 'l' || g FROM generate_series(0, 3) g");
+    src_and_dim();
     const std::string q =
         "SELECT d.label, count(*) AS n, sum(s.v) AS total FROM src s JOIN dim d ON d.k = s.k "
         "GROUP BY d.label";
@@ -246,10 +248,7 @@ TEST_F(WalCapture, a_differential_refresh_takes_no_lock_that_holds_writers) {
 // within a statement timeout), and its rows count once, in the first refresh after it
 // commits.
 TEST_F(WalCapture, a_transaction_left_open_across_refreshes_delays_none_and_counts_once) {
-    exec("ALTER TABLE src REPLICA IDENTITY FULL");
-    exec("CREATE TABLE dim (k int PRIMARY KEY, label text)");
-    exec("ALTER TABLE dim REPLICA IDENTITY FULL");
-    exec("INSERT INTO dim SELECT g, 'l' || g FROM generate_series(0, 3) g");
+    src_and_dim();
     const std::string q =
         "SELECT d.label, count(*) AS n, min(s.t) AS first_t FROM src s JOIN dim d ON d.k = s.k "
         "GROUP BY d.label";
