@@ -279,6 +279,45 @@ TEST_F(WalCapture, a_transaction_left_open_across_refreshes_delays_none_and_coun
     exec("CALL pgtrickle.drop_stream_table('st')");
 }
 
+// A prepared transaction whose rows are in the WAL but not committed, with a savepoint
+// rolled back inside it: a refresh before COMMIT PREPARED neither waits for it nor counts
+// it; the first refresh after counts it once, without the rolled-back part.
+TEST_F(WalCapture, a_prepared_transaction_counts_once_after_commit_prepared) {
+    src_and_dim();
+    const std::string q =
+        "SELECT d.label, count(*) AS n, max(s.v) AS top FROM src s JOIN dim d ON d.k = s.k "
+        "GROUP BY d.label";
+    exec("CALL pgtrickle.create_stream_table('st', $q$" + q +
+         "$q$, refresh_mode => 'differential', cdc_mode => 'wal')");
+    const std::string gid = "pgt_wal_" + db_;
+    {
+        auto c = connect();
+        pqxx::nontransaction tx(*c);
+        tx.exec("BEGIN");
+        tx.exec("INSERT INTO src VALUES (900, 1, 1000, 'p')");
+        tx.exec("SAVEPOINT a");
+        tx.exec("DELETE FROM src WHERE k = 2");
+        tx.exec("ROLLBACK TO a");
+        tx.exec("UPDATE dim SET label = 'prepared' WHERE k = 3");
+        tx.exec("PREPARE TRANSACTION '" + gid + "'");
+    }
+    exec("SET statement_timeout = '10s'");
+    exec("INSERT INTO src VALUES (901, 2, 7, 'q')");
+    exec("CALL pgtrickle.refresh_stream_table('st')");
+    expect_matches_query("st", q);
+    exec("COMMIT PREPARED '" + gid + "'");
+    exec("CALL pgtrickle.refresh_stream_table('st')");
+    expect_matches_query("st", q);
+    EXPECT_EQ(scalar("SELECT count(*) FROM st WHERE label = 'prepared'"), "1");
+    exec("CALL pgtrickle.refresh_stream_table('st')");
+    expect_matches_query("st", q);
+    EXPECT_EQ(scalar("SELECT string_agg(DISTINCT mode, ',') FROM pgtrickle.pgt_refresh_history "
+                     "WHERE history_id > (SELECT min(history_id) FROM "
+                     "pgtrickle.pgt_refresh_history)"),
+              "differential");
+    exec("CALL pgtrickle.drop_stream_table('st')");
+}
+
 // A WAL-captured source whose slot is not recorded (an installation upgraded from 0.31.0, or
 // a catalog row deleted by hand) is never silently stale: refreshes fail naming it until a
 // slot is provisioned (by hand or by the scheduler's poller), then its readers recompute.
