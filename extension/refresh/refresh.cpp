@@ -127,11 +127,16 @@ class Refresh {
         }
         if (before.differential) {
             // Before the snapshot: a drain of these slots that committed first (the poller's,
-            // another refresh's) is then visible to it, and none can commit meanwhile.
+            // another refresh's) is then visible to it, and none can commit meanwhile. A
+            // scheduled refresh does not wait for a transaction that holds one (a manual
+            // refresh left open would hold up the whole scheduler): it is busy, retried.
             for (Oid relid : local_wal_sources_) {
                 const auto src = catalog::source(relid);
-                if (src) {
-                    catalog::lock_worker_slots(src->key, std::nullopt, /*skip_locked=*/false);
+                if (src &&
+                    catalog::lock_worker_slots(src->key, std::nullopt, scheduled()).empty() &&
+                    scheduled() && !catalog::worker_slots(src->key).empty()) {
+                    out_.mode = "busy";
+                    return out_;
                 }
             }
         }

@@ -56,6 +56,36 @@ TEST_F(Scheduler, stream_table_with_1s_schedule_reflects_a_write_in_bounded_time
               "t");
 }
 
+// A manual refresh left open holds its WAL source's slot (its drain is not committed): the
+// scheduler passes over the stream tables that would wait for it, keeps refreshing the
+// others, and catches up once it commits.
+TEST_F(Scheduler, a_refresh_left_open_on_a_wal_source_holds_up_only_its_readers) {
+    exec("ALTER TABLE orders REPLICA IDENTITY FULL");
+    exec("CREATE TABLE other (id int PRIMARY KEY, v int)");
+    const std::string q = "SELECT customer_id, count(*) AS n FROM orders GROUP BY 1";
+    exec("CALL pgtrickle.create_stream_table(name => 'held', query => $q$" + q +
+         "$q$, refresh_mode => 'differential', cdc_mode => 'wal')");
+    exec("CALL pgtrickle.create_stream_table(name => 'sched', query => $q$" + q +
+         "$q$, refresh_mode => 'differential', cdc_mode => 'wal', schedule => '1s')");
+    exec(
+        "CALL pgtrickle.create_stream_table(name => 'free', query => 'SELECT count(*) AS n FROM "
+        "other', schedule => '1s')");
+    wait_for("SELECT pgtrickle.scheduler_pid() IS NOT NULL", "t", 10);
+    exec("INSERT INTO orders VALUES (1000, 42, 1)");
+    auto c = connect();
+    pqxx::nontransaction open(*c);
+    open.exec("BEGIN");
+    open.exec("CALL pgtrickle.refresh_stream_table('held')");  // drained: holds the slot
+    exec("INSERT INTO other VALUES (1, 1)");
+    EXPECT_LT(wait_for("SELECT n FROM free", "1", 10), 5.0);
+    exec("INSERT INTO other VALUES (2, 2)");
+    EXPECT_LT(wait_for("SELECT n FROM free", "2", 10), 5.0);
+    open.exec("COMMIT");
+    wait_for("SELECT count(*) FROM sched WHERE customer_id = 42", "1", 10);
+    expect_matches_query("sched", q);
+    expect_matches_query("held", q);
+}
+
 TEST_F(Scheduler, writers_wake_the_scheduler_for_short_schedules) {
     exec(
         "CALL pgtrickle.create_stream_table(name => 's', query => 'SELECT id, amount FROM orders', "
