@@ -205,6 +205,19 @@ class Oracle : public PgTest, public ::testing::WithParamInterface<std::tuple<Sh
         }
     }
 
+    /// Stream table `st` over `shape`, differential, its sources captured through WAL when
+    /// `wal`.
+    void create_st(const Shape& shape, bool wal) {
+        if (wal) {
+            for (const char* t : {"a", "b", "c", "d"}) {
+                exec(std::string("ALTER TABLE ") + t + " REPLICA IDENTITY FULL");
+            }
+        }
+        exec(std::string("CALL pgtrickle.create_stream_table(name => 'st', query => $q$") +
+             shape.query + "$q$, refresh_mode => 'differential'" +
+             (wal ? ", cdc_mode => 'wal'" : "") + ")");
+    }
+
     /// One random batch as random_batch writes it, as one SQL string.
     std::string random_batch_sql(std::mt19937& rng) {
         const int n = std::uniform_int_distribution<int>(1, 8)(rng);
@@ -223,14 +236,7 @@ TEST_P(Oracle, differential_refresh_equals_query_after_random_batches) {
     const Shape& shape = std::get<0>(GetParam());
     const bool distributed = std::get<1>(GetParam()) == Target::distributed;
     const bool wal = std::get<1>(GetParam()) == Target::wal;
-    if (wal) {
-        for (const char* t : {"a", "b", "c", "d"}) {
-            exec(std::string("ALTER TABLE ") + t + " REPLICA IDENTITY FULL");
-        }
-    }
-    exec(std::string("CALL pgtrickle.create_stream_table(name => 'st', query => $q$") +
-         shape.query + "$q$, refresh_mode => 'differential'" + (wal ? ", cdc_mode => 'wal'" : "") +
-         ")");
+    create_st(shape, wal);
     if (wal) {
         ASSERT_EQ(scalar("SELECT count(*) FILTER (WHERE cdc_mode <> 'wal') FROM "
                          "pgtrickle.pgt_change_tracking"),
@@ -280,14 +286,7 @@ class Convergence : public Oracle {};
 TEST_P(Convergence, under_a_concurrent_writer_and_an_open_transaction) {
     const Shape& shape = std::get<0>(GetParam());
     const bool wal = std::get<1>(GetParam()) == Target::wal;
-    if (wal) {
-        for (const char* t : {"a", "b", "c", "d"}) {
-            exec(std::string("ALTER TABLE ") + t + " REPLICA IDENTITY FULL");
-        }
-    }
-    exec(std::string("CALL pgtrickle.create_stream_table(name => 'st', query => $q$") +
-         shape.query + "$q$, refresh_mode => 'differential'" + (wal ? ", cdc_mode => 'wal'" : "") +
-         ")");
+    create_st(shape, wal);
     // Open across every refresh below: an insert (ids above the writer's range) and updates
     // of rows the writer also touches, so it holds row locks the writer may wait for.
     auto open_conn = connect();

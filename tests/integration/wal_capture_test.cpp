@@ -27,6 +27,13 @@ class WalCapture : public PgTest {
     }
     std::string slot() { return scalar("SELECT slot_name FROM pgtrickle.pgt_worker_slots"); }
 
+    /// The modes of every refresh after the first (the create's), as "a,b".
+    std::string modes_after_create() {
+        return scalar(
+            "SELECT string_agg(DISTINCT mode, ',') FROM pgtrickle.pgt_refresh_history WHERE "
+            "history_id > (SELECT min(history_id) FROM pgtrickle.pgt_refresh_history)");
+    }
+
     /// `src` ready for WAL capture, and `dim (k, label)` for it to join on k, likewise.
     void src_and_dim() {
         exec("ALTER TABLE src REPLICA IDENTITY FULL");
@@ -272,10 +279,7 @@ TEST_F(WalCapture, a_transaction_left_open_across_refreshes_delays_none_and_coun
     expect_matches_query("st", q);
     exec("CALL pgtrickle.refresh_stream_table('st')");
     expect_matches_query("st", q);
-    EXPECT_EQ(scalar("SELECT string_agg(DISTINCT mode, ',') FROM pgtrickle.pgt_refresh_history "
-                     "WHERE history_id > (SELECT min(history_id) FROM "
-                     "pgtrickle.pgt_refresh_history)"),
-              "differential");
+    EXPECT_EQ(modes_after_create(), "differential");
     exec("CALL pgtrickle.drop_stream_table('st')");
 }
 
@@ -311,10 +315,7 @@ TEST_F(WalCapture, a_prepared_transaction_counts_once_after_commit_prepared) {
     EXPECT_EQ(scalar("SELECT count(*) FROM st WHERE label = 'prepared'"), "1");
     exec("CALL pgtrickle.refresh_stream_table('st')");
     expect_matches_query("st", q);
-    EXPECT_EQ(scalar("SELECT string_agg(DISTINCT mode, ',') FROM pgtrickle.pgt_refresh_history "
-                     "WHERE history_id > (SELECT min(history_id) FROM "
-                     "pgtrickle.pgt_refresh_history)"),
-              "differential");
+    EXPECT_EQ(modes_after_create(), "differential");
     exec("CALL pgtrickle.drop_stream_table('st')");
 }
 
@@ -477,10 +478,7 @@ TEST_F(WalCapture, refreshes_of_a_join_during_concurrent_writers_converge) {
     EXPECT_GT(writers.stop(), 10);
     exec("CALL pgtrickle.refresh_stream_table('st')");
     expect_matches_query("st", q);
-    EXPECT_EQ(scalar("SELECT string_agg(DISTINCT mode, ',') FROM pgtrickle.pgt_refresh_history "
-                     "WHERE history_id > (SELECT min(history_id) FROM "
-                     "pgtrickle.pgt_refresh_history)"),
-              "differential");
+    EXPECT_EQ(modes_after_create(), "differential");
     exec("CALL pgtrickle.drop_stream_table('st')");
 }
 
