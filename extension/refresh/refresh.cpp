@@ -111,7 +111,13 @@ class Refresh {
         wal_sources_ = catalog::wal_sources(id_);
         refuse_own_writes_to_wal_sources();
         for (Oid relid : wal_sources_) {
-            (local_wal_source(relid) ? local_wal_sources_ : citus_sources_).push_back(relid);
+            const auto src = catalog::source(relid);
+            if (src && src->placement == "local") {
+                local_wal_sources_.push_back(relid);
+                local_wal_keys_.push_back(src->key);
+            } else {
+                citus_sources_.push_back(relid);
+            }
         }
         const Prelude before = wal_sources_.empty() ? Prelude{} : prelude();
         if (before.differential && !citus_sources_.empty()) {
@@ -130,11 +136,10 @@ class Refresh {
             // another refresh's) is then visible to it, and none can commit meanwhile. A
             // scheduled refresh does not wait for a transaction that holds one (a manual
             // refresh left open would hold up the whole scheduler): it is busy, retried.
-            for (Oid relid : local_wal_sources_) {
-                const auto src = catalog::source(relid);
-                if (src &&
-                    catalog::lock_worker_slots(src->key, std::nullopt, scheduled()).empty() &&
-                    scheduled() && !catalog::worker_slots(src->key).empty()) {
+            for (const std::string& key : local_wal_keys_) {
+                const bool locked =
+                    !catalog::lock_worker_slots(key, std::nullopt, scheduled()).empty();
+                if (!locked && scheduled() && !catalog::worker_slots(key).empty()) {
                     out_.mode = "busy";
                     return out_;
                 }
@@ -188,11 +193,6 @@ class Refresh {
 
   private:
     bool scheduled() const { return std::strcmp(trigger_, "manual") != 0; }
-
-    bool local_wal_source(Oid relid) const {
-        const auto src = catalog::source(relid);
-        return src && src->placement == "local";
-    }
 
     /// After the snapshot: every transaction it sees committed wrote its changes to this
     /// server's WAL before the snapshot was taken; the drain flushes the WAL and reads up to
@@ -587,8 +587,9 @@ class Refresh {
     std::optional<frontier::Frontier> frontier_;  ///< nullopt before the first refresh
     std::vector<Source> sources_;
     std::vector<Oid> wal_sources_;
-    std::vector<Oid> local_wal_sources_;  ///< plain tables: slots on this server
-    std::vector<Oid> citus_sources_;      ///< Citus tables: slots on their nodes
+    std::vector<Oid> local_wal_sources_;       ///< plain tables: slots on this server
+    std::vector<std::string> local_wal_keys_;  ///< their stable names, in the same order
+    std::vector<Oid> citus_sources_;           ///< Citus tables: slots on their nodes
     bool wal_locked_ = false;
     bool uncaptured_ = false, restored_ = false;
     frontier::SourceFrontier point_;

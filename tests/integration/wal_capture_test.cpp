@@ -27,6 +27,12 @@ class WalCapture : public PgTest {
     }
     std::string slot() { return scalar("SELECT slot_name FROM pgtrickle.pgt_worker_slots"); }
 
+    /// Stream table `st` over `q`, differential, its sources captured through WAL.
+    void create_wal_st(const std::string& q) {
+        exec("CALL pgtrickle.create_stream_table('st', $q$" + q +
+             "$q$, refresh_mode => 'differential', cdc_mode => 'wal')");
+    }
+
     /// The modes of every refresh after the first (the create's), as "a,b".
     std::string modes_after_create() {
         return scalar(
@@ -79,8 +85,7 @@ TEST_F(WalCapture, writes_reach_the_stream_table_through_the_slot_and_drop_remov
     exec("ALTER TABLE src REPLICA IDENTITY FULL");
     const std::string q =
         "SELECT k, count(*) AS n, sum(v) AS total, max(t) AS top FROM src GROUP BY k";
-    exec("CALL pgtrickle.create_stream_table('st', $q$" + q +
-         "$q$, refresh_mode => 'differential', cdc_mode => 'wal')");
+    create_wal_st(q);
     EXPECT_EQ(scalar("SELECT cdc_mode || ' ' || source_placement FROM "
                      "pgtrickle.pgt_change_tracking"),
               "wal local");
@@ -189,8 +194,7 @@ TEST_F(WalCapture, a_join_over_a_wal_source_stays_exact_under_a_concurrent_write
     const std::string q =
         "SELECT d.label, count(*) AS n, sum(s.v) AS total FROM src s JOIN dim d ON d.k = s.k "
         "GROUP BY d.label";
-    exec("CALL pgtrickle.create_stream_table('st', $q$" + q +
-         "$q$, refresh_mode => 'differential', cdc_mode => 'wal')");
+    create_wal_st(q);
     // A writer whose transaction commits while the refresh runs: the refresh does not wait
     // for it; it reads the rows and the buffer at one snapshot, with or without it, so the
     // stream table equals the query's result before the commit or the one after it.
@@ -231,8 +235,7 @@ TEST_F(WalCapture, a_differential_refresh_takes_no_lock_that_holds_writers) {
     const std::string q =
         "SELECT d.label, count(*) AS n, sum(s.v) AS total FROM src s JOIN dim d ON d.k = s.k "
         "GROUP BY d.label";
-    exec("CALL pgtrickle.create_stream_table('st', $q$" + q +
-         "$q$, refresh_mode => 'differential', cdc_mode => 'wal')");
+    create_wal_st(q);
     exec("INSERT INTO src VALUES (600, 2, 7, 'x')");
     exec("UPDATE dim SET label = 'two' WHERE k = 2");
     auto r = connect();
@@ -259,8 +262,7 @@ TEST_F(WalCapture, a_transaction_left_open_across_refreshes_delays_none_and_coun
     const std::string q =
         "SELECT d.label, count(*) AS n, min(s.t) AS first_t FROM src s JOIN dim d ON d.k = s.k "
         "GROUP BY d.label";
-    exec("CALL pgtrickle.create_stream_table('st', $q$" + q +
-         "$q$, refresh_mode => 'differential', cdc_mode => 'wal')");
+    create_wal_st(q);
     auto w = connect();
     pqxx::work open(*w);
     open.exec("INSERT INTO src SELECT g, g % 4, 1, 'a' || g FROM generate_series(700, 720) g");
@@ -291,8 +293,7 @@ TEST_F(WalCapture, a_prepared_transaction_counts_once_after_commit_prepared) {
     const std::string q =
         "SELECT d.label, count(*) AS n, max(s.v) AS top FROM src s JOIN dim d ON d.k = s.k "
         "GROUP BY d.label";
-    exec("CALL pgtrickle.create_stream_table('st', $q$" + q +
-         "$q$, refresh_mode => 'differential', cdc_mode => 'wal')");
+    create_wal_st(q);
     const std::string gid = "pgt_wal_" + db_;
     {
         auto c = connect();
@@ -325,8 +326,7 @@ TEST_F(WalCapture, a_prepared_transaction_counts_once_after_commit_prepared) {
 TEST_F(WalCapture, a_source_without_a_recorded_slot_is_refused_then_provisioned) {
     exec("ALTER TABLE src REPLICA IDENTITY FULL");
     const std::string q = "SELECT k, count(*) AS n FROM src GROUP BY k";
-    exec("CALL pgtrickle.create_stream_table('st', $q$" + q +
-         "$q$, refresh_mode => 'differential', cdc_mode => 'wal')");
+    create_wal_st(q);
     const std::string s = slot();
     exec("DELETE FROM pgtrickle.pgt_worker_slots");
     exec("SELECT pg_drop_replication_slot('" + s + "')");
@@ -464,8 +464,7 @@ TEST_F(WalCapture, refreshes_of_a_join_during_concurrent_writers_converge) {
     const std::string q =
         "SELECT s.k, count(*) AS n, sum(s.v) AS total FROM src s JOIN side d ON d.id = s.id "
         "GROUP BY s.k";
-    exec("CALL pgtrickle.create_stream_table('st', $q$" + q +
-         "$q$, refresh_mode => 'differential', cdc_mode => 'wal')");
+    create_wal_st(q);
     // Paced: every transaction rewrites a 13th of the growing table with whole old rows in
     // the WAL, which each drain decodes; unpaced, the WAL outgrows what a drain can decode
     // on a small test machine.
@@ -489,8 +488,7 @@ TEST_F(WalCapture, a_0_31_0_slot_is_taken_over_under_concurrent_writers) {
     exec("ALTER TABLE src REPLICA IDENTITY FULL");
     exec("CREATE TABLE side (id int)");
     const std::string q = "SELECT k, count(*) AS n, sum(v) AS total FROM src GROUP BY k";
-    exec("CALL pgtrickle.create_stream_table('st', $q$" + q +
-         "$q$, refresh_mode => 'differential', cdc_mode => 'wal')");
+    create_wal_st(q);
     const std::string s = slot();
     const std::string old = leave_0_31_0_state(/*publication_after_slot=*/false);
     exec("INSERT INTO src VALUES (500, 1, 1, 'only in the old slot')");
@@ -555,8 +553,7 @@ TEST_F(WalCapture, slots_of_a_failed_create_are_dropped_with_its_transaction) {
 TEST_F(WalCapture, a_0_31_0_slot_that_cannot_be_read_is_given_up_and_its_readers_recompute) {
     exec("ALTER TABLE src REPLICA IDENTITY FULL");
     const std::string q = "SELECT k, count(*) AS n, sum(v) AS total FROM src GROUP BY k";
-    exec("CALL pgtrickle.create_stream_table('st', $q$" + q +
-         "$q$, refresh_mode => 'differential', cdc_mode => 'wal')");
+    create_wal_st(q);
     const std::string old = leave_0_31_0_state(/*publication_after_slot=*/true);
     exec("INSERT INTO src VALUES (500, 1, 1, 'only in the old slot')");
     exec("SELECT count(*) FROM pgtrickle.provision_worker_slots('src')");
