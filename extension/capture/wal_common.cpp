@@ -178,6 +178,18 @@ bool try_lock_provisioning(const std::string& key) {
                .scalar() == "t";
 }
 
+bool provisioning_elsewhere(const std::string& key) {
+    // A session-level lock conflicts with other transactions' transaction-level ones and is
+    // given back in the same statement.
+    return spi::exec(
+               "SELECT CASE WHEN pg_catalog.pg_try_advisory_lock(k) THEN NOT "
+               "pg_catalog.pg_advisory_unlock(k) ELSE true END FROM (SELECT "
+               "pg_catalog.hashtext('pg_trickle slots ' OPERATOR(pg_catalog.||) $1)::"
+               "pg_catalog.int8 AS k) AS key",
+               {key})
+               .scalar() == "t";
+}
+
 std::vector<remote::Node> nodes_for(Oid relid, const citus::Placement& placement) {
     if (placement.kind == citus::Placement::Kind::local) {
         return {citus::this_server()};

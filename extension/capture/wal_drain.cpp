@@ -115,6 +115,14 @@ Drained drain_slot(Oid relid, const catalog::WorkerSlot& s, BufferWriter& writer
         problem = "slot " + s.slot + " on node " + node.label() + " lags " + pos.text(0, 2) +
                   " bytes, more than pg_trickle.citus_slot_max_lag_bytes";
     }
+    if (!problem.empty() && provisioning_elsewhere(s.source_key)) {
+        // The scheduler's poller (or provision_worker_slots()) found the slot lost first and
+        // is recreating it: what is on the node now is its new slot, which it records once
+        // this transaction gives the slot's row lock back.
+        problem = "slot " + s.slot + " on node " + node.label() +
+                  " is being recreated by another session (the scheduler's poller or "
+                  "pgtrickle.provision_worker_slots()), which found it missing or lost";
+    }
     if (!problem.empty()) {
         // Recreating it here could wait forever: this transaction holds a transaction id by
         // now, and a new slot waits for every running one (on the coordinator, ours).

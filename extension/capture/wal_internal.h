@@ -75,6 +75,9 @@ void record_slot(const std::string& key, const remote::Node& node, const Capture
 void lock_provisioning(const std::string& key);
 /// lock_provisioning without waiting: false when another transaction holds it.
 bool try_lock_provisioning(const std::string& key);
+/// Whether another transaction holds lock_provisioning(key) now (a probe: nothing is held
+/// afterwards).
+bool provisioning_elsewhere(const std::string& key);
 
 // ---- slots, publications, LSNs -------------------------------------------------------------
 

@@ -274,11 +274,12 @@ oracles_match() {
         sleep 0.05
     done
     on coordinator "INSERT INTO orders SELECT g, g % 20, 2, 2, 'd' FROM generate_series(500001, 500100) g"
-    # The refresh fails naming the lost slot, unless the scheduler's poller found it first
-    # and recreated it (then this refresh is the full one).
+    # The refresh fails naming the lost slot, or the poller recreating it, unless the
+    # scheduler's poller found it first and recreated it (then this refresh is the full one).
     run on coordinator "CALL pgtrickle.refresh_stream_table('oracle_agg')"
     if [ "$status" -ne 0 ]; then
-        [[ "$output" == *"missing on node 127.0.0.1:$(port_of worker1)"* ]]
+        [[ "$output" == *"$slot is missing on node 127.0.0.1:$(port_of worker1)"* ||
+            "$output" == *"$slot on node 127.0.0.1:$(port_of worker1) is being recreated"* ]]
     fi
     # Recreated by the scheduler's poller or by hand, whichever comes first.
     run on coordinator "SELECT action FROM pgtrickle.provision_worker_slots('orders') WHERE worker_port = $(port_of worker1)"
