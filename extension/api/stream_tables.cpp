@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "capture/capture.h"
+#include "capture/state_copy.h"
 #include "capture/wal.h"
 #include "catalog/generation.h"
 #include "catalog/sources.h"
@@ -203,6 +204,9 @@ void give_to_owner(int64_t id, const std::string& storage, const std::vector<Oid
     for (Oid rel : sources) {
         const SourceNames names = capture::resolve(rel);
         spi::run("GRANT SELECT ON " + names.buffer + " TO " + role);
+        if (!names.state.empty()) {
+            spi::run("GRANT SELECT ON " + names.state + " TO " + role);
+        }
     }
 }
 
@@ -301,6 +305,13 @@ Defined define(int64_t id, const std::string& schema, const std::string& name,
     }
     for (Oid rel : d.analysis.translation.relations) {
         capture::ensure_source(rel);
+    }
+    for (Oid rel : d.analysis.state_copies) {
+        // Filled by the first refresh, with the source locked.
+        const auto keys = d.analysis.copy_keys.find(rel);
+        capture::state::ensure(rel, keys == d.analysis.copy_keys.end()
+                                        ? std::vector<std::vector<int>>{}
+                                        : keys->second);
     }
 
     std::string cols;

@@ -252,6 +252,8 @@ void BufferWriter::flush() {
     BulkInsertStateData* bulk = bulk_;
     const int xid_att = xid_att_;
     const int op_att = op_att_;
+    std::vector<ItemPointerData> tids(after_flush_ ? static_cast<size_t>(rows) : 0);
+    ItemPointerData* tid_ptr = tids.empty() ? nullptr : tids.data();
     pg_call([&]() noexcept {
         const Datum current = FullTransactionIdGetDatum(GetTopFullTransactionId());
         const CommandId cid = GetCurrentCommandId(true);
@@ -269,6 +271,9 @@ void BufferWriter::flush() {
             slot->tts_isnull[op_att] = false;
             ExecStoreVirtualTuple(slot);
             table_tuple_insert(buffer, slot, cid, 0, bulk);
+            if (tid_ptr != nullptr) {
+                tid_ptr[r] = slot->tts_tid;
+            }
             if (rri->ri_NumIndices > 0) {
                 (void)ExecInsertIndexTuples(rri, slot, estate, false, false, nullptr, NIL);
             }
@@ -278,6 +283,15 @@ void BufferWriter::flush() {
     });
     written_ += rows;
     queue_.clear();
+    if (after_flush_) {
+        std::vector<std::string> written;
+        written.reserve(tids.size());
+        for (const auto& t : tids) {
+            written.push_back("(" + std::to_string(ItemPointerGetBlockNumberNoCheck(&t)) + "," +
+                              std::to_string(ItemPointerGetOffsetNumberNoCheck(&t)) + ")");
+        }
+        after_flush_(written);
+    }
 }
 
 }  // namespace pgt::capture

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -56,6 +57,11 @@ class BufferWriter {
     void flush();
     /// Rows written so far.
     int64_t written() const { return written_; }
+    /// Call `written_rows` after each flush with the buffer positions ("(block,offset)") of
+    /// the rows it wrote (a state copy keeps in step with them).
+    void after_flush(std::function<void(const std::vector<std::string>&)> written_rows) {
+        after_flush_ = std::move(written_rows);
+    }
 
   private:
     struct Column {
@@ -86,6 +92,7 @@ class BufferWriter {
     std::vector<Queued> queue_;
     uint64_t stamp_ = 0;  ///< what add() queues with
     int64_t written_ = 0;
+    std::function<void(const std::vector<std::string>&)> after_flush_;
 };
 
 }  // namespace pgt::capture

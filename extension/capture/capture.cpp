@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "capture/buffer_writer.h"
+#include "capture/state_copy.h"
 #include "capture/wal.h"
 #include "catalog/generation.h"
 #include "catalog/sources.h"
@@ -314,7 +315,11 @@ void sync_columns(const std::string& key, Oid relid, const SourceInfo& src, bool
     if (!wal_captured(relid)) {
         write_trigger_function(key, src);
     }
-    if (lost) {
+    if (state::sync_columns(key)) {
+        // Its state copy was rebuilt empty with the buffer's new columns: readers recompute,
+        // which fills it.
+        write_recompute_marker(key, relid);
+    } else if (lost) {
         auto rows = spi::exec("SELECT EXISTS (SELECT 1 FROM " + buffer + ")");
         if (rows.scalar() && *rows.scalar() == "t") {
             write_recompute_marker(key, relid);
@@ -549,6 +554,9 @@ SourceNames resolve(Oid relid) {
     auto key = catalog_key(relid);
     out.stable_name = key ? *key : new_key(relid);
     out.buffer = qualified(kChangeSchema, capture_object_names(out.stable_name).buffer_table);
+    if (key) {
+        out.state = state::copy_of(*key).value_or("");
+    }
     return out;
 }
 
@@ -737,6 +745,7 @@ void drop_source_if_unused(Oid relid) {
     const SourceInfo src = source_info(relid);
     if (wal_captured(relid)) {
         wal::drop_source(*key, qualified(src.schema, src.name));
+        state::drop(*key);
         spi::run("DROP TABLE IF EXISTS " + qualified(kChangeSchema, n.buffer_table));
         catalog::delete_source(relid);
         return;

@@ -16,6 +16,7 @@ namespace pgt {
 struct SourceNames {
     std::string stable_name;  ///< key of the capture objects (stable name, or OID on 0.31.0)
     std::string buffer;       ///< qualified, quoted buffer table
+    std::string state;        ///< qualified, quoted state copy when it has one (a Citus table)
 };
 using SourceResolver = std::function<SourceNames(Oid relid)>;
 

@@ -8,7 +8,9 @@
 
 #include "boundary/guard.h"
 #include "boundary/spi.h"
+#include "capture/state_copy.h"
 #include "catalog/sources.h"
+#include "catalog/stream_tables.h"
 #include "core/sql_ident.h"
 #include "scheduler/scheduler.h"
 #include "settings.h"
@@ -250,8 +252,23 @@ std::vector<Drained> drain(Oid relid, bool skip_locked, const std::optional<std:
     // nodes (or through them), in transaction id spaces of their own: stamped with ours.
     const bool writer_xids = src->placement == "local";
     BufferWriter writer(relid, src->key);
+    // A Citus source whose rows a delta reads has a state copy: it takes every row the
+    // buffer takes, in this transaction.
+    state::Applier copy(src->key);
+    if (copy.active()) {
+        writer.after_flush([&copy](const std::vector<std::string>& tids) { copy.apply(tids); });
+    }
     for (const auto& s : slots) {
         out.push_back(drain_slot(relid, s, writer, max_changes, exact, writer_xids));
+    }
+    if (copy.unmatched() > 0) {
+        // A deletion decoded before its insertion (slots of different nodes are read in no
+        // common order, as around a shard move): the copy is wrong until it is filled again,
+        // which its readers' full refresh does.
+        catalog::mark_readers_for_full_refresh(
+            src->key, std::to_string(copy.unmatched()) + " deleted row(s) of " +
+                          qualified_name(relid) +
+                          " arrived before their insertion; its state copy is filled again");
     }
     return out;
 }

@@ -34,4 +34,11 @@ struct TableWalk {
 /// the same walk, so a table the engine reads is always one capture prepares.
 void collect_tables(Query* q, const TableWalk& how, List** tables);
 
+/// The columns of plain tables that `q` looks rows up by: each column compared with `=` in
+/// a WHERE or ON condition or a sublink's (a join's or a correlated EXISTS' key), one
+/// entry each; and the GROUP BY columns of one table, one entry together. Appended to
+/// `*keys` as integer lists (relid, attnum, ...). A state copy is indexed on them
+/// (capture/state_copy.h), so that a delta reads the rows of the changed keys only.
+void collect_lookup_keys(Query* q, List** keys);
+
 }  // namespace pgt::query_tree

@@ -693,6 +693,7 @@ class Translator {
                 const SourceNames sn = resolve_(rte->relid);
                 t.stable_name = sn.stable_name;
                 t.buffer = sn.buffer;
+                t.state = sn.state;
                 // The relation's current columns, copied out of its descriptor.
                 TupleDesc td = nullptr;
                 pg_call([&]() noexcept {

@@ -4,6 +4,7 @@
 #include "refresh/refresh.h"
 
 #include <cstring>
+#include <map>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -12,9 +13,11 @@
 #include "boundary/pg.h"
 #include "boundary/spi.h"
 #include "capture/capture.h"
+#include "capture/state_copy.h"
 #include "capture/wal.h"
 #include "citus/citus.h"
 #include "common/oids.h"
+#include "common/query_tree.h"
 #include "catalog/generation.h"
 #include "catalog/sources.h"
 #include "catalog/stream_tables.h"
@@ -36,11 +39,12 @@ using sql::qualified;
 
 using catalog::Source;
 
-/// The first of `rels` whose current rows the delta of `tr` reads (the other side of a
-/// join, a rescanned group), as its qualified name.
-std::optional<std::string> delta_reads(const Translation& tr, const std::vector<Oid>& rels) {
+/// Those of `rels` whose current rows the delta of `tr` reads (the other side of a join, a
+/// rescanned group, EXISTS), from the table itself or from its state copy.
+std::vector<Oid> delta_reads(const Translation& tr, const std::vector<Oid>& rels) {
+    std::vector<Oid> out;
     if (!tr.plan || rels.empty()) {
-        return std::nullopt;
+        return out;
     }
     ivm::ChangeWindow window;
     for (Oid rel : tr.relations) {
@@ -51,22 +55,24 @@ std::optional<std::string> delta_reads(const Translation& tr, const std::vector<
     for (Oid rel : rels) {
         const std::string name = qualified(pg::namespace_name(pg::rel_namespace(rel)).value_or(""),
                                            pg::rel_name(rel).value_or(""));
-        if (delta.find(name + " AS ") != std::string::npos) {
-            return name;
+        const std::string copy = capture::resolve(rel).state;
+        if (delta.find(name + " AS ") != std::string::npos ||
+            (!copy.empty() && delta.find(copy + " AS ") != std::string::npos)) {
+            out.push_back(rel);
         }
     }
-    return std::nullopt;
+    return out;
 }
 
-/// Why a differential refresh of this query cannot be kept consistent, if it cannot: its
-/// delta reads the current rows of a Citus table, which can be ahead of what that table's
-/// slots have delivered into the buffer (a join term or a rescanned group would then see a
-/// change once from the table and once more from the buffer; Citus also refuses such reads
-/// inside the MERGE that applies the delta). Plain tables captured through WAL do not have
-/// this problem: their buffer rows carry their writers' transaction ids (Refresh::run).
-std::optional<std::string> reads_wal_source_state(const Translation& tr) {
+/// The Citus tables whose current rows the delta of `tr` reads. Read through the Citus executor,
+/// their rows can be ahead of what their slots have delivered into the buffer (a join term or a
+/// rescanned group would then see a change once from the table and once more from the buffer; Citus
+/// also refuses such reads inside the MERGE that applies the delta): a differential reader reads a
+/// copy at the buffer's frontier instead (capture/state_copy.h). Plain tables captured through WAL
+/// need none: their buffer rows carry their writers' transaction ids (Refresh::run).
+std::vector<Oid> citus_state_reads(const Translation& tr) {
     if (!tr.plan || !citus::loaded()) {
-        return std::nullopt;
+        return {};
     }
     std::vector<Oid> citus_tables;
     for (Oid rel : tr.relations) {
@@ -74,13 +80,24 @@ std::optional<std::string> reads_wal_source_state(const Translation& tr) {
             citus_tables.push_back(rel);
         }
     }
-    if (auto name = delta_reads(tr, citus_tables)) {
-        return "its delta reads the current rows of Citus table " + *name +
-               ", which can be ahead of the changes its slots delivered (joins over Citus "
-               "tables, min/max, and sum/avg over numeric columns are maintained by full "
-               "refresh)";
+    return delta_reads(tr, citus_tables);
+}
+
+/// What the query looks each table's rows up by (query_tree::collect_lookup_keys), as
+/// attribute numbers per table.
+std::map<Oid, std::vector<std::vector<int>>> lookup_keys(Query* query) {
+    List* keys = NIL;
+    pg_call([&]() noexcept { query_tree::collect_lookup_keys(query, &keys); });
+    std::map<Oid, std::vector<std::vector<int>>> out;
+    for (int i = 0; i < list_length(keys); ++i) {
+        auto* entry = static_cast<List*>(list_nth(keys, i));
+        std::vector<int> cols;
+        for (int j = 1; j < list_length(entry); ++j) {
+            cols.push_back(list_nth_int(entry, j));
+        }
+        out[static_cast<Oid>(list_nth_int(entry, 0))].push_back(cols);
     }
-    return std::nullopt;
+    return out;
 }
 
 class Refresh {
@@ -118,6 +135,9 @@ class Refresh {
             } else {
                 citus_sources_.push_back(relid);
             }
+        }
+        if (!citus_sources_.empty()) {
+            restore_missing_state_copies();
         }
         const Prelude before = wal_sources_.empty() ? Prelude{} : prelude();
         if (before.differential && !citus_sources_.empty()) {
@@ -218,6 +238,38 @@ class Refresh {
         wal_locked_ = true;
         for (Oid relid : citus_sources_) {
             capture::wal::drain(relid, false, std::nullopt, 0, true);
+        }
+        // The sources are at their buffers' frontier now: so are their state copies.
+        for (Oid relid : citus_sources_) {
+            capture::state::refill(relid);
+        }
+    }
+
+    /// A differential stream table whose delta reads a Citus source's rows reads its state
+    /// copy: one that is missing (dropped by hand) is created again, and this refresh is a
+    /// full one, which fills it with the source locked.
+    void restore_missing_state_copies() const {
+        const auto st = catalog::stream_table(id_);
+        if (!st || st->effective_mode != "differential") {
+            return;
+        }
+        const Translation tr = translate_stream_table(st->query_view);
+        std::optional<std::map<Oid, std::vector<std::vector<int>>>> keys;
+        for (Oid rel : citus_state_reads(tr)) {
+            const auto copy = capture::state::copy_info(capture::resolve(rel).stable_name);
+            if (copy && copy->filled) {
+                continue;
+            }
+            if (!keys) {
+                keys = lookup_keys(pg::view_query(st->query_view));
+            }
+            const auto k = keys->find(rel);
+            capture::state::ensure(rel,
+                                   k == keys->end() ? std::vector<std::vector<int>>{} : k->second);
+            catalog::mark_for_full_refresh(
+                id_, "the state copy of " + pg::rel_name(rel).value_or("?") +
+                         (copy ? " was not filled" : " was missing: created") +
+                         " (filled by this refresh)");
         }
     }
 
@@ -611,11 +663,12 @@ Analysis analyze_for_mode(Query* query, const std::string& refresh_mode,
         a.reason = "refresh_mode is 'full'";
     } else if (!a.translation.plan) {
         a.reason = "not differentiable: " + a.translation.unsupported;
-    } else if (auto why = reads_wal_source_state(a.translation)) {
-        a.translation.unsupported = *why;
-        a.reason = "not differentiable: " + *why;
     } else {
         a.differential = true;
+        a.state_copies = citus_state_reads(a.translation);
+        if (!a.state_copies.empty()) {
+            a.copy_keys = lookup_keys(query);
+        }
     }
     a.layout =
         a.differential ? ivm::differential_layout(*a.translation.plan) : ivm::full_layout(columns);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 
 #include "core/delta_sql.h"
@@ -36,6 +37,12 @@ struct Analysis {
     bool differential = false;
     std::string reason;  ///< why not differential
     ivm::StorageLayout layout;
+    /// Citus sources the differential delta reads the rows of, which need a state copy
+    /// (capture/state_copy.h) before the first refresh.
+    std::vector<Oid> state_copies;
+    /// Per table, the column sets the query looks its rows up by (joins, correlated
+    /// sublinks, GROUP BY): the state copies are indexed on them.
+    std::map<Oid, std::vector<std::vector<int>>> copy_keys;
 };
 Analysis analyze_for_mode(Query* query, const std::string& refresh_mode,
                           const std::vector<ivm::Column>& columns);

@@ -190,6 +190,21 @@ std::string any_delta_match(const std::vector<Term>& delta, const std::string& c
     return "(" + join(exists, " OR ") + ")";
 }
 
+/// The user columns of `t` read from a table in buffer columns (its buffer, its state copy)
+/// through `prefix`. A domain's values are held as its base type: cast back, so that the
+/// query's expressions see the column's own type (its CHECK runs here, in the apply, as the
+/// stream table's owner).
+std::vector<std::string> buffered_columns(const BaseTable& t, const std::string& prefix) {
+    std::vector<std::string> cols;
+    for (size_t i = 0; i < t.columns.size(); ++i) {
+        const bool domain = i < t.domain_columns.size() && t.domain_columns[i];
+        cols.push_back(prefix + quote_ident(t.buffer_columns[i]) +
+                       (domain ? "::" + t.columns[i].type : std::string()) + " AS " +
+                       quote_ident(t.columns[i].name));
+    }
+    return cols;
+}
+
 std::string as_int(const std::string& pred) {
     return "(CASE WHEN " + pred + " THEN 1 ELSE 0 END)";
 }
@@ -206,6 +221,12 @@ std::vector<std::string> select_targets(const Block& b) {
 
 // ---- relations -------------------------------------------------------------------------------
 std::string DeltaGenerator::current_rel(const FromItem& item) const {
+    if (item.kind == FromItem::Kind::table && !item.table.state.empty()) {
+        // The source's rows as its buffer's frontier describes them: the copy its drains
+        // keep, read under the same snapshot as the buffer's window.
+        return "(SELECT " + join(buffered_columns(item.table, "s."), ", ") + " FROM " +
+               item.table.state + " AS s) AS " + quote_ident(item.alias);
+    }
     if (item.kind == FromItem::Kind::table) {
         return std::string(item.table.only ? "ONLY " : "") +
                sql::qualified(item.table.schema, item.table.name) + " AS " +
@@ -219,16 +240,7 @@ std::string DeltaGenerator::delta_rel(const FromItem& item) const {
         return "(" + query_delta(*item.query) + ") AS " + quote_ident(item.alias);
     }
     const BaseTable& t = item.table;
-    std::vector<std::string> cols;
-    for (size_t i = 0; i < t.columns.size(); ++i) {
-        // A domain's values are buffered as its base type: cast back, so that the query's
-        // expressions see the column's own type (its CHECK runs here, in the apply, as the
-        // stream table's owner).
-        const bool domain = i < t.domain_columns.size() && t.domain_columns[i];
-        cols.push_back("b." + quote_ident(t.buffer_columns[i]) +
-                       (domain ? "::" + t.columns[i].type : std::string()) + " AS " +
-                       quote_ident(t.columns[i].name));
-    }
+    std::vector<std::string> cols = buffered_columns(t, "b.");
     cols.push_back("CASE WHEN b.\"__pgt_op\"" + op("=") + "'I' THEN 1 ELSE -1 END AS " +
                    kWeightColumn);
     return "(SELECT " + join(cols, ", ") + " FROM " + t.buffer + " AS b WHERE b.\"__pgt_op\"" +

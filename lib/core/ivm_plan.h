@@ -25,9 +25,12 @@ struct Column {
 struct BaseTable {
     std::string schema;
     std::string name;
-    bool only = true;                         ///< ONLY (no inheritance children)
-    std::string stable_name;                  ///< key of the capture objects
-    std::string buffer;                       ///< qualified, quoted change buffer table
+    bool only = true;         ///< ONLY (no inheritance children)
+    std::string stable_name;  ///< key of the capture objects
+    std::string buffer;       ///< qualified, quoted change buffer table
+    /// Qualified, quoted state copy (a Citus source's rows at its buffer's frontier, kept by
+    /// its drains, in buffer columns): read in place of the table. Empty: the table itself.
+    std::string state;
     std::vector<Column> columns;              ///< user columns
     std::vector<std::string> buffer_columns;  ///< buffer column of each user column
     /// Per user column: its buffer column holds the base type of the column's domain, cast

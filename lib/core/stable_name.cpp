@@ -41,6 +41,8 @@ CaptureObjectNames capture_object_names(std::string_view key) {
     n.trigger_truncate = "pg_trickle_cdc_trunc_" + k;
     n.xid_index = "idx_changes_" + k + "_xid";
     n.slot = "pgtrickle_" + k;
+    n.state_table = "state_" + k;
+    n.state_image_index = "idx_state_" + k + "_image";
     return n;
 }
 

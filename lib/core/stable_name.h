@@ -27,6 +27,9 @@ struct CaptureObjectNames {
     std::string trigger_insert, trigger_update, trigger_delete, trigger_truncate;
     std::string xid_index;  ///< index on the buffer's transaction id
     std::string slot;       ///< logical replication slot and publication (WAL capture)
+    /// State copy of a Citus source whose rows a differential delta reads (in
+    /// pgtrickle_changes), and its index on the row image.
+    std::string state_table, state_image_index;
 };
 CaptureObjectNames capture_object_names(std::string_view key);
 

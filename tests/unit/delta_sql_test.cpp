@@ -69,6 +69,24 @@ TEST(DeltaSql, join_terms_are_pruned_to_changed_sources) {
     EXPECT_EQ(count(delta_rows_sql(q, both), "'20:30:'::pg_catalog.pg_snapshot"), 4u);
 }
 
+TEST(DeltaSql, a_source_with_a_state_copy_is_read_from_the_copy) {
+    Query q = join_query();
+    q.block.core.items[1].table.state = "\"pgtrickle_changes\".\"state_sn_b\"";
+    const ChangeWindow a_changed{{"10:20:", {}, {}}, {"sn_a"}, std::nullopt};
+    const std::string d = delta_rows_sql(q, a_changed);
+    // ΔA ⋈ B reads B's rows from its copy, in buffer columns named as the table's.
+    EXPECT_NE(d.find("(SELECT s.\"c1\" AS \"k\", s.\"c2\" AS \"v\" FROM "
+                     "\"pgtrickle_changes\".\"state_sn_b\" AS s) AS \"b\""),
+              std::string::npos)
+        << d;
+    EXPECT_EQ(count(d, "\"public\".\"b\""), 0u) << d;
+    // A has no copy: read in place.
+    const ChangeWindow b_changed{{"10:20:", {}, {}}, {"sn_b"}, std::nullopt};
+    const std::string d2 = delta_rows_sql(q, b_changed);
+    EXPECT_EQ(count(d2, "ONLY \"public\".\"a\" AS \"a\""), 1u) << d2;
+    EXPECT_EQ(count(d2, "state_sn_b"), 0u) << d2;
+}
+
 TEST(DeltaSql, rows_layout_hides_only_the_row_id) {
     const auto l = differential_layout(join_query());
     EXPECT_EQ(l.kind, StorageKind::rows);

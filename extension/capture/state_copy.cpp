@@ -1,0 +1,372 @@
+// State copies of Citus sources (state_copy.h).
+#include "capture/state_copy.h"
+
+#include <functional>
+#include <set>
+
+#include "boundary/guard.h"
+#include "boundary/pg.h"
+#include "boundary/spi.h"
+#include "catalog/sources.h"
+#include "citus/citus.h"
+#include "common/oids.h"
+#include "core/sql_ident.h"
+#include "core/stable_name.h"
+
+extern "C" {
+#include "utils/errcodes.h"
+}
+
+namespace pgt::capture::state {
+namespace {
+
+using sql::qualified;
+using sql::quote_ident;
+
+/// row_image_id takes at most 100 arguments: wider rows are hashed in chunks, then the chunks.
+constexpr size_t kImageChunk = 90;
+
+struct CopyColumn {
+    std::string name, type, collation;
+    bool operator==(const CopyColumn& o) const {
+        return name == o.name && type == o.type && collation == o.collation;
+    }
+};
+
+/// The capture columns (c<attnum>) of a table in pgtrickle_changes, in attribute order.
+std::vector<CopyColumn> capture_columns(const std::string& table) {
+    auto r = spi::exec(
+        "SELECT a.attname::pg_catalog.text, pg_catalog.format_type(a.atttypid, a.atttypmod), "
+        "CASE WHEN a.attcollation OPERATOR(pg_catalog.<>) 0 THEN pg_catalog.format('%I.%I', "
+        "cn.nspname, co.collname) END FROM pg_catalog.pg_attribute a LEFT JOIN "
+        "pg_catalog.pg_collation co ON co.oid OPERATOR(pg_catalog.=) a.attcollation LEFT JOIN "
+        "pg_catalog.pg_namespace cn ON cn.oid OPERATOR(pg_catalog.=) co.collnamespace WHERE "
+        "a.attrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1) AND a.attnum "
+        "OPERATOR(pg_catalog.>) 0 AND NOT a.attisdropped AND a.attname OPERATOR(pg_catalog.~) "
+        "'^c[0-9]+$' ORDER BY a.attnum",
+        {qualified(kChangeSchema, table)});
+    std::vector<CopyColumn> out;
+    for (const auto& row : r.rows) {
+        out.push_back({*row[0], *row[1], row[2].value_or("")});
+    }
+    return out;
+}
+
+std::string image_of(const std::vector<std::string>& values) {
+    if (values.empty()) {
+        return "pgtrickle.row_image_id(NULL::pg_catalog.int4)";
+    }
+    std::vector<std::string> chunks;
+    for (size_t i = 0; i < values.size(); i += kImageChunk) {
+        std::string args;
+        for (size_t j = i; j < values.size() && j < i + kImageChunk; ++j) {
+            args += (args.empty() ? "" : ", ") + values[j];
+        }
+        chunks.push_back("pgtrickle.row_image_id(" + args + ")");
+    }
+    if (chunks.size() == 1) {
+        return chunks[0];
+    }
+    return image_of(chunks);
+}
+
+std::string joined(const std::vector<std::string>& v, const std::string& prefix = "") {
+    std::string out;
+    for (const auto& s : v) {
+        out += (out.empty() ? "" : ", ") + prefix + s;
+    }
+    return out;
+}
+
+std::vector<std::string> quoted_names(const std::vector<CopyColumn>& cols) {
+    std::vector<std::string> out;
+    out.reserve(cols.size());
+    for (const auto& c : cols) {
+        out.push_back(quote_ident(c.name));
+    }
+    return out;
+}
+
+/// Whether a copy holds its source's rows (its comment says so): one created (or rebuilt)
+/// is empty until a refill, and drains leave it alone until then.
+constexpr char kFilled[] = " (its rows at its change buffer's frontier)";
+constexpr char kUnfilled[] = " (empty until its readers' next full refresh fills it)";
+
+void set_filled(const std::string& key, bool filled) {
+    spi::run("COMMENT ON TABLE " + qualified(kChangeSchema, capture_object_names(key).state_table) +
+             " IS " +
+             sql::quote_literal("pg_trickle state copy of source " + key +
+                                (filled ? kFilled : kUnfilled)));
+}
+
+/// "a,b,c" as {a, b, c}.
+std::vector<std::string> split_list(const std::string& text) {
+    std::vector<std::string> out;
+    std::string part;
+    for (char ch : text + ",") {
+        if (ch != ',') {
+            part += ch;
+        } else if (!part.empty()) {
+            out.push_back(part);
+            part.clear();
+        }
+    }
+    return out;
+}
+
+std::string key_of(Oid relid) {
+    const auto src = catalog::source(relid);
+    if (!src) {
+        throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    "relation with OID " + oid_text(relid) + " is not a captured source");
+    }
+    return src->key;
+}
+
+/// Index the copy of `key` on each of `keys` (capture columns) it has and is not indexed on
+/// yet: on the columns deltas look rows up by.
+void ensure_indexes(const std::string& key, const std::vector<std::vector<std::string>>& keys) {
+    const CaptureObjectNames n = capture_object_names(key);
+    const std::string copy = qualified(kChangeSchema, n.state_table);
+    std::set<std::string> have;
+    for (const auto& c : capture_columns(n.state_table)) {
+        have.insert(c.name);
+    }
+    std::set<std::vector<std::string>> made;
+    for (const auto& k : keys) {
+        bool usable = !k.empty();
+        for (const auto& c : k) {
+            usable = usable && have.count(c) > 0;
+        }
+        if (!usable || !made.insert(k).second) {
+            continue;
+        }
+        std::vector<std::string> q;
+        std::string suffix;
+        for (const auto& c : k) {
+            q.push_back(quote_ident(c));
+            suffix += "_" + c;
+        }
+        std::string name = "idx_state_" + key + suffix;
+        if (name.size() > 63) {
+            name = "idx_state_" + key + "_" + std::to_string(std::hash<std::string>{}(suffix));
+            name = name.substr(0, 63);
+        }
+        spi::run("CREATE INDEX IF NOT EXISTS " + quote_ident(name) + " ON " + copy + " (" +
+                 joined(q) + ")");
+    }
+}
+
+/// The capture columns of source `relid` that it is indexed on (plain btree indexes) and,
+/// for a distributed table, its distribution column.
+std::vector<std::vector<std::string>> source_keys(Oid relid) {
+    std::vector<std::vector<std::string>> keys;
+    auto idx = spi::exec(
+        "SELECT DISTINCT pg_catalog.array_to_string(ARRAY(SELECT 'c' OPERATOR(pg_catalog.||) "
+        "u.k FROM pg_catalog.unnest(i.indkey::pg_catalog.int2[]) WITH ORDINALITY AS u(k, o) "
+        "WHERE u.o OPERATOR(pg_catalog.<=) i.indnkeyatts ORDER BY u.o), ',') FROM "
+        "pg_catalog.pg_index i JOIN pg_catalog.pg_class ic ON ic.oid OPERATOR(pg_catalog.=) "
+        "i.indexrelid JOIN pg_catalog.pg_am am ON am.oid OPERATOR(pg_catalog.=) ic.relam WHERE "
+        "i.indrelid OPERATOR(pg_catalog.=) $1::pg_catalog.oid AND i.indexprs IS NULL AND "
+        "i.indpred IS NULL AND am.amname OPERATOR(pg_catalog.=) 'btree'",
+        {oid_text(relid)});
+    for (const auto& row : idx.rows) {
+        keys.push_back(split_list(row[0].value_or("")));
+    }
+    if (citus::loaded() && citus::placement_of(relid).kind == citus::Placement::Kind::distributed) {
+        auto dist = spi::exec(
+            "SELECT 'c' OPERATOR(pg_catalog.||) a.attnum FROM pg_catalog.pg_dist_partition p "
+            "JOIN pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) p.logicalrelid "
+            "AND a.attname OPERATOR(pg_catalog.=) pg_catalog.column_to_column_name("
+            "p.logicalrelid, p.partkey) WHERE p.logicalrelid OPERATOR(pg_catalog.=) "
+            "$1::pg_catalog.oid",
+            {oid_text(relid)});
+        if (dist.scalar()) {
+            keys.push_back(std::vector<std::string>{*dist.scalar()});
+        }
+    }
+    return keys;
+}
+
+/// Create the copy of `key` with the buffer's capture columns, and its indexes.
+void create(const std::string& key, Oid relid) {
+    const CaptureObjectNames n = capture_object_names(key);
+    const std::string copy = qualified(kChangeSchema, n.state_table);
+    std::string defs;
+    for (const auto& c : capture_columns(n.buffer_table)) {
+        defs += quote_ident(c.name) + " " + c.type +
+                (c.collation.empty() ? std::string() : " COLLATE " + c.collation) + ", ";
+    }
+    spi::run("CREATE TABLE " + copy + " (" + defs + "\"__pgt_image\" pg_catalog.int8 NOT NULL)");
+    spi::run("CREATE INDEX " + quote_ident(n.state_image_index) + " ON " + copy +
+             " (\"__pgt_image\")");
+    ensure_indexes(key, source_keys(relid));
+    // Refreshes read it as their stream tables' owners, who may read the buffer: the same.
+    auto readers = spi::exec(
+        "SELECT DISTINCT pg_catalog.quote_ident(r.rolname::pg_catalog.text) FROM "
+        "pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) AS a JOIN pg_catalog.pg_roles r "
+        "ON r.oid OPERATOR(pg_catalog.=) a.grantee WHERE c.oid OPERATOR(pg_catalog.=) "
+        "pg_catalog.to_regclass($1) AND a.privilege_type OPERATOR(pg_catalog.=) 'SELECT' AND "
+        "a.grantee OPERATOR(pg_catalog.<>) c.relowner",
+        {qualified(kChangeSchema, n.buffer_table)});
+    for (const auto& row : readers.rows) {
+        spi::run("GRANT SELECT ON " + copy + " TO " + *row[0]);
+    }
+    set_filled(key, false);
+}
+
+}  // namespace
+
+std::optional<std::string> copy_of(const std::string& key) {
+    if (const auto c = copy_info(key)) {
+        return c->name;
+    }
+    return std::nullopt;
+}
+
+std::optional<CopyInfo> copy_info(const std::string& key) {
+    const std::string copy = qualified(kChangeSchema, capture_object_names(key).state_table);
+    auto r = spi::exec(
+        "SELECT pg_catalog.obj_description(c, 'pg_class') FROM pg_catalog.to_regclass($1) AS c "
+        "WHERE c IS NOT NULL",
+        {copy});
+    if (r.rows.empty()) {
+        return std::nullopt;
+    }
+    const std::string comment = r.rows[0][0].value_or("");
+    const std::string filled = kFilled;
+    return CopyInfo{
+        copy, comment.size() >= filled.size() &&
+                  comment.compare(comment.size() - filled.size(), filled.size(), filled) == 0};
+}
+
+void ensure(Oid relid, const std::vector<std::vector<int>>& lookup_keys) {
+    const std::string key = key_of(relid);
+    if (!copy_of(key)) {
+        create(key, relid);
+    }
+    std::vector<std::vector<std::string>> keys;
+    for (const auto& k : lookup_keys) {
+        std::vector<std::string> cols;
+        cols.reserve(k.size());
+        for (int attnum : k) {
+            cols.push_back(buffer_column_name(attnum));
+        }
+        keys.push_back(cols);
+    }
+    ensure_indexes(key, keys);
+}
+
+bool sync_columns(const std::string& key) {
+    const CaptureObjectNames n = capture_object_names(key);
+    if (!copy_of(key)) {
+        return false;
+    }
+    if (capture_columns(n.state_table) == capture_columns(n.buffer_table)) {
+        return false;
+    }
+    // The columns it is indexed on, to index the new copy on those that are still there.
+    auto idx = spi::exec(
+        "SELECT pg_catalog.array_to_string(ARRAY(SELECT a.attname::pg_catalog.text FROM "
+        "pg_catalog.unnest(i.indkey::pg_catalog.int2[]) WITH ORDINALITY AS u(k, o) JOIN "
+        "pg_catalog.pg_attribute a ON a.attrelid OPERATOR(pg_catalog.=) i.indrelid AND a.attnum "
+        "OPERATOR(pg_catalog.=) u.k ORDER BY u.o), ',') FROM pg_catalog.pg_index i WHERE "
+        "i.indrelid OPERATOR(pg_catalog.=) pg_catalog.to_regclass($1)",
+        {*copy_of(key)});
+    std::vector<std::vector<std::string>> keys;
+    for (const auto& row : idx.rows) {
+        keys.push_back(split_list(row[0].value_or("")));
+    }
+    const auto src = catalog::source_with_key(key);
+    drop(key);
+    if (src) {
+        create(key, src->relid);
+        ensure_indexes(key, keys);
+    }
+    return true;
+}
+
+void refill(Oid relid) {
+    const std::string key = key_of(relid);
+    const auto copy = copy_of(key);
+    if (!copy) {
+        return;
+    }
+    (void)sync_columns(key);
+    const auto cols = capture_columns(capture_object_names(key).state_table);
+    // The source's column behind each c<attnum>.
+    std::vector<std::string> values;
+    for (const auto& c : cols) {
+        auto r = spi::exec(
+            "SELECT pg_catalog.quote_ident(attname::pg_catalog.text) FROM pg_catalog.pg_attribute "
+            "WHERE attrelid OPERATOR(pg_catalog.=) $1::pg_catalog.oid AND attnum "
+            "OPERATOR(pg_catalog.=) $2::pg_catalog.int2 AND NOT attisdropped",
+            {oid_text(relid), c.name.substr(1)});
+        values.push_back(r.scalar() ? "s." + *r.scalar() : "NULL::" + c.type);
+    }
+    const auto names = quoted_names(cols);
+    // DELETE, not TRUNCATE: a refresh reading the copy under an older snapshot must still
+    // see the rows it describes.
+    spi::run("DELETE FROM " + *copy);
+    spi::run("INSERT INTO " + *copy + " (" + joined(names) + (names.empty() ? "" : ", ") +
+             "\"__pgt_image\") SELECT " + joined(values) + (values.empty() ? "" : ", ") +
+             image_of(values) + " FROM ONLY " +
+             qualified(pg::namespace_name(pg::rel_namespace(relid)).value_or(""),
+                       pg::rel_name(relid).value_or("")) +
+             " AS s");
+    set_filled(key, true);
+}
+
+void drop(const std::string& key) {
+    if (const auto copy = copy_of(key)) {
+        spi::run("DROP TABLE " + *copy);
+    }
+}
+
+Applier::Applier(const std::string& key) {
+    const auto copy = copy_info(key);
+    if (!copy || !copy->filled) {
+        return;  // its readers' next full refresh fills it
+    }
+    const CaptureObjectNames n = capture_object_names(key);
+    copy_ = copy->name;
+    buffer_ = qualified(kChangeSchema, n.buffer_table);
+    names_ = quoted_names(capture_columns(n.state_table));
+    std::vector<std::string> prefixed;
+    for (const auto& c : names_) {
+        prefixed.push_back("b." + c);
+    }
+    image_ = image_of(prefixed);
+}
+
+void Applier::apply(const std::vector<std::string>& tids) {
+    if (copy_.empty() || tids.empty()) {
+        return;
+    }
+    std::string array = "{";
+    for (const auto& t : tids) {
+        array += (array.size() > 1 ? "," : "") + std::string("\"") + t + "\"";
+    }
+    array += "}";
+    const std::string rows = " FROM " + buffer_ +
+                             " AS b WHERE b.ctid OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.tid[]) "
+                             "AND b.\"__pgt_op\" OPERATOR(pg_catalog.=) ";
+    // Inserted rows first: a row inserted and deleted within one batch nets out.
+    spi::run("INSERT INTO " + copy_ + " (" + joined(names_) + (names_.empty() ? "" : ", ") +
+                 "\"__pgt_image\") SELECT " + joined(names_, "b.") + (names_.empty() ? "" : ", ") +
+                 image_ + rows + "'I'",
+             {array});
+    // One copy per deleted row, found by its image (the index); duplicates each take one.
+    auto r = spi::exec(
+        "WITH d AS (SELECT " + image_ + " AS img, pg_catalog.count(*) AS n" + rows +
+            "'D' GROUP BY 1), gone AS (DELETE FROM " + copy_ +
+            " AS s USING (SELECT v.t FROM d CROSS JOIN LATERAL (SELECT c.ctid AS t FROM " + copy_ +
+            " AS c WHERE c.\"__pgt_image\" OPERATOR(pg_catalog.=) d.img LIMIT d.n) AS v) AS x "
+            "WHERE s.ctid OPERATOR(pg_catalog.=) x.t RETURNING 1) SELECT ((SELECT "
+            "COALESCE(pg_catalog.sum(d.n), 0) FROM d)::pg_catalog.int8 OPERATOR(pg_catalog.-) "
+            "(SELECT pg_catalog.count(*) FROM gone))::pg_catalog.text",
+        {array});
+    unmatched_ += std::stoll(r.scalar().value_or("0"));
+}
+
+}  // namespace pgt::capture::state

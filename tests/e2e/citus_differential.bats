@@ -1,0 +1,211 @@
+#!/usr/bin/env bats
+# Differential refresh over Citus sources for the shapes users write (issue 14): deltas that
+# read a Citus table's rows (joins, min/max, DISTINCT, EXISTS, rescanned groups) read its
+# state copy, kept at the buffer's frontier by the drains (docs/architecture.md, "Citus
+# sources: deltas at their buffers' frontier"). Every stream table is created with
+# refresh_mode => 'differential' and compared with its query after every refresh.
+
+load helpers
+
+setup_file() {
+    cluster_up
+    [ -n "${E2E_SKIP:-}" ] && return 0
+    on coordinator "CREATE EXTENSION pg_trickle"
+    on coordinator "CREATE TABLE orders (id bigint PRIMARY KEY, customer_id int NOT NULL, qty int, amount numeric(12,2), note text)"
+    on coordinator "SELECT create_distributed_table('orders', 'id')"
+    on coordinator "ALTER TABLE orders REPLICA IDENTITY FULL"
+    on coordinator "INSERT INTO orders SELECT g, g % 20, g % 7, g * 1.5, 'n' || g FROM generate_series(1, 2000) g"
+    on coordinator "CREATE TABLE lines (order_id bigint NOT NULL, line int NOT NULL, n int, PRIMARY KEY (order_id, line))"
+    on coordinator "SELECT create_distributed_table('lines', 'order_id', colocate_with => 'orders')"
+    on coordinator "ALTER TABLE lines REPLICA IDENTITY FULL"
+    on coordinator "INSERT INTO lines SELECT g, l, (g + l) % 5 FROM generate_series(1, 2000, 3) g, generate_series(1, 2) l"
+    on coordinator "CREATE TABLE regions (customer_id int PRIMARY KEY, region text NOT NULL)"
+    on coordinator "SELECT create_reference_table('regions')"
+    on coordinator "ALTER TABLE regions REPLICA IDENTITY FULL"
+    on coordinator "INSERT INTO regions SELECT g, CASE WHEN g % 3 = 0 THEN 'east' ELSE 'west' END FROM generate_series(0, 19) g"
+    on coordinator "CREATE TABLE plans (customer_id int PRIMARY KEY, plan text NOT NULL)"
+    on coordinator "INSERT INTO plans SELECT g, CASE WHEN g % 2 = 0 THEN 'pro' ELSE 'free' END FROM generate_series(0, 29) g"
+    local name q
+    while IFS='|' read -r name q; do
+        on coordinator "CALL pgtrickle.create_stream_table('$name', \$q\$$q\$q\$, refresh_mode => 'differential', schedule => '1h')"
+    done <"$BATS_TEST_DIRNAME/citus_shapes.txt"
+}
+
+setup() {
+    skip_without_cluster
+}
+
+teardown_file() {
+    cluster_down
+}
+
+# all_match: refresh every shape; each equals its query and was refreshed differentially.
+all_match() {
+    local name q mode
+    while IFS='|' read -r name q; do
+        refreshed_matches "$name" "$q" || return 1
+        mode=$(on coordinator "SELECT last_refresh_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_name = '$name'")
+        [ "$mode" = differential ] || { echo "$name refreshed $mode"; return 1; }
+    done <"$BATS_TEST_DIRNAME/citus_shapes.txt"
+}
+
+# writes ROUND: inserts, updates and deletes on every source, in one transaction per table.
+writes() {
+    local r=$1 b=$(( 10000 * $1 ))
+    on coordinator "INSERT INTO orders SELECT g, g % 23, g % 9, g * 0.25, 'r' FROM generate_series($b, $b + 60) g"
+    on coordinator "UPDATE orders SET qty = qty + 1, amount = amount + 0.10 WHERE id % 13 = $r"
+    on coordinator "DELETE FROM orders WHERE id % 17 = $r"
+    on coordinator "INSERT INTO lines SELECT g, 7, g % 6 FROM generate_series($b, $b + 30) g"
+    on coordinator "DELETE FROM lines WHERE order_id % 19 = $r"
+    on coordinator "UPDATE regions SET region = CASE region WHEN 'east' THEN 'west' ELSE 'east' END WHERE customer_id % 7 = $r % 7"
+    on coordinator "INSERT INTO regions VALUES ($r + 20, 'r$r') ON CONFLICT DO NOTHING"
+    on coordinator "UPDATE plans SET plan = 'team' WHERE customer_id = $r % 30"
+}
+
+@test "every shape over distributed, reference and mixed sources is created differential" {
+    local name q
+    while IFS='|' read -r name q; do
+        run on coordinator "SELECT effective_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_name = '$name'"
+        [ "$output" = differential ]
+    done <"$BATS_TEST_DIRNAME/citus_shapes.txt"
+    # The Citus tables whose rows deltas read have a state copy on the coordinator; the plain
+    # table has none (it is read in place).
+    run on coordinator "SELECT string_agg(ct.source_relid::text, ',' ORDER BY ct.source_relid::text) FROM pgtrickle.pgt_change_tracking ct WHERE to_regclass('pgtrickle_changes.state_' || ct.source_stable_name) IS NOT NULL"
+    [ "$output" = "lines,orders,regions" ]
+}
+
+@test "oracle: random rounds of writes, each shape equal to its query after every refresh" {
+    local r
+    for r in 1 2 3 4; do
+        writes "$r"
+        all_match
+    done
+}
+
+@test "a copy equals its source after the rounds" {
+    local key cols
+    key=$(on coordinator "SELECT source_stable_name FROM pgtrickle.pgt_change_tracking WHERE source_relid = 'orders'::regclass")
+    run on coordinator "SELECT count(*) FROM ((SELECT c1, c2, c3, c4, c5 FROM pgtrickle_changes.state_$key EXCEPT ALL SELECT id, customer_id, qty, amount, note FROM orders) UNION ALL (SELECT id, customer_id, qty, amount, note FROM orders EXCEPT ALL SELECT c1, c2, c3, c4, c5 FROM pgtrickle_changes.state_$key)) d"
+    [ "$output" = 0 ]
+}
+
+@test "concurrent writers during refreshes: every shape converges once writes stop" {
+    local stop="$BATS_TEST_TMPDIR/stop" i=0
+    (
+        while [ ! -e "$stop" ]; do
+            i=$((i + 1))
+            on coordinator "INSERT INTO orders VALUES (700000 + $i, $i % 20, $i % 5, $i, 'c') ON CONFLICT DO NOTHING; UPDATE orders SET qty = qty + 1 WHERE id = 700000 + $i / 2; DELETE FROM orders WHERE id = 700000 + $i / 3; INSERT INTO lines VALUES (700000 + $i, 1, $i % 4) ON CONFLICT DO NOTHING" >/dev/null 2>&1 || true
+        done
+    ) &
+    local writer=$! name q
+    for i in 1 2 3; do
+        while IFS='|' read -r name q; do
+            refresh "$name"
+        done <"$BATS_TEST_DIRNAME/citus_shapes.txt"
+    done
+    touch "$stop"
+    wait "$writer"
+    all_match
+}
+
+@test "a transaction left open across refreshes delays none of them and counts once" {
+    local holder="$BATS_TEST_TMPDIR/holder"
+    mkfifo "$holder.in"
+    # The open transaction wrote on the workers (through the coordinator) and stays open.
+    # (Not to the reference table: Citus serializes writes to a reference table.)
+    bash "$CLUSTER" psql coordinator -qAt <"$holder.in" >/dev/null 2>&1 &
+    local pid=$!
+    exec 9>"$holder.in"
+    echo "BEGIN; INSERT INTO orders VALUES (800001, 3, 4, 5, 'open'), (800002, 4, 4, 5, 'open'); UPDATE orders SET qty = qty + 100 WHERE id = 7; INSERT INTO lines VALUES (800001, 1, 3);" >&9
+    sleep 1
+    writes 5
+    # No refresh waits for it (a lock on the source would): each finishes well within 20 s.
+    local name q
+    while IFS='|' read -r name q; do
+        run timeout 20 bash "$CLUSTER" psql coordinator -v ON_ERROR_STOP=1 -qAt -c "CALL pgtrickle.refresh_stream_table('$name')"
+        [ "$status" -eq 0 ]
+        run differs "$name" "$q"
+        [ "$output" = 0 ]
+    done <"$BATS_TEST_DIRNAME/citus_shapes.txt"
+    echo "COMMIT;" >&9
+    exec 9>&-
+    wait "$pid"
+    all_match
+    run on coordinator "SELECT count(*) FROM orders WHERE note = 'open'"
+    [ "$output" = 2 ]
+    run differs d_global "SELECT count(*) AS n, sum(qty) AS q, max(qty) AS m FROM orders"
+    [ "$output" = 0 ]
+}
+
+@test "TRUNCATE and a schema change of a copied source: readers recompute, then go on differentially" {
+    on coordinator "TRUNCATE lines"
+    on coordinator "INSERT INTO lines SELECT g, 1, g % 5 FROM generate_series(1, 600, 2) g"
+    local name q
+    while IFS='|' read -r name q; do
+        refreshed_matches "$name" "$q"
+    done <"$BATS_TEST_DIRNAME/citus_shapes.txt"
+    on coordinator "ALTER TABLE orders ADD COLUMN extra int DEFAULT 7"
+    on coordinator "UPDATE orders SET extra = 8 WHERE id % 10 = 0"
+    while IFS='|' read -r name q; do
+        refreshed_matches "$name" "$q"
+    done <"$BATS_TEST_DIRNAME/citus_shapes.txt"
+    writes 6
+    all_match
+}
+
+@test "a plain role's stream table reads the copies with its own rights, also after a schema change" {
+    on coordinator "CREATE ROLE analyst LOGIN"
+    on coordinator "GRANT USAGE ON SCHEMA pgtrickle TO analyst"
+    on coordinator "GRANT CREATE ON SCHEMA public TO analyst"
+    on coordinator "GRANT SELECT ON orders, regions TO analyst"
+    local q="SELECT r.region, max(o.amount) AS top, count(*) AS n FROM orders o JOIN regions r ON r.customer_id = o.customer_id GROUP BY r.region"
+    on coordinator "SET ROLE analyst; CALL pgtrickle.create_stream_table('analyst_top', \$q\$$q\$q\$, refresh_mode => 'differential')"
+    writes 7
+    on coordinator "SET ROLE analyst; CALL pgtrickle.refresh_stream_table('analyst_top')"
+    run differs analyst_top "$q"
+    [ "$output" = 0 ]
+    run on coordinator "SELECT last_refresh_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'analyst_top'"
+    [ "$output" = differential ]
+    # The copy is rebuilt with the new column; the role can still read it.
+    on coordinator "ALTER TABLE orders ADD COLUMN tag text"
+    on coordinator "UPDATE orders SET tag = 't' WHERE id % 9 = 0"
+    writes 8
+    on coordinator "SET ROLE analyst; CALL pgtrickle.refresh_stream_table('analyst_top')"
+    writes 9
+    on coordinator "SET ROLE analyst; CALL pgtrickle.refresh_stream_table('analyst_top')"
+    run differs analyst_top "$q"
+    [ "$output" = 0 ]
+    run on coordinator "SELECT last_refresh_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'analyst_top'"
+    [ "$output" = differential ]
+    run on coordinator "SELECT rolsuper FROM pg_roles WHERE rolname = 'analyst'"
+    [ "$output" = f ]
+    on coordinator "CALL pgtrickle.drop_stream_table('analyst_top')"
+}
+
+@test "a copy dropped by hand is created again by the next refresh, a full one that says why" {
+    local key since name q
+    # Every shape past the schema change above (which made its readers recompute).
+    while IFS='|' read -r name q; do
+        refreshed_matches "$name" "$q"
+    done <"$BATS_TEST_DIRNAME/citus_shapes.txt"
+    key=$(on coordinator "SELECT source_stable_name FROM pgtrickle.pgt_change_tracking WHERE source_relid = 'orders'::regclass")
+    since=$(on coordinator "SELECT now()")
+    on coordinator "DROP TABLE pgtrickle_changes.state_$key"
+    writes 10
+    refreshed_matches d_region "$(grep '^d_region|' "$BATS_TEST_DIRNAME/citus_shapes.txt" | cut -d'|' -f2-)"
+    run on coordinator "SELECT h.mode || ': ' || h.reason FROM pgtrickle.pgt_refresh_history h JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) WHERE s.pgt_name = 'd_region' AND h.started_at > '$since'"
+    [[ "$output" == "full: the state copy of orders was missing"* ]]
+    run on coordinator "SELECT count(*) FROM pgtrickle_changes.state_$key"
+    [ "$output" = "$(on coordinator "SELECT count(*) FROM orders")" ]
+    writes 11
+    all_match
+}
+
+@test "the last reader's drop removes the copies" {
+    local name q
+    while IFS='|' read -r name q; do
+        on coordinator "CALL pgtrickle.drop_stream_table('$name')"
+    done <"$BATS_TEST_DIRNAME/citus_shapes.txt"
+    run on coordinator "SELECT count(*) FROM pg_tables WHERE schemaname = 'pgtrickle_changes'"
+    [ "$output" = 0 ]
+}
