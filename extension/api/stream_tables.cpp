@@ -192,6 +192,12 @@ void require_can_read(const std::string& query) {
     spi::run("SELECT FROM (" + query + ") AS \"__pgt_permission_check\" LIMIT 0");
 }
 
+/// Whether a stream table of `query` in `refresh_mode` will be maintained differentially
+/// (what define decides; read-only, so it can be asked before the slots are made).
+bool will_be_differential(Query* query, const std::string& refresh_mode) {
+    return refresh_mode != "full" && analyze_for_mode(query, refresh_mode, {}).differential;
+}
+
 /// Hand the stream table's view and storage to its owner and let the owner read the change
 /// buffers of its sources (refreshes run as the owner; see docs/security.md).
 void give_to_owner(int64_t id, const std::string& storage, const std::vector<Oid>& sources,
@@ -202,6 +208,9 @@ void give_to_owner(int64_t id, const std::string& storage, const std::vector<Oid
     spi::run("ALTER TABLE " + storage + " OWNER TO " + role);
     spi::run("GRANT USAGE ON SCHEMA pgtrickle_changes TO " + role);
     for (Oid rel : sources) {
+        if (!catalog::source(rel)) {
+            continue;  // not captured (a Citus source of a stream table kept by full refresh)
+        }
         const SourceNames names = capture::resolve(rel);
         spi::run("GRANT SELECT ON " + names.buffer + " TO " + role);
         if (!names.state.empty()) {
@@ -304,6 +313,11 @@ Defined define(int64_t id, const std::string& schema, const std::string& name,
             "Use refresh_mode => 'auto' to maintain it by full refresh, or rewrite the query.");
     }
     for (Oid rel : d.analysis.translation.relations) {
+        if (!d.analysis.differential && capture::wal::wants_wal(rel) && !catalog::source(rel)) {
+            // Maintained by full refresh: a Citus source is not captured for it (no slot for
+            // the poller to drain every tick); it is recomputed every time instead.
+            continue;
+        }
         capture::ensure_source(rel);
     }
     for (Oid rel : d.analysis.state_copies) {
@@ -344,6 +358,11 @@ void record_definition(int64_t id, const Defined& d, const std::string& query,
     def.mode_reason = d.analysis.reason;
     def.storage_kind = d.analysis.layout.kind == ivm::StorageKind::groups ? "groups" : "rows";
     def.sources = d.analysis.translation.relations;
+    for (Oid rel : def.sources) {
+        if (!catalog::source(rel)) {
+            def.uncaptured[rel] = {capture::stable_name_of(rel), citus::placement_of(rel).name()};
+        }
+    }
     catalog::record_definition(id, def);
 }
 
@@ -428,7 +447,8 @@ PGT_FUNCTION(pgtrickle_create_stream_table) {
     // The caller's own names (the stream table's, the query's) resolve through the caller's
     // search_path, as the caller: before anything runs as the extension's owner.
     const QualifiedName qn = creation_name(name);
-    const std::vector<Oid> tables = capture::tables_read(analyze_select(query));
+    Query* parsed = analyze_select(query);
+    const std::vector<Oid> tables = capture::tables_read(parsed);
     require_can_read(query);
     require(pg::may_create_in(qn.nsp, caller), ERRCODE_INSUFFICIENT_PRIVILEGE,
             "permission denied for schema " + qn.schema,
@@ -443,8 +463,11 @@ PGT_FUNCTION(pgtrickle_create_stream_table) {
             "relation \"" + qn.schema + "." + qn.name + "\" already exists",
             "Choose another name, or drop the existing relation first.");
     // Citus sources get their slots before this transaction writes anything (a slot waits
-    // for the transactions running on its node).
-    capture::wal::prepare_sources(tables, cdc_mode);
+    // for the transactions running on its node); none for a stream table maintained by full
+    // refresh.
+    if (will_be_differential(parsed, refresh_mode)) {
+        capture::wal::prepare_sources(tables, cdc_mode);
+    }
     const int64_t id = catalog::next_stream_table_id();
     const Defined d = define(id, qn.schema, qn.name, query, refresh_mode, caller);
     catalog::NewStreamTable row;
@@ -488,15 +511,34 @@ PGT_FUNCTION(pgtrickle_alter_stream_table) {
     const Oid caller = pg::current_user();
     const Oid relid = relation_named(name);
     std::vector<Oid> new_sources;
+    Query* parsed = nullptr;
     if (query) {
-        new_sources = capture::tables_read(analyze_select(*query));
+        parsed = analyze_select(*query);
+        new_sources = capture::tables_read(parsed);
         require_can_read(*query);
     }
     const pg::AsExtensionOwner as_extension_owner;
     const catalog::StreamTable st = find_stream_table(relid, name);
     require_owner(st, caller, "alter it");
-    if (query) {
-        capture::wal::prepare_sources(new_sources, st.cdc_mode);
+    std::vector<Oid> keep = new_sources;
+    if (query || refresh_mode) {
+        if (!query) {
+            new_sources = catalog::sources_read(st.id);
+            keep = new_sources;
+        }
+        const std::string mode = refresh_mode ? *refresh_mode : st.refresh_mode;
+        if (will_be_differential(query ? parsed : pg::view_query(st.query_view), mode)) {
+            capture::wal::prepare_sources(new_sources, st.cdc_mode);
+        } else {
+            // Maintained by full refresh from now on: its Citus sources lose their capture
+            // unless a differential reader still needs it (capture::drop_source_if_unused).
+            keep.clear();
+            for (Oid rel : new_sources) {
+                if (!capture::wal::wants_wal(rel)) {
+                    keep.push_back(rel);
+                }
+            }
+        }
     }
     const Oid owner = pg::relation_owner(st.relid);  // the storage is recreated below
     if (schedule) {
@@ -516,7 +558,7 @@ PGT_FUNCTION(pgtrickle_alter_stream_table) {
         }
         const std::string new_query = query ? *query : st.defining_query;
         const std::string mode = refresh_mode ? *refresh_mode : st.refresh_mode;
-        undefine(st, true, new_sources);
+        undefine(st, true, keep);
         const Defined d = define(st.id, st.schema, st.name, new_query, mode, owner);
         catalog::set_storage_relation(st.id, st.qualified_name());
         record_definition(st.id, d, new_query, mode);

@@ -738,7 +738,10 @@ void drop_source_if_unused(Oid relid) {
     if (!key) {
         return;
     }
-    if (catalog::reader_count(relid) != 0) {
+    // A Citus source is captured for its differential readers only: one that only stream
+    // tables maintained by full refresh read keeps no slots (they recompute every time).
+    if (catalog::reader_count(
+            relid, /*differential_only=*/wal_captured(relid) && wal::wants_wal(relid)) != 0) {
         return;
     }
     const CaptureObjectNames n = capture_object_names(*key);

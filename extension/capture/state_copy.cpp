@@ -87,16 +87,12 @@ std::vector<std::string> quoted_names(const std::vector<CopyColumn>& cols) {
     return out;
 }
 
-/// Whether a copy holds its source's rows (its comment says so): one created (or rebuilt)
-/// is empty until a refill, and drains leave it alone until then.
-constexpr char kFilled[] = " (its rows at its change buffer's frontier)";
-constexpr char kUnfilled[] = " (empty until its readers' next full refresh fills it)";
-
-void set_filled(const std::string& key, bool filled) {
-    spi::run("COMMENT ON TABLE " + qualified(kChangeSchema, capture_object_names(key).state_table) +
-             " IS " +
-             sql::quote_literal("pg_trickle state copy of source " + key +
-                                (filled ? kFilled : kUnfilled)));
+/// A filled copy holds one sentinel row, all NULL (no source row has a NULL image): a
+/// copy is unlogged, so after a crash, on a standby promoted or in a base backup restored it
+/// is empty, sentinel included, and its readers' next refresh fills it again. One created
+/// (or rebuilt) is empty until its first refill; drains leave it alone until then.
+void mark_filled(const std::string& copy) {
+    spi::run("INSERT INTO " + copy + " (\"__pgt_image\") VALUES (NULL)");
 }
 
 /// "a,b,c" as {a, b, c}.
@@ -197,7 +193,9 @@ void create(const std::string& key, Oid relid) {
         defs += quote_ident(c.name) + " " + c.type +
                 (c.collation.empty() ? std::string() : " COLLATE " + c.collation) + ", ";
     }
-    spi::run("CREATE TABLE " + copy + " (" + defs + "\"__pgt_image\" pg_catalog.int8 NOT NULL)");
+    // Unlogged: its upkeep and fill write no WAL (which slots on this server would have to
+    // decode, and which would count toward their lag); what a crash empties is filled again.
+    spi::run("CREATE UNLOGGED TABLE " + copy + " (" + defs + "\"__pgt_image\" pg_catalog.int8)");
     spi::run("CREATE INDEX " + quote_ident(n.state_image_index) + " ON " + copy +
              " (\"__pgt_image\")");
     ensure_indexes(key, source_keys(relid));
@@ -212,7 +210,9 @@ void create(const std::string& key, Oid relid) {
     for (const auto& row : readers.rows) {
         spi::run("GRANT SELECT ON " + copy + " TO " + *row[0]);
     }
-    set_filled(key, false);
+    spi::run("COMMENT ON TABLE " + copy + " IS " +
+             sql::quote_literal("pg_trickle state copy of source " + key +
+                                ": its rows at its change buffer's frontier"));
 }
 
 }  // namespace
@@ -226,18 +226,13 @@ std::optional<std::string> copy_of(const std::string& key) {
 
 std::optional<CopyInfo> copy_info(const std::string& key) {
     const std::string copy = qualified(kChangeSchema, capture_object_names(key).state_table);
-    auto r = spi::exec(
-        "SELECT pg_catalog.obj_description(c, 'pg_class') FROM pg_catalog.to_regclass($1) AS c "
-        "WHERE c IS NOT NULL",
-        {copy});
-    if (r.rows.empty()) {
+    auto r = spi::exec("SELECT pg_catalog.to_regclass($1) IS NOT NULL", {copy});
+    if (r.scalar() != std::optional<std::string>("t")) {
         return std::nullopt;
     }
-    const std::string comment = r.rows[0][0].value_or("");
-    const std::string filled = kFilled;
-    return CopyInfo{
-        copy, comment.size() >= filled.size() &&
-                  comment.compare(comment.size() - filled.size(), filled.size(), filled) == 0};
+    auto filled =
+        spi::exec("SELECT EXISTS (SELECT 1 FROM " + copy + " WHERE \"__pgt_image\" IS NULL)");
+    return CopyInfo{copy, filled.scalar() == std::optional<std::string>("t")};
 }
 
 void ensure(Oid relid, const std::vector<std::vector<int>>& lookup_keys) {
@@ -314,7 +309,7 @@ void refill(Oid relid) {
              qualified(pg::namespace_name(pg::rel_namespace(relid)).value_or(""),
                        pg::rel_name(relid).value_or("")) +
              " AS s");
-    set_filled(key, true);
+    mark_filled(*copy);
 }
 
 void drop(const std::string& key) {

@@ -219,12 +219,15 @@ void set_cdc_mode(Oid relid, const std::string& cdc_mode) {
         {oid_text(relid), cdc_mode});
 }
 
-int64_t reader_count(Oid relid) {
+int64_t reader_count(Oid relid, bool differential_only) {
     const pg::AsExtensionOwner owner;
     return std::stoll(
-        spi::exec("SELECT pg_catalog.count(*)::pg_catalog.text FROM pgtrickle.pgt_dependencies "
-                  "WHERE source_relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1::pg_catalog.oid",
-                  {oid_text(relid)})
+        spi::exec("SELECT pg_catalog.count(*)::pg_catalog.text FROM pgtrickle.pgt_dependencies d "
+                  "JOIN pgtrickle.pgt_stream_tables s ON s.pgt_id OPERATOR(pg_catalog.=) d.pgt_id "
+                  "WHERE d.source_relid::pg_catalog.oid OPERATOR(pg_catalog.=) "
+                  "$1::pg_catalog.oid AND (NOT $2::pg_catalog.bool OR s.effective_mode "
+                  "OPERATOR(pg_catalog.=) 'differential')",
+                  {oid_text(relid), differential_only ? "true" : "false"})
             .scalar()
             .value_or("0"));
 }

@@ -56,8 +56,9 @@ void insert_source(Oid relid, const std::string& key, const std::string& cdc_mod
 /// it was stamped with another cluster before (a restored buffer, whose rows are foreign).
 bool claim_buffer(Oid relid, const std::string& sysid, Snapshot snapshot = InvalidSnapshot);
 void set_cdc_mode(Oid relid, const std::string& cdc_mode);
-/// Stream tables reading `relid`.
-int64_t reader_count(Oid relid);
+/// Stream tables reading `relid` (only those maintained differentially, when
+/// `differential_only`).
+int64_t reader_count(Oid relid, bool differential_only = false);
 void delete_source(Oid relid);
 
 /// The oldest transaction every reader of source `key` has consumed: the smallest xmin of

@@ -168,13 +168,19 @@ void record_definition(int64_t id, const Definition& d) {
     delete_dependencies(id);
     for (Oid rel : d.sources) {
         if (has_stable_names()) {
+            const auto u = d.uncaptured.find(rel);
             spi::run(
                 "INSERT INTO pgtrickle.pgt_dependencies (pgt_id, source_relid, source_stable_name, "
                 "source_placement) SELECT $1::pg_catalog.int8, $2::pg_catalog.oid, "
-                "source_stable_name, source_placement FROM pgtrickle.pgt_change_tracking "
-                "WHERE source_relid::pg_catalog.oid OPERATOR(pg_catalog.=) $2::pg_catalog.oid "
-                "ON CONFLICT DO NOTHING",
-                {sid, std::to_string(rel)});
+                "COALESCE(ct.source_stable_name, $3), COALESCE(ct.source_placement, $4) FROM "
+                "(SELECT) AS one LEFT JOIN pgtrickle.pgt_change_tracking ct ON "
+                "ct.source_relid::pg_catalog.oid OPERATOR(pg_catalog.=) $2::pg_catalog.oid "
+                "WHERE ct.source_relid IS NOT NULL OR $3 IS NOT NULL ON CONFLICT DO NOTHING",
+                {sid, std::to_string(rel),
+                 u == d.uncaptured.end() ? std::nullopt
+                                         : std::optional<std::string>(u->second.first),
+                 u == d.uncaptured.end() ? std::nullopt
+                                         : std::optional<std::string>(u->second.second)});
         } else {
             spi::run(
                 "INSERT INTO pgtrickle.pgt_dependencies (pgt_id, source_relid) VALUES "

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -69,6 +70,9 @@ struct Definition {
     std::optional<std::string> mode_reason;  ///< why not differential
     std::string storage_kind;                ///< rows | groups
     std::vector<Oid> sources;                ///< every table the query reads
+    /// Per source that is not captured (a Citus table read only by stream tables maintained
+    /// by full refresh): its stable name and placement, recorded as a captured one's are.
+    std::map<Oid, std::pair<std::string, std::string>> uncaptured;
 };
 /// Record the definition, the sources read (pgt_dependencies, with their capture
 /// placement) and this session's result-changing settings (kResultSettings); the frontier

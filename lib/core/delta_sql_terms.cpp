@@ -224,8 +224,10 @@ std::string DeltaGenerator::current_rel(const FromItem& item) const {
     if (item.kind == FromItem::Kind::table && !item.table.state.empty()) {
         // The source's rows as its buffer's frontier describes them: the copy its drains
         // keep, read under the same snapshot as the buffer's window.
+        // (Its one row with a NULL image only says it is filled.)
         return "(SELECT " + join(buffered_columns(item.table, "s."), ", ") + " FROM " +
-               item.table.state + " AS s) AS " + quote_ident(item.alias);
+               item.table.state + " AS s WHERE s.\"__pgt_image\" IS NOT NULL) AS " +
+               quote_ident(item.alias);
     }
     if (item.kind == FromItem::Kind::table) {
         return std::string(item.table.only ? "ONLY " : "") +

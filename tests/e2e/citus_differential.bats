@@ -85,7 +85,8 @@ writes() {
 @test "a copy equals its source after the rounds" {
     local key cols
     key=$(on coordinator "SELECT source_stable_name FROM pgtrickle.pgt_change_tracking WHERE source_relid = 'orders'::regclass")
-    run on coordinator "SELECT count(*) FROM ((SELECT c1, c2, c3, c4, c5 FROM pgtrickle_changes.state_$key EXCEPT ALL SELECT id, customer_id, qty, amount, note FROM orders) UNION ALL (SELECT id, customer_id, qty, amount, note FROM orders EXCEPT ALL SELECT c1, c2, c3, c4, c5 FROM pgtrickle_changes.state_$key)) d"
+    local copy="(SELECT c1, c2, c3, c4, c5 FROM pgtrickle_changes.state_$key WHERE __pgt_image IS NOT NULL)"
+    run on coordinator "SELECT count(*) FROM ((SELECT * FROM $copy c EXCEPT ALL SELECT id, customer_id, qty, amount, note FROM orders) UNION ALL (SELECT id, customer_id, qty, amount, note FROM orders EXCEPT ALL SELECT * FROM $copy c)) d"
     [ "$output" = 0 ]
 }
 
@@ -195,10 +196,74 @@ writes() {
     refreshed_matches d_region "$(grep '^d_region|' "$BATS_TEST_DIRNAME/citus_shapes.txt" | cut -d'|' -f2-)"
     run on coordinator "SELECT h.mode || ': ' || h.reason FROM pgtrickle.pgt_refresh_history h JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) WHERE s.pgt_name = 'd_region' AND h.started_at > '$since'"
     [[ "$output" == "full: the state copy of orders was missing"* ]]
-    run on coordinator "SELECT count(*) FROM pgtrickle_changes.state_$key"
+    run on coordinator "SELECT count(*) FROM pgtrickle_changes.state_$key WHERE __pgt_image IS NOT NULL"
     [ "$output" = "$(on coordinator "SELECT count(*) FROM orders")" ]
     writes 11
     all_match
+}
+
+@test "kill -9 of the coordinator empties the unlogged copies: the next refreshes fill them again" {
+    local name q
+    while IFS='|' read -r name q; do
+        refreshed_matches "$name" "$q"
+    done <"$BATS_TEST_DIRNAME/citus_shapes.txt"
+    writes 12
+    bash "$CLUSTER" kill coordinator
+    bash "$CLUSTER" resume coordinator
+    writes 13
+    # Each reader finds its copies empty (not filled): a full refresh fills them, then they go
+    # on differentially.
+    while IFS='|' read -r name q; do
+        refreshed_matches "$name" "$q"
+    done <"$BATS_TEST_DIRNAME/citus_shapes.txt"
+    run on coordinator "SELECT count(*) FROM pgtrickle_changes.state_$(on coordinator "SELECT pgtrickle.source_stable_name('orders'::regclass)") WHERE __pgt_image IS NOT NULL"
+    [ "$output" = "$(on coordinator "SELECT count(*) FROM orders")" ]
+    writes 14
+    all_match
+}
+
+# slots_of TABLE: the slots of TABLE's source on both workers.
+slots_of() {
+    local sn a b
+    sn=$(on coordinator "SELECT pgtrickle.source_stable_name('$1'::regclass)")
+    a=$(on worker1 "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'pgtrickle_$sn'")
+    b=$(on worker2 "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'pgtrickle_$sn'")
+    echo $((a + b))
+}
+
+@test "a stream table maintained by full refresh keeps no slot; made differential it gets them, and back" {
+    on coordinator "CREATE TABLE events (id bigint PRIMARY KEY, kind int)"
+    on coordinator "SELECT create_distributed_table('events', 'id')"
+    on coordinator "ALTER TABLE events REPLICA IDENTITY FULL"
+    on coordinator "INSERT INTO events SELECT g, g % 4 FROM generate_series(1, 500) g"
+    local q="SELECT kind, count(*) AS n FROM events GROUP BY kind"
+    on coordinator "CALL pgtrickle.create_stream_table('ev', '$q', refresh_mode => 'full', schedule => '1h')"
+    run slots_of events
+    [ "$output" = 0 ]
+    run on coordinator "SELECT count(*) FROM pgtrickle.pgt_change_tracking WHERE source_relid = 'events'::regclass"
+    [ "$output" = 0 ]
+    on coordinator "INSERT INTO events SELECT g, g % 5 FROM generate_series(501, 600) g"
+    refreshed_matches ev "$q"
+    on coordinator "CALL pgtrickle.alter_stream_table('ev', refresh_mode => 'differential')"
+    run slots_of events
+    [ "$output" = 2 ]
+    on coordinator "UPDATE events SET kind = 9 WHERE id % 10 = 0"
+    refreshed_matches ev "$q"
+    run on coordinator "SELECT last_refresh_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'ev'"
+    [ "$output" = differential ]
+    # A second reader maintained by full refresh shares the capture while a differential
+    # reader needs it; back to full refresh, the last one takes the slots with it.
+    on coordinator "CALL pgtrickle.create_stream_table('ev_all', 'SELECT * FROM events', refresh_mode => 'full', schedule => '1h')"
+    on coordinator "CALL pgtrickle.alter_stream_table('ev', refresh_mode => 'full')"
+    run slots_of events
+    [ "$output" = 0 ]
+    run on coordinator "SELECT count(*) FROM pgtrickle.pgt_change_tracking WHERE source_relid = 'events'::regclass"
+    [ "$output" = 0 ]
+    on coordinator "DELETE FROM events WHERE id % 7 = 0"
+    refreshed_matches ev "$q"
+    refreshed_matches ev_all "SELECT * FROM events"
+    on coordinator "CALL pgtrickle.drop_stream_table('ev_all')"
+    on coordinator "CALL pgtrickle.drop_stream_table('ev')"
 }
 
 @test "the last reader's drop removes the copies" {

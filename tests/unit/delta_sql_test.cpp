@@ -76,7 +76,8 @@ TEST(DeltaSql, a_source_with_a_state_copy_is_read_from_the_copy) {
     const std::string d = delta_rows_sql(q, a_changed);
     // ΔA ⋈ B reads B's rows from its copy, in buffer columns named as the table's.
     EXPECT_NE(d.find("(SELECT s.\"c1\" AS \"k\", s.\"c2\" AS \"v\" FROM "
-                     "\"pgtrickle_changes\".\"state_sn_b\" AS s) AS \"b\""),
+                     "\"pgtrickle_changes\".\"state_sn_b\" AS s WHERE s.\"__pgt_image\" IS "
+                     "NOT NULL) AS \"b\""),
               std::string::npos)
         << d;
     EXPECT_EQ(count(d, "\"public\".\"b\""), 0u) << d;
