@@ -10,21 +10,11 @@ load helpers
 setup_file() {
     cluster_up
     [ -n "${E2E_SKIP:-}" ] && return 0
-    on coordinator "CREATE EXTENSION pg_trickle"
-    on coordinator "CREATE TABLE orders (id bigint PRIMARY KEY, customer_id int NOT NULL, qty int, amount numeric(12,2), note text)"
-    on coordinator "SELECT create_distributed_table('orders', 'id')"
-    on coordinator "ALTER TABLE orders REPLICA IDENTITY FULL"
-    on coordinator "INSERT INTO orders SELECT g, g % 20, g % 7, g * 1.5, 'n' || g FROM generate_series(1, 2000) g"
+    sample_tables
     on coordinator "CREATE TABLE lines (order_id bigint NOT NULL, line int NOT NULL, n int, PRIMARY KEY (order_id, line))"
     on coordinator "SELECT create_distributed_table('lines', 'order_id', colocate_with => 'orders')"
     on coordinator "ALTER TABLE lines REPLICA IDENTITY FULL"
     on coordinator "INSERT INTO lines SELECT g, l, (g + l) % 5 FROM generate_series(1, 2000, 3) g, generate_series(1, 2) l"
-    on coordinator "CREATE TABLE regions (customer_id int PRIMARY KEY, region text NOT NULL)"
-    on coordinator "SELECT create_reference_table('regions')"
-    on coordinator "ALTER TABLE regions REPLICA IDENTITY FULL"
-    on coordinator "INSERT INTO regions SELECT g, CASE WHEN g % 3 = 0 THEN 'east' ELSE 'west' END FROM generate_series(0, 19) g"
-    on coordinator "CREATE TABLE plans (customer_id int PRIMARY KEY, plan text NOT NULL)"
-    on coordinator "INSERT INTO plans SELECT g, CASE WHEN g % 2 = 0 THEN 'pro' ELSE 'free' END FROM generate_series(0, 29) g"
     local name q
     while IFS='|' read -r name q; do
         on coordinator "CALL pgtrickle.create_stream_table('$name', \$q\$$q\$q\$, refresh_mode => 'differential', schedule => '1h')"

@@ -85,6 +85,23 @@ distributed_orders() {
     on coordinator "INSERT INTO orders SELECT g, g % $2, g % 7 FROM generate_series(1, $1) g"
 }
 
+# sample_tables: pg_trickle installed; `orders` (distributed by id, 2,000 rows), `regions`
+# (a reference table, customers 0-19) and `plans` (a local table, customers 0-19), the Citus
+# ones REPLICA IDENTITY FULL (what WAL capture requires).
+sample_tables() {
+    on coordinator "CREATE EXTENSION pg_trickle"
+    on coordinator "CREATE TABLE orders (id bigint PRIMARY KEY, customer_id int NOT NULL, qty int, amount numeric(12,2), note text)"
+    on coordinator "SELECT create_distributed_table('orders', 'id')"
+    on coordinator "ALTER TABLE orders REPLICA IDENTITY FULL"
+    on coordinator "INSERT INTO orders SELECT g, g % 20, g % 7, g * 1.5, 'n' || g FROM generate_series(1, 2000) g"
+    on coordinator "CREATE TABLE regions (customer_id int PRIMARY KEY, region text NOT NULL)"
+    on coordinator "SELECT create_reference_table('regions')"
+    on coordinator "ALTER TABLE regions REPLICA IDENTITY FULL"
+    on coordinator "INSERT INTO regions SELECT g, CASE WHEN g % 3 = 0 THEN 'east' ELSE 'west' END FROM generate_series(0, 19) g"
+    on coordinator "CREATE TABLE plans (customer_id int PRIMARY KEY, plan text NOT NULL)"
+    on coordinator "INSERT INTO plans SELECT g, CASE WHEN g % 2 = 0 THEN 'pro' ELSE 'free' END FROM generate_series(0, 19) g"
+}
+
 # refresh ST: a manual refresh of stream table ST on the coordinator.
 refresh() { on coordinator "CALL pgtrickle.refresh_stream_table('$1')"; }
 

@@ -26,6 +26,19 @@ class ExactlyOnce : public PgTest {
             "pgtrickle.pgt_worker_slots w JOIN pg_replication_slots s ON s.slot_name = "
             "w.slot_name");
     }
+    /// Another consumer reads the slot past what pg_trickle committed, while `holder` holds
+    /// the slot's row (so that the scheduler's poller cannot drain these changes first);
+    /// its ROLLBACK lets go.
+    void consume_slot_past_the_frontier(pqxx::nontransaction& holder) {
+        holder.exec("BEGIN");
+        holder.exec("SELECT 1 FROM pgtrickle.pgt_worker_slots FOR UPDATE");
+        // Flushed at commit: a slot is advanced only as far as the WAL is flushed.
+        exec("SET synchronous_commit = on");
+        exec("INSERT INTO src SELECT g, g FROM generate_series(200, 230) g");
+        exec(
+            "SELECT pg_replication_slot_advance(slot_name, pg_current_wal_flush_lsn()) FROM "
+            "pgtrickle.pgt_worker_slots");
+    }
     bool slot_within_committed_frontier() {
         return scalar(
                    "SELECT s.confirmed_flush_lsn <= w.worker_frontier FROM "
@@ -84,18 +97,9 @@ TEST_F(ExactlyOnce, a_slot_confirmed_past_the_committed_frontier_is_treated_as_l
     const std::string q = "SELECT id, v FROM src";
     exec("CALL pgtrickle.create_stream_table('st', $q$" + q +
          "$q$, refresh_mode => 'differential', cdc_mode => 'wal')");
-    // Another consumer reads the slot past what pg_trickle committed. (The slot's row is held
-    // meanwhile, so that the scheduler's poller cannot drain these changes first.)
     auto holder = connect();
     pqxx::nontransaction h(*holder);
-    h.exec("BEGIN");
-    h.exec("SELECT 1 FROM pgtrickle.pgt_worker_slots FOR UPDATE");
-    // Flushed at commit: a slot is advanced only as far as the WAL is flushed.
-    exec("SET synchronous_commit = on");
-    exec("INSERT INTO src SELECT g, g FROM generate_series(200, 230) g");
-    exec(
-        "SELECT pg_replication_slot_advance(slot_name, pg_current_wal_flush_lsn()) FROM "
-        "pgtrickle.pgt_worker_slots");
+    consume_slot_past_the_frontier(h);
     EXPECT_FALSE(slot_within_committed_frontier()) << slot_state();
     h.exec("ROLLBACK");
     const std::string err = error_of("CALL pgtrickle.refresh_stream_table('st')");
@@ -129,13 +133,7 @@ TEST_F(ExactlyOnce, a_drain_while_another_session_recreates_the_slot_names_it) {
     const std::string key = scalar("SELECT source_stable_name FROM pgtrickle.pgt_worker_slots");
     auto rows_holder = connect();
     pqxx::nontransaction r(*rows_holder);
-    r.exec("BEGIN");
-    r.exec("SELECT 1 FROM pgtrickle.pgt_worker_slots FOR UPDATE");
-    exec("SET synchronous_commit = on");
-    exec("INSERT INTO src SELECT g, g FROM generate_series(200, 230) g");
-    exec(
-        "SELECT pg_replication_slot_advance(slot_name, pg_current_wal_flush_lsn()) FROM "
-        "pgtrickle.pgt_worker_slots");
+    consume_slot_past_the_frontier(r);
     // Another session is provisioning the source's slots (what the poller does once it finds
     // the slot lost); the poller itself waits behind it.
     auto provisioner = connect();

@@ -1,11 +1,11 @@
 #include "pg_fixture.h"
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
-#include <chrono>
 #include <regex>
 #include <thread>
 
@@ -119,8 +119,31 @@ void PgTest::TearDown() {
     conn_.reset();
     if (!HasFailure()) {
         pqxx::connection admin(Server::instance().dsn("postgres"));
-        pqxx::nontransaction tx(admin);
-        tx.exec("DROP DATABASE IF EXISTS " + tx.quote_name(db_) + " WITH (FORCE)");
+        // The scheduler's poller may recreate a slot of this database that the test dropped
+        // (it finds it missing) until the database is gone: drop such slots from here and
+        // try again.
+        for (int attempt = 0;; ++attempt) {
+            try {
+                pqxx::nontransaction tx(admin);
+                tx.exec("DROP DATABASE IF EXISTS " + tx.quote_name(db_) + " WITH (FORCE)");
+                return;
+            } catch (const pqxx::sql_error& e) {
+                if (attempt >= 20 ||
+                    std::string(e.what()).find("replication slot") == std::string::npos) {
+                    throw;
+                }
+            }
+            pqxx::nontransaction tx(admin);
+            tx.exec(
+                "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE "
+                "database = " +
+                tx.quote(db_) + " AND active_pid IS NOT NULL");
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            tx.exec(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE "
+                "database = " +
+                tx.quote(db_) + " AND NOT active");
+        }
     }
 }
 
