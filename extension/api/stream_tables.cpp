@@ -321,11 +321,7 @@ Defined define(int64_t id, const std::string& schema, const std::string& name,
         capture::ensure_source(rel);
     }
     for (Oid rel : d.analysis.state_copies) {
-        // Filled by the first refresh, with the source locked.
-        const auto keys = d.analysis.copy_keys.find(rel);
-        capture::state::ensure(rel, keys == d.analysis.copy_keys.end()
-                                        ? std::vector<std::vector<int>>{}
-                                        : keys->second);
+        ensure_copy(rel, d.analysis.copy_keys);  // filled by the first refresh
     }
 
     std::string cols;

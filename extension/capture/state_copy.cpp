@@ -1,6 +1,7 @@
 // State copies of Citus sources (state_copy.h).
 #include "capture/state_copy.h"
 
+#include <algorithm>
 #include <functional>
 #include <set>
 
@@ -121,7 +122,8 @@ std::string key_of(Oid relid) {
 
 /// Index the copy of `key` on each of `keys` (capture columns) it has and is not indexed on
 /// yet: on the columns deltas look rows up by.
-void ensure_indexes(const std::string& key, const std::vector<std::vector<std::string>>& keys) {
+void ensure_indexes(const std::string& key, const std::vector<std::vector<std::string>>& keys,
+                    const std::vector<std::string>& include = {}) {
     const CaptureObjectNames n = capture_object_names(key);
     const std::string copy = qualified(kChangeSchema, n.state_table);
     std::set<std::string> have;
@@ -143,13 +145,24 @@ void ensure_indexes(const std::string& key, const std::vector<std::vector<std::s
             q.push_back(quote_ident(c));
             suffix += "_" + c;
         }
+        std::vector<std::string> inc;
+        for (const auto& c : include) {
+            if (std::find(k.begin(), k.end(), c) == k.end() &&
+                (have.count(c) > 0 || c == "__pgt_image")) {
+                inc.push_back(quote_ident(c));
+                suffix += (inc.size() == 1 ? "_i_" : "_") + c;
+            }
+        }
         std::string name = "idx_state_" + key + suffix;
         if (name.size() > 63) {
             name = "idx_state_" + key + "_" + std::to_string(std::hash<std::string>{}(suffix));
             name = name.substr(0, 63);
         }
-        spi::run("CREATE INDEX IF NOT EXISTS " + quote_ident(name) + " ON " + copy + " (" +
-                 joined(q) + ")");
+        if (spi::exec("SELECT pg_catalog.to_regclass($1) IS NULL", {qualified(kChangeSchema, name)})
+                .scalar() == std::optional<std::string>("t")) {
+            spi::run("CREATE INDEX " + quote_ident(name) + " ON " + copy + " (" + joined(q) + ")" +
+                     (inc.empty() ? "" : " INCLUDE (" + joined(inc) + ")"));
+        }
     }
 }
 
@@ -235,11 +248,25 @@ std::optional<CopyInfo> copy_info(const std::string& key) {
     return CopyInfo{copy, filled.scalar() == std::optional<std::string>("t")};
 }
 
-void ensure(Oid relid, const std::vector<std::vector<int>>& lookup_keys) {
+void ensure(Oid relid, const std::vector<std::vector<int>>& lookup_keys,
+            const std::set<int>& used) {
     const std::string key = key_of(relid);
     if (!copy_of(key)) {
         create(key, relid);
     }
+    // Lookups read the index alone: it includes what the reader reads, and the image (the
+    // reads skip the sentinel by it).
+    std::vector<std::string> include;
+    if (used.count(0) > 0) {
+        for (const auto& c : capture_columns(capture_object_names(key).state_table)) {
+            include.push_back(c.name);
+        }
+    } else {
+        for (int attnum : used) {
+            include.push_back(buffer_column_name(attnum));
+        }
+    }
+    include.emplace_back("__pgt_image");
     std::vector<std::vector<std::string>> keys;
     for (const auto& k : lookup_keys) {
         std::vector<std::string> cols;
@@ -249,7 +276,7 @@ void ensure(Oid relid, const std::vector<std::vector<int>>& lookup_keys) {
         }
         keys.push_back(cols);
     }
-    ensure_indexes(key, keys);
+    ensure_indexes(key, keys, include);
 }
 
 bool sync_columns(const std::string& key) {
@@ -310,6 +337,8 @@ void refill(Oid relid) {
                        pg::rel_name(relid).value_or("")) +
              " AS s");
     mark_filled(*copy);
+    // Fresh statistics for the deltas' plans (autovacuum would come later).
+    spi::run("ANALYZE " + *copy);
 }
 
 void drop(const std::string& key) {

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -33,9 +34,10 @@ std::optional<CopyInfo> copy_info(const std::string& key);
 /// Give Citus source `relid` (captured: its buffer exists) a copy if it has none: empty,
 /// indexed on the image, on the distribution column and on the source's plain indexes'
 /// columns; and index it on each of `lookup_keys` (attribute numbers: the columns a
-/// reader's delta looks its rows up by). Its first reader's first (full) refresh fills it
-/// (refill).
-void ensure(Oid relid, const std::vector<std::vector<int>>& lookup_keys);
+/// reader's delta looks its rows up by), including the `used` columns (those the reader
+/// reads; 0: all), so that a lookup reads the index alone. Its first reader's first (full)
+/// refresh fills it (refill).
+void ensure(Oid relid, const std::vector<std::vector<int>>& lookup_keys, const std::set<int>& used);
 
 /// Fill the copy of `relid` (when it has one) from the source: its columns brought in line
 /// with the buffer's first. The caller holds the source in SHARE mode and has drained its

@@ -72,6 +72,7 @@ struct KeyWalk {
     Query* levels[kMaxDepth];
     int depth = 0;
     List** keys;
+    List** used;  ///< every (relid, attnum) read; attnum 0: the whole row
 };
 
 void collect_keys(Query* q, KeyWalk* w);
@@ -86,7 +87,7 @@ bool table_column(Node* n, const KeyWalk* w, Oid* relid, AttrNumber* attnum) {
     }
     auto* v = reinterpret_cast<Var*>(n);
     const int level = w->depth - 1 - static_cast<int>(v->varlevelsup);
-    if (level < 0 || v->varattno <= 0) {
+    if (level < 0 || v->varattno < 0) {
         return false;
     }
     Query* q = w->levels[level];
@@ -111,6 +112,14 @@ bool key_walker(Node* n, void* ctx) {
         collect_keys(reinterpret_cast<Query*>(n), w);
         return false;
     }
+    if (IsA(n, Var)) {
+        Oid relid = InvalidOid;
+        AttrNumber attnum = 0;
+        if (table_column(n, w, &relid, &attnum)) {
+            *w->used = lappend(*w->used, list_make2_int(static_cast<int>(relid), attnum));
+        }
+        return false;
+    }
     if (IsA(n, OpExpr) && list_length(reinterpret_cast<OpExpr*>(n)->args) == 2) {
         auto* op = reinterpret_cast<OpExpr*>(n);
         char* name = get_opname(op->opno);
@@ -119,7 +128,8 @@ bool key_walker(Node* n, void* ctx) {
             foreach (lc, op->args) {
                 Oid relid = InvalidOid;
                 AttrNumber attnum = 0;
-                if (table_column(static_cast<Node*>(lfirst(lc)), w, &relid, &attnum)) {
+                if (table_column(static_cast<Node*>(lfirst(lc)), w, &relid, &attnum) &&
+                    attnum > 0) {
                     *w->keys = lappend(*w->keys, list_make2_int(static_cast<int>(relid), attnum));
                 }
             }
@@ -141,7 +151,7 @@ void collect_keys(Query* q, KeyWalk* w) {
         TargetEntry* te = get_sortgroupclause_tle(sgc, q->targetList);
         Oid relid = InvalidOid;
         AttrNumber attnum = 0;
-        if (!table_column(reinterpret_cast<Node*>(te->expr), w, &relid, &attnum)) {
+        if (!table_column(reinterpret_cast<Node*>(te->expr), w, &relid, &attnum) || attnum == 0) {
             continue;
         }
         bool added = false;
@@ -164,6 +174,7 @@ void collect_keys(Query* q, KeyWalk* w) {
             get_rel_relkind(rte->relid) == RELKIND_VIEW) {
             KeyWalk inner;
             inner.keys = w->keys;
+            inner.used = w->used;
             collect_keys(view_query_copy(rte->relid), &inner);
         } else if (rte->rtekind == RTE_SUBQUERY) {
             collect_keys(rte->subquery, w);
@@ -179,9 +190,10 @@ void collect_keys(Query* q, KeyWalk* w) {
 
 }  // namespace
 
-void collect_lookup_keys(Query* q, List** keys) {
+void collect_lookup_keys(Query* q, List** keys, List** used) {
     KeyWalk w;
     w.keys = keys;
+    w.used = used;
     collect_keys(q, &w);
 }
 

@@ -38,7 +38,9 @@ void collect_tables(Query* q, const TableWalk& how, List** tables);
 /// a WHERE or ON condition or a sublink's (a join's or a correlated EXISTS' key), one
 /// entry each; and the GROUP BY columns of one table, one entry together. Appended to
 /// `*keys` as integer lists (relid, attnum, ...). A state copy is indexed on them
-/// (capture/state_copy.h), so that a delta reads the rows of the changed keys only.
-void collect_lookup_keys(Query* q, List** keys);
+/// (capture/state_copy.h), so that a delta reads the rows of the changed keys only. Every
+/// table column read anywhere is appended to `*used` as (relid, attnum), attnum 0 for a
+/// whole-row reference: the indexes include them, so that such reads need no heap.
+void collect_lookup_keys(Query* q, List** keys, List** used);
 
 }  // namespace pgt::query_tree

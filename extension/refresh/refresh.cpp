@@ -83,19 +83,24 @@ std::vector<Oid> citus_state_reads(const Translation& tr) {
     return delta_reads(tr, citus_tables);
 }
 
-/// What the query looks each table's rows up by (query_tree::collect_lookup_keys), as
-/// attribute numbers per table.
-std::map<Oid, std::vector<std::vector<int>>> lookup_keys(Query* query) {
+/// What the query looks each table's rows up by, and the columns it reads of each
+/// (query_tree::collect_lookup_keys), as attribute numbers.
+CopyKeys lookup_keys(Query* query) {
     List* keys = NIL;
-    pg_call([&]() noexcept { query_tree::collect_lookup_keys(query, &keys); });
-    std::map<Oid, std::vector<std::vector<int>>> out;
+    List* used = NIL;
+    pg_call([&]() noexcept { query_tree::collect_lookup_keys(query, &keys, &used); });
+    CopyKeys out;
     for (int i = 0; i < list_length(keys); ++i) {
         auto* entry = static_cast<List*>(list_nth(keys, i));
         std::vector<int> cols;
         for (int j = 1; j < list_length(entry); ++j) {
             cols.push_back(list_nth_int(entry, j));
         }
-        out[static_cast<Oid>(list_nth_int(entry, 0))].push_back(cols);
+        out.keys[static_cast<Oid>(list_nth_int(entry, 0))].push_back(cols);
+    }
+    for (int i = 0; i < list_length(used); ++i) {
+        auto* entry = static_cast<List*>(list_nth(used, i));
+        out.used[static_cast<Oid>(linitial_int(entry))].insert(lsecond_int(entry));
     }
     return out;
 }
@@ -254,7 +259,7 @@ class Refresh {
             return;
         }
         const Translation tr = translate_stream_table(st->query_view);
-        std::optional<std::map<Oid, std::vector<std::vector<int>>>> keys;
+        std::optional<CopyKeys> keys;
         for (Oid rel : citus_state_reads(tr)) {
             const auto copy = capture::state::copy_info(capture::resolve(rel).stable_name);
             if (copy && copy->filled) {
@@ -263,9 +268,7 @@ class Refresh {
             if (!keys) {
                 keys = lookup_keys(pg::view_query(st->query_view));
             }
-            const auto k = keys->find(rel);
-            capture::state::ensure(rel,
-                                   k == keys->end() ? std::vector<std::vector<int>>{} : k->second);
+            ensure_copy(rel, *keys);
             catalog::mark_for_full_refresh(
                 id_, "the state copy of " + pg::rel_name(rel).value_or("?") +
                          (copy ? " was not filled" : " was missing: created") +
@@ -653,6 +656,14 @@ class Refresh {
 
 Translation translate_stream_table(Oid query_view) {
     return translate_query(pg::view_query(query_view), capture::resolve);
+}
+
+void ensure_copy(Oid relid, const CopyKeys& keys) {
+    const auto k = keys.keys.find(relid);
+    const auto u = keys.used.find(relid);
+    capture::state::ensure(relid,
+                           k == keys.keys.end() ? std::vector<std::vector<int>>{} : k->second,
+                           u == keys.used.end() ? std::set<int>{} : u->second);
 }
 
 Analysis analyze_for_mode(Query* query, const std::string& refresh_mode,

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 
 #include "core/delta_sql.h"
@@ -32,6 +33,13 @@ RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full, bool wait_f
 Translation translate_stream_table(Oid query_view);
 
 /// Translate an analyzed query and decide how it is maintained.
+/// Per table (attribute numbers): the column sets a query looks its rows up by (joins,
+/// correlated sublinks, GROUP BY), and the columns it reads (0: the whole row).
+struct CopyKeys {
+    std::map<Oid, std::vector<std::vector<int>>> keys;
+    std::map<Oid, std::set<int>> used;
+};
+
 struct Analysis {
     Translation translation;
     bool differential = false;
@@ -40,10 +48,13 @@ struct Analysis {
     /// Citus sources the differential delta reads the rows of, which need a state copy
     /// (capture/state_copy.h) before the first refresh.
     std::vector<Oid> state_copies;
-    /// Per table, the column sets the query looks its rows up by (joins, correlated
-    /// sublinks, GROUP BY): the state copies are indexed on them.
-    std::map<Oid, std::vector<std::vector<int>>> copy_keys;
+    /// What the state copies are indexed on.
+    CopyKeys copy_keys;
 };
+
+/// Give Citus source `relid` its state copy (capture::state::ensure), indexed on what `keys`
+/// says the query looks its rows up by, with the columns it reads included.
+void ensure_copy(Oid relid, const CopyKeys& keys);
 Analysis analyze_for_mode(Query* query, const std::string& refresh_mode,
                           const std::vector<ivm::Column>& columns);
 
