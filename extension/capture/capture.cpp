@@ -554,7 +554,7 @@ SourceNames resolve(Oid relid) {
     auto key = catalog_key(relid);
     out.stable_name = key ? *key : new_key(relid);
     out.buffer = qualified(kChangeSchema, capture_object_names(out.stable_name).buffer_table);
-    if (key) {
+    if (key && citus::loaded()) {  // only Citus sources have state copies
         out.state = state::copy_of(*key).value_or("");
     }
     return out;

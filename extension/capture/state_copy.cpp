@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <functional>
+#include <map>
 #include <set>
 
 #include "boundary/guard.h"
@@ -69,14 +70,6 @@ std::string image_of(const std::vector<std::string>& values) {
         return chunks[0];
     }
     return image_of(chunks);
-}
-
-std::string joined(const std::vector<std::string>& v, const std::string& prefix = "") {
-    std::string out;
-    for (const auto& s : v) {
-        out += (out.empty() ? "" : ", ") + prefix + s;
-    }
-    return out;
 }
 
 std::vector<std::string> quoted_names(const std::vector<CopyColumn>& cols) {
@@ -160,8 +153,9 @@ void ensure_indexes(const std::string& key, const std::vector<std::vector<std::s
         }
         if (spi::exec("SELECT pg_catalog.to_regclass($1) IS NULL", {qualified(kChangeSchema, name)})
                 .scalar() == std::optional<std::string>("t")) {
-            spi::run("CREATE INDEX " + quote_ident(name) + " ON " + copy + " (" + joined(q) + ")" +
-                     (inc.empty() ? "" : " INCLUDE (" + joined(inc) + ")"));
+            spi::run("CREATE INDEX " + quote_ident(name) + " ON " + copy + " (" +
+                     sql::join(q, ", ") + ")" +
+                     (inc.empty() ? "" : " INCLUDE (" + sql::join(inc, ", ") + ")"));
         }
     }
 }
@@ -316,23 +310,31 @@ void refill(Oid relid) {
     }
     (void)sync_columns(key);
     const auto cols = capture_columns(capture_object_names(key).state_table);
-    // The source's column behind each c<attnum>.
+    // The source's column behind each c<attnum>, NULL for one it no longer has.
+    std::map<std::string, std::string> source_column;
+    for (const auto& row :
+         spi::exec("SELECT 'c' OPERATOR(pg_catalog.||) attnum, "
+                   "pg_catalog.quote_ident(attname::pg_catalog.text) FROM pg_catalog.pg_attribute "
+                   "WHERE attrelid OPERATOR(pg_catalog.=) $1::pg_catalog.oid AND attnum "
+                   "OPERATOR(pg_catalog.>) 0 AND NOT attisdropped",
+                   {oid_text(relid)})
+             .rows) {
+        source_column[*row[0]] = *row[1];
+    }
     std::vector<std::string> values;
     for (const auto& c : cols) {
-        auto r = spi::exec(
-            "SELECT pg_catalog.quote_ident(attname::pg_catalog.text) FROM pg_catalog.pg_attribute "
-            "WHERE attrelid OPERATOR(pg_catalog.=) $1::pg_catalog.oid AND attnum "
-            "OPERATOR(pg_catalog.=) $2::pg_catalog.int2 AND NOT attisdropped",
-            {oid_text(relid), c.name.substr(1)});
-        values.push_back(r.scalar() ? "s." + *r.scalar() : "NULL::" + c.type);
+        const auto it = source_column.find(c.name);
+        values.push_back(it != source_column.end() ? "s." + it->second : "NULL::" + c.type);
     }
-    const auto names = quoted_names(cols);
+    auto targets = quoted_names(cols);
+    targets.emplace_back("\"__pgt_image\"");
     // DELETE, not TRUNCATE: a refresh reading the copy under an older snapshot must still
     // see the rows it describes.
     spi::run("DELETE FROM " + *copy);
-    spi::run("INSERT INTO " + *copy + " (" + joined(names) + (names.empty() ? "" : ", ") +
-             "\"__pgt_image\") SELECT " + joined(values) + (values.empty() ? "" : ", ") +
-             image_of(values) + " FROM ONLY " +
+    const std::string image = image_of(values);
+    values.push_back(image);
+    spi::run("INSERT INTO " + *copy + " (" + sql::join(targets, ", ") + ") SELECT " +
+             sql::join(values, ", ") + " FROM ONLY " +
              qualified(pg::namespace_name(pg::rel_namespace(relid)).value_or(""),
                        pg::rel_name(relid).value_or("")) +
              " AS s");
@@ -355,12 +357,17 @@ Applier::Applier(const std::string& key) {
     const CaptureObjectNames n = capture_object_names(key);
     copy_ = copy->name;
     buffer_ = qualified(kChangeSchema, n.buffer_table);
-    names_ = quoted_names(capture_columns(n.state_table));
-    std::vector<std::string> prefixed;
-    for (const auto& c : names_) {
-        prefixed.push_back("b." + c);
+    std::vector<std::string> targets = quoted_names(capture_columns(n.state_table));
+    std::vector<std::string> values;
+    values.reserve(targets.size() + 1);
+    for (const auto& c : targets) {
+        values.push_back("b." + c);
     }
-    image_ = image_of(prefixed);
+    image_ = image_of(values);
+    values.push_back(image_);
+    targets.emplace_back("\"__pgt_image\"");
+    insert_ = "INSERT INTO " + copy_ + " (" + sql::join(targets, ", ") + ") SELECT " +
+              sql::join(values, ", ");
 }
 
 void Applier::apply(const std::vector<std::string>& tids) {
@@ -376,10 +383,7 @@ void Applier::apply(const std::vector<std::string>& tids) {
                              " AS b WHERE b.ctid OPERATOR(pg_catalog.=) ANY ($1::pg_catalog.tid[]) "
                              "AND b.\"__pgt_op\" OPERATOR(pg_catalog.=) ";
     // Inserted rows first: a row inserted and deleted within one batch nets out.
-    spi::run("INSERT INTO " + copy_ + " (" + joined(names_) + (names_.empty() ? "" : ", ") +
-                 "\"__pgt_image\") SELECT " + joined(names_, "b.") + (names_.empty() ? "" : ", ") +
-                 image_ + rows + "'I'",
-             {array});
+    spi::run(insert_ + rows + "'I'", {array});
     // One copy per deleted row, found by its image (the index); duplicates each take one.
     auto r = spi::exec(
         "WITH d AS (SELECT " + image_ + " AS img, pg_catalog.count(*) AS n" + rows +

@@ -67,8 +67,9 @@ class Applier {
     int64_t unmatched() const { return unmatched_; }
 
   private:
-    std::string copy_, buffer_, image_;
-    std::vector<std::string> names_;  ///< the copy's capture columns, quoted
+    std::string copy_, buffer_;
+    std::string image_;   ///< the image of a buffer row "b"
+    std::string insert_;  ///< INSERT INTO the copy SELECT a buffer row "b"'s values, image
     int64_t unmatched_ = 0;
 };
 

@@ -3,6 +3,7 @@
 // all in the caller's transaction, under one registered snapshot taken after the lock.
 #include "refresh/refresh.h"
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -256,6 +257,15 @@ class Refresh {
     void restore_missing_state_copies() const {
         const auto st = catalog::stream_table(id_);
         if (!st || st->effective_mode != "differential") {
+            return;
+        }
+        // Usually every Citus source has its filled copy: then nothing needs the translation.
+        const bool all_filled =
+            std::all_of(citus_sources_.begin(), citus_sources_.end(), [](Oid rel) {
+                const auto copy = capture::state::copy_info(capture::resolve(rel).stable_name);
+                return copy && copy->filled;
+            });
+        if (all_filled) {
             return;
         }
         const Translation tr = translate_stream_table(st->query_view);
