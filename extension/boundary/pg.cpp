@@ -107,6 +107,11 @@ char rel_kind(Oid relid) {
     return pg_call([&]() noexcept { return get_rel_relkind(relid); });
 }
 
+bool has_column(Oid relid, const std::string& name) {
+    const char* n = name.c_str();
+    return pg_call([&]() noexcept { return get_attnum(relid, n) != InvalidAttrNumber; });
+}
+
 std::string database_name() {
     return pg_call([&]() noexcept { return get_database_name(MyDatabaseId); });
 }

@@ -41,6 +41,8 @@ std::optional<std::string> rel_name(Oid relid);
 std::optional<std::string> namespace_name(Oid nsp);
 Oid rel_namespace(Oid relid);
 char rel_kind(Oid relid);
+/// Whether relation `relid` has a (not dropped) column `name`.
+bool has_column(Oid relid, const std::string& name);
 std::string database_name();
 
 /// The defining query of a view, copied into the current memory context.

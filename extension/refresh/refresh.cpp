@@ -40,9 +40,23 @@ using sql::qualified;
 
 using catalog::Source;
 
+/// The differential layout of the storage table `relid` for `plan`. Storage created before
+/// numeric sum/avg kept their per-group counts lacks those hidden columns: its groups are
+/// rescanned as they were then.
+ivm::StorageLayout storage_layout(const ivm::Query& plan, Oid relid) {
+    ivm::StorageLayout layout = ivm::differential_layout(plan);
+    for (const auto& h : layout.hidden) {
+        if (!pg::has_column(relid, h.name)) {
+            return ivm::differential_layout(plan, ivm::StorageLayout::NumericState::rescan);
+        }
+    }
+    return layout;
+}
+
 /// Those of `rels` whose current rows the delta of `tr` reads (the other side of a join, a
-/// rescanned group, EXISTS), from the table itself or from its state copy.
-std::vector<Oid> delta_reads(const Translation& tr, const std::vector<Oid>& rels) {
+/// rescanned group, EXISTS), from the table itself or from its state copy; for the storage
+/// table `storage` when valid (else for a new one).
+std::vector<Oid> delta_reads(const Translation& tr, const std::vector<Oid>& rels, Oid storage) {
     std::vector<Oid> out;
     if (!tr.plan || rels.empty()) {
         return out;
@@ -51,8 +65,9 @@ std::vector<Oid> delta_reads(const Translation& tr, const std::vector<Oid>& rels
     for (Oid rel : tr.relations) {
         window.changed.insert(capture::resolve(rel).stable_name);
     }
-    const std::string delta =
-        ivm::delta_apply_sql(*tr.plan, ivm::differential_layout(*tr.plan), "\"x\".\"x\"", window);
+    const ivm::StorageLayout layout = OidIsValid(storage) ? storage_layout(*tr.plan, storage)
+                                                          : ivm::differential_layout(*tr.plan);
+    const std::string delta = ivm::delta_apply_sql(*tr.plan, layout, "\"x\".\"x\"", window);
     for (Oid rel : rels) {
         const std::string name = qualified(pg::namespace_name(pg::rel_namespace(rel)).value_or(""),
                                            pg::rel_name(rel).value_or(""));
@@ -71,7 +86,7 @@ std::vector<Oid> delta_reads(const Translation& tr, const std::vector<Oid>& rels
 /// also refuses such reads inside the MERGE that applies the delta): a differential reader reads a
 /// copy at the buffer's frontier instead (capture/state_copy.h). Plain tables captured through WAL
 /// need none: their buffer rows carry their writers' transaction ids (Refresh::run).
-std::vector<Oid> citus_state_reads(const Translation& tr) {
+std::vector<Oid> citus_state_reads(const Translation& tr, Oid storage = InvalidOid) {
     if (!tr.plan || !citus::loaded()) {
         return {};
     }
@@ -81,7 +96,7 @@ std::vector<Oid> citus_state_reads(const Translation& tr) {
             citus_tables.push_back(rel);
         }
     }
-    return delta_reads(tr, citus_tables);
+    return delta_reads(tr, citus_tables, storage);
 }
 
 /// What the query looks each table's rows up by, and the columns it reads of each
@@ -270,7 +285,7 @@ class Refresh {
         }
         const Translation tr = translate_stream_table(st->query_view);
         std::optional<CopyKeys> keys;
-        for (Oid rel : citus_state_reads(tr)) {
+        for (Oid rel : citus_state_reads(tr, st->relid)) {
             const auto copy = capture::state::copy_info(capture::resolve(rel).stable_name);
             if (copy && copy->filled) {
                 continue;
@@ -550,7 +565,7 @@ class Refresh {
                             tr->unsupported, "Drop and recreate the stream table.");
             }
             plan = tr->plan.get();
-            layout = ivm::differential_layout(*plan);
+            layout = storage_layout(*plan, st_.relid);
         } else {
             layout.kind = ivm::StorageKind::rows;
             auto cols = spi::exec(
@@ -580,7 +595,7 @@ class Refresh {
                 "stream table \"" + st_.name + "\" can no longer be maintained differentially",
                 tr.unsupported, "Run pgtrickle.alter_stream_table(..., refresh_mode => 'full').");
         }
-        ivm::StorageLayout layout = ivm::differential_layout(*tr.plan);
+        ivm::StorageLayout layout = storage_layout(*tr.plan, st_.relid);
         if (!catalog::has_row_image_id()) {
             layout.identity = ivm::RowIdentity::equality;  // catalogs before 0.35.0
         }

@@ -51,10 +51,19 @@ struct StorageLayout {
     /// What the catalog provides to tell rows apart; the storage (`__pgt_row_id`) is the same
     /// either way.
     RowIdentity identity = RowIdentity::image;
+    /// sum/avg over numeric keep, per group, their finite sum, the counts of NaN, +Infinity
+    /// and -Infinity and (without a declared scale) the multiset of display scales, so that
+    /// no group is ever rescanned for them. Storage created before 0.35.0 lacks those hidden
+    /// columns: such groups are rescanned instead (NumericState::rescan).
+    enum class NumericState { counts, rescan };
+    NumericState numeric = NumericState::counts;
 };
 
-/// Layout for a differentially maintained query.
-StorageLayout differential_layout(const Query& q);
+/// Layout for a differentially maintained query. `numeric` = rescan: the layout of storage
+/// created before numeric sum/avg kept their per-group counts.
+StorageLayout differential_layout(const Query& q,
+                                  StorageLayout::NumericState numeric =
+                                      StorageLayout::NumericState::counts);
 
 /// Layout for a query maintained by full refresh only: rows with a content row id.
 StorageLayout full_layout(const std::vector<Column>& columns);

@@ -10,10 +10,12 @@
 //            with a keep flag ("__pgt_new"), written by MERGE (local) or by DELETE + INSERT
 //            ... ON CONFLICT (distributed). Algebraic aggregates (count, sum, avg over exact
 //            types) come from stored value + delta; min/max likewise unless the group lost
-//            rows, then rescanned; sum/avg over numeric are rescanned when NaN or an infinity
-//            is involved, and (numeric without a declared scale) when the group lost rows, so
-//            the display scale is the query's; anything else (HAVING, other aggregates,
-//            expressions over aggregates, float sums) is recomputed for the touched groups.
+//            rows, then rescanned; sum/avg over numeric keep per group their finite sum, the
+//            counts of NaN, +Infinity and -Infinity, and (numeric without a declared scale)
+//            the multiset of display scales, so that the result is the query's (special
+//            values, display scale) without a rescan; anything else (HAVING, other
+//            aggregates, expressions over aggregates, float sums) is recomputed for the
+//            touched groups.
 #include <stdexcept>
 
 #include "core/delta_sql.h"
@@ -37,6 +39,94 @@ using sql::join;
 using sql::quote_ident;
 
 const char* const kNumericSpecials = "'{NaN,Infinity,-Infinity}'::pg_catalog.numeric[]";
+
+using NumericState = StorageLayout::NumericState;
+
+/// The special numeric values whose per-group counts a numeric sum/avg keeps: the hidden
+/// column's kind (hidden_name) and the value.
+struct NumericSpecial {
+    const char* kind;
+    const char* value;
+};
+const NumericSpecial kSpecials[] = {{"nan", "'NaN'::pg_catalog.numeric"},
+                                    {"pinf", "'Infinity'::pg_catalog.numeric"},
+                                    {"ninf", "'-Infinity'::pg_catalog.numeric"}};
+
+/// Display scales of 1000 and more share the top digit of a scale multiset; a group holding
+/// such a value is rescanned (its sum's display scale is not kept).
+constexpr int kScaleTop = 1000;
+/// Decimal digits per scale in a scale multiset: a count below 10^19 fits any bigint count.
+constexpr int kScaleDigits = 19;
+
+/// The display scale of the numeric `x` as one digit of a scale multiset: 10^(19 * scale).
+/// A group's sum of them counts its values of each scale in base 10^19, so the largest scale
+/// present is (digits - 1) / 19 (largest_scale). NULL for NULL, NaN and the infinities
+/// (pg_catalog.scale is NULL for them); the common scales are array constants.
+std::string scale_digit(const std::string& x) {
+    std::string powers = "'{1";
+    for (int i = 1; i <= 20; ++i) {
+        powers += ",1e" + std::to_string(i * kScaleDigits);
+    }
+    powers += "}'::pg_catalog.numeric[]";
+    const std::string scale = "pg_catalog.scale(" + x + ")";
+    const std::string top = std::to_string(kScaleTop);
+    // Not LEAST: it skips NULLs, and NaN would count as a value of the top scale.
+    return "COALESCE((" + powers + ")[" + scale + op("+") + "1], pg_catalog.textcat('1e', (" +
+           std::to_string(kScaleDigits) + op("*") + "CASE WHEN " + scale + op("<") + top +
+           " THEN " + scale + " WHEN " + scale + op(">=") + top + " THEN " + top +
+           " END)::pg_catalog.text)::pg_catalog.numeric)";
+}
+
+/// The largest display scale in the scale multiset `multiset` (0 when empty).
+std::string largest_scale(const std::string& multiset) {
+    return "((pg_catalog.length((" + multiset + ")::pg_catalog.text)" + op("-") + "1)" + op("/") +
+           std::to_string(kScaleDigits) + ")";
+}
+
+/// Whether the scale multiset holds a value of scale kScaleTop or more.
+std::string holds_top_scale(const std::string& multiset) {
+    return "(" + multiset + op(">=") + "1e" + std::to_string(kScaleTop * kScaleDigits) + ")";
+}
+
+/// Whether a sum/avg target keeps the numeric per-group counts in this layout.
+bool keeps_numeric_counts(const Aggregate& a, const StorageLayout& layout) {
+    return a.numeric_arg && layout.numeric == NumericState::counts;
+}
+
+/// The hidden state of one sum/avg target (index `i` among the targets), in the order of
+/// layout.hidden: the non-null count, the exact (finite) sum where the visible column cannot
+/// give it back, the counts of NaN and the infinities, the scale multiset. `full` is the
+/// state's expression over the block's rows (full refresh).
+struct AggregateState {
+    HiddenColumn column;
+    std::string full;
+};
+std::vector<AggregateState> sum_state(const Aggregate& a, size_t i, NumericState numeric) {
+    std::vector<AggregateState> out;
+    const bool counts = a.numeric_arg && numeric == NumericState::counts;
+    const std::string x = "(" + a.arg + ")::pg_catalog.numeric";
+    out.push_back({{hidden_name("nn", i), "bigint"}, "pg_catalog.count(" + a.arg + ")"});
+    if (a.kind == Aggregate::Kind::avg || counts) {
+        // A group whose values are all NULL (or special) has no sum; the column is NOT NULL.
+        const std::string finite =
+            counts ? "CASE WHEN " + x + op("<>") + "ALL (" + kNumericSpecials + ") THEN " + x +
+                         " END"
+                   : x;
+        out.push_back({{hidden_name("sum", i), "numeric"},
+                       "COALESCE(pg_catalog.sum(" + finite + "), 0)"});
+    }
+    if (counts) {
+        for (const auto& sp : kSpecials) {
+            out.push_back({{hidden_name(sp.kind, i), "bigint"},
+                           "pg_catalog.count(CASE WHEN " + x + op("=") + sp.value + " THEN 1 END)"});
+        }
+        if (a.varying_scale) {
+            out.push_back({{hidden_name("scales", i), "numeric"},
+                           "COALESCE(pg_catalog.sum(" + scale_digit(x) + "), 0)"});
+        }
+    }
+    return out;
+}
 
 std::string column_list(const std::vector<Column>& cols, const std::string& prefix = "") {
     std::vector<std::string> out;
@@ -71,23 +161,22 @@ bool is_algebraic(const Block& b) {
 }
 
 /// Hidden aggregate state of a groups layout, in the order of layout.hidden[1..]: the row
-/// count, then (algebraic) per sum/avg target the non-null count and (avg) the exact sum.
+/// count, then (algebraic) per sum/avg target its sum_state.
 std::vector<std::string> hidden_aggregate_exprs(const Block& b, const StorageLayout& layout) {
     std::vector<std::string> out{"pg_catalog.count(*)"};
     if (!layout.algebraic) {
         return out;
     }
-    for (const auto& t : b.targets) {
+    for (size_t i = 0; i < b.targets.size(); ++i) {
+        const Target& t = b.targets[i];
         if (t.kind != Target::Kind::aggregate) {
             continue;
         }
         const Aggregate& a = b.aggs[t.ref];
         if (a.kind == Aggregate::Kind::sum || a.kind == Aggregate::Kind::avg) {
-            out.push_back("pg_catalog.count(" + a.arg + ")");
-        }
-        if (a.kind == Aggregate::Kind::avg) {
-            // A group whose values are all NULL has no sum; the hidden column is NOT NULL.
-            out.push_back("COALESCE(pg_catalog.sum((" + a.arg + ")::pg_catalog.numeric), 0)");
+            for (const auto& st : sum_state(a, i, layout.numeric)) {
+                out.push_back(st.full);
+            }
         }
     }
     return out;
@@ -367,6 +456,22 @@ std::string groups_algebraic_new(const DeltaGenerator& gen, const Block& b,
             case Aggregate::Kind::sum:
             case Aggregate::Kind::avg:
                 fold.push_back(non_null_weight + " AS " + quote_ident(hidden_name("dnn", j)));
+                if (keeps_numeric_counts(a, layout)) {
+                    const std::string x = "(" + arg + ")::pg_catalog.numeric";
+                    fold.push_back("pg_catalog.sum(CASE WHEN " + x + op("<>") + "ALL (" +
+                                   kNumericSpecials + ") THEN " + x + op("*") + w + " END) AS " +
+                                   quote_ident(hidden_name("dsum", j)));
+                    for (const auto& sp : kSpecials) {
+                        fold.push_back("pg_catalog.sum(CASE WHEN " + x + op("=") + sp.value +
+                                       " THEN " + w + " ELSE 0 END) AS " +
+                                       quote_ident(hidden_name((std::string("d") + sp.kind).c_str(), j)));
+                    }
+                    if (a.varying_scale) {
+                        fold.push_back("pg_catalog.sum(" + scale_digit(x) + op("*") + w + ") AS " +
+                                       quote_ident(hidden_name("dscales", j)));
+                    }
+                    break;
+                }
                 fold.push_back("pg_catalog.sum((" + arg + ")::pg_catalog.numeric" + op("*") + w +
                                ") AS " + quote_ident(hidden_name("dsum", j)));
                 if (a.numeric_arg) {
@@ -404,10 +509,9 @@ std::string groups_algebraic_new(const DeltaGenerator& gen, const Block& b,
     std::vector<std::string> values;  // "<expr> AS <storage column>"
     const std::string new_count = "(COALESCE(" + stored_col("__pgt_count") + ", 0)" + op("+") +
                                   delta_col("__pgt_dcount") + ")";
-    std::vector<std::string> hidden_values;
-    // Hidden columns are laid out as: row id, count, then per sum/avg target nn (+ sum for avg).
-    size_t hidden_i = 2;
-    for (const Target& t : b.targets) {
+    std::vector<std::string> hidden_values;  // "<expr> AS <hidden column>" (sum_state)
+    for (size_t i = 0; i < b.targets.size(); ++i) {
+        const Target& t = b.targets[i];
         const std::string col = quote_ident(t.column.name);
         const std::string cast = "::" + t.column.type;
         if (t.kind == Target::Kind::group_key) {
@@ -431,14 +535,54 @@ std::string groups_algebraic_new(const DeltaGenerator& gen, const Block& b,
                 break;
             case Aggregate::Kind::sum:
             case Aggregate::Kind::avg: {
-                const std::string nn_name = layout.hidden[hidden_i++].name;
+                const std::string nn_name = hidden_name("nn", i);
                 const std::string new_nn =
                     "(COALESCE(" + stored_col(nn_name) + ", 0)" + op("+") + delta_nn + ")";
                 const std::string delta_sum =
                     "COALESCE(" + delta_col(hidden_name("dsum", j)) + ", 0)";
                 hidden_values.push_back(new_nn + " AS " + quote_ident(nn_name));
-                const std::string sum_name =
-                    a.kind == Aggregate::Kind::avg ? layout.hidden[hidden_i++].name : "";
+                const std::string sum_name = hidden_name("sum", i);
+                if (keeps_numeric_counts(a, layout)) {
+                    // Stored state + delta, for the finite sum, the special values' counts
+                    // and the scale multiset; the result is composed from them as numeric
+                    // sum and avg compose theirs (NaN wins, +Infinity and -Infinity give NaN,
+                    // the finite sum shows the largest display scale of its values).
+                    auto added = [&](const std::string& kind, const std::string& delta_value) {
+                        const std::string v = "(COALESCE(" + stored_col(hidden_name(kind.c_str(), i)) +
+                                              ", 0)" + op("+") + delta_value + ")";
+                        hidden_values.push_back(v + " AS " +
+                                                quote_ident(hidden_name(kind.c_str(), i)));
+                        return v;
+                    };
+                    const std::string new_sum = added("sum", delta_sum);
+                    std::string special_counts[3];
+                    for (size_t k = 0; k < 3; ++k) {
+                        const std::string kind = kSpecials[k].kind;
+                        special_counts[k] =
+                            added(kind, delta_col(hidden_name(("d" + kind).c_str(), j)));
+                    }
+                    std::string shown = new_sum, when_top;
+                    if (a.varying_scale) {
+                        const std::string scales = added(
+                            "scales", "COALESCE(" + delta_col(hidden_name("dscales", j)) + ", 0)");
+                        shown = "pg_catalog.round(" + new_sum + ", " + largest_scale(scales) + ")";
+                        when_top = " WHEN " + holds_top_scale(scales) + " THEN (SELECT " + a.sql +
+                                   rescan_from + ")";
+                    }
+                    if (a.kind == Aggregate::Kind::avg) {
+                        shown = "(" + shown + op("/") + new_nn + "::pg_catalog.numeric)";
+                    }
+                    const std::string nan = special_counts[0], pinf = special_counts[1],
+                                      ninf = special_counts[2];
+                    values.push_back(
+                        "(CASE WHEN " + new_nn + op("=") + "0 THEN NULL WHEN " + nan + op(">") +
+                        "0 OR (" + pinf + op(">") + "0 AND " + ninf + op(">") + "0) THEN " +
+                        kSpecials[0].value + " WHEN " + pinf + op(">") + "0 THEN " +
+                        kSpecials[1].value + " WHEN " + ninf + op(">") + "0 THEN " +
+                        kSpecials[2].value + when_top + " ELSE " + shown + " END)" + cast +
+                        " AS " + col);
+                    break;
+                }
                 // The stored exact sum: the visible column for sum, the hidden one for avg.
                 const std::string stored_sum = a.kind == Aggregate::Kind::sum
                                                    ? stored + "." + col + "::pg_catalog.numeric"
@@ -557,12 +701,13 @@ StorageLayout full_layout(const std::vector<Column>& columns) {
     return l;
 }
 
-StorageLayout differential_layout(const Query& q) {
+StorageLayout differential_layout(const Query& q, StorageLayout::NumericState numeric) {
     if (q.union_all || !q.block.grouped) {
         return full_layout(q.columns);
     }
     const Block& b = q.block;
     StorageLayout l;
+    l.numeric = numeric;
     l.kind = StorageKind::groups;
     l.global_aggregate = b.group_by.empty();
     l.algebraic = is_algebraic(b);
@@ -577,10 +722,9 @@ StorageLayout differential_layout(const Query& q) {
             }
             const Aggregate& a = b.aggs[t.ref];
             if (a.kind == Aggregate::Kind::sum || a.kind == Aggregate::Kind::avg) {
-                l.hidden.push_back({hidden_name("nn", i), "bigint"});
-            }
-            if (a.kind == Aggregate::Kind::avg) {
-                l.hidden.push_back({hidden_name("sum", i), "numeric"});
+                for (const auto& st : sum_state(a, i, numeric)) {
+                    l.hidden.push_back(st.column);
+                }
             }
         }
     }

@@ -230,14 +230,44 @@ TEST(DeltaSql, global_aggregate_ignores_an_empty_fold) {
               std::string::npos);
 }
 
-TEST(DeltaSql, numeric_sums_rescan_groups_with_special_values) {
-    Query q = grouped_query(false, false);
-    q.block.aggs[0].numeric_arg = true;
-    q.block.aggs[0].varying_scale = true;
-    const std::string sql = delta_apply_sql(q, differential_layout(q), "\"st\"",
-                                            {{"1:2:", {}, {}}, {"sn_a"}, std::nullopt});
-    EXPECT_NE(sql.find("'{NaN,Infinity,-Infinity}'::pg_catalog.numeric[]"), std::string::npos);
-    EXPECT_NE(sql.find("\"__pgt_dspecial_1\""), std::string::npos);
+TEST(DeltaSql, numeric_sums_keep_counts_and_read_no_source) {
+    const ChangeWindow w{{"1:2:", {}, {}}, {"sn_a"}, std::nullopt};
+    for (bool varying : {false, true}) {
+        Query q = grouped_query(false, false);
+        q.block.aggs.resize(1);  // sum only: max would rescan groups that lose rows
+        q.block.targets.resize(2);
+        q.columns.resize(2);
+        q.block.aggs[0].numeric_arg = true;
+        q.block.aggs[0].varying_scale = varying;
+        const StorageLayout l = differential_layout(q);
+        std::vector<std::string> hidden;
+        for (const auto& h : l.hidden) {
+            hidden.push_back(h.name);
+        }
+        std::vector<std::string> expected{"__pgt_row_id", "__pgt_count", "__pgt_nn_2",
+                                          "__pgt_sum_2",  "__pgt_nan_2", "__pgt_pinf_2",
+                                          "__pgt_ninf_2"};
+        if (varying) {
+            expected.push_back("__pgt_scales_2");
+        }
+        EXPECT_EQ(hidden, expected);
+        const std::string sql = delta_apply_sql(q, l, "\"st\"", w);
+        EXPECT_EQ(sql.find("\"__pgt_dspecial_1\""), std::string::npos);
+        // The source is read only where a value of display scale 1000 or more is held.
+        const std::string rescan = "(SELECT pg_catalog.sum(\"a\".\"v\") FROM";
+        const size_t reads = count(sql, rescan);
+        EXPECT_EQ(reads, varying ? 1u : 0u) << sql;
+        if (varying) {
+            EXPECT_NE(sql.find("OPERATOR(pg_catalog.>=) 1e19000) THEN " + rescan), std::string::npos)
+                << sql;
+        }
+        // Storage created before the counts: groups with special values are rescanned.
+        const std::string old =
+            delta_apply_sql(q, differential_layout(q, StorageLayout::NumericState::rescan),
+                            "\"st\"", w);
+        EXPECT_NE(old.find("\"__pgt_dspecial_1\""), std::string::npos);
+        EXPECT_GT(count(old, rescan), 0u);
+    }
 }
 
 // Every call of `fn(` in `sql` is schema-qualified.
