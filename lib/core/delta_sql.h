@@ -61,9 +61,8 @@ struct StorageLayout {
 
 /// Layout for a differentially maintained query. `numeric` = rescan: the layout of storage
 /// created before numeric sum/avg kept their per-group counts.
-StorageLayout differential_layout(const Query& q,
-                                  StorageLayout::NumericState numeric =
-                                      StorageLayout::NumericState::counts);
+StorageLayout differential_layout(
+    const Query& q, StorageLayout::NumericState numeric = StorageLayout::NumericState::counts);
 
 /// Layout for a query maintained by full refresh only: rows with a content row id.
 StorageLayout full_layout(const std::vector<Column>& columns);

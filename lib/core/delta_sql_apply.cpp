@@ -108,17 +108,17 @@ std::vector<AggregateState> sum_state(const Aggregate& a, size_t i, NumericState
     out.push_back({{hidden_name("nn", i), "bigint"}, "pg_catalog.count(" + a.arg + ")"});
     if (a.kind == Aggregate::Kind::avg || counts) {
         // A group whose values are all NULL (or special) has no sum; the column is NOT NULL.
-        const std::string finite =
-            counts ? "CASE WHEN " + x + op("<>") + "ALL (" + kNumericSpecials + ") THEN " + x +
-                         " END"
-                   : x;
-        out.push_back({{hidden_name("sum", i), "numeric"},
-                       "COALESCE(pg_catalog.sum(" + finite + "), 0)"});
+        const std::string finite = counts ? "CASE WHEN " + x + op("<>") + "ALL (" +
+                                                kNumericSpecials + ") THEN " + x + " END"
+                                          : x;
+        out.push_back(
+            {{hidden_name("sum", i), "numeric"}, "COALESCE(pg_catalog.sum(" + finite + "), 0)"});
     }
     if (counts) {
         for (const auto& sp : kSpecials) {
-            out.push_back({{hidden_name(sp.kind, i), "bigint"},
-                           "pg_catalog.count(CASE WHEN " + x + op("=") + sp.value + " THEN 1 END)"});
+            out.push_back(
+                {{hidden_name(sp.kind, i), "bigint"},
+                 "pg_catalog.count(CASE WHEN " + x + op("=") + sp.value + " THEN 1 END)"});
         }
         if (a.varying_scale) {
             out.push_back({{hidden_name("scales", i), "numeric"},
@@ -462,9 +462,10 @@ std::string groups_algebraic_new(const DeltaGenerator& gen, const Block& b,
                                    kNumericSpecials + ") THEN " + x + op("*") + w + " END) AS " +
                                    quote_ident(hidden_name("dsum", j)));
                     for (const auto& sp : kSpecials) {
-                        fold.push_back("pg_catalog.sum(CASE WHEN " + x + op("=") + sp.value +
-                                       " THEN " + w + " ELSE 0 END) AS " +
-                                       quote_ident(hidden_name((std::string("d") + sp.kind).c_str(), j)));
+                        fold.push_back(
+                            "pg_catalog.sum(CASE WHEN " + x + op("=") + sp.value + " THEN " + w +
+                            " ELSE 0 END) AS " +
+                            quote_ident(hidden_name((std::string("d") + sp.kind).c_str(), j)));
                     }
                     if (a.varying_scale) {
                         fold.push_back("pg_catalog.sum(" + scale_digit(x) + op("*") + w + ") AS " +
@@ -548,8 +549,8 @@ std::string groups_algebraic_new(const DeltaGenerator& gen, const Block& b,
                     // sum and avg compose theirs (NaN wins, +Infinity and -Infinity give NaN,
                     // the finite sum shows the largest display scale of its values).
                     auto added = [&](const std::string& kind, const std::string& delta_value) {
-                        const std::string v = "(COALESCE(" + stored_col(hidden_name(kind.c_str(), i)) +
-                                              ", 0)" + op("+") + delta_value + ")";
+                        std::string v = "(COALESCE(" + stored_col(hidden_name(kind.c_str(), i)) +
+                                        ", 0)" + op("+") + delta_value + ")";
                         hidden_values.push_back(v + " AS " +
                                                 quote_ident(hidden_name(kind.c_str(), i)));
                         return v;
@@ -574,13 +575,12 @@ std::string groups_algebraic_new(const DeltaGenerator& gen, const Block& b,
                     }
                     const std::string nan = special_counts[0], pinf = special_counts[1],
                                       ninf = special_counts[2];
-                    values.push_back(
-                        "(CASE WHEN " + new_nn + op("=") + "0 THEN NULL WHEN " + nan + op(">") +
-                        "0 OR (" + pinf + op(">") + "0 AND " + ninf + op(">") + "0) THEN " +
-                        kSpecials[0].value + " WHEN " + pinf + op(">") + "0 THEN " +
-                        kSpecials[1].value + " WHEN " + ninf + op(">") + "0 THEN " +
-                        kSpecials[2].value + when_top + " ELSE " + shown + " END)" + cast +
-                        " AS " + col);
+                    values.push_back("(CASE WHEN " + new_nn + op("=") + "0 THEN NULL WHEN " + nan +
+                                     op(">") + "0 OR (" + pinf + op(">") + "0 AND " + ninf +
+                                     op(">") + "0) THEN " + kSpecials[0].value + " WHEN " + pinf +
+                                     op(">") + "0 THEN " + kSpecials[1].value + " WHEN " + ninf +
+                                     op(">") + "0 THEN " + kSpecials[2].value + when_top +
+                                     " ELSE " + shown + " END)" + cast + " AS " + col);
                     break;
                 }
                 // The stored exact sum: the visible column for sum, the hidden one for avg.

@@ -39,7 +39,8 @@ class EngineEdgeCases : public PgTest {
     int64_t scans_by_refresh(const std::string& table, const std::string& st) {
         exec("BEGIN");
         const auto count = [&]() {
-            return std::stoll(scalar("SELECT pg_stat_get_xact_numscans('" + table + "'::regclass)"));
+            return std::stoll(
+                scalar("SELECT pg_stat_get_xact_numscans('" + table + "'::regclass)"));
         };
         const int64_t before = count();
         refresh(st);

@@ -258,13 +258,13 @@ TEST(DeltaSql, numeric_sums_keep_counts_and_read_no_source) {
         const size_t reads = count(sql, rescan);
         EXPECT_EQ(reads, varying ? 1u : 0u) << sql;
         if (varying) {
-            EXPECT_NE(sql.find("OPERATOR(pg_catalog.>=) 1e19000) THEN " + rescan), std::string::npos)
+            EXPECT_NE(sql.find("OPERATOR(pg_catalog.>=) 1e19000) THEN " + rescan),
+                      std::string::npos)
                 << sql;
         }
         // Storage created before the counts: groups with special values are rescanned.
-        const std::string old =
-            delta_apply_sql(q, differential_layout(q, StorageLayout::NumericState::rescan),
-                            "\"st\"", w);
+        const std::string old = delta_apply_sql(
+            q, differential_layout(q, StorageLayout::NumericState::rescan), "\"st\"", w);
         EXPECT_NE(old.find("\"__pgt_dspecial_1\""), std::string::npos);
         EXPECT_GT(count(old, rescan), 0u);
     }
