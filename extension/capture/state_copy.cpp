@@ -242,12 +242,21 @@ std::optional<CopyInfo> copy_info(const std::string& key) {
     return CopyInfo{copy, filled.scalar() == std::optional<std::string>("t")};
 }
 
+/// Keep autovacuum off `copy` until this transaction ends (one that runs now is cancelled by
+/// the server once it blocks us). A transaction that changes the copy's pg_class row (a
+/// GRANT, an index) and then ANALYZEs it would otherwise deadlock with an autovacuum that
+/// began in between: it waits for our row, we for its lock.
+void hold_off_autovacuum(const std::string& copy) {
+    spi::run("LOCK TABLE " + copy + " IN SHARE UPDATE EXCLUSIVE MODE");
+}
+
 void ensure(Oid relid, const std::vector<std::vector<int>>& lookup_keys,
             const std::set<int>& used) {
     const std::string key = key_of(relid);
     if (!copy_of(key)) {
         create(key, relid);
     }
+    hold_off_autovacuum(*copy_of(key));
     // Lookups read the index alone: it includes what the reader reads, and the image (the
     // reads skip the sentinel by it).
     std::vector<std::string> include;
@@ -308,6 +317,7 @@ void refill(Oid relid) {
     if (!copy) {
         return;
     }
+    hold_off_autovacuum(*copy);
     (void)sync_columns(key);
     const auto cols = capture_columns(capture_object_names(key).state_table);
     // The source's column behind each c<attnum>, NULL for one it no longer has.

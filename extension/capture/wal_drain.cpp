@@ -79,9 +79,15 @@ Drained drain_slot(Oid relid, const catalog::WorkerSlot& s, BufferWriter& writer
     }
     if (exact) {
         // Every transaction that committed on the node must be read, also one committed
-        // asynchronously (synchronous_commit = off) whose WAL is not flushed yet: wait until
-        // the WAL written so far is flushed (the walwriter does it within wal_writer_delay).
+        // asynchronously (synchronous_commit = off) whose WAL is not flushed yet: the WAL
+        // written so far must be flushed. The walwriter flushes an asynchronous commit within
+        // wal_writer_delay, but not a partly filled page of WAL that no commit follows (an
+        // open transaction's, this refresh's own Citus DDL): one synchronous commit here
+        // flushes everything before it (a transaction id, nothing else, on that node).
         const std::string inserted = current_insert_lsn(c);
+        c.exec(
+            "DO $pgt$ BEGIN PERFORM pg_catalog.set_config('synchronous_commit', 'on', true); "
+            "PERFORM pg_catalog.txid_current(); END $pgt$");
         c.exec(
             "DO $pgt$ BEGIN WHILE pg_catalog.pg_current_wal_flush_lsn() OPERATOR(pg_catalog.<) " +
             quote_literal(pgoutput::format_lsn(lsn_of(inserted))) +
