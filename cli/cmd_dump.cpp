@@ -23,6 +23,7 @@ json::Value definitions_json(const std::vector<dump::StreamTableDef>& defs) {
         st.set("refresh_mode", d.refresh_mode);
         st.set("cdc_mode", d.cdc_mode);
         st.set("output_distribution_column", optional_json(d.output_distribution_column));
+        st.set("placement", optional_json(d.placement));
         st.set("status", d.status);
         json::Value deps = json::Value::array();
         for (const std::string& dep : d.depends_on) {

@@ -55,6 +55,8 @@ void setup_create(CommandTree& tree) {
         refresh_modes);
     cmd->add_flag("--no-initialize", opt->no_initialize,
                   "create empty; the first refresh populates it");
+    cmd->add_option("--distribution-column", opt->req.distribution_column,
+                    "Citus: store it as a table distributed by this column");
 }
 
 void setup_alter(CommandTree& tree) {

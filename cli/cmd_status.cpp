@@ -41,6 +41,16 @@ std::string mode_cell(const json::Value& st) {
     return mode;
 }
 
+// local, reference, or distributed (column).
+std::string placement_cell(const json::Value& st) {
+    std::string placement = cell(st["st_placement"]);
+    const std::string column = cell(st["distribution_column"]);
+    if (placement == "distributed" && !column.empty()) {
+        placement += " (" + column + ")";
+    }
+    return placement;
+}
+
 std::string staleness_cell(const json::Value& st) {
     const json::Value& s = st["staleness_seconds"];
     return s.is_number() ? cli_format::format_duration(s.as_double()) : "never refreshed";
@@ -50,12 +60,12 @@ std::string stream_tables_table(const json::Value& rows) {
     std::vector<std::vector<std::string>> cells;
     for (const json::Value& st : rows.as_array()) {
         cells.push_back({cell(st["pgt_schema"]) + "." + cell(st["pgt_name"]), cell(st["status"]),
-                         mode_cell(st), cell(st["schedule"]), staleness_cell(st),
-                         cell(st["pending_changes"]), cell(st["consecutive_errors"]),
-                         cell(st["last_error"])});
+                         mode_cell(st), placement_cell(st), cell(st["schedule"]),
+                         staleness_cell(st), cell(st["pending_changes"]),
+                         cell(st["consecutive_errors"]), cell(st["last_error"])});
     }
-    return cli_format::render_table({"stream table", "status", "mode", "schedule", "staleness",
-                                     "pending", "errors", "last error"},
+    return cli_format::render_table({"stream table", "status", "mode", "placement", "schedule",
+                                     "staleness", "pending", "errors", "last error"},
                                     cells);
 }
 

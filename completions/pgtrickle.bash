@@ -43,7 +43,7 @@ _pgtrickle() {
                     return
                     ;;
             esac
-            words+=" --query --schedule --mode --no-initialize"
+            words+=" --query --schedule --mode --no-initialize --distribution-column"
             ;;
         alter)
             case $prev in

@@ -24,6 +24,7 @@ complete -c pgtrickle -n '__fish_seen_subcommand_from create' -l query -r -d 'th
 complete -c pgtrickle -n '__fish_seen_subcommand_from create' -l schedule -r -d 'how often to refresh, e.g. 5s or 1m (default: only on demand)'
 complete -c pgtrickle -n '__fish_seen_subcommand_from create' -l mode -x -a 'auto differential full' -d 'refresh mode (default: auto)'
 complete -c pgtrickle -n '__fish_seen_subcommand_from create' -l no-initialize -d 'create empty; the first refresh populates it'
+complete -c pgtrickle -n '__fish_seen_subcommand_from create' -l distribution-column -r -d 'Citus: store it as a table distributed by this column'
 complete -c pgtrickle -n '__fish_seen_subcommand_from alter' -l query -r -d 'new defining query (SQL)'
 complete -c pgtrickle -n '__fish_seen_subcommand_from alter' -l schedule -r -d 'new refresh schedule, e.g. 30s'
 complete -c pgtrickle -n '__fish_seen_subcommand_from alter' -l mode -x -a 'auto differential full' -d 'new refresh mode'

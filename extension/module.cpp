@@ -24,6 +24,8 @@ int history_rows_per_table = 100;
 int citus_worker_retry_ticks = 5;
 int citus_st_lock_lease_ms = 60000;
 int citus_slot_max_lag_bytes = 1024 * 1024 * 1024;
+int citus_st_placement = static_cast<int>(StPlacement::local);
+int citus_reference_max_rows = 100000;
 bool log_remote_commands = false;
 int remote_command_timeout = 60000;
 int remote_connect_timeout = 10000;
@@ -55,6 +57,23 @@ void _PG_init(void) {
         "(0 disables the limit).",
         nullptr, &citus_slot_max_lag_bytes, 1024 * 1024 * 1024, 0, INT_MAX, PGC_SIGHUP,
         GUC_UNIT_BYTE, nullptr, nullptr, nullptr);
+    static const config_enum_entry placements[] = {
+        {"auto", static_cast<int>(StPlacement::automatic), false},
+        {"local", static_cast<int>(StPlacement::local), false},
+        {nullptr, 0, false}};
+    DefineCustomEnumVariable(
+        "pg_trickle.citus_st_placement",
+        "Where create_stream_table stores a stream table over a distributed source when no "
+        "output_distribution_column is given: 'local' (on the coordinator) or 'auto' (reference "
+        "or distributed by size).",
+        nullptr, &citus_st_placement, static_cast<int>(StPlacement::local), placements, PGC_USERSET,
+        0, nullptr, nullptr, nullptr);
+    DefineCustomIntVariable(
+        "pg_trickle.citus_reference_max_rows",
+        "With citus_st_placement 'auto': stream tables of fewer rows become reference tables, "
+        "others are distributed by their row identity.",
+        nullptr, &citus_reference_max_rows, 100000, 0, INT_MAX, PGC_USERSET, 0, nullptr, nullptr,
+        nullptr);
     DefineCustomBoolVariable("pg_trickle.log_remote_commands",
                              "Log every command sent to another node.", nullptr,
                              &log_remote_commands, false, PGC_SUSET, 0, nullptr, nullptr, nullptr);

@@ -21,6 +21,7 @@
 #include "boundary/pg.h"
 #include "refresh/refresh.h"
 #include "scheduler/scheduler.h"
+#include "settings.h"
 #include "boundary/spi.h"
 #include "api/state.h"
 
@@ -189,6 +190,13 @@ void require_owner(const catalog::StreamTable& st, Oid caller, const char* actio
 /// for its permission checks only (LIMIT 0).
 void require_can_read(const std::string& query) {
     const pg::CallerSearchPath callers_own_sql;
+    // On one connection per node: a transaction that read Citus placements over several
+    // connections may not create a reference table next to them (docs/citus.md, "Storage
+    // placement"), and LIMIT 0 reads next to nothing anyway.
+    pg::SettingsScope sequential;
+    if (citus::loaded()) {
+        sequential.set("citus.multi_shard_modify_mode", "sequential");
+    }
     spi::run("SELECT FROM (" + query + ") AS \"__pgt_permission_check\" LIMIT 0");
 }
 
@@ -259,8 +267,122 @@ struct Defined {
     std::vector<ivm::Column> columns;
 };
 
+/// The source that the stream table's output column `column` is the distribution column of
+/// (a plain reference to it in the defining query's select list), to co-locate with.
+std::optional<Oid> colocation_source(Oid view, const std::string& column) {
+    Query* q = pg::view_query(view);
+    ListCell* lc;
+    foreach (lc, q->targetList) {
+        auto* tle = static_cast<TargetEntry*>(lfirst(lc));
+        if (tle->resjunk || tle->resname == nullptr || column != tle->resname ||
+            !IsA(tle->expr, Var)) {
+            continue;
+        }
+        const auto* var = reinterpret_cast<const Var*>(tle->expr);
+        if (var->varlevelsup != 0 || var->varno < 1 ||
+            var->varno > static_cast<int>(list_length(q->rtable))) {
+            return std::nullopt;
+        }
+        const auto* rte = static_cast<const RangeTblEntry*>(list_nth(q->rtable, var->varno - 1));
+        if (rte->rtekind != RTE_RELATION) {
+            return std::nullopt;
+        }
+        const citus::Placement p = citus::placement_of(rte->relid);
+        const std::optional<std::string> att = pg::attribute_name(rte->relid, var->varattno);
+        if (p.kind == citus::Placement::Kind::distributed && att && *att == p.distribution_column) {
+            return rte->relid;
+        }
+        return std::nullopt;
+    }
+    return std::nullopt;
+}
+
+/// Make the storage of stream table `id` a Citus reference table (`column` empty) or a table
+/// distributed by `column` (co-located with the source whose distribution column it is),
+/// and record it. Rows already in it (the initial population) move to the shards.
+void place_storage(int64_t id, Oid view, const std::string& storage, const std::string& kind,
+                   const std::optional<std::string>& column) {
+    pg::SettingsScope quiet;
+    quiet.set("client_min_messages", "warning");  // Citus's notices about copying the rows
+    if (kind == "reference") {
+        spi::run("SELECT pg_catalog.create_reference_table($1::pg_catalog.regclass)", {storage});
+    } else {
+        // By the row identity: nothing is co-located with it (and a group of its own keeps
+        // Citus from refusing the DDL after this transaction read a co-located table).
+        const auto source =
+            *column == "__pgt_row_id" ? std::nullopt : colocation_source(view, *column);
+        std::string colocate = *column == "__pgt_row_id" ? "none" : "default";
+        if (source) {
+            colocate = qualified(pg::namespace_name(pg::rel_namespace(*source)).value_or(""),
+                                 pg::rel_name(*source).value_or(""));
+        }
+        spi::run(
+            "SELECT pg_catalog.create_distributed_table($1::pg_catalog.regclass, $2, "
+            "colocate_with => $3)",
+            {storage, *column, colocate});
+    }
+    spi::run(
+        "SELECT pg_catalog.truncate_local_data_after_distributing_table($1::pg_catalog."
+        "regclass)",
+        {storage});
+    catalog::set_placement(id, kind, column);
+}
+
+/// Whether create_stream_table chooses the storage's placement itself (docs/citus.md
+/// "Placement"): pg_trickle.citus_st_placement is 'auto' and a source is distributed.
+bool automatic_placement(const std::vector<Oid>& sources) {
+    if (settings::citus_st_placement != static_cast<int>(settings::StPlacement::automatic) ||
+        !catalog::has_st_placement() || !citus::loaded()) {
+        return false;
+    }
+    return std::any_of(sources.begin(), sources.end(), [](Oid rel) {
+        return citus::placement_of(rel).kind == citus::Placement::Kind::distributed;
+    });
+}
+
+/// The storage column `distribution_column` (output_distribution_column) must be for the
+/// layout: "__pgt_row_id" (the row identity) or an output column; for the groups layout a
+/// column the groups are keyed by, which a refresh never updates in place (Citus refuses to
+/// change a row's distribution value).
+void check_distribution_column(const Defined& d, const std::string& column) {
+    if (column == "__pgt_row_id") {
+        return;
+    }
+    std::string names;
+    bool found = false;
+    for (const auto& c : d.columns) {
+        names += (names.empty() ? "" : ", ") + c.name;
+        found = found || c.name == column;
+    }
+    require(found, ERRCODE_UNDEFINED_COLUMN,
+            "output_distribution_column \"" + column + "\" is not a column of the stream table",
+            "Name one of its columns (" + names +
+                "), or __pgt_row_id to distribute it by its row identity.");
+    if (d.analysis.layout.kind != ivm::StorageKind::groups) {
+        return;
+    }
+    std::string keys;
+    for (const auto& t : d.analysis.translation.plan->block.targets) {
+        if (t.kind == ivm::Target::Kind::group_key) {
+            if (t.column.name == column) {
+                return;
+            }
+            keys += (keys.empty() ? "" : ", ") + t.column.name;
+        }
+    }
+    throw Error(ERRCODE_INVALID_PARAMETER_VALUE,
+                "output_distribution_column \"" + column +
+                    "\" is not a grouping column of the stream table",
+                "A refresh updates the other columns of a group in place, and Citus never moves "
+                "a row to another shard.",
+                keys.empty() ? std::string("Use __pgt_row_id (the row identity).")
+                             : "Use one of its grouping columns (" + keys +
+                                   ") or __pgt_row_id (the row identity).");
+}
+
 Defined define(int64_t id, const std::string& schema, const std::string& name,
-               const std::string& query, const std::string& refresh_mode, Oid owner) {
+               const std::string& query, const std::string& refresh_mode, Oid owner,
+               const std::optional<std::string>& distribution_column = std::nullopt) {
     Defined d;
     const std::string view = "pgtrickle." + quote_ident("pgt_query_" + std::to_string(id));
     {
@@ -312,6 +434,9 @@ Defined define(int64_t id, const std::string& schema, const std::string& name,
             "differentiable.",
             "Use refresh_mode => 'auto' to maintain it by full refresh, or rewrite the query.");
     }
+    if (distribution_column) {
+        check_distribution_column(d, *distribution_column);
+    }
     for (Oid rel : d.analysis.translation.relations) {
         if (!d.analysis.differential && capture::wal::wants_wal(rel) && !catalog::source(rel)) {
             // Maintained by full refresh: a Citus source is not captured for it (no slot for
@@ -336,9 +461,15 @@ Defined define(int64_t id, const std::string& schema, const std::string& name,
     // updates stay HOT (the only index is on __pgt_row_id, which never changes).
     spi::run("CREATE TABLE " + storage + " (" + cols + ")" +
              (d.analysis.layout.kind == ivm::StorageKind::groups ? " WITH (fillfactor = 80)" : ""));
+    // A group is identified by its row id; storage distributed by one of its grouping
+    // columns is identified by both (Citus requires unique indexes to include it).
+    const bool keyed_by_column = distribution_column && *distribution_column != "__pgt_row_id" &&
+                                 d.analysis.layout.kind == ivm::StorageKind::groups;
     spi::run(std::string(d.analysis.layout.kind == ivm::StorageKind::groups ? "CREATE UNIQUE INDEX"
                                                                             : "CREATE INDEX") +
-             " ON " + storage + " (\"__pgt_row_id\")");
+             " ON " + storage + " (" +
+             (keyed_by_column ? quote_ident(*distribution_column) + ", " : std::string()) +
+             "\"__pgt_row_id\")");
     spi::run("COMMENT ON TABLE " + storage + " IS " +
              quote_literal("pg_trickle stream table (maintained; do not write to it)"));
     return d;
@@ -424,11 +555,18 @@ PGT_FUNCTION(pgtrickle_create_stream_table) {
     const bool initialize = PG_ARGISNULL(init_arg) ? true : PG_GETARG_BOOL(init_arg);
     check_one_of("refresh_mode", refresh_mode, {"auto", "differential", "full"});
     check_one_of("cdc_mode", cdc_mode, {"auto", "trigger", "wal"});
-    if (has_odc_arg && !PG_ARGISNULL(5)) {
-        throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
-                    "output_distribution_column is not supported yet",
-                    "Distributed stream-table storage arrives with Citus support.",
-                    "Omit output_distribution_column to store the stream table on this node.");
+    const std::optional<std::string> distribution_column =
+        has_odc_arg ? opt_text_arg(fcinfo, 5) : std::nullopt;
+    if (distribution_column) {
+        if (!citus::loaded()) {
+            throw Error(ERRCODE_FEATURE_NOT_SUPPORTED, "output_distribution_column needs Citus",
+                        "The stream table's storage would be a Citus distributed table, and the "
+                        "citus extension is not installed in this database.",
+                        "Omit output_distribution_column to store the stream table on this node.");
+        }
+        require(!distribution_column->empty(), ERRCODE_INVALID_PARAMETER_VALUE,
+                "output_distribution_column must not be empty",
+                "Name a column of the stream table, or __pgt_row_id for its row identity.");
     }
     check_schedule(schedule);
     require_scheduler_for(schedule);
@@ -465,7 +603,8 @@ PGT_FUNCTION(pgtrickle_create_stream_table) {
         capture::wal::prepare_sources(tables, cdc_mode);
     }
     const int64_t id = catalog::next_stream_table_id();
-    const Defined d = define(id, qn.schema, qn.name, query, refresh_mode, caller);
+    const Defined d =
+        define(id, qn.schema, qn.name, query, refresh_mode, caller, distribution_column);
     catalog::NewStreamTable row;
     row.id = id;
     row.schema = qn.schema;
@@ -478,7 +617,38 @@ PGT_FUNCTION(pgtrickle_create_stream_table) {
     row.initialize = initialize;
     catalog::insert_stream_table(row);
     record_definition(id, d, query, refresh_mode);
-    give_to_owner(id, qualified(qn.schema, qn.name), d.analysis.translation.relations, caller);
+    const std::string storage = qualified(qn.schema, qn.name);
+    give_to_owner(id, storage, d.analysis.translation.relations, caller);
+    if (distribution_column) {
+        place_storage(id, d.view, storage, "distributed", distribution_column);
+    }
+    if (!distribution_column && automatic_placement(tables)) {
+        // docs/citus.md "Storage placement": sized by the query's row count, counted before
+        // the storage is placed and filled. Citus refuses to create a reference table after
+        // this transaction read placements co-located with it (another reference table the
+        // query joins) over several connections: the count reads on one connection per node.
+        int64_t rows = 0;
+        {
+            pg::SettingsScope sequential;
+            sequential.set("citus.multi_shard_modify_mode", "sequential");
+            {
+                const pg::AsUser as_owner(caller, /*restricted=*/true);  // the owner's query
+                rows = std::stoll(spi::exec("SELECT pg_catalog.count(*)::pg_catalog.text FROM "
+                                            "pgtrickle." +
+                                            quote_ident("pgt_query_" + std::to_string(id)))
+                                      .scalar()
+                                      .value_or("0"));
+            }
+            if (rows < settings::citus_reference_max_rows) {
+                place_storage(id, d.view, storage, "reference", std::nullopt);
+            }
+        }
+        if (rows >= settings::citus_reference_max_rows) {
+            // In parallel mode (Citus refuses to distribute a table in sequential mode after
+            // a parallel query), in a co-location group of its own.
+            place_storage(id, d.view, storage, "distributed", std::string("__pgt_row_id"));
+        }
+    }
     if (initialize) {
         refresh_stream_table(id, true);
     }
@@ -555,10 +725,17 @@ PGT_FUNCTION(pgtrickle_alter_stream_table) {
         const std::string new_query = query ? *query : st.defining_query;
         const std::string mode = refresh_mode ? *refresh_mode : st.refresh_mode;
         undefine(st, true, keep);
-        const Defined d = define(st.id, st.schema, st.name, new_query, mode, owner);
+        // The new storage is placed as the old one was (docs/citus.md "Placement").
+        const bool distributed = st.placement == "distributed" && st.distribution_column;
+        const Defined d = define(st.id, st.schema, st.name, new_query, mode, owner,
+                                 distributed ? st.distribution_column : std::nullopt);
         catalog::set_storage_relation(st.id, st.qualified_name());
         record_definition(st.id, d, new_query, mode);
         give_to_owner(st.id, st.qualified_name(), d.analysis.translation.relations, owner);
+        if (distributed || st.placement == "reference") {
+            place_storage(st.id, d.view, st.qualified_name(), st.placement,
+                          distributed ? st.distribution_column : std::nullopt);
+        }
         refresh_stream_table(st.id, true);
     }
     spi.finish();

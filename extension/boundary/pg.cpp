@@ -107,6 +107,16 @@ char rel_kind(Oid relid) {
     return pg_call([&]() noexcept { return get_rel_relkind(relid); });
 }
 
+std::optional<std::string> attribute_name(Oid relid, int attnum) {
+    const char* name = pg_call([&]() noexcept {
+        return static_cast<const char*>(get_attname(relid, static_cast<AttrNumber>(attnum), true));
+    });
+    if (name == nullptr) {
+        return std::nullopt;
+    }
+    return std::string(name);
+}
+
 bool has_column(Oid relid, const std::string& name) {
     const char* n = name.c_str();
     return pg_call([&]() noexcept { return get_attnum(relid, n) != InvalidAttrNumber; });

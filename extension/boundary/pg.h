@@ -41,6 +41,8 @@ std::optional<std::string> rel_name(Oid relid);
 std::optional<std::string> namespace_name(Oid nsp);
 Oid rel_namespace(Oid relid);
 char rel_kind(Oid relid);
+/// The name of column `attnum` of relation `relid`; nullopt when there is none.
+std::optional<std::string> attribute_name(Oid relid, int attnum);
 /// Whether relation `relid` has a (not dropped) column `name`.
 bool has_column(Oid relid, const std::string& name);
 std::string database_name();

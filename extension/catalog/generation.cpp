@@ -70,6 +70,15 @@ bool has_full_refresh_reason() {
     });
 }
 
+bool has_st_placement() {
+    return pg_call([]() noexcept {
+        const Oid nsp = get_namespace_oid("pgtrickle", true);
+        const Oid rel = OidIsValid(nsp) ? get_relname_relid("pgt_stream_tables", nsp) : InvalidOid;
+        return OidIsValid(rel) &&
+               get_attnum(rel, "output_distribution_column") != InvalidAttrNumber;
+    });
+}
+
 bool has_row_image_id() {
     return pg_call([]() noexcept {
         const Oid nsp = get_namespace_oid("pgtrickle", true);

@@ -37,6 +37,10 @@ bool has_wal_capture();
 /// pgt_stream_tables.full_refresh_reason).
 bool has_full_refresh_reason();
 
+/// The catalog records a stream table's storage placement (0.33.0: pgt_stream_tables.
+/// st_placement and output_distribution_column); older ones keep every storage local.
+bool has_st_placement();
+
 /// The catalog has pgtrickle.row_image_id (0.35.0): deltas are consolidated by the values'
 /// binary images (ivm::RowIdentity::image), else by their equality.
 bool has_row_image_id();

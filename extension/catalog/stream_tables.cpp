@@ -41,7 +41,10 @@ std::string stream_table_columns() {
                "needs_full_refresh::pg_catalog.text, ") +
            (has_full_refresh_reason() ? "full_refresh_reason" : "NULL::pg_catalog.text") +
            ", frontier::pg_catalog.text, " +
-           (has_refresh_settings() ? "refresh_settings::pg_catalog.text" : "NULL::pg_catalog.text");
+           (has_refresh_settings() ? "refresh_settings::pg_catalog.text"
+                                   : "NULL::pg_catalog.text") +
+           (has_st_placement() ? ", st_placement, output_distribution_column"
+                               : ", 'local'::pg_catalog.text, NULL::pg_catalog.text");
 }
 
 StreamTable from_row(const spi::Row& r) {
@@ -71,6 +74,8 @@ StreamTable from_row(const spi::Row& r) {
             }
         }
     }
+    st.placement = r[16].value_or("local");
+    st.distribution_column = r[17];
     return st;
 }
 
@@ -115,6 +120,18 @@ std::optional<StreamTable> stream_table_of(Oid relid) {
 
 std::vector<StreamTable> differential_stream_tables() {
     return stream_tables_where("effective_mode OPERATOR(pg_catalog.=) 'differential'", {});
+}
+
+void set_placement(int64_t id, const std::string& placement,
+                   const std::optional<std::string>& distribution_column) {
+    if (!has_st_placement()) {
+        return;
+    }
+    const pg::AsExtensionOwner owner;
+    spi::run(
+        "UPDATE pgtrickle.pgt_stream_tables SET st_placement = $2, output_distribution_column = "
+        "$3 WHERE pgt_id OPERATOR(pg_catalog.=) $1::pg_catalog.int8",
+        {text(id), placement, distribution_column});
 }
 
 int64_t next_stream_table_id() {

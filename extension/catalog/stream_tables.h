@@ -34,6 +34,11 @@ struct StreamTable {
     std::optional<std::string> frontier;             ///< JSON; nullopt before the first refresh
     /// Result-changing settings recorded at create (name, value), for every refresh.
     std::vector<std::pair<std::string, std::string>> refresh_settings;
+    /// Where the storage is (st_placement): local | reference | distributed, and the column
+    /// a distributed storage is distributed by (output_distribution_column; "__pgt_row_id"
+    /// for the row identity).
+    std::string placement = "local";
+    std::optional<std::string> distribution_column;
 
     /// schema.name, quoted.
     std::string qualified_name() const;
@@ -45,6 +50,11 @@ std::optional<StreamTable> stream_table(int64_t id, Snapshot snapshot = InvalidS
 std::optional<StreamTable> stream_table_of(Oid relid);
 /// Every stream table maintained differentially, by id.
 std::vector<StreamTable> differential_stream_tables();
+
+/// Record where stream table `id`'s storage is (st_placement, output_distribution_column).
+/// Nothing on catalogs before 0.33.0 (has_st_placement).
+void set_placement(int64_t id, const std::string& placement,
+                   const std::optional<std::string>& distribution_column);
 
 /// A new stream table's id (from the catalog's sequence).
 int64_t next_stream_table_id();

@@ -223,6 +223,8 @@ class Refresh {
             apply_full();
         } else if (out_.mode == "differential") {
             apply_differential();
+        } else {
+            (void)storage_place(nullptr);  // a conversion is recorded also when nothing changed
         }
         store_frontier();
         if (out_.mode != "none") {
@@ -580,11 +582,68 @@ class Refresh {
         }
         const std::string view =
             "pgtrickle." + sql::quote_ident("pgt_query_" + std::to_string(id_));
+        (void)storage_place(plan);  // recorded when it changed; a full refresh writes any
         const std::string fill = ivm::full_refresh_sql(plan, layout, st_.qualified_name(), view);
         const pg::AsUser as_owner(owner_, /*restricted=*/true);
         apply_recorded_settings();
         spi::run("DELETE FROM " + st_.qualified_name(), {}, snap_);
         out_.rows = static_cast<int64_t>(spi::exec(fill, {}, snap_).processed);
+    }
+
+    /// How the apply writes the storage where it is now.
+    struct StoragePlace {
+        ivm::ApplyTarget target = ivm::ApplyTarget::local;
+        std::string column;  ///< the visible column it is distributed by, if any
+    };
+
+    /// Where the storage is now, as Citus says: the user may have made it a reference or a
+    /// distributed table since (create_reference_table, create_distributed_table). A change
+    /// is recorded (st_placement) and logged; storage that a refresh cannot write (grouped
+    /// storage distributed by a column it updates in place) is refused clearly.
+    StoragePlace storage_place(const ivm::Query* plan) {
+        StoragePlace out;
+        if (!citus::loaded()) {
+            return out;
+        }
+        const citus::Placement now = citus::placement_of(st_.relid);
+        const std::optional<std::string> column =
+            now.kind == citus::Placement::Kind::distributed
+                ? std::optional<std::string>(now.distribution_column)
+                : std::nullopt;
+        const bool by_column = column && *column != "__pgt_row_id";
+        if (now.name() != st_.placement || column != st_.distribution_column) {
+            if (by_column && st_.storage_kind == "groups" && plan != nullptr) {
+                const auto& targets = plan->block.targets;
+                const bool key = std::any_of(targets.begin(), targets.end(), [&](const auto& t) {
+                    return t.kind == ivm::Target::Kind::group_key && t.column.name == *column;
+                });
+                if (!key) {
+                    throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
+                                "stream table \"" + st_.name + "\" is distributed by column \"" +
+                                    *column + "\", which is not one of its grouping columns",
+                                "A refresh updates that column in place, and Citus never "
+                                "changes a row's distribution value.",
+                                "Run SELECT undistribute_table('" + st_.qualified_name() +
+                                    "'), then distribute it by a grouping column (with a "
+                                    "unique index on it and __pgt_row_id) or by __pgt_row_id.");
+                }
+            }
+            catalog::set_placement(id_, now.name(), column);
+            const std::string what = std::string("pg_trickle: stream table \"") + st_.name +
+                                     "\" is now stored as a Citus " + now.name() + " table" +
+                                     (column ? " distributed by " + *column : std::string()) +
+                                     "; its refreshes write it accordingly";
+            pg_call([&]() noexcept { ereport(LOG, (errmsg("%s", what.c_str()))); });
+            st_.placement = now.name();
+            st_.distribution_column = column;
+        }
+        if (now.kind != citus::Placement::Kind::local) {
+            out.target = ivm::ApplyTarget::distributed;
+        }
+        if (by_column) {
+            out.column = *column;
+        }
+        return out;
     }
 
     void apply_differential() {
@@ -599,8 +658,10 @@ class Refresh {
         if (!catalog::has_row_image_id()) {
             layout.identity = ivm::RowIdentity::equality;  // catalogs before 0.35.0
         }
+        const StoragePlace place = storage_place(tr.plan.get());
+        layout.distribution_column = place.column;
         const std::string apply =
-            ivm::delta_apply_sql(*tr.plan, layout, st_.qualified_name(), window_);
+            ivm::delta_apply_sql(*tr.plan, layout, st_.qualified_name(), window_, place.target);
         const pg::AsUser as_owner(owner_, /*restricted=*/true);
         apply_recorded_settings();
         auto res = spi::exec(apply, {}, snap_);

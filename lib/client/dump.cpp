@@ -28,7 +28,9 @@ DumpSource read_dump_source(Node& node, const std::string& tool_version) {
         "SELECT st.pgt_id, st.pgt_schema, st.pgt_name, st.defining_query, st.schedule, "
         "st.refresh_mode, st.cdc_mode, st.output_distribution_column, st.status, "
         // refresh_settings exists from 0.35.0 on: read through to_jsonb, NULL before.
-        "pg_catalog.to_jsonb(st) OPERATOR(pg_catalog.->) 'refresh_settings' "
+        "pg_catalog.to_jsonb(st) OPERATOR(pg_catalog.->) 'refresh_settings', "
+        // st_placement exists from 0.32.0 on.
+        "pg_catalog.to_jsonb(st) OPERATOR(pg_catalog.->>) 'st_placement' "
         "FROM pgtrickle.pgt_stream_tables st ORDER BY st.pgt_schema, st.pgt_name";
     const std::string edges_sql =
         "SELECT up.pgt_id, d.pgt_id, pg_catalog.format('%I.%I', up.pgt_schema, up.pgt_name) "
@@ -65,6 +67,7 @@ DumpSource read_dump_source(Node& node, const std::string& tool_version) {
                 }
             }
         }
+        d.placement = optional_text(r[10]);
         index_of[r[0].as<long long>()] = defs.size();
         defs.push_back(std::move(d));
     }

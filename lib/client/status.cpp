@@ -94,7 +94,11 @@ StatusSnapshot read_status(Node& node, const std::optional<std::string>& name,
             "COALESCE((SELECT pg_catalog.jsonb_object_agg(h.mode, h.n) FROM "
             "(SELECT rh.mode, pg_catalog.count(*) AS n FROM pgtrickle.pgt_refresh_history rh "
             "WHERE rh.pgt_id OPERATOR(pg_catalog.=) s.pgt_id GROUP BY rh.mode) h), "
-            "'{}'::pg_catalog.jsonb) AS recent_refreshes "
+            "'{}'::pg_catalog.jsonb) AS recent_refreshes, "
+            // output_distribution_column exists from 0.33.0 on.
+            "(SELECT pg_catalog.to_jsonb(t) OPERATOR(pg_catalog.->>) 'output_distribution_column' "
+            "FROM pgtrickle.pgt_stream_tables t WHERE t.pgt_id OPERATOR(pg_catalog.=) s.pgt_id) "
+            "AS distribution_column "
             "FROM pgtrickle.pgt_status s WHERE $1::pg_catalog.int8 IS NULL "
             "OR s.pgt_id OPERATOR(pg_catalog.=) $1::pg_catalog.int8 "
             "ORDER BY s.pgt_schema, s.pgt_name";

@@ -37,13 +37,21 @@ void call_refresh(Node& node, const std::string& qualified, bool full) {
 
 void create_stream_table(Node& node, const CreateRequest& req) {
     const std::string sql =
-        "CALL pgtrickle.create_stream_table(name => $1, query => $2, schedule => $3, "
-        "refresh_mode => $4, initialize => $5)";
+        std::string(
+            "CALL pgtrickle.create_stream_table(name => $1, query => $2, schedule => $3, "
+            "refresh_mode => $4, initialize => $5") +
+        (req.distribution_column ? ", output_distribution_column => $6)" : ")");
     // The query (and the new stream table's name) are the user's SQL.
     const UserSearchPath user(node);
     node.trace(sql);
     pqxx::nontransaction tx(node.conn());
-    tx.exec_params(sql, req.name, req.query, param(req.schedule), req.refresh_mode, req.initialize);
+    if (req.distribution_column) {
+        tx.exec_params(sql, req.name, req.query, param(req.schedule), req.refresh_mode,
+                       req.initialize, *req.distribution_column);
+    } else {
+        tx.exec_params(sql, req.name, req.query, param(req.schedule), req.refresh_mode,
+                       req.initialize);
+    }
 }
 
 void alter_stream_table(Node& node, const AlterRequest& req) {

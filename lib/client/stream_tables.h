@@ -26,6 +26,9 @@ struct CreateRequest {
     std::optional<std::string> schedule;  ///< none: refreshed on demand only
     std::string refresh_mode = "auto";    ///< auto, differential or full
     bool initialize = true;               ///< populate the stream table now
+    /// Citus: store it distributed by this column (output_distribution_column); passed only
+    /// when set (catalogs before 0.33.0 lack the argument).
+    std::optional<std::string> distribution_column;
 };
 
 /// CALL pgtrickle.create_stream_table(...), with the user's search_path.

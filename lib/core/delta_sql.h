@@ -57,6 +57,11 @@ struct StorageLayout {
     /// columns: such groups are rescanned instead (NumericState::rescan).
     enum class NumericState { counts, rescan };
     NumericState numeric = NumericState::counts;
+    /// The visible column the storage is distributed by (Citus), when it is one: groups are
+    /// then identified by it and "__pgt_row_id" together (the unique index and ON CONFLICT
+    /// include it, as Citus requires), and it is never updated in place (a group's key does
+    /// not change). Empty for local, reference and row-id-distributed storage.
+    std::string distribution_column;
 };
 
 /// Layout for a differentially maintained query. `numeric` = rescan: the layout of storage
@@ -78,10 +83,10 @@ std::string full_refresh_sql(const Query* q, const StorageLayout& layout, const 
 enum class ApplyTarget {
     /// A table of this server: groups are written with one MERGE on __pgt_row_id.
     local,
-    /// A table whose rows cannot be addressed physically or MERGEd (a Citus distributed table,
-    /// distributed by __pgt_row_id): groups are written with DELETE ... WHERE __pgt_row_id IN
-    /// (...) and INSERT ... ON CONFLICT (__pgt_row_id) DO UPDATE. Correct on any table with
-    /// the storage layout's unique index.
+    /// A table whose rows cannot be addressed physically or MERGEd (a Citus distributed or
+    /// reference table): groups are written with DELETE ... WHERE __pgt_row_id IN (...) and
+    /// INSERT ... ON CONFLICT ([distribution column,] __pgt_row_id) DO UPDATE of the other
+    /// columns. Correct on any table with the storage layout's unique index.
     distributed,
 };
 

@@ -386,9 +386,13 @@ std::string write_groups(const std::string& prelude, const StorageLayout& layout
                          const std::string& target, ApplyTarget apply_target) {
     const std::vector<std::string> cols = groups_storage_columns(layout);
     std::vector<std::string> source_cols, excluded_set, merge_set;
+    const std::string dist =
+        layout.distribution_column.empty() ? "" : quote_ident(layout.distribution_column);
     for (const auto& c : cols) {
         source_cols.push_back("s." + c);
-        excluded_set.push_back(c + " = EXCLUDED." + c);
+        if (c != dist) {  // Citus refuses to modify a row's distribution value
+            excluded_set.push_back(c + " = EXCLUDED." + c);
+        }
         merge_set.push_back(c + " = s." + c);
     }
     if (apply_target == ApplyTarget::local) {
@@ -404,8 +408,8 @@ std::string write_groups(const std::string& prelude, const StorageLayout& layout
            "WHERE NOT s.\"__pgt_keep\") RETURNING 1), \"__pgt_up\" AS (INSERT INTO " +
            target + " AS t (" + join(cols, ", ") + ", \"__pgt_row_id\") SELECT " +
            join(source_cols, ", ") +
-           ", s.\"__pgt_rid\" FROM \"__pgt_new\" AS s WHERE s.\"__pgt_keep\" ON CONFLICT "
-           "(\"__pgt_row_id\") DO UPDATE SET " +
+           ", s.\"__pgt_rid\" FROM \"__pgt_new\" AS s WHERE s.\"__pgt_keep\" ON CONFLICT (" +
+           (dist.empty() ? "" : dist + ", ") + "\"__pgt_row_id\") DO UPDATE SET " +
            join(excluded_set, ", ") +
            " RETURNING 1) SELECT (SELECT pg_catalog.count(*) FROM \"__pgt_del\")" + op("+") +
            "(SELECT pg_catalog.count(*) FROM \"__pgt_up\")";

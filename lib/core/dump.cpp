@@ -1,5 +1,6 @@
 #include "core/dump.h"
 
+#include <algorithm>
 #include <set>
 
 #include "core/sql_ident.h"
@@ -42,6 +43,13 @@ std::string create_call(const StreamTableDef& d) {
                 sql::quote_literal(*d.output_distribution_column);
     }
     call += ");\n";
+    if (d.placement == "reference") {
+        const std::string table = sql::quote_literal(sql::qualified(d.schema, d.name));
+        call += "SELECT pg_catalog.create_reference_table(" + table + ");\n";
+        call += "SELECT pg_catalog.truncate_local_data_after_distributing_table(" + table + ");\n";
+        // Its next refresh records the placement (nothing to apply: a quick one).
+        call += "CALL pgtrickle.refresh_stream_table(" + name + ");\n";
+    }
     if (d.status == "suspended") {
         call += "CALL pgtrickle.alter_stream_table(name => " + name + ", status => 'suspended');\n";
     }
@@ -51,6 +59,19 @@ std::string create_call(const StreamTableDef& d) {
 }  // namespace
 
 std::string render_sql(const std::vector<StreamTableDef>& defs, const Origin& origin) {
+    // Citus storage (reference, distributed): each create writes on the workers, and a
+    // later create in the same transaction could not make its sources' slots there (a slot
+    // waits for every running transaction of its node): one transaction per stream table.
+    const bool on_citus = std::any_of(defs.begin(), defs.end(), [](const StreamTableDef& d) {
+        return d.placement && *d.placement != "local";
+    });
+    const bool placements = std::any_of(
+        defs.begin(), defs.end(), [](const StreamTableDef& d) { return d.placement.has_value(); });
+    // Storage placed as dumped, not chosen again (docs/citus.md "Storage placement").
+    const std::string keep_placement =
+        placements
+            ? "SELECT pg_catalog.set_config('pg_trickle.citus_st_placement', 'local', true);\n"
+            : "";
     std::string out;
     out += "-- pg_trickle stream tables\n";
     out += "-- Dumped from database " + comment_text(sql::quote_ident(origin.database)) +
@@ -59,12 +80,16 @@ std::string render_sql(const std::vector<StreamTableDef>& defs, const Origin& or
            comment_text(origin.tool_version) + ".\n";
     out += "-- " + std::to_string(defs.size()) +
            (defs.size() == 1 ? " stream table" : " stream tables") +
-           ", each after the stream tables it reads; one transaction.\n";
+           ", each after the stream tables it reads; " +
+           (on_citus ? "one transaction each (Citus storage).\n" : "one transaction.\n");
     out += "-- The target database needs the pg_trickle extension and every source table.\n";
     out += "-- Queries are as given at creation: they resolve names with the search_path\n";
     out += "-- recorded then (set before each), else the one in effect when this script runs.\n";
     out += "-- Apply with: psql -v ON_ERROR_STOP=1 -f FILE\n";
     out += "\nBEGIN;\n";
+    if (!on_citus) {
+        out += keep_placement;
+    }
     std::set<std::string> schemas;
     for (const StreamTableDef& d : defs) {
         if (d.schema != "public" && schemas.insert(d.schema).second) {
@@ -72,6 +97,9 @@ std::string render_sql(const std::vector<StreamTableDef>& defs, const Origin& or
         }
     }
     for (const StreamTableDef& d : defs) {
+        if (on_citus) {
+            out += "COMMIT;\n";
+        }
         out += "\n-- " + display_name(d);
         if (!d.depends_on.empty()) {
             out += " (reads";
@@ -83,7 +111,11 @@ std::string render_sql(const std::vector<StreamTableDef>& defs, const Origin& or
         if (d.status == "suspended") {
             out += ", suspended";
         }
-        out += "\n" + create_call(d);
+        out += "\n";
+        if (on_citus) {
+            out += "BEGIN;\n" + keep_placement;
+        }
+        out += create_call(d);
     }
     out += "\nCOMMIT;\n";
     return out;

@@ -18,6 +18,11 @@ struct StreamTableDef {
     std::string refresh_mode = "auto";
     std::string cdc_mode = "auto";
     std::optional<std::string> output_distribution_column;
+    /// Where its storage is (st_placement: local, reference or distributed); nullopt from
+    /// catalogs that do not record it. Restored as dumped: the script turns the automatic
+    /// choice off, a distributed one gets its output_distribution_column, a reference one
+    /// create_reference_table after its create.
+    std::optional<std::string> placement;
     std::string status = "active";        ///< "suspended" is restored by an alter after the create
     std::vector<std::string> depends_on;  ///< stream tables it reads, as schema.name in SQL
     /// The settings its query runs under (TimeZone, DateStyle, ...), name -> value: set
@@ -33,7 +38,8 @@ struct Origin {
     std::string tool_version;       ///< pgtrickle's version
 };
 
-/// The script: a header comment, then inside BEGIN/COMMIT a CREATE SCHEMA IF NOT EXISTS
+/// The script: a header comment, then inside BEGIN/COMMIT (one per stream table when one of
+/// them is stored on Citus workers: a create there writes on them) a CREATE SCHEMA IF NOT EXISTS
 /// for every schema other than public, and per stream table (in the given order) one
 /// CALL pgtrickle.create_stream_table with named arguments and, when it is suspended,
 /// a CALL pgtrickle.alter_stream_table(status => 'suspended'). Names are quoted

@@ -67,6 +67,10 @@ check() {
 }
 
 own_cluster_up
+# The stream table on the coordinator, as measured before storage placement existed
+# (tests/bench/citus_placement.sh measures reference and distributed storage).
+on "ALTER SYSTEM SET pg_trickle.citus_st_placement = 'local'" >/dev/null
+on "SELECT pg_reload_conf()" >/dev/null
 
 declare -A rerun drain refresh drain_dim refresh_dim create
 base=""

@@ -65,8 +65,9 @@ TEST_F(Api, options_of_later_releases_are_refused_not_ignored) {
         error_of(
             "CALL pgtrickle.create_stream_table(name => 'x', query => 'SELECT id FROM orders', "
             "output_distribution_column => 'id')")
-            .find("not supported yet"),
+            .find("output_distribution_column needs Citus"),
         std::string::npos);
+    EXPECT_EQ(scalar("SELECT count(*) FROM pgtrickle.pgt_stream_tables"), "0");
     EXPECT_NE(error_of("CALL pgtrickle.create_stream_table(name => 'x', query => 'SELECT id FROM "
                        "orders', schedule => '5 parsecs')")
                   .find("invalid schedule"),

@@ -221,6 +221,18 @@ TEST(DeltaSql, distributed_groups_are_written_without_merge) {
     }
 }
 
+TEST(DeltaSql, storage_distributed_by_a_group_key_conflicts_on_it_and_never_sets_it) {
+    const ChangeWindow w{{"1:2:", {}, {}}, {"sn_a"}, std::nullopt};
+    const Query q = grouped_query(false, false);
+    auto l = differential_layout(q);
+    l.distribution_column = "k";
+    const std::string dist = delta_apply_sql(q, l, "\"st\"", w, ApplyTarget::distributed);
+    EXPECT_NE(dist.find("ON CONFLICT (\"k\", \"__pgt_row_id\") DO UPDATE SET"), std::string::npos)
+        << dist;
+    EXPECT_EQ(dist.find("\"k\" = EXCLUDED.\"k\""), std::string::npos) << dist;
+    EXPECT_NE(dist.find("\"__pgt_count\" = EXCLUDED.\"__pgt_count\""), std::string::npos);
+}
+
 TEST(DeltaSql, global_aggregate_ignores_an_empty_fold) {
     const Query q = grouped_query(false, true);
     const std::string sql = delta_apply_sql(q, differential_layout(q), "\"st\"",

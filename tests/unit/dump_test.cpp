@@ -21,6 +21,14 @@ StreamTableDef def(std::string schema, std::string name, std::string query) {
 }
 
 // The lines of the script that are not comments.
+size_t count(const std::string& s, const std::string& needle) {
+    size_t n = 0;
+    for (size_t at = s.find(needle); at != std::string::npos; at = s.find(needle, at + 1)) {
+        ++n;
+    }
+    return n;
+}
+
 std::string statements(const std::string& sql) {
     std::string out;
     std::size_t begin = 0;
@@ -92,6 +100,38 @@ TEST(DumpSql, suspended_stream_tables_are_altered_after_their_create) {
     StreamTableDef failed = def("public", "failed", "SELECT 1 AS one");
     failed.status = "error";  // recreated (and refreshed) as active
     EXPECT_EQ(render_sql({failed}, origin).find("alter_stream_table"), std::string::npos);
+}
+
+TEST(DumpSql, placements_are_restored_as_dumped_never_chosen_again) {
+    StreamTableDef local = def("public", "near", "SELECT 1 AS one");
+    local.placement = "local";
+    StreamTableDef ref = def("public", "everywhere", "SELECT 1 AS one");
+    ref.placement = "reference";
+    StreamTableDef dist = def("public", "sharded", "SELECT 1 AS one");
+    dist.placement = "distributed";
+    dist.output_distribution_column = "__pgt_row_id";
+    const std::string sql = render_sql({local, ref, dist}, origin);
+    const size_t off =
+        sql.find("SELECT pg_catalog.set_config('pg_trickle.citus_st_placement', 'local', true);\n");
+    ASSERT_NE(off, std::string::npos);
+    EXPECT_LT(off, sql.find("CALL pgtrickle.create_stream_table"));
+    // Citus storage: one transaction per stream table, each turning the automatic choice off.
+    EXPECT_EQ(count(sql, "BEGIN;\n"), 4u) << sql;
+    EXPECT_EQ(count(sql, "COMMIT;\n"), 4u) << sql;
+    EXPECT_EQ(count(sql, "citus_st_placement"), 3u) << sql;
+    EXPECT_NE(sql.find("COMMIT;\n\n-- public.everywhere\nBEGIN;\nSELECT pg_catalog.set_config("),
+              std::string::npos)
+        << sql;
+    EXPECT_NE(sql.find("SELECT pg_catalog.create_reference_table('\"public\".\"everywhere\"');\n"
+                       "SELECT pg_catalog.truncate_local_data_after_distributing_table("
+                       "'\"public\".\"everywhere\"');\n"
+                       "CALL pgtrickle.refresh_stream_table('\"public\".\"everywhere\"');\n"),
+              std::string::npos);
+    EXPECT_EQ(sql.find("create_reference_table('\"public\".\"near\"')"), std::string::npos);
+    EXPECT_NE(sql.find("output_distribution_column => '__pgt_row_id');\n"), std::string::npos);
+    // A catalog that records no placement: nothing is said about it.
+    EXPECT_EQ(render_sql({def("public", "old", "SELECT 1 AS one")}, origin).find("set_config"),
+              std::string::npos);
 }
 
 TEST(DumpSql, recorded_settings_are_set_for_the_transaction_before_the_create) {

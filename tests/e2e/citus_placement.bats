@@ -1,0 +1,246 @@
+#!/usr/bin/env bats
+# Where a stream table's storage lives on a Citus cluster (issue 15, docs/citus.md
+# "Placement"): local, a reference table, or a table distributed by one of its grouping
+# columns (co-located with the source whose distribution column it is) or by its row
+# identity; chosen by output_distribution_column or automatically by size; a conversion by
+# the user detected. Every layout is checked against its query after random writes.
+
+load helpers
+
+# The shapes of citus_shapes.txt, each as a reference and as a row-id-distributed stream
+# table (automatic placement: citus_reference_max_rows above or below their size).
+setup_file() {
+    cluster_up
+    [ -n "${E2E_SKIP:-}" ] && return 0
+    sample_tables
+    on coordinator "CREATE TABLE lines (order_id bigint NOT NULL, line int NOT NULL, n int, PRIMARY KEY (order_id, line))"
+    on coordinator "SELECT create_distributed_table('lines', 'order_id', colocate_with => 'orders')"
+    on coordinator "ALTER TABLE lines REPLICA IDENTITY FULL"
+    on coordinator "INSERT INTO lines SELECT g, l, (g + l) % 5 FROM generate_series(1, 2000, 3) g, generate_series(1, 2) l"
+    local name q
+    while IFS='|' read -r name q; do
+        bash "$CLUSTER" psql coordinator -v ON_ERROR_STOP=1 -qAt \
+            -c "SET pg_trickle.citus_st_placement = auto" -c "SET pg_trickle.citus_reference_max_rows = 1000000000" \
+            -c "CALL pgtrickle.create_stream_table('r_$name', \$q\$$q\$q\$, refresh_mode => 'differential', schedule => '1h')"
+        bash "$CLUSTER" psql coordinator -v ON_ERROR_STOP=1 -qAt \
+            -c "SET pg_trickle.citus_st_placement = auto" -c "SET pg_trickle.citus_reference_max_rows = 0" \
+            -c "CALL pgtrickle.create_stream_table('x_$name', \$q\$$q\$q\$, refresh_mode => 'differential', schedule => '1h')"
+    done <"$BATS_TEST_DIRNAME/citus_shapes.txt"
+}
+
+setup() {
+    skip_without_cluster
+}
+
+teardown_file() {
+    cluster_down
+}
+
+# placement ST: st_placement and output_distribution_column as the catalog records them.
+placement() {
+    on coordinator "SELECT st_placement || coalesce(':' || output_distribution_column, '') FROM pgtrickle.pgt_stream_tables WHERE pgt_name = '$1'"
+}
+
+# citus_kind ST: what Citus says the storage is (local when it is not a Citus table).
+citus_kind() {
+    on coordinator "SELECT coalesce((SELECT citus_table_type || CASE WHEN citus_table_type = 'distributed' THEN ':' || distribution_column ELSE '' END FROM citus_tables WHERE table_name = '$1'::regclass), 'local')"
+}
+
+# all_match PREFIX: refresh every shape's PREFIX_ stream table; each equals its query and was
+# refreshed differentially (or had nothing to do).
+all_match() {
+    local name q mode
+    while IFS='|' read -r name q; do
+        refreshed_matches "$1_$name" "$q" || return 1
+        mode=$(on coordinator "SELECT last_refresh_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_name = '$1_$name'")
+        [ "$mode" = differential ] || [ "$mode" = none ] || { echo "$1_$name refreshed $mode"; return 1; }
+    done <"$BATS_TEST_DIRNAME/citus_shapes.txt"
+}
+
+# writes ROUND: inserts, updates and deletes on every source.
+writes() {
+    local r=$1 b=$(( 10000 * $1 ))
+    on coordinator "INSERT INTO orders SELECT g, g % 23, g % 9, g * 0.25, 'r' FROM generate_series($b, $b + 60) g"
+    on coordinator "UPDATE orders SET qty = qty + 1, amount = amount + 0.10 WHERE id % 13 = $r"
+    on coordinator "DELETE FROM orders WHERE id % 17 = $r"
+    on coordinator "INSERT INTO lines SELECT g, 7, g % 6 FROM generate_series($b, $b + 30) g"
+    on coordinator "DELETE FROM lines WHERE order_id % 19 = $r"
+    on coordinator "UPDATE regions SET region = CASE region WHEN 'east' THEN 'west' ELSE 'east' END WHERE customer_id % 7 = $r % 7"
+    on coordinator "UPDATE plans SET plan = 'team' WHERE customer_id = $r % 30"
+}
+
+@test "automatic placement (citus_st_placement = auto): reference below citus_reference_max_rows, distributed by the row identity above, local without a distributed source" {
+    local name q
+    while IFS='|' read -r name q; do
+        if [ "$name" = d_reference_local ]; then
+            # No distributed source: the coordinator keeps it.
+            [ "$(placement "r_$name")" = local ]
+            [ "$(citus_kind "r_$name")" = local ]
+            continue
+        fi
+        [ "$(placement "r_$name")" = reference ]
+        [ "$(citus_kind "r_$name")" = reference ]
+        [ "$(placement "x_$name")" = distributed:__pgt_row_id ]
+        [ "$(citus_kind "x_$name")" = distributed:__pgt_row_id ]
+    done <"$BATS_TEST_DIRNAME/citus_shapes.txt"
+    # Filled where they are (no rows left behind in the coordinator's shell table).
+    run on coordinator "SELECT count(*) FROM ONLY x_d_distinct"
+    [ "$output" = "$(on coordinator "SELECT count(*) FROM (SELECT DISTINCT customer_id, qty FROM orders) q")" ]
+    run on coordinator "SELECT pg_relation_size('x_d_distinct')"
+    [ "$output" = 0 ]
+}
+
+@test "oracle: every shape as a reference and as a distributed stream table equals its query after every refresh" {
+    local r
+    for r in 1 2 3; do
+        writes "$r"
+        all_match r
+        all_match x
+    done
+}
+
+@test "output_distribution_column: a grouping column, co-located with the source it distributes; keys a group with the row id" {
+    on coordinator "CALL pgtrickle.create_stream_table('by_id', 'SELECT id, customer_id, qty FROM orders WHERE qty > 2', refresh_mode => 'differential', output_distribution_column => 'id')"
+    on coordinator "CALL pgtrickle.create_stream_table('by_customer', 'SELECT customer_id, count(*) AS n, sum(amount) AS total, max(qty) AS top FROM orders GROUP BY customer_id', refresh_mode => 'differential', output_distribution_column => 'customer_id')"
+    [ "$(placement by_id)" = distributed:id ]
+    [ "$(citus_kind by_id)" = distributed:id ]
+    [ "$(placement by_customer)" = distributed:customer_id ]
+    # by_id is distributed like orders (by its id): co-located with it.
+    run on coordinator "SELECT (SELECT colocation_id FROM citus_tables WHERE table_name = 'by_id'::regclass) = (SELECT colocation_id FROM citus_tables WHERE table_name = 'orders'::regclass)"
+    [ "$output" = t ]
+    # The group's identity includes the distribution column, as Citus requires.
+    run on coordinator "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = 'by_customer'::regclass AND indisunique"
+    [[ "$output" == *"(customer_id, __pgt_row_id)"* ]]
+    local r
+    for r in 4 5; do
+        writes "$r"
+        refreshed_matches by_id "SELECT id, customer_id, qty FROM orders WHERE qty > 2"
+        refreshed_matches by_customer "SELECT customer_id, count(*) AS n, sum(amount) AS total, max(qty) AS top FROM orders GROUP BY customer_id"
+        [ "$(on coordinator "SELECT last_refresh_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'by_customer'")" = differential ]
+    done
+}
+
+@test "output_distribution_column refused clearly: not a column, an aggregate, without Citus's rules" {
+    run on coordinator "CALL pgtrickle.create_stream_table('bad1', 'SELECT customer_id, count(*) AS n FROM orders GROUP BY customer_id', output_distribution_column => 'nope')"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *'output_distribution_column "nope" is not a column of the stream table'* ]]
+    [[ "$output" == *"customer_id, n"* ]]
+    run on coordinator "CALL pgtrickle.create_stream_table('bad2', 'SELECT customer_id, count(*) AS n FROM orders GROUP BY customer_id', refresh_mode => 'differential', output_distribution_column => 'n')"
+    [ "$status" -ne 0 ]
+    [[ "$output" == *'output_distribution_column "n" is not a grouping column'* ]]
+    [[ "$output" == *"Use one of its grouping columns (customer_id) or __pgt_row_id"* ]]
+    run on coordinator "SELECT count(*) FROM pgtrickle.pgt_stream_tables WHERE pgt_name LIKE 'bad%'"
+    [ "$output" = 0 ]
+    run on coordinator "SELECT to_regclass('bad2')"
+    [ "$output" = "" ]
+}
+
+@test "a stream table the user makes a reference or distributed table is detected and maintained" {
+    local grouped="SELECT customer_id, count(*) AS n, min(qty) AS lo FROM orders GROUP BY customer_id"
+    local rows="SELECT id, customer_id, amount FROM orders WHERE qty < 3"
+    bash "$CLUSTER" psql coordinator -v ON_ERROR_STOP=1 -qAt -c "SET pg_trickle.citus_st_placement = local" \
+        -c "CALL pgtrickle.create_stream_table('u_grouped', '$grouped', refresh_mode => 'differential')" \
+        -c "CALL pgtrickle.create_stream_table('u_rows', '$rows', refresh_mode => 'differential')"
+    [ "$(placement u_grouped)" = local ]
+    [ "$(citus_kind u_rows)" = local ]
+    on coordinator "SELECT create_reference_table('u_grouped')" >/dev/null 2>&1
+    on coordinator "SELECT create_distributed_table('u_rows', 'customer_id')" >/dev/null 2>&1
+    writes 6
+    refreshed_matches u_grouped "$grouped"
+    refreshed_matches u_rows "$rows"
+    [ "$(placement u_grouped)" = reference ]
+    [ "$(placement u_rows)" = distributed:customer_id ]
+    run on coordinator "SELECT string_agg(last_refresh_mode, ',' ORDER BY pgt_name) FROM pgtrickle.pgt_stream_tables WHERE pgt_name IN ('u_grouped', 'u_rows')"
+    [ "$output" = differential,differential ]
+}
+
+@test "writers during refreshes of distributed storage: every stream table converges" {
+    local stop="$BATS_TEST_TMPDIR/stop" i=0
+    (
+        while [ ! -e "$stop" ]; do
+            i=$((i + 1))
+            on coordinator "INSERT INTO orders VALUES (900000 + $i, $i % 20, $i % 5, $i, 'c') ON CONFLICT DO NOTHING; UPDATE orders SET qty = qty + 1 WHERE id = 900000 + $i / 2; DELETE FROM orders WHERE id = 900000 + $i / 3" >/dev/null 2>&1 || true
+        done
+    ) &
+    local writer=$!
+    for i in 1 2 3; do
+        refresh by_customer
+        refresh x_d_region
+        refresh r_d_minmax
+    done
+    touch "$stop"
+    wait "$writer"
+    refreshed_matches by_customer "SELECT customer_id, count(*) AS n, sum(amount) AS total, max(qty) AS top FROM orders GROUP BY customer_id"
+    all_match x
+    all_match r
+}
+
+@test "a forced full refresh of distributed storage never shows a reader an empty or partial table" {
+    local q="SELECT customer_id, count(*) AS n, sum(amount) AS total, max(qty) AS top FROM orders GROUP BY customer_id"
+    refreshed_matches by_customer "$q"
+    local expected stop="$BATS_TEST_TMPDIR/stop-reader" seen="$BATS_TEST_TMPDIR/seen"
+    expected=$(on coordinator "SELECT count(*) || '/' || sum(n) FROM by_customer")
+    (
+        while [ ! -e "$stop" ]; do
+            on coordinator "SELECT count(*) || '/' || sum(n) FROM by_customer" >>"$seen"
+        done
+    ) &
+    local reader=$!
+    for i in 1 2 3 4 5; do
+        on coordinator "CALL pgtrickle.refresh_stream_table('by_customer', true)"
+    done
+    touch "$stop"
+    wait "$reader"
+    [ "$(wc -l <"$seen")" -gt 3 ]
+    run sort -u "$seen"
+    [ "$output" = "$expected" ]
+}
+
+@test "alter_stream_table keeps the placement; drop removes the shards on every node" {
+    on coordinator "CALL pgtrickle.alter_stream_table('by_customer', query => 'SELECT customer_id, count(*) AS n, sum(amount) AS total, max(qty) AS top, min(qty) AS low FROM orders GROUP BY customer_id')"
+    [ "$(placement by_customer)" = distributed:customer_id ]
+    [ "$(citus_kind by_customer)" = distributed:customer_id ]
+    refreshed_matches by_customer "SELECT customer_id, count(*) AS n, sum(amount) AS total, max(qty) AS top, min(qty) AS low FROM orders GROUP BY customer_id"
+    on coordinator "CALL pgtrickle.alter_stream_table('r_d_global', query => 'SELECT count(*) AS n FROM orders')"
+    [ "$(placement r_d_global)" = reference ]
+    local shards
+    shards=$(on coordinator "SELECT count(*) FROM citus_shards WHERE table_name = 'by_customer'::regclass")
+    [ "$shards" -gt 0 ]
+    on coordinator "CALL pgtrickle.drop_stream_table('by_customer')"
+    run on coordinator "SELECT count(*) FROM pg_dist_shard WHERE logicalrelid::text = 'by_customer'"
+    [ "$output" = 0 ]
+    local w
+    for w in worker1 worker2; do
+        run on "$w" "SET citus.show_shards_for_app_name_prefixes = '*'; SELECT count(*) FROM pg_class WHERE relname LIKE 'by\_customer%'"
+        [ "$output" = 0 ]
+    done
+}
+
+@test "pgtrickle status and dump show the placements; the dump recreates them" {
+    unset PGTRICKLE_DSN PGSERVICE PGHOSTADDR
+    export PGHOST=127.0.0.1 PGPORT=$(port_of coordinator) PGUSER=postgres PGDATABASE=postgres
+    run -0 --separate-stderr pgt --format json status
+    json_is '[.stream_tables[] | select(.pgt_name == "x_d_region")][0] | .st_placement == "distributed" and .distribution_column == "__pgt_row_id"'
+    json_is '[.stream_tables[] | select(.pgt_name == "r_d_region")][0] | .st_placement == "reference"'
+    run --separate-stderr pgt status
+    [[ "$output" == *"distributed (__pgt_row_id)"* ]]
+    [[ "$output" == *"reference"* ]]
+    run -0 --separate-stderr pgt dump
+    [[ "$output" == *"citus_st_placement', 'local', true"* ]]
+    [[ "$output" == *"output_distribution_column => 'id'"* ]]
+    [[ "$output" == *"create_reference_table('\"public\".\"r_d_region\"')"* ]]
+    # Recreated from the script (its stream tables dropped first): the same placements.
+    local script="$BATS_TEST_TMPDIR/dump.sql" before
+    printf '%s\n' "$output" >"$script"
+    before=$(on coordinator "SELECT string_agg(pgt_name || '=' || st_placement || coalesce(':' || output_distribution_column, ''), ',' ORDER BY pgt_name) FROM pgtrickle.pgt_stream_tables")
+    local st
+    for st in $(on coordinator "SELECT pgt_schema || '.' || pgt_name FROM pgtrickle.pgt_stream_tables"); do
+        on coordinator "CALL pgtrickle.drop_stream_table('$st', cascade => true)" >/dev/null 2>&1 || true
+    done
+    [ "$(on coordinator "SELECT count(*) FROM pgtrickle.pgt_stream_tables")" = 0 ]
+    PGOPTIONS="-c client_min_messages=warning" bash "$CLUSTER" psql coordinator -v ON_ERROR_STOP=1 -qAt -f "$script" >/dev/null
+    run on coordinator "SELECT string_agg(pgt_name || '=' || st_placement || coalesce(':' || output_distribution_column, ''), ',' ORDER BY pgt_name) FROM pgtrickle.pgt_stream_tables"
+    echo "before: $before"
+    echo "after:  $output"
+    [ "$output" = "$before" ]
+}
