@@ -41,15 +41,6 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-# ms SQL: the server-side time of SQL (PL/pgSQL statements) in milliseconds.
-ms() {
-    local out
-    if ! out=$(on "DO \$b\$ DECLARE t0 timestamptz := clock_timestamp(); BEGIN $1; RAISE NOTICE 'ms=%', round(extract(epoch FROM clock_timestamp() - t0) * 1000, 1); END \$b\$" 2>&1); then
-        echo "citus_differential: failed: $1: $out" >&2
-        return 1
-    fi
-    sed -n 's/.*ms=//p' <<<"$out"
-}
 median3() { printf '%s\n%s\n%s\n' "$1" "$2" "$3" | sort -g | sed -n 2p; }
 min3() { printf '%s\n%s\n%s\n' "$1" "$2" "$3" | sort -g | head -1; }
 

@@ -34,15 +34,6 @@ while [ $# -gt 0 ]; do
     esac
 done
 
-# ms SQL: the server-side time of SQL (PL/pgSQL statements) in milliseconds.
-ms() {
-    local out
-    if ! out=$(on "DO \$b\$ DECLARE t0 timestamptz := clock_timestamp(); BEGIN $1; RAISE NOTICE 'ms=%', round(extract(epoch FROM clock_timestamp() - t0) * 1000, 1); END \$b\$" 2>&1); then
-        echo "citus_placement: failed: $1: $out" >&2
-        return 1
-    fi
-    sed -n 's/.*ms=//p' <<<"$out"
-}
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 ROWS_Q="SELECT id, dim_id, amount FROM fact WHERE amount > 10"

@@ -4,7 +4,8 @@
 #                               in DIR, unless the environment says otherwise
 #                               (PGTRICKLE_E2E_COORDINATOR_PORT, _WORKER1_PORT, _WORKER2_PORT,
 #                               PGTRICKLE_E2E_DIR); defines `log` (progress, on stderr, as
-#                               NAME) and `on SQL` (psql on the coordinator, unaligned).
+#                               NAME), `on SQL` (psql on the coordinator, unaligned) and
+#                               `ms SQL` (its server-side time in milliseconds).
 #   own_cluster_up              starts it (exits 77 when Citus cannot be had), stops it on
 #                               exit, and creates pg_trickle with its scheduler off.
 CLUSTER="$(cd "$(dirname "${BASH_SOURCE[0]}")/../e2e" && pwd)/cluster.sh"
@@ -19,6 +20,16 @@ own_cluster() {
 
 log() { echo "$OWN_CLUSTER_NAME: $*" >&2; }
 on() { bash "$CLUSTER" psql coordinator -At -c "$*"; }
+
+# ms SQL: the server-side time of SQL (PL/pgSQL statements) in milliseconds.
+ms() {
+    local out
+    if ! out=$(on "DO \$b\$ DECLARE t0 timestamptz := clock_timestamp(); BEGIN $1; RAISE NOTICE 'ms=%', round(extract(epoch FROM clock_timestamp() - t0) * 1000, 1); END \$b\$" 2>&1); then
+        echo "$OWN_CLUSTER_NAME: failed: $1: $out" >&2
+        return 1
+    fi
+    sed -n 's/.*ms=//p' <<<"$out"
+}
 
 own_cluster_up() {
     local rc=0

@@ -10,15 +10,11 @@ load helpers
 setup_file() {
     cluster_up
     [ -n "${E2E_SKIP:-}" ] && return 0
-    sample_tables
-    on coordinator "CREATE TABLE lines (order_id bigint NOT NULL, line int NOT NULL, n int, PRIMARY KEY (order_id, line))"
-    on coordinator "SELECT create_distributed_table('lines', 'order_id', colocate_with => 'orders')"
-    on coordinator "ALTER TABLE lines REPLICA IDENTITY FULL"
-    on coordinator "INSERT INTO lines SELECT g, l, (g + l) % 5 FROM generate_series(1, 2000, 3) g, generate_series(1, 2) l"
+    shape_tables
     local name q
     while IFS='|' read -r name q; do
         on coordinator "CALL pgtrickle.create_stream_table('$name', \$q\$$q\$q\$, refresh_mode => 'differential', schedule => '1h')"
-    done <"$BATS_TEST_DIRNAME/citus_shapes.txt"
+    done <"$SHAPES"
 }
 
 setup() {
@@ -34,31 +30,7 @@ all_equal() {
     local name q
     while IFS='|' read -r name q; do
         refreshed_matches "$name" "$q" || return 1
-    done <"$BATS_TEST_DIRNAME/citus_shapes.txt"
-}
-
-# all_match: refresh every shape; each equals its query and was refreshed differentially
-# (or had nothing to do: none of its sources changed).
-all_match() {
-    local name q mode
-    while IFS='|' read -r name q; do
-        refreshed_matches "$name" "$q" || return 1
-        mode=$(on coordinator "SELECT last_refresh_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_name = '$name'")
-        [ "$mode" = differential ] || [ "$mode" = none ] || { echo "$name refreshed $mode"; return 1; }
-    done <"$BATS_TEST_DIRNAME/citus_shapes.txt"
-}
-
-# writes ROUND: inserts, updates and deletes on every source, in one transaction per table.
-writes() {
-    local r=$1 b=$(( 10000 * $1 ))
-    on coordinator "INSERT INTO orders SELECT g, g % 23, g % 9, g * 0.25, 'r' FROM generate_series($b, $b + 60) g"
-    on coordinator "UPDATE orders SET qty = qty + 1, amount = amount + 0.10 WHERE id % 13 = $r"
-    on coordinator "DELETE FROM orders WHERE id % 17 = $r"
-    on coordinator "INSERT INTO lines SELECT g, 7, g % 6 FROM generate_series($b, $b + 30) g"
-    on coordinator "DELETE FROM lines WHERE order_id % 19 = $r"
-    on coordinator "UPDATE regions SET region = CASE region WHEN 'east' THEN 'west' ELSE 'east' END WHERE customer_id % 7 = $r % 7"
-    on coordinator "INSERT INTO regions VALUES ($r + 20, 'r$r') ON CONFLICT DO NOTHING"
-    on coordinator "UPDATE plans SET plan = 'team' WHERE customer_id = $r % 30"
+    done <"$SHAPES"
 }
 
 @test "every shape over distributed, reference and mixed sources is created differential" {
@@ -66,7 +38,7 @@ writes() {
     while IFS='|' read -r name q; do
         run on coordinator "SELECT effective_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_name = '$name'"
         [ "$output" = differential ]
-    done <"$BATS_TEST_DIRNAME/citus_shapes.txt"
+    done <"$SHAPES"
     # The Citus tables whose rows deltas read have a state copy on the coordinator; the plain
     # table has none (it is read in place).
     run on coordinator "SELECT string_agg(ct.source_relid::text, ',' ORDER BY ct.source_relid::text) FROM pgtrickle.pgt_change_tracking ct WHERE to_regclass('pgtrickle_changes.state_' || ct.source_stable_name) IS NOT NULL"
@@ -76,8 +48,8 @@ writes() {
 @test "oracle: random rounds of writes, each shape equal to its query after every refresh" {
     local r
     for r in 1 2 3 4; do
-        writes "$r"
-        all_match
+        shape_writes "$r"
+        shapes_match
     done
 }
 
@@ -101,11 +73,11 @@ writes() {
     for i in 1 2 3; do
         while IFS='|' read -r name q; do
             refresh "$name"
-        done <"$BATS_TEST_DIRNAME/citus_shapes.txt"
+        done <"$SHAPES"
     done
     touch "$stop"
     wait "$writer"
-    all_match
+    shapes_match
 }
 
 @test "a transaction left open across refreshes delays none of them and counts once" {
@@ -118,7 +90,7 @@ writes() {
     exec 9>"$holder.in"
     echo "BEGIN; INSERT INTO orders VALUES (800001, 3, 4, 5, 'open'), (800002, 4, 4, 5, 'open'); UPDATE orders SET qty = qty + 100 WHERE id = 7; INSERT INTO lines VALUES (800001, 1, 3);" >&9
     sleep 1
-    writes 5
+    shape_writes 5
     # No refresh waits for it (a lock on the source would): each finishes well within 20 s.
     local name q
     while IFS='|' read -r name q; do
@@ -126,11 +98,11 @@ writes() {
         [ "$status" -eq 0 ]
         run differs "$name" "$q"
         [ "$output" = 0 ]
-    done <"$BATS_TEST_DIRNAME/citus_shapes.txt"
+    done <"$SHAPES"
     echo "COMMIT;" >&9
     exec 9>&-
     wait "$pid"
-    all_match
+    shapes_match
     run on coordinator "SELECT count(*) FROM orders WHERE note = 'open'"
     [ "$output" = 2 ]
     run differs d_global "SELECT count(*) AS n, sum(qty) AS q, max(qty) AS m FROM orders"
@@ -145,8 +117,8 @@ writes() {
     on coordinator "ALTER TABLE orders ADD COLUMN extra int DEFAULT 7"
     on coordinator "UPDATE orders SET extra = 8 WHERE id % 10 = 0"
     all_equal
-    writes 6
-    all_match
+    shape_writes 6
+    shapes_match
 }
 
 @test "a plain role's stream table reads the copies with its own rights, also after a schema change" {
@@ -165,7 +137,7 @@ writes() {
     local as_analyst="SET ROLE analyst; SET search_path = analyst_s, public, pg_catalog;"
     local q="SELECT r.region, max(o.amount) AS top, count(*) AS n FROM orders o JOIN regions r ON r.customer_id = o.customer_id GROUP BY r.region"
     on coordinator "$as_analyst CALL pgtrickle.create_stream_table('public.analyst_top', \$q\$$q\$q\$, refresh_mode => 'differential')"
-    writes 7
+    shape_writes 7
     on coordinator "$as_analyst CALL pgtrickle.refresh_stream_table('public.analyst_top')"
     run differs analyst_top "$q"
     [ "$output" = 0 ]
@@ -174,9 +146,9 @@ writes() {
     # The copy is rebuilt with the new column; the role can still read it.
     on coordinator "ALTER TABLE orders ADD COLUMN tag text"
     on coordinator "UPDATE orders SET tag = 't' WHERE id % 9 = 0"
-    writes 8
+    shape_writes 8
     on coordinator "$as_analyst CALL pgtrickle.refresh_stream_table('public.analyst_top')"
-    writes 9
+    shape_writes 9
     on coordinator "$as_analyst CALL pgtrickle.refresh_stream_table('public.analyst_top')"
     run differs analyst_top "$q"
     [ "$output" = 0 ]
@@ -192,11 +164,11 @@ writes() {
     local key
     all_equal  # past the schema change above (which made its readers recompute)
     key=$(on coordinator "SELECT pgtrickle.source_stable_name('orders'::regclass)")
-    writes 15
+    shape_writes 15
     on coordinator "BEGIN; SELECT sum(changes) FROM pgtrickle.poll_worker_slots('orders'); CALL pgtrickle.refresh_stream_table('d_minmax'); ROLLBACK"
     # (The scheduler's poller may have drained them meanwhile: then the copy moved on and
     # the refreshes below see it; either way each change counts once.)
-    all_match
+    shapes_match
     run on coordinator "SELECT count(*) FROM ((SELECT c1, c2, c3, c4, c5 FROM pgtrickle_changes.state_$key WHERE __pgt_image IS NOT NULL EXCEPT ALL SELECT id, customer_id, qty, amount, note FROM orders) UNION ALL (SELECT id, customer_id, qty, amount, note FROM orders EXCEPT ALL SELECT c1, c2, c3, c4, c5 FROM pgtrickle_changes.state_$key WHERE __pgt_image IS NOT NULL)) d"
     [ "$output" = 0 ]
 }
@@ -208,30 +180,30 @@ writes() {
     key=$(on coordinator "SELECT source_stable_name FROM pgtrickle.pgt_change_tracking WHERE source_relid = 'orders'::regclass")
     since=$(on coordinator "SELECT now()")
     on coordinator "DROP TABLE pgtrickle_changes.state_$key"
-    writes 10
-    refreshed_matches d_region "$(grep '^d_region|' "$BATS_TEST_DIRNAME/citus_shapes.txt" | cut -d'|' -f2-)"
+    shape_writes 10
+    refreshed_matches d_region "$(grep '^d_region|' "$SHAPES" | cut -d'|' -f2-)"
     run on coordinator "SELECT h.mode || ': ' || h.reason FROM pgtrickle.pgt_refresh_history h JOIN pgtrickle.pgt_stream_tables s USING (pgt_id) WHERE s.pgt_name = 'd_region' AND h.started_at > '$since'"
     [[ "$output" == "full: the state copy of orders was missing"* ]]
     run on coordinator "SELECT count(*) FROM pgtrickle_changes.state_$key WHERE __pgt_image IS NOT NULL"
     [ "$output" = "$(on coordinator "SELECT count(*) FROM orders")" ]
-    writes 11
-    all_match
+    shape_writes 11
+    shapes_match
 }
 
 @test "kill -9 of the coordinator empties the unlogged copies: the next refreshes fill them again" {
     local name q
     all_equal
-    writes 12
+    shape_writes 12
     bash "$CLUSTER" kill coordinator
     bash "$CLUSTER" resume coordinator
-    writes 13
+    shape_writes 13
     # Each reader finds its copies empty (not filled): a full refresh fills them, then they go
     # on differentially.
     all_equal
     run on coordinator "SELECT count(*) FROM pgtrickle_changes.state_$(on coordinator "SELECT pgtrickle.source_stable_name('orders'::regclass)") WHERE __pgt_image IS NOT NULL"
     [ "$output" = "$(on coordinator "SELECT count(*) FROM orders")" ]
-    writes 14
-    all_match
+    shape_writes 14
+    shapes_match
 }
 
 # slots_of TABLE: the slots of TABLE's source on both workers.
@@ -282,7 +254,7 @@ slots_of() {
     local name q
     while IFS='|' read -r name q; do
         on coordinator "CALL pgtrickle.drop_stream_table('$name')"
-    done <"$BATS_TEST_DIRNAME/citus_shapes.txt"
+    done <"$SHAPES"
     run on coordinator "SELECT count(*) FROM pg_tables WHERE schemaname = 'pgtrickle_changes'"
     [ "$output" = 0 ]
 }

@@ -12,11 +12,7 @@ load helpers
 setup_file() {
     cluster_up
     [ -n "${E2E_SKIP:-}" ] && return 0
-    sample_tables
-    on coordinator "CREATE TABLE lines (order_id bigint NOT NULL, line int NOT NULL, n int, PRIMARY KEY (order_id, line))"
-    on coordinator "SELECT create_distributed_table('lines', 'order_id', colocate_with => 'orders')"
-    on coordinator "ALTER TABLE lines REPLICA IDENTITY FULL"
-    on coordinator "INSERT INTO lines SELECT g, l, (g + l) % 5 FROM generate_series(1, 2000, 3) g, generate_series(1, 2) l"
+    shape_tables
     local name q
     while IFS='|' read -r name q; do
         bash "$CLUSTER" psql coordinator -v ON_ERROR_STOP=1 -qAt \
@@ -25,7 +21,7 @@ setup_file() {
         bash "$CLUSTER" psql coordinator -v ON_ERROR_STOP=1 -qAt \
             -c "SET pg_trickle.citus_st_placement = auto" -c "SET pg_trickle.citus_reference_max_rows = 0" \
             -c "CALL pgtrickle.create_stream_table('x_$name', \$q\$$q\$q\$, refresh_mode => 'differential', schedule => '1h')"
-    done <"$BATS_TEST_DIRNAME/citus_shapes.txt"
+    done <"$SHAPES"
 }
 
 setup() {
@@ -46,29 +42,6 @@ citus_kind() {
     on coordinator "SELECT coalesce((SELECT citus_table_type || CASE WHEN citus_table_type = 'distributed' THEN ':' || distribution_column ELSE '' END FROM citus_tables WHERE table_name = '$1'::regclass), 'local')"
 }
 
-# all_match PREFIX: refresh every shape's PREFIX_ stream table; each equals its query and was
-# refreshed differentially (or had nothing to do).
-all_match() {
-    local name q mode
-    while IFS='|' read -r name q; do
-        refreshed_matches "$1_$name" "$q" || return 1
-        mode=$(on coordinator "SELECT last_refresh_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_name = '$1_$name'")
-        [ "$mode" = differential ] || [ "$mode" = none ] || { echo "$1_$name refreshed $mode"; return 1; }
-    done <"$BATS_TEST_DIRNAME/citus_shapes.txt"
-}
-
-# writes ROUND: inserts, updates and deletes on every source.
-writes() {
-    local r=$1 b=$(( 10000 * $1 ))
-    on coordinator "INSERT INTO orders SELECT g, g % 23, g % 9, g * 0.25, 'r' FROM generate_series($b, $b + 60) g"
-    on coordinator "UPDATE orders SET qty = qty + 1, amount = amount + 0.10 WHERE id % 13 = $r"
-    on coordinator "DELETE FROM orders WHERE id % 17 = $r"
-    on coordinator "INSERT INTO lines SELECT g, 7, g % 6 FROM generate_series($b, $b + 30) g"
-    on coordinator "DELETE FROM lines WHERE order_id % 19 = $r"
-    on coordinator "UPDATE regions SET region = CASE region WHEN 'east' THEN 'west' ELSE 'east' END WHERE customer_id % 7 = $r % 7"
-    on coordinator "UPDATE plans SET plan = 'team' WHERE customer_id = $r % 30"
-}
-
 @test "automatic placement (citus_st_placement = auto): reference below citus_reference_max_rows, distributed by the row identity above, local without a distributed source" {
     local name q
     while IFS='|' read -r name q; do
@@ -82,7 +55,7 @@ writes() {
         [ "$(citus_kind "r_$name")" = reference ]
         [ "$(placement "x_$name")" = distributed:__pgt_row_id ]
         [ "$(citus_kind "x_$name")" = distributed:__pgt_row_id ]
-    done <"$BATS_TEST_DIRNAME/citus_shapes.txt"
+    done <"$SHAPES"
     # Filled where they are (no rows left behind in the coordinator's shell table).
     run on coordinator "SELECT count(*) FROM ONLY x_d_distinct"
     [ "$output" = "$(on coordinator "SELECT count(*) FROM (SELECT DISTINCT customer_id, qty FROM orders) q")" ]
@@ -93,9 +66,9 @@ writes() {
 @test "oracle: every shape as a reference and as a distributed stream table equals its query after every refresh" {
     local r
     for r in 1 2 3; do
-        writes "$r"
-        all_match r
-        all_match x
+        shape_writes "$r"
+        shapes_match r
+        shapes_match x
     done
 }
 
@@ -113,7 +86,7 @@ writes() {
     [[ "$output" == *"(customer_id, __pgt_row_id)"* ]]
     local r
     for r in 4 5; do
-        writes "$r"
+        shape_writes "$r"
         refreshed_matches by_id "SELECT id, customer_id, qty FROM orders WHERE qty > 2"
         refreshed_matches by_customer "SELECT customer_id, count(*) AS n, sum(amount) AS total, max(qty) AS top FROM orders GROUP BY customer_id"
         [ "$(on coordinator "SELECT last_refresh_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'by_customer'")" = differential ]
@@ -145,7 +118,7 @@ writes() {
     [ "$(citus_kind u_rows)" = local ]
     on coordinator "SELECT create_reference_table('u_grouped')" >/dev/null 2>&1
     on coordinator "SELECT create_distributed_table('u_rows', 'customer_id')" >/dev/null 2>&1
-    writes 6
+    shape_writes 6
     refreshed_matches u_grouped "$grouped"
     refreshed_matches u_rows "$rows"
     [ "$(placement u_grouped)" = reference ]
@@ -171,8 +144,8 @@ writes() {
     touch "$stop"
     wait "$writer"
     refreshed_matches by_customer "SELECT customer_id, count(*) AS n, sum(amount) AS total, max(qty) AS top FROM orders GROUP BY customer_id"
-    all_match x
-    all_match r
+    shapes_match x
+    shapes_match r
 }
 
 @test "a forced full refresh of distributed storage never shows a reader an empty or partial table" {

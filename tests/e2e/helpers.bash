@@ -102,6 +102,45 @@ sample_tables() {
     on coordinator "INSERT INTO plans SELECT g, CASE WHEN g % 2 = 0 THEN 'pro' ELSE 'free' END FROM generate_series(0, 19) g"
 }
 
+# The shapes of citus_shapes.txt (name|query per line), over shape_tables.
+SHAPES="$E2E_DIR/citus_shapes.txt"
+
+# shape_tables: sample_tables and `lines` (distributed by order_id, co-located with orders).
+shape_tables() {
+    sample_tables
+    on coordinator "CREATE TABLE lines (order_id bigint NOT NULL, line int NOT NULL, n int, PRIMARY KEY (order_id, line))"
+    on coordinator "SELECT create_distributed_table('lines', 'order_id', colocate_with => 'orders')"
+    on coordinator "ALTER TABLE lines REPLICA IDENTITY FULL"
+    on coordinator "INSERT INTO lines SELECT g, l, (g + l) % 5 FROM generate_series(1, 2000, 3) g, generate_series(1, 2) l"
+}
+
+# shapes_match [PREFIX]: refresh every shape's stream table (PREFIX_name, or name); each
+# equals its query and was refreshed differentially (or had nothing to do: none of its
+# sources changed).
+shapes_match() {
+    local name q mode st
+    while IFS='|' read -r name q; do
+        st=${1:+$1_}$name
+        refreshed_matches "$st" "$q" || return 1
+        mode=$(on coordinator "SELECT last_refresh_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_name = '$st'")
+        [ "$mode" = differential ] || [ "$mode" = none ] || { echo "$st refreshed $mode"; return 1; }
+    done <"$SHAPES"
+}
+
+# shape_writes ROUND: inserts, updates and deletes on every source of the shapes, in one
+# transaction per table.
+shape_writes() {
+    local r=$1 b=$(( 10000 * $1 ))
+    on coordinator "INSERT INTO orders SELECT g, g % 23, g % 9, g * 0.25, 'r' FROM generate_series($b, $b + 60) g"
+    on coordinator "UPDATE orders SET qty = qty + 1, amount = amount + 0.10 WHERE id % 13 = $r"
+    on coordinator "DELETE FROM orders WHERE id % 17 = $r"
+    on coordinator "INSERT INTO lines SELECT g, 7, g % 6 FROM generate_series($b, $b + 30) g"
+    on coordinator "DELETE FROM lines WHERE order_id % 19 = $r"
+    on coordinator "UPDATE regions SET region = CASE region WHEN 'east' THEN 'west' ELSE 'east' END WHERE customer_id % 7 = $r % 7"
+    on coordinator "INSERT INTO regions VALUES ($r + 20, 'r$r') ON CONFLICT DO NOTHING"
+    on coordinator "UPDATE plans SET plan = 'team' WHERE customer_id = $r % 30"
+}
+
 # refresh ST: a manual refresh of stream table ST on the coordinator.
 refresh() { on coordinator "CALL pgtrickle.refresh_stream_table('$1')"; }
 
