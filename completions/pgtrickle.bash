@@ -39,7 +39,7 @@ _pgtrickle() {
                     mapfile -t COMPREPLY < <(compgen -W "auto differential full" -- "$cur")
                     return
                     ;;
-                --query | --schedule)
+                --query | --schedule | --distribution-column)
                     return
                     ;;
             esac

@@ -78,7 +78,7 @@ same_contents() {
     json_is '.stream_tables[] | select(.name == "zz_base") | .schedule == "1m" and .refresh_mode == "differential" and .depends_on == []'
     json_is '.stream_tables[] | select(.name == "paused") | .status == "suspended" and .schedule == "*/5 * * * *"'
     json_is '.stream_tables[] | select(.schema == "sales data") | .name == "odd \"name\" x" and (.query | test("back"))'
-    json_is '.stream_tables[0] | keys == (["schema","name","query","schedule","refresh_mode","cdc_mode","output_distribution_column","status","depends_on"] | sort)'
+    json_is '.stream_tables[0] | keys == (["schema","name","query","schedule","refresh_mode","cdc_mode","output_distribution_column","placement","status","depends_on"] | sort)'
 }
 
 @test "the dump recreates identical stream tables in a database with only the sources" {
