@@ -611,23 +611,25 @@ class Refresh {
                 ? std::optional<std::string>(now.distribution_column)
                 : std::nullopt;
         const bool by_column = column && *column != "__pgt_row_id";
-        if (now.name() != st_.placement || column != st_.distribution_column) {
-            if (by_column && st_.storage_kind == "groups" && plan != nullptr) {
-                const auto& targets = plan->block.targets;
-                const bool key = std::any_of(targets.begin(), targets.end(), [&](const auto& t) {
-                    return t.kind == ivm::Target::Kind::group_key && t.column.name == *column;
-                });
-                if (!key) {
-                    throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
-                                "stream table \"" + st_.name + "\" is distributed by column \"" +
-                                    *column + "\", which is not one of its grouping columns",
-                                "A refresh updates that column in place, and Citus never "
-                                "changes a row's distribution value.",
-                                "Run SELECT undistribute_table('" + st_.qualified_name() +
-                                    "'), then distribute it by a grouping column (with a "
-                                    "unique index on it and __pgt_row_id) or by __pgt_row_id.");
-                }
+        // Checked at every write (plan given), not only when the placement changed: a refresh
+        // with nothing to apply records a change without the plan.
+        if (by_column && st_.storage_kind == "groups" && plan != nullptr) {
+            const auto& targets = plan->block.targets;
+            const bool key = std::any_of(targets.begin(), targets.end(), [&](const auto& t) {
+                return t.kind == ivm::Target::Kind::group_key && t.column.name == *column;
+            });
+            if (!key) {
+                throw Error(ERRCODE_FEATURE_NOT_SUPPORTED,
+                            "stream table \"" + st_.name + "\" is distributed by column \"" +
+                                *column + "\", which is not one of its grouping columns",
+                            "A refresh updates that column in place, and Citus never changes a "
+                            "row's distribution value.",
+                            "Run SELECT undistribute_table('" + st_.qualified_name() +
+                                "'), then distribute it by a grouping column (with a unique "
+                                "index on it and __pgt_row_id) or by __pgt_row_id.");
             }
+        }
+        if (now.name() != st_.placement || column != st_.distribution_column) {
             catalog::set_placement(id_, now.name(), column);
             const std::string what = std::string("pg_trickle: stream table \"") + st_.name +
                                      "\" is now stored as a Citus " + now.name() + " table" +
