@@ -223,8 +223,10 @@ class Refresh {
             apply_full();
         } else if (out_.mode == "differential") {
             apply_differential();
-        } else {
-            (void)storage_place(nullptr);  // a conversion is recorded also when nothing changed
+        } else if (!scheduled()) {
+            // A manual refresh records a conversion also when nothing changed (pgtrickle dump
+            // relies on it); a scheduled one with nothing to do stays one catalog read.
+            (void)storage_place(nullptr);
         }
         store_frontier();
         if (out_.mode != "none") {
