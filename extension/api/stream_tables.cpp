@@ -304,6 +304,10 @@ void place_storage(int64_t id, Oid view, const std::string& storage, const std::
                    const std::optional<std::string>& column) {
     pg::SettingsScope quiet;
     quiet.set("client_min_messages", "warning");  // Citus's notices about copying the rows
+    // As the storage's owner, who fills and refreshes it: Citus refuses a transaction's
+    // access to placements that another user's connections modified in it. Nothing runs
+    // with more than the owner's own rights (the colocation source is only named).
+    const pg::AsUser as_owner(pg::relation_owner(regclass_oid(storage)), /*restricted=*/false);
     if (kind == "reference") {
         spi::run("SELECT pg_catalog.create_reference_table($1::pg_catalog.regclass)", {storage});
     } else {
