@@ -313,7 +313,8 @@ std::string rows_apply(const DeltaGenerator& gen, const Query& q, const StorageL
     s += "\"__pgt_shrink\" AS MATERIALIZED (SELECT DISTINCT r.\"__pgt_rid\" FROM \"__pgt_dr\" AS "
          "r WHERE r.\"__pgt_dw\"" +
          op("<") + "0), \"__pgt_del\" AS (DELETE FROM " + target +
-         " AS t WHERE t.\"__pgt_row_id\" IN (SELECT s.\"__pgt_rid\" FROM \"__pgt_shrink\" AS s) "
+         " AS t WHERE t.\"__pgt_row_id\"" + op("=") +
+         "ANY (SELECT s.\"__pgt_rid\" FROM \"__pgt_shrink\" AS s) "
          "RETURNING " +
          target_cols + ", t.\"__pgt_row_id\"), " + rows_survivors(layout) + ", ";
     s += "\"__pgt_keep\" AS (INSERT INTO " + target + " (" + cols + ", \"__pgt_row_id\") SELECT " +
@@ -404,7 +405,8 @@ std::string write_groups(const std::string& prelude, const StorageLayout& layout
                ", s.\"__pgt_rid\")";
     }
     return prelude + ", \"__pgt_del\" AS (DELETE FROM " + target +
-           " AS t WHERE t.\"__pgt_row_id\" IN (SELECT s.\"__pgt_rid\" FROM \"__pgt_new\" AS s "
+           " AS t WHERE t.\"__pgt_row_id\"" + op("=") +
+           "ANY (SELECT s.\"__pgt_rid\" FROM \"__pgt_new\" AS s "
            "WHERE NOT s.\"__pgt_keep\") RETURNING 1), \"__pgt_up\" AS (INSERT INTO " +
            target + " AS t (" + join(cols, ", ") + ", \"__pgt_row_id\") SELECT " +
            join(source_cols, ", ") +
@@ -679,7 +681,7 @@ std::string groups_recompute_new(const DeltaGenerator& gen, const Block& b,
     const std::string tail =
         (key_exprs.empty() ? std::string() : " GROUP BY " + join(key_exprs, ", ")) +
         (b.having.empty() ? std::string() : " HAVING " + b.having);
-    s += "\"__pgt_fresh\" AS (" + restrict_to_groups(base, key_exprs, "\"__pgt_touched\"", tail) +
+    s += "\"__pgt_fresh\" AS (" + restrict_to_groups(base, b.group_by, "\"__pgt_touched\"", tail) +
          "), ";
     std::vector<std::string> fresh_cols;
     for (const auto& c : groups_storage_columns(layout)) {

@@ -75,30 +75,33 @@ std::vector<std::string> group_value_columns(const Block& b, const std::string& 
     return cols;
 }
 
-// Keys without NULLs: a hashable, index-friendly semi-join. Keys with a NULL (for a composite:
-// with a NULL field, where `=` is not true): matched on the row id, only when such a group was
-// touched (a one-time filter otherwise). "every key IS NOT NULL" and its negation split the
-// groups, so the two branches are disjoint.
+// Keys without NULLs: a hashable, index-friendly semi-join (EXISTS, each key compared with
+// its type's own equality operator, schema-qualified: `IN` would look "=" up on the
+// search_path). Keys with a NULL (for a composite: with a NULL field, where `=` is not true):
+// matched on the row id, only when such a group was touched (a one-time filter otherwise).
+// "every key IS NOT NULL" and its negation split the groups, so the two branches are disjoint.
 std::string restrict_to_groups(const std::string& select_from_where,
-                               const std::vector<std::string>& key_exprs,
-                               const std::string& touched_groups, const std::string& tail) {
-    if (key_exprs.empty()) {
+                               const std::vector<GroupKey>& keys, const std::string& touched_groups,
+                               const std::string& tail) {
+    if (keys.empty()) {
         return select_from_where + tail;
     }
-    std::vector<std::string> key_cols, keys_not_null, stored_not_null, source_not_null;
-    for (size_t i = 0; i < key_exprs.size(); ++i) {
-        key_cols.push_back(quote_ident(hidden_name("g", i)));
+    std::vector<std::string> key_exprs, key_cols, keys_equal, stored_not_null, source_not_null;
+    for (size_t i = 0; i < keys.size(); ++i) {
+        const std::string eq = keys[i].eq_op.empty() ? op("=") : keys[i].eq_op;
+        key_exprs.push_back(keys[i].expr);
+        key_cols.push_back("\"__pgt_tg\"." + quote_ident(hidden_name("g", i)));
+        keys_equal.push_back(key_cols[i] + eq + "(" + keys[i].expr + ")");
         stored_not_null.push_back(key_cols[i] + " IS NOT NULL");
-        source_not_null.push_back("(" + key_exprs[i] + ") IS NOT NULL");
+        source_not_null.push_back("(" + keys[i].expr + ") IS NOT NULL");
     }
-    // ROW(...): a single key that is itself a row (a cast to a composite type) would
-    // otherwise be taken apart by IN into its fields.
-    return select_from_where + " AND ROW(" + join(key_exprs, ", ") + ") IN (SELECT " +
-           join(key_cols, ", ") + " FROM " + touched_groups + " WHERE " + and_all(stored_not_null) +
-           ")" + tail + " UNION ALL " + select_from_where + " AND NOT (" +
-           and_all(source_not_null) + ") AND EXISTS (SELECT 1 FROM " + touched_groups +
-           " WHERE NOT (" + and_all(stored_not_null) + ")) AND " + group_row_id(key_exprs) +
-           " IN (SELECT " + group_row_id(key_cols) + " FROM " + touched_groups + ")" + tail;
+    const std::string touched = touched_groups + " AS \"__pgt_tg\"";
+    return select_from_where + " AND EXISTS (SELECT 1 FROM " + touched + " WHERE " +
+           and_all(stored_not_null) + " AND " + and_all(keys_equal) + ")" + tail + " UNION ALL " +
+           select_from_where + " AND NOT (" + and_all(source_not_null) +
+           ") AND EXISTS (SELECT 1 FROM " + touched + " WHERE NOT (" + and_all(stored_not_null) +
+           ")) AND " + group_row_id(key_exprs) + op("=") + "ANY (SELECT " + group_row_id(key_cols) +
+           " FROM " + touched + ")" + tail;
 }
 
 std::string Term::weight_sql() const {
@@ -550,10 +553,10 @@ std::string DeltaGenerator::grouped_block_delta(const Block& b,
         " FROM " + join(core_from_new(b.core), ", ") + " WHERE " + and_all(core_where_new(b.core));
     const std::string touched = "\"__pgt_touched\"";
     const std::string new_rows = restrict_to_groups(
-        "SELECT " + targets + ", 1 AS " + kWeightColumn + from_new, key_exprs, touched, tail);
+        "SELECT " + targets + ", 1 AS " + kWeightColumn + from_new, b.group_by, touched, tail);
     const std::string old_core = restrict_to_groups("SELECT " + join(flat_select, ", ") +
                                                         ", 1 AS " + kWeightColumn + from_new,
-                                                    key_exprs, touched, "") +
+                                                    b.group_by, touched, "") +
                                  " UNION ALL " + join(old_parts, " UNION ALL ");
     const std::string old_rows =
         "SELECT " + targets + ", -1 AS " + kWeightColumn + " FROM (SELECT " +

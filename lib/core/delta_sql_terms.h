@@ -62,8 +62,8 @@ std::vector<std::string> group_value_columns(const Block& b, const std::string& 
 /// `select_from_where` (ending in a WHERE clause) restricted to the groups listed in the CTE
 /// `touched_groups` (columns __pgt_g_1..), `tail` (GROUP BY / HAVING) appended to each branch.
 std::string restrict_to_groups(const std::string& select_from_where,
-                               const std::vector<std::string>& key_exprs,
-                               const std::string& touched_groups, const std::string& tail);
+                               const std::vector<GroupKey>& keys, const std::string& touched_groups,
+                               const std::string& tail);
 
 /// One term of a delta: FROM pieces (cross-joined), conditions, weight factors.
 struct Term {

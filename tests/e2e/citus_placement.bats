@@ -181,6 +181,55 @@ citus_kind() {
     [ "$output" = "$expected" ]
 }
 
+# as_placer SQL...: statements in one session of the plain role `placer` (its own search_path).
+as_placer() {
+    local args=() s
+    for s in "$@"; do args+=(-c "$s"); done
+    bash "$CLUSTER" psql coordinator -U placer -v ON_ERROR_STOP=1 -qAt "${args[@]}"
+}
+
+@test "a plain role with its own \"=\" first on its search_path: its reference and distributed stream tables refresh as it, differentially" {
+    # Its "=" for bigint and text raise: pg_trickle's SQL must resolve none of them (Citus
+    # also refuses a volatile operator in a write to its tables), and the role stays plain.
+    on coordinator "CREATE ROLE placer LOGIN; CREATE SCHEMA placer AUTHORIZATION placer; GRANT USAGE ON SCHEMA pgtrickle TO placer; GRANT SELECT ON orders, regions TO placer"
+    on coordinator "ALTER ROLE placer SET search_path = placer, pg_catalog, public"
+    as_placer "CREATE FUNCTION placer.trap(bigint, bigint) RETURNS boolean LANGUAGE plpgsql AS \$\$BEGIN RAISE EXCEPTION 'placer.= (bigint) ran'; END\$\$" \
+        "CREATE OPERATOR placer.= (LEFTARG = bigint, RIGHTARG = bigint, FUNCTION = placer.trap)" \
+        "CREATE FUNCTION placer.trap(text, text) RETURNS boolean LANGUAGE plpgsql AS \$\$BEGIN RAISE EXCEPTION 'placer.= (text) ran'; END\$\$" \
+        "CREATE OPERATOR placer.= (LEFTARG = text, RIGHTARG = text, FUNCTION = placer.trap)"
+    local by_region="SELECT r.region, count(*) AS n, sum(o.amount) AS total, max(o.qty) AS top FROM public.orders o JOIN public.regions r ON r.customer_id OPERATOR(pg_catalog.=) o.customer_id GROUP BY r.region"
+    local by_customer="SELECT o.customer_id, count(*) AS n, sum(o.amount) AS total FROM public.orders o GROUP BY o.customer_id"
+    local rows="SELECT o.customer_id, o.qty FROM public.orders o WHERE o.qty OPERATOR(pg_catalog.<) 3"
+    as_placer "SET pg_trickle.citus_st_placement = auto" \
+        "CALL pgtrickle.create_stream_table('placer.p_region', \$q\$$by_region\$q\$, refresh_mode => 'differential', schedule => '1h')" \
+        "CALL pgtrickle.create_stream_table('placer.p_customer', \$q\$$by_customer\$q\$, refresh_mode => 'differential', schedule => '1h', output_distribution_column => 'customer_id')" \
+        "CALL pgtrickle.create_stream_table('placer.p_rows', \$q\$$rows\$q\$, refresh_mode => 'differential', schedule => '1h', output_distribution_column => '__pgt_row_id')"
+    [ "$(citus_kind placer.p_region)" = reference ]
+    [ "$(citus_kind placer.p_customer)" = distributed:customer_id ]
+    [ "$(citus_kind placer.p_rows)" = distributed:__pgt_row_id ]
+    local r st q
+    for r in 21 22; do
+        shape_writes "$r"
+        for st in p_region p_customer p_rows; do
+            case $st in p_region) q=$by_region ;; p_customer) q=$by_customer ;; *) q=$rows ;; esac
+            as_placer "CALL pgtrickle.refresh_stream_table('placer.$st')"
+            [ "$(differs "placer.$st" "$q")" = 0 ]
+            [ "$(on coordinator "SELECT last_refresh_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_name = '$st'")" = differential ]
+        done
+    done
+    # A refresh in a transaction that rolls back leaves the storage as it was on every node;
+    # the next refresh applies the changes.
+    shape_writes 23
+    local before
+    before=$(on coordinator "SELECT count(*) || '/' || sum(n) || '/' || sum(total) FROM placer.p_customer")
+    as_placer "BEGIN" "CALL pgtrickle.refresh_stream_table('placer.p_customer')" "ROLLBACK"
+    [ "$(on coordinator "SELECT count(*) || '/' || sum(n) || '/' || sum(total) FROM placer.p_customer")" = "$before" ]
+    as_placer "CALL pgtrickle.refresh_stream_table('placer.p_customer')"
+    [ "$(differs placer.p_customer "$by_customer")" = 0 ]
+    [ "$(on coordinator "SELECT rolsuper FROM pg_roles WHERE rolname = 'placer'")" = f ]
+    as_placer "CALL pgtrickle.drop_stream_table('placer.p_region')" "CALL pgtrickle.drop_stream_table('placer.p_customer')" "CALL pgtrickle.drop_stream_table('placer.p_rows')"
+}
+
 @test "alter_stream_table keeps the placement; drop removes the shards on every node" {
     on coordinator "CALL pgtrickle.alter_stream_table('by_customer', query => 'SELECT customer_id, count(*) AS n, sum(amount) AS total, max(qty) AS top, min(qty) AS low FROM orders GROUP BY customer_id')"
     [ "$(placement by_customer)" = distributed:customer_id ]

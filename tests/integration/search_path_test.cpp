@@ -210,6 +210,57 @@ TEST_F(SearchPathTraps, the_scheduler_with_a_poisoned_database_search_path_runs_
     run(*evil, "CALL pgtrickle.drop_stream_table('app.grouped')");
 }
 
+TEST_F(SearchPathTraps, a_refresh_resolves_no_name_on_the_owners_own_search_path) {
+    // The apply stage runs as the stream table's owner with its search_path (functions its
+    // query calls resolve names as they did for it). pg_trickle's own SQL there must still
+    // resolve nothing on that path: not even the owner's own code may run (a different "="
+    // would change the result, and Citus refuses volatile operators in writes to its tables).
+    // Each shape below reaches another part of the generated apply: an algebraic groups
+    // upsert, a recomputed group (max: the touched groups are aggregated again), a rows layout
+    // with duplicates (the copies of a shrinking row are deleted and put back), a join.
+    const std::vector<std::pair<std::string, std::string>> shapes = {
+        {"app.grouped", kGrouped},
+        {"app.maxed",
+         "SELECT k, pg_catalog.count(*) AS n, pg_catalog.max(v) AS m, pg_catalog.min(note) AS "
+         "first_note FROM app.t GROUP BY k"},
+        {"app.dups", "SELECT t.k, t.note FROM app.t AS t"},
+        {"app.joined", kJoined},
+    };
+    auto evil = planter();
+    run(*evil,
+        "CREATE TABLE app.t (id pg_catalog.int4 PRIMARY KEY, k pg_catalog.int4, v pg_catalog.int8, "
+        "note pg_catalog.text); CREATE TABLE app.d (k pg_catalog.int4 PRIMARY KEY, label "
+        "pg_catalog.text); "
+        "INSERT INTO app.t SELECT i, i % 5, i, 'x' || (i % 3) FROM "
+        "pg_catalog.generate_series(1, 50) i; "
+        "INSERT INTO app.d SELECT i, 'l' FROM pg_catalog.generate_series(0, 4) i");
+    for (const auto& [name, query] : shapes) {
+        run(*evil, "CALL pgtrickle.create_stream_table(name => '" + name + "', query => $$" +
+                       query + "$$, refresh_mode => 'differential', schedule => NULL)");
+    }
+    // The planter's own writes run its traps (as itself): the log starts after them.
+    run(*evil,
+        "INSERT INTO app.t VALUES (100, 1, 70, 'y'), (101, 2, 1, 'x1'); DELETE FROM app.t WHERE "
+        "v >= 45; UPDATE app.t SET note = 'z' WHERE id < 6; UPDATE app.d SET label = 'm' WHERE k = "
+        "3");
+    exec("TRUNCATE " + schema_ + ".log");
+    for (const auto& [name, query] : shapes) {
+        run(*evil, "CALL pgtrickle.refresh_stream_table('" + name + "')");
+        EXPECT_EQ(scalar("SELECT coalesce(string_agg(DISTINCT who || ': ' || what, E'\\n'), '') "
+                         "FROM " +
+                         schema_ + ".log"),
+                  "")
+            << "the differential refresh of " << name << " ran these";
+        EXPECT_EQ(scalar("SELECT mode FROM pgtrickle.pgt_refresh_history h JOIN "
+                         "pgtrickle.pgt_stream_tables s USING (pgt_id) WHERE s.pgt_schema || '.' "
+                         "|| s.pgt_name = '" +
+                         name + "' ORDER BY history_id DESC LIMIT 1"),
+                  "differential")
+            << name;
+        expect_matches_query(name, query);
+    }
+}
+
 TEST_F(SearchPathTraps, a_source_column_of_the_planters_domain_is_never_checked_by_another_role) {
     // Capture copies source values into change buffers as the extension owner: a domain
     // whose CHECK is a trap must not run there (it runs for the source's writers, as them).
