@@ -219,6 +219,7 @@ class Refresh {
             }
             break;
         }
+        lock.renew();  // draining and reading may have taken a while
         if (out_.mode == "full") {
             apply_full();
         } else if (out_.mode == "differential") {
@@ -778,6 +779,12 @@ Analysis analyze_for_mode(Query* query, const std::string& refresh_mode,
 
 RefreshOutcome refresh_stream_table(int64_t pgt_id, bool force_full, bool wait_for_lock,
                                     const char* trigger) {
+    // On a Citus cluster a lease too (lock.h): a holder that died is not taken over before
+    // its lease expires.
+    if (citus::loaded()) {
+        LeaseRefreshLock lease;
+        return Refresh(pgt_id, trigger).run(lease, force_full, wait_for_lock);
+    }
     AdvisoryRefreshLock lock;
     return Refresh(pgt_id, trigger).run(lock, force_full, wait_for_lock);
 }
