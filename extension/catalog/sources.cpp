@@ -219,6 +219,18 @@ void set_cdc_mode(Oid relid, const std::string& cdc_mode) {
         {oid_text(relid), cdc_mode});
 }
 
+void set_placement(Oid relid, const std::string& placement) {
+    const pg::AsExtensionOwner owner;
+    spi::run(
+        "UPDATE pgtrickle.pgt_change_tracking SET source_placement = $2 WHERE "
+        "source_relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1::pg_catalog.oid",
+        {oid_text(relid), placement});
+    spi::run(
+        "UPDATE pgtrickle.pgt_dependencies SET source_placement = $2 WHERE "
+        "source_relid::pg_catalog.oid OPERATOR(pg_catalog.=) $1::pg_catalog.oid",
+        {oid_text(relid), placement});
+}
+
 int64_t reader_count(Oid relid, bool differential_only) {
     const pg::AsExtensionOwner owner;
     return std::stoll(
@@ -251,8 +263,8 @@ std::optional<std::string> oldest_reader_xmin(const std::string& key, Oid relid,
                "d.pgt_id OPERATOR(pg_catalog.=) st.pgt_id WHERE d.source_relid::pg_catalog.oid "
                "OPERATOR(pg_catalog.=) $2::pg_catalog.oid AND (st.frontier "
                "OPERATOR(pg_catalog.->) 'sources') OPERATOR(pg_catalog.?) $1 AND NOT "
-               "st.needs_full_refresh AND st.status OPERATOR(pg_catalog.<>) ALL "
-               "('{suspended,error}'::pg_catalog.text[]) AND (st.frontier "
+               "st.needs_full_refresh AND st.status OPERATOR(pg_catalog.<>) 'suspended' AND "
+               "(st.frontier "
                "OPERATOR(pg_catalog.->>) 'sysid') OPERATOR(pg_catalog.=) $3",
                {key, oid_text(relid), sysid}, snapshot)
         .scalar();

@@ -56,6 +56,9 @@ void insert_source(Oid relid, const std::string& key, const std::string& cdc_mod
 /// it was stamped with another cluster before (a restored buffer, whose rows are foreign).
 bool claim_buffer(Oid relid, const std::string& sysid, Snapshot snapshot = InvalidSnapshot);
 void set_cdc_mode(Oid relid, const std::string& cdc_mode);
+/// Record where the source's rows live now (local | reference | distributed), for its
+/// change tracking and every reader's dependency row.
+void set_placement(Oid relid, const std::string& placement);
 /// Stream tables reading `relid` (only those maintained differentially, when
 /// `differential_only`).
 int64_t reader_count(Oid relid, bool differential_only = false);

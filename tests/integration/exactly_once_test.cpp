@@ -59,6 +59,48 @@ class ExactlyOnce : public PgTest {
     }
 };
 
+TEST_F(ExactlyOnce, a_reader_whose_refresh_failed_transiently_keeps_its_changes_in_the_buffer) {
+    // Two readers of one source. The scheduler records a transient failure (a node, a slot,
+    // a timeout) as status 'error' without a full refresh to come: nothing was applied, the
+    // frontier did not move, and the next attempt goes on from there. The other reader's
+    // refreshes clean the buffer meanwhile: they must keep the rows the failed one has not
+    // consumed (they were deleted, and the failed reader then found nothing to apply, stale
+    // for good). For each capture mode.
+    for (const std::string mode : {"trigger", "wal"}) {
+        SCOPED_TRACE(mode);
+        const std::string base = mode == "wal" ? "10000" : "1000";
+        exec("CALL pgtrickle.create_stream_table('ok_" + mode +
+             "', 'SELECT v % 3 AS k, count(*) AS n FROM src GROUP BY 1', refresh_mode => "
+             "'differential', cdc_mode => '" +
+             mode + "', schedule => NULL)");
+        exec("CALL pgtrickle.create_stream_table('failing_" + mode +
+             "', 'SELECT v % 3 AS k, count(*) AS n FROM src GROUP BY 1', refresh_mode => "
+             "'differential', cdc_mode => '" +
+             mode + "', schedule => NULL)");
+        // What record_refresh_failure writes for a transient failure.
+        exec(
+            "UPDATE pgtrickle.pgt_stream_tables SET status = 'error', consecutive_errors = 1, "
+            "last_error = 'node unreachable' WHERE pgt_name = 'failing_" +
+            mode + "'");
+        exec("INSERT INTO src SELECT g, g FROM generate_series(" + base + ", " + base + " + 10) g");
+        exec("DELETE FROM src WHERE id < 5 OR id = " + base);
+        exec("CALL pgtrickle.refresh_stream_table('ok_" + mode + "')");
+        exec("INSERT INTO src SELECT g, g FROM generate_series(" + base + " + 100, " + base +
+             " + 103) g");
+        exec("CALL pgtrickle.refresh_stream_table('ok_" + mode + "')");
+        exec("CALL pgtrickle.refresh_stream_table('failing_" + mode + "')");
+        EXPECT_EQ(scalar("SELECT last_refresh_mode FROM pgtrickle.pgt_stream_tables WHERE "
+                         "pgt_name = 'failing_" +
+                         mode + "'"),
+                  "differential");
+        expect_matches_query("failing_" + mode,
+                             "SELECT v % 3 AS k, count(*) AS n FROM src GROUP BY 1");
+        expect_matches_query("ok_" + mode, "SELECT v % 3 AS k, count(*) AS n FROM src GROUP BY 1");
+        exec("CALL pgtrickle.drop_stream_table('ok_" + mode + "')");
+        exec("CALL pgtrickle.drop_stream_table('failing_" + mode + "')");
+    }
+}
+
 TEST_F(ExactlyOnce, two_drains_then_rollback_keep_every_change_in_the_slot) {
     const std::string q = "SELECT id, v FROM src";
     exec("CALL pgtrickle.create_stream_table('st', $q$" + q +
