@@ -40,6 +40,15 @@ ExitCode run_explain(const Context& ctx, const std::string& query) {
     if (!reason.empty()) {
         text += "reason: " + reason + "\n";
     }
+    // Older extensions do not say where the storage would go.
+    const std::string placement = text_field(plan, "placement");
+    if (placement == "auto") {
+        text += "placement: a Citus reference table below " +
+                text_field(plan, "reference_max_rows") +
+                " rows, else distributed by __pgt_row_id (counted at creation)\n";
+    } else if (placement == "local") {
+        text += "placement: local (on the coordinator)\n";
+    }
     std::string tree = text_field(plan, "text");
     if (!tree.empty()) {
         if (tree.back() != '\n') {

@@ -47,4 +47,30 @@ CREATE OR REPLACE FUNCTION pgtrickle.row_id(VARIADIC "any") RETURNS bigint
 UPDATE pgtrickle.pgt_stream_tables SET needs_full_refresh = true
  WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_collation WHERE NOT collisdeterministic);
 
-ALTER FUNCTION pgtrickle.handle_vp_promoted(text) RESET search_path;
+-- handle_vp_promoted as in 0.34.0 (no field validation, no pinned search_path).
+CREATE OR REPLACE FUNCTION pgtrickle.handle_vp_promoted(payload text) RETURNS boolean
+    LANGUAGE plpgsql AS $fn$
+DECLARE
+    doc jsonb;
+    tracked boolean;
+BEGIN
+    BEGIN
+        doc := payload::jsonb;
+    EXCEPTION WHEN invalid_text_representation THEN
+        RAISE EXCEPTION 'invalid vp_promoted payload: not JSON'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Pass the payload of the pg_ripple.vp_promoted notification unchanged.';
+    END;
+    IF pg_catalog.jsonb_typeof(doc) <> 'object' OR NOT doc ? 'table' THEN
+        RAISE EXCEPTION 'invalid vp_promoted payload: key "table" missing'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Expected {"table": ..., "shard_count": ..., "shard_table_prefix": ..., "predicate_id": ...}.';
+    END IF;
+    SELECT EXISTS (SELECT 1 FROM pgtrickle.pgt_change_tracking ct
+                    WHERE ct.source_placement = 'distributed'
+                      AND ct.source_relid::text = doc->>'table')
+      INTO tracked;
+    RAISE LOG 'pg_trickle: vp_promoted for % (tracked distributed source: %)', doc->>'table', tracked;
+    RETURN tracked;
+END
+$fn$;

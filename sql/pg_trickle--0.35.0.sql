@@ -304,13 +304,18 @@ REVOKE ALL ON FUNCTION pgtrickle.poll_worker_slots(regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtrickle.provision_worker_slots(regclass) FROM PUBLIC;
 REVOKE ALL ON FUNCTION pgtrickle.drop_orphan_worker_slots() FROM PUBLIC;
 
--- pg_ripple VP promotion hook. Validates the payload and reports whether the table is a
--- tracked distributed source; worker-slot probing arrives with distributed CDC.
+-- pg_ripple VP promotion hook (seed 002): validates the pg_ripple.vp_promoted payload (every
+-- field, by name) and reports whether the table is a captured source that is now a Citus
+-- table. The WAL poller notices the new placement at its next tick and provisions the
+-- source's slots on the workers; its stream tables go on (one full refresh, with the reason).
 CREATE FUNCTION pgtrickle.handle_vp_promoted(payload text) RETURNS boolean
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $fn$
 DECLARE
     doc jsonb;
-    tracked boolean;
+    rel regclass;
+    src record;
+    now_placement text := 'local';
+    expected constant text := 'Expected {"table": "schema.name", "shard_count": 32, "shard_table_prefix": "schema.name_", "predicate_id": 42}.';
 BEGIN
     BEGIN
         doc := payload::jsonb;
@@ -319,16 +324,60 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Pass the payload of the pg_ripple.vp_promoted notification unchanged.';
     END;
-    IF pg_catalog.jsonb_typeof(doc) <> 'object' OR NOT doc ? 'table' THEN
-        RAISE EXCEPTION 'invalid vp_promoted payload: key "table" missing'
-            USING ERRCODE = 'invalid_parameter_value',
-                  HINT = 'Expected {"table": ..., "shard_count": ..., "shard_table_prefix": ..., "predicate_id": ...}.';
+    IF jsonb_typeof(doc) IS DISTINCT FROM 'object' THEN
+        RAISE EXCEPTION 'invalid vp_promoted payload: not a JSON object'
+            USING ERRCODE = 'invalid_parameter_value', HINT = expected;
     END IF;
-    SELECT EXISTS (SELECT 1 FROM pgtrickle.pgt_change_tracking ct
-                    WHERE ct.source_placement = 'distributed'
-                      AND ct.source_relid::text = doc->>'table')
-      INTO tracked;
-    RAISE LOG 'pg_trickle: vp_promoted for % (tracked distributed source: %)', doc->>'table', tracked;
-    RETURN tracked;
+    IF jsonb_typeof(doc->'table') IS DISTINCT FROM 'string' OR doc->>'table' = '' THEN
+        RAISE EXCEPTION 'invalid vp_promoted payload: field "table" must be a non-empty string (got %)',
+                        coalesce((doc->'table')::text, 'nothing')
+            USING ERRCODE = 'invalid_parameter_value', HINT = expected;
+    END IF;
+    IF jsonb_typeof(doc->'shard_count') IS DISTINCT FROM 'number'
+       OR (doc->>'shard_count') !~ '^[0-9]+$' OR (doc->>'shard_count')::numeric < 1 THEN
+        RAISE EXCEPTION 'invalid vp_promoted payload: field "shard_count" must be a positive integer (got %)',
+                        coalesce((doc->'shard_count')::text, 'nothing')
+            USING ERRCODE = 'invalid_parameter_value', HINT = expected;
+    END IF;
+    IF jsonb_typeof(doc->'shard_table_prefix') IS DISTINCT FROM 'string' OR doc->>'shard_table_prefix' = '' THEN
+        RAISE EXCEPTION 'invalid vp_promoted payload: field "shard_table_prefix" must be a non-empty string (got %)',
+                        coalesce((doc->'shard_table_prefix')::text, 'nothing')
+            USING ERRCODE = 'invalid_parameter_value', HINT = expected;
+    END IF;
+    IF jsonb_typeof(doc->'predicate_id') IS DISTINCT FROM 'number'
+       OR (doc->>'predicate_id') !~ '^[0-9]+$' OR (doc->>'predicate_id')::numeric > 9223372036854775807 THEN
+        RAISE EXCEPTION 'invalid vp_promoted payload: field "predicate_id" must be a non-negative integer (got %)',
+                        coalesce((doc->'predicate_id')::text, 'nothing')
+            USING ERRCODE = 'invalid_parameter_value', HINT = expected;
+    END IF;
+    BEGIN
+        rel := to_regclass(doc->>'table');
+    EXCEPTION WHEN invalid_name OR syntax_error THEN
+        rel := NULL;
+    END;
+    IF rel IS NULL THEN
+        RAISE EXCEPTION 'invalid vp_promoted payload: field "table": relation "%" does not exist', doc->>'table'
+            USING ERRCODE = 'undefined_table',
+                  HINT = 'Names are resolved with search_path = pg_catalog, pg_temp: pass the schema-qualified name pg_ripple sends.';
+    END IF;
+    SELECT ct.cdc_mode, ct.source_placement INTO src
+      FROM pgtrickle.pgt_change_tracking ct WHERE ct.source_relid = rel;
+    IF NOT FOUND THEN
+        RAISE LOG 'pg_trickle: vp_promoted for % (predicate %): not a captured source', rel, doc->>'predicate_id';
+        RETURN false;
+    END IF;
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+        EXECUTE 'SELECT CASE WHEN partmethod OPERATOR(pg_catalog.=) ''n'' THEN CASE WHEN repmodel OPERATOR(pg_catalog.=) ''t'' THEN ''reference'' ELSE ''local'' END ELSE ''distributed'' END FROM pg_catalog.pg_dist_partition WHERE logicalrelid OPERATOR(pg_catalog.=) $1'
+           INTO now_placement USING rel;
+        now_placement := coalesce(now_placement, 'local');
+    END IF;
+    IF src.cdc_mode = 'trigger' AND now_placement <> 'local' THEN
+        RAISE EXCEPTION 'source % is captured by triggers and cannot be followed as a Citus % table', rel, now_placement
+            USING ERRCODE = 'object_not_in_prerequisite_state',
+                  HINT = 'Capture tables pg_ripple promotes through the WAL: create their stream tables with cdc_mode => ''wal''.';
+    END IF;
+    RAISE LOG 'pg_trickle: vp_promoted for % (predicate %, % shards): captured source, now %, recorded %',
+              rel, doc->>'predicate_id', doc->>'shard_count', now_placement, src.source_placement;
+    RETURN now_placement <> 'local';
 END
 $fn$;

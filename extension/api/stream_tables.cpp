@@ -795,6 +795,10 @@ PGT_FUNCTION(pgtrickle_explain_stream_table) {
     for (Oid rel : a.translation.relations) {
         sources += (sources.empty() ? "" : ",") + std::to_string(rel);
     }
+    // Where create_stream_table would store it with this session's settings and no
+    // output_distribution_column (docs/citus.md "Storage placement"); 'auto' decides by the
+    // query's row count, counted at creation, not here.
+    const bool automatic = automatic_placement(a.translation.relations);
     auto r = spi::exec(
         "SELECT pg_catalog.jsonb_build_object('mode', $1, 'differential', "
         "$2::pg_catalog.bool, 'reason', $3, 'text', $4, "
@@ -808,12 +812,16 @@ PGT_FUNCTION(pgtrickle_explain_stream_table) {
         "pg_catalog.text ORDER BY o) FROM pg_catalog.unnest(pg_catalog.string_to_array("
         "CASE WHEN $6 OPERATOR(pg_catalog.=) '' THEN NULL ELSE $6 END, ',')::pg_catalog.oid[]) "
         "AS o), "
-        "'[]'::pg_catalog.jsonb))::pg_catalog.text",
+        "'[]'::pg_catalog.jsonb), 'placement', $7, 'reference_max_rows', "
+        "$8::pg_catalog.int8)::pg_catalog.text",
         {std::string(a.differential ? "differential" : "full"),
          std::string(a.differential ? "true" : "false"),
          a.differential ? std::nullopt : std::optional<std::string>(a.reason),
          a.translation.plan ? std::optional<std::string>(tree) : std::nullopt,
-         std::string(a.layout.kind == ivm::StorageKind::groups ? "groups" : "rows"), sources});
+         std::string(a.layout.kind == ivm::StorageKind::groups ? "groups" : "rows"), sources,
+         std::string(automatic ? "auto" : "local"),
+         automatic ? std::optional<std::string>(std::to_string(settings::citus_reference_max_rows))
+                   : std::nullopt});
     const std::string json = *r.scalar();
     spi.finish();
     Datum d = 0;

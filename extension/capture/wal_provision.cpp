@@ -86,6 +86,7 @@ std::vector<SlotAction> provision(std::optional<Oid> relid) {
     std::string version, gpid;  // what a node is checked against, read once
     std::vector<Planned> planned;
     std::map<std::string, std::string> missed;  // key -> why its readers recompute
+    std::map<std::string, std::string> moved;   // key -> its new placement, said first
     std::vector<Adoption> adopt;  // 0.31.0 slots whose changes are drained, not recomputed
     const std::vector<Oid> sources = relid ? std::vector<Oid>{*relid} : catalog::wal_sources();
     // Phase 1, before this transaction writes anything: look at every node, create slots.
@@ -104,6 +105,20 @@ std::vector<SlotAction> provision(std::optional<Oid> relid) {
         const CaptureObjectNames n = capture_object_names(*key);
         const citus::Placement placement =
             citus::loaded() ? citus::placement_of(src) : citus::Placement{};
+        // The table was made a Citus table since it was captured (create_distributed_table,
+        // a pg_ripple VP promotion), or undistributed: its changes now happen on other
+        // nodes. Its slots follow (below); what was written between the change and the new
+        // slots is in no buffer, so its readers recompute once. They are not recreated.
+        if (const auto recorded_source = catalog::source(src);
+            recorded_source && recorded_source->placement != placement.name()) {
+            catalog::set_placement(src, placement.name());
+            moved[*key] = "source " + qualified_name(src) + " became a " +
+                          (placement.kind == citus::Placement::Kind::local
+                               ? std::string("local table")
+                               : std::string("Citus ") + placement.name() + " table") +
+                          " (was " + recorded_source->placement +
+                          "): what was written before its new slots existed is in no buffer";
+        }
         const auto nodes = nodes_for(src, placement);
         std::map<std::pair<std::string, int>, bool> recorded;
         std::map<std::pair<std::string, int>, catalog::WorkerSlot> rows;
@@ -282,6 +297,9 @@ std::vector<SlotAction> provision(std::optional<Oid> relid) {
         }
         out.push_back(p.action);
     }
+    for (const auto& [key, why] : moved) {
+        missed[key] = why;  // the slots it dropped and made follow from it
+    }
     for (const auto& [key, why] : missed) {
         readers_recompute(key, why + "; readers fully refreshed");
     }
@@ -290,14 +308,17 @@ std::vector<SlotAction> provision(std::optional<Oid> relid) {
 
 std::vector<SlotAction> drop_orphans(bool skip_unreachable) {
     std::vector<SlotAction> out;
-    std::vector<remote::Node> nodes;
+    // The coordinator is this server: a local source's slot on it is recorded under this
+    // server's own address (this_server: its socket directory), not its pg_dist_node name.
+    const remote::Node self = citus::this_server();
+    std::vector<std::pair<remote::Node, bool>> nodes;  // node, is this server
     for (const auto& info : citus::active_primaries()) {
-        nodes.push_back(info.node);
+        nodes.emplace_back(info.node, info.coordinator());
     }
     if (nodes.empty()) {
-        nodes.push_back(citus::this_server());
+        nodes.emplace_back(self, true);
     }
-    for (const auto& node : nodes) {
+    for (const auto& [node, is_self] : nodes) {
         remote::Connection* conn = nullptr;
         try {
             conn = &connect(node);
@@ -308,7 +329,7 @@ std::vector<SlotAction> drop_orphans(bool skip_unreachable) {
             continue;  // its orphans wait for the next sweep
         }
         remote::Connection& c = *conn;
-        if (node.host == citus::this_server().host && node.port == citus::this_server().port) {
+        if (node.host == self.host && node.port == self.port) {
             drop_unclaimed_legacy_slots(c, node, out);  // 0.31.0's OID-named slots
         }
         auto slots = c.exec(
@@ -322,6 +343,7 @@ std::vector<SlotAction> drop_orphans(bool skip_unreachable) {
             // lock from before its slots exist until it commits and records them: never
             // drop a slot it is about to record.
             if (catalog::is_recorded_slot(slot, node.host, node.port) ||
+                (is_self && catalog::is_recorded_slot(slot, self.host, self.port)) ||
                 !try_lock_provisioning(slot.substr(std::strlen("pgtrickle_")))) {
                 continue;
             }

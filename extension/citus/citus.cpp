@@ -1,5 +1,7 @@
 #include "citus/citus.h"
 
+#include <algorithm>
+
 #include "boundary/guard.h"
 #include "boundary/spi.h"
 #include "common/oids.h"
@@ -98,6 +100,26 @@ std::vector<remote::Node> capture_nodes(Oid relid, const Placement& placement) {
     coordinator_holds = held.scalar() == "true";
     for (const auto& n : active_primaries()) {
         if (!n.coordinator() || n.should_have_shards || coordinator_holds) {
+            out.push_back(n.node);
+        }
+    }
+    return out;
+}
+
+std::vector<remote::Node> placement_nodes(Oid relid) {
+    std::vector<remote::Node> out;
+    auto held = spi::exec(
+        "SELECT DISTINCT p.groupid::pg_catalog.text FROM pg_catalog.pg_dist_shard s JOIN "
+        "pg_catalog.pg_dist_placement p ON p.shardid OPERATOR(pg_catalog.=) s.shardid WHERE "
+        "s.logicalrelid OPERATOR(pg_catalog.=) $1::pg_catalog.oid AND p.groupid "
+        "OPERATOR(pg_catalog.<>) 0",
+        {oid_text(relid)});
+    std::vector<int32_t> groups;
+    for (const auto& row : held.rows) {
+        groups.push_back(std::stoi(row[0].value_or("0")));
+    }
+    for (const auto& n : active_primaries()) {
+        if (std::find(groups.begin(), groups.end(), n.groupid) != groups.end()) {
             out.push_back(n.node);
         }
     }

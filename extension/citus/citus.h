@@ -49,6 +49,10 @@ std::vector<NodeInfo> active_primaries();
 /// change, and Citus CDC reports reference-table changes only there).
 std::vector<remote::Node> capture_nodes(Oid relid, const Placement& placement);
 
+/// The nodes other than the coordinator that hold placements of `relid` (its shards, or a
+/// reference table's copies): every one of them takes part in a write to it.
+std::vector<remote::Node> placement_nodes(Oid relid);
+
 /// The coordinator as a node this backend can connect to (its pg_dist_node row when
 /// registered, else this server's own port on the loopback address).
 remote::Node coordinator();

@@ -27,6 +27,7 @@
 #include "core/sql_ident.h"
 #include "core/stable_name.h"
 #include "refresh/lock.h"
+#include "remote/connection.h"
 #include "settings.h"
 
 extern "C" {
@@ -379,6 +380,23 @@ class Refresh {
                             "Drop the stream table and create it again: it then reads the "
                             "table's changes from each node's WAL.");
             }
+            if (s.cdc_mode == "wal" && s.placement != now.name()) {
+                // Its changes now happen elsewhere; the slots there do not exist yet. A
+                // refresh now would miss them: wait for the poller (one tick) instead.
+                const std::string name = pg::rel_name(s.relid).value_or(std::to_string(s.relid));
+                throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+                            "source \"" + name + "\" became a " +
+                                (now.kind == citus::Placement::Kind::local
+                                     ? std::string("local table")
+                                     : std::string("Citus ") + now.name() + " table") +
+                                " and its slots are not provisioned yet",
+                            "Its changes are now captured on other nodes; the WAL poller "
+                            "provisions the slots there at its next tick, and the stream "
+                            "tables reading it then refresh fully once.",
+                            "Retry in a moment, or run SELECT * FROM "
+                            "pgtrickle.provision_worker_slots('" +
+                                name + "') to provision them now.");
+            }
         }
     }
 
@@ -585,10 +603,13 @@ class Refresh {
         }
         const std::string view =
             "pgtrickle." + sql::quote_ident("pgt_query_" + std::to_string(id_));
-        (void)storage_place(plan);  // recorded when it changed; a full refresh writes any
+        // Recorded when it changed; a full refresh writes any placement alike.
+        const StoragePlace place = storage_place(plan);
+        require_storage_nodes_answering(place);
         const std::string fill = ivm::full_refresh_sql(plan, layout, st_.qualified_name(), view);
         const pg::AsUser as_owner(owner_, /*restricted=*/true);
         apply_recorded_settings();
+        const pg::StatementDeadline deadline(write_deadline_ms(place));
         spi::run("DELETE FROM " + st_.qualified_name(), {}, snap_);
         out_.rows = static_cast<int64_t>(spi::exec(fill, {}, snap_).processed);
     }
@@ -664,14 +685,44 @@ class Refresh {
             layout.identity = ivm::RowIdentity::equality;  // catalogs before 0.35.0
         }
         const StoragePlace place = storage_place(tr.plan.get());
+        require_storage_nodes_answering(place);
         layout.distribution_column = place.column;
         const std::string apply =
             ivm::delta_apply_sql(*tr.plan, layout, st_.qualified_name(), window_, place.target);
         const pg::AsUser as_owner(owner_, /*restricted=*/true);
         apply_recorded_settings();
+        const pg::StatementDeadline deadline(write_deadline_ms(place));
         auto res = spi::exec(apply, {}, snap_);
         out_.rows = res.rows.empty() ? static_cast<int64_t>(res.processed)
                                      : std::stoll(res.scalar().value_or("0"));
+    }
+
+    /// A scheduled refresh writing Citus storage needs every node holding its placements: a
+    /// node frozen with its connections open would hold it, and the scheduler with it (a
+    /// background worker has no statement_timeout), forever. Its write gets
+    /// pg_trickle.remote_command_timeout; a manual refresh keeps the session's
+    /// statement_timeout.
+    int write_deadline_ms(const StoragePlace& place) const {
+        return place.target == ivm::ApplyTarget::distributed && scheduled()
+                   ? settings::remote_command_timeout
+                   : 0;
+    }
+
+    /// Before a scheduled refresh writes Citus storage: every node holding its placements
+    /// answers, within pg_trickle.remote_connect_timeout / remote_command_timeout (our own
+    /// connections, which give up on a node that does not). Citus's do not: once its write
+    /// has reached a frozen node, even the abort that a deadline causes waits for that node
+    /// (its cancel request blocks), and the scheduler with it. A node that fails here fails
+    /// the refresh (transient: retried with backoff, never counted toward suspension) before
+    /// Citus is asked to write anything.
+    void require_storage_nodes_answering(const StoragePlace& place) const {
+        if (write_deadline_ms(place) == 0) {
+            return;
+        }
+        const std::string user = pg::role_name(pg::extension_owner());
+        for (const remote::Node& node : citus::placement_nodes(st_.relid)) {
+            (void)remote::cached_connection(node, user).exec("SELECT 1");
+        }
     }
 
     /// The creating session's result-changing settings (TimeZone, DateStyle, ...), for the

@@ -240,6 +240,10 @@ bool poll_once() {
             any = true;
             const Oid relid = state.source.relid;
             std::vector<std::string> want, have;
+            if (citus::loaded() && state.source.placement != citus::placement_of(relid).name()) {
+                drifted.push_back(relid);  // distributed or undistributed since (provision)
+                continue;
+            }
             if (state.source.placement == "local") {
                 want.push_back(citus::this_server().label());
             } else if (citus::loaded()) {

@@ -654,11 +654,15 @@ bool transient_failure(const std::exception& e) {
         dynamic_cast<const capture::wal::NodeUnreachable*>(&e) != nullptr) {
         return true;
     }
-    const auto* error = dynamic_cast<const Error*>(&e);
-    if (error == nullptr) {
+    // pg_trickle's own errors and PostgreSQL's (a deadlock, a statement timeout) alike.
+    int code = 0;
+    if (const auto* error = dynamic_cast<const Error*>(&e)) {
+        code = error->sqlstate();
+    } else if (const auto* pg_error = dynamic_cast<const PgError*>(&e)) {
+        code = pg_error->sqlstate();
+    } else {
         return false;
     }
-    const int code = error->sqlstate();
     const int error_class = ERRCODE_TO_CATEGORY(code);
     return error_class == ERRCODE_CONNECTION_EXCEPTION ||    // 08: node connections
            error_class == ERRCODE_INSUFFICIENT_RESOURCES ||  // 53

@@ -54,12 +54,14 @@ const std::vector<StepText>& step_table() {
          {"add pgt_stream_tables.refresh_settings, full_refresh_reason",
           "add pgt_worker_slots.worker_lsn and failing_since",
           "citus_status lists reference sources and slot health",
-          "add functions poll_worker_slots, provision_worker_slots, drop_orphan_worker_slots"}},
+          "add functions poll_worker_slots, provision_worker_slots, drop_orphan_worker_slots",
+          "handle_vp_promoted validates every payload field"}},
         {"0.35.0",
          "0.34.0",
          {"drop pgt_stream_tables.refresh_settings, full_refresh_reason",
           "drop functions poll_worker_slots, provision_worker_slots, drop_orphan_worker_slots",
-          "drop pgt_worker_slots.worker_lsn and failing_since", "citus_status as in 0.34.0"}},
+          "drop pgt_worker_slots.worker_lsn and failing_since", "citus_status as in 0.34.0",
+          "handle_vp_promoted as in 0.34.0"}},
     };
     return t;
 }

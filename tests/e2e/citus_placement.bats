@@ -259,6 +259,12 @@ as_placer() {
     run --separate-stderr pgt status
     [[ "$output" == *"distributed (__pgt_row_id)"* ]]
     [[ "$output" == *"reference"* ]]
+    # explain says where create would put a query's storage with the session's settings.
+    local q="SELECT customer_id, count(*) AS n FROM orders GROUP BY customer_id"
+    run -0 --separate-stderr pgt explain --query "$q"
+    [[ "$output" == *"placement: local (on the coordinator)"* ]]
+    run -0 --separate-stderr env PGOPTIONS="-c pg_trickle.citus_st_placement=auto -c pg_trickle.citus_reference_max_rows=500" "$PGTRICKLE_BIN" --format json explain --query "$q"
+    json_is '.explain.placement == "auto" and .explain.reference_max_rows == 500'
     run -0 --separate-stderr pgt dump
     [[ "$output" == *"citus_st_placement', 'local', true"* ]]
     [[ "$output" == *"output_distribution_column => 'id'"* ]]

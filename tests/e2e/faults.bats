@@ -137,6 +137,13 @@ both_match() {
     on coordinator "SELECT pg_reload_conf()"
     on coordinator "CREATE TABLE local_t (id int PRIMARY KEY, v int NOT NULL)"
     on coordinator "CALL pgtrickle.create_stream_table(name => 'local_st', query => 'SELECT v, count(*) AS n FROM local_t GROUP BY v', schedule => '1s')"
+    # The same query stored as a reference table (converted by hand: a placement on worker2
+    # too): its scheduled refreshes write worker2, and must give up within the deadline
+    # rather than hold the scheduler, and every other stream table, forever.
+    on coordinator "CALL pgtrickle.create_stream_table(name => 'local_ref', query => 'SELECT v, count(*) AS n FROM local_t GROUP BY v', schedule => '1s')"
+    on coordinator "SELECT create_reference_table('local_ref')" >/dev/null 2>&1
+    on coordinator "INSERT INTO local_t VALUES (0, 0)"
+    wait_for "SELECT st_placement FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'local_ref'" reference
     on coordinator "CALL pgtrickle.alter_stream_table('totals', schedule => '1s')"
     # The poller's connections to worker2 are open (it drained since).
     on coordinator "INSERT INTO orders SELECT g, g % 20, 1 FROM generate_series(930001, 930020) g"
@@ -159,12 +166,22 @@ both_match() {
     [ "$elapsed" -lt 9000 ]
     run on coordinator "SELECT status FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'totals'"
     [ "$output" != suspended ]
+    # While worker2 was frozen, the reference storage's scheduled refreshes failed within
+    # the deadline naming it (while local_st went on refreshing above), and were not
+    # counted toward suspension.
+    run on coordinator "SELECT last_error FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'local_ref'"
+    echo "local_ref: $output"
+    [[ "$output" == *"127.0.0.1:$(port_of worker2)"* ]]
+    run on coordinator "SELECT status || ':' || needs_full_refresh FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'local_ref'"
+    [ "$output" = error:false ]
     bash "$CLUSTER" thaw worker2
     rm -f "$BATS_FILE_TMPDIR/worker2.frozen"
     on coordinator "INSERT INTO orders SELECT g, g % 20, 1 FROM generate_series(930101, 930120) g"
     converges totals "$TOTALS_Q" 120
-    run on coordinator "SELECT status FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'totals'"
-    [ "$output" = active ]
+    converges local_ref "SELECT v, count(*) AS n FROM local_t GROUP BY v" 120
+    run on coordinator "SELECT string_agg(status, ',' ORDER BY pgt_name) FROM pgtrickle.pgt_stream_tables WHERE pgt_name IN ('totals', 'local_ref')"
+    [ "$output" = active,active ]
+    on coordinator "CALL pgtrickle.drop_stream_table('local_ref')"
     on coordinator "CALL pgtrickle.alter_stream_table('totals', schedule => '')"
     on coordinator "CALL pgtrickle.drop_stream_table('local_st')"
     on coordinator "ALTER SYSTEM RESET pg_trickle.remote_command_timeout"
