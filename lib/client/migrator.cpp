@@ -101,8 +101,14 @@ void check_plan(Node& node, migration::Plan& plan, const MigrationFacts& facts) 
 }
 
 void apply_migration(Node& node, const migration::Plan& plan,
-                     const std::function<void(const std::string&)>& progress) {
+                     const std::function<void(const std::string&)>& progress, bool this_node_only) {
     pqxx::work tx(node.conn());
+    if (this_node_only) {
+        const std::string local =
+            "SELECT pg_catalog.set_config('citus.enable_ddl_propagation', 'off', true)";
+        node.trace(local);
+        tx.exec1(local);
+    }
     progress(plan.node + ": ALTER EXTENSION pg_trickle UPDATE TO '" + plan.to + "' (" +
              std::to_string(plan.steps.size()) + " steps, " + std::to_string(plan.renames.size()) +
              " renames)");

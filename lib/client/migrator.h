@@ -30,8 +30,12 @@ void check_plan(Node& node, migration::Plan& plan, const MigrationFacts& facts);
 
 /// Applies the plan in one transaction and verifies the result (version, renamed objects)
 /// before committing. `progress` receives one line per step. Throws on any failure, after
-/// which the transaction is rolled back and nothing has changed.
+/// which the transaction is rolled back and nothing has changed. `this_node_only` (a node of
+/// a Citus cluster, migrated in a transaction of its own) turns Citus's DDL propagation off
+/// for the transaction: otherwise the coordinator would forward ALTER EXTENSION to every
+/// worker in its own distributed transaction, and a worker would refuse it.
 void apply_migration(Node& node, const migration::Plan& plan,
-                     const std::function<void(const std::string&)>& progress);
+                     const std::function<void(const std::string&)>& progress,
+                     bool this_node_only = false);
 
 }  // namespace pgt::client

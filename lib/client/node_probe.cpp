@@ -27,8 +27,9 @@ std::string first_line(std::string s) {
     return s;
 }
 
-// The active primary nodes, coordinator (group 0) first.
-std::vector<NodeReachability> list_nodes(Node& node) {
+}  // namespace
+
+std::vector<NodeReachability> active_nodes(Node& node) {
     const std::string sql =
         "SELECT n.nodeid, n.nodename, n.nodeport, n.groupid OPERATOR(pg_catalog.=) 0 "
         "FROM pg_catalog.pg_dist_node n WHERE n.isactive "
@@ -40,12 +41,16 @@ std::vector<NodeReachability> list_nodes(Node& node) {
     for (const pqxx::row& r : tx.exec(sql)) {
         NodeReachability n;
         n.nodeid = r[0].as<long long>();
-        n.node = std::string(r[1].c_str()) + ":" + r[2].c_str();
+        n.host = r[1].c_str();
+        n.port = r[2].as<int>();
+        n.node = n.host + ":" + r[2].c_str();
         n.role = r[3].as<bool>() ? "coordinator" : "worker";
         out.push_back(std::move(n));
     }
     return out;
 }
+
+namespace {
 
 // One round: SELECT 1 on every node at once, through the coordinator, within timeout_ms.
 // Returns the answers, or the error that ended the round.
@@ -117,7 +122,7 @@ std::vector<NodeReachability> probe_nodes(Node& node, const NodeProbeOptions& op
     if (!has_citus(node)) {
         return {};
     }
-    std::vector<NodeReachability> nodes = list_nodes(node);
+    std::vector<NodeReachability> nodes = active_nodes(node);
     if (nodes.empty()) {
         return nodes;
     }

@@ -29,12 +29,19 @@ struct NodeProbeOptions {
 struct NodeReachability {
     long long nodeid = 0;
     std::string node;  ///< "host:port" as pg_dist_node names it
+    std::string host;  ///< pg_dist_node.nodename
+    int port = 0;      ///< pg_dist_node.nodeport
     std::string role;  ///< "coordinator" (group 0) or "worker"
     /// true when the coordinator ran a statement there, false when it could not, nullopt
     /// when the probe itself failed (timed out, not permitted, ...) and the node is unknown.
     std::optional<bool> reachable;
     std::string error;  ///< why it is not reachable, or why the probe failed
 };
+
+/// The active primary nodes of the Citus cluster (pg_dist_node: isactive AND noderole =
+/// 'primary'), coordinator (group 0) first, then the workers in group order, without
+/// probing them (reachable nullopt). Needs Citus installed (has_citus).
+std::vector<NodeReachability> active_nodes(Node& node);
 
 /// The active primary nodes of the Citus cluster (pg_dist_node: isactive AND noderole =
 /// 'primary'), coordinator first, and whether the coordinator could run `SELECT 1` on each

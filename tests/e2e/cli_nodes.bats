@@ -1,0 +1,133 @@
+#!/usr/bin/env bats
+# The CLI across the nodes of a real Citus cluster: `migrate` of a 0.31.0 cluster (one plan
+# and one transaction per node, workers first, nothing changed while a worker is down, a
+# worker failing half-way reported per node with exit 7 and finished by a rerun), and
+# `refresh --all` and `status` on the coordinator.
+
+load helpers
+
+PGTRICKLE_SOURCE_DIR=${PGTRICKLE_SOURCE_DIR:-$(cd "$BATS_TEST_DIRNAME/../.." && pwd)}
+PGTRICKLE_BIN=${PGTRICKLE_BIN:-$PGTRICKLE_SOURCE_DIR/build/cli/pgtrickle}
+
+setup_file() {
+    cluster_up
+    if [ -z "${E2E_SKIP:-}" ]; then
+        # 0.31.0 on every node: created on the coordinator, Citus creates it on the workers.
+        on coordinator "CREATE EXTENSION pg_trickle VERSION '0.31.0'"
+        on coordinator "CREATE TABLE plans (id int PRIMARY KEY, plan text NOT NULL, seats int)"
+        on coordinator "INSERT INTO plans SELECT g, CASE WHEN g % 3 = 0 THEN 'pro' ELSE 'free' END, g % 7 FROM generate_series(1, 300) g"
+        on coordinator "CREATE TABLE notes (id int PRIMARY KEY, body text)"
+        on coordinator "INSERT INTO notes SELECT g, 'n' || g FROM generate_series(1, 50) g"
+    fi
+}
+
+setup() {
+    skip_without_cluster
+    unset PGTRICKLE_DSN PGSERVICE PGHOSTADDR PGOPTIONS
+    export PGHOST=127.0.0.1 PGPORT=$(port_of coordinator) PGUSER=postgres PGDATABASE=postgres
+}
+
+teardown() {
+    # A test that halted worker2 or made it refuse the update undoes that, also on failure.
+    if [ -n "${WORKER2_HALTED:-}" ]; then
+        bash "$CLUSTER" resume worker2 >/dev/null 2>&1
+        WORKER2_HALTED=
+    fi
+    on worker2 "DROP EVENT TRIGGER IF EXISTS refuse_alter_extension" >/dev/null 2>&1 || true
+}
+
+teardown_file() {
+    cluster_down
+}
+
+# version_on NODE: pg_trickle's version on NODE.
+version_on() { on "$1" "SELECT extversion FROM pg_extension WHERE extname = 'pg_trickle'"; }
+
+# versions: "coordinator worker1 worker2" versions.
+versions() { echo "$(version_on coordinator) $(version_on worker1) $(version_on worker2)"; }
+
+# refuse_update_on_worker2: worker2's ALTER EXTENSION fails (an event trigger raising an
+# error), as a broken script or a lock timeout would, after worker1 has been migrated.
+refuse_update_on_worker2() {
+    bash "$CLUSTER" psql worker2 -q \
+        -c "SET citus.enable_ddl_propagation = off" \
+        -c "CREATE OR REPLACE FUNCTION public.refuse_alter_extension() RETURNS event_trigger LANGUAGE plpgsql AS \$\$BEGIN RAISE EXCEPTION 'worker2 refuses to update its extensions'; END\$\$" \
+        -c "CREATE EVENT TRIGGER refuse_alter_extension ON ddl_command_start WHEN TAG IN ('ALTER EXTENSION') EXECUTE FUNCTION public.refuse_alter_extension()"
+}
+
+@test "a 0.31.0 cluster: dry run plans the coordinator and both workers and changes nothing" {
+    local c w1 w2
+    c=127.0.0.1:$(port_of coordinator)
+    w1=127.0.0.1:$(port_of worker1)
+    w2=127.0.0.1:$(port_of worker2)
+    [ "$(versions)" = "0.31.0 0.31.0 0.31.0" ]
+    run -0 --separate-stderr pgt create plans_per_kind --query 'SELECT plan, count(*) AS n, sum(seats) AS seats FROM plans GROUP BY plan'
+    run -0 --separate-stderr pgt create long_notes --query 'SELECT id, body FROM notes WHERE id > 10'
+    on coordinator "UPDATE plans SET seats = seats + 1 WHERE id % 5 = 0"
+
+    run -0 --separate-stderr pgt --format json migrate --dry-run
+    json_is '.dry_run == true and .status.code == "ok"'
+    json_is "[.nodes[].node] == [\"$c\", \"$w1\", \"$w2\"]"
+    json_is '[.nodes[].role] == ["coordinator", "worker", "worker"]'
+    json_is 'all(.nodes[]; .from == "0.31.0" and .to == "0.35.0" and (.steps | length) == 4 and .applied == false and .outcome == "planned" and .problems == [])'
+    # The coordinator's two trigger-captured sources: 7 renames each; the workers capture nothing.
+    json_is '(.nodes[0].renames | length) == 14 and .nodes[0].frontier_rekeys == 2'
+    json_is 'all(.nodes[1:][]; (.renames | length) == 0)'
+    [ "$(versions)" = "0.31.0 0.31.0 0.31.0" ]
+}
+
+@test "a stopped worker: migrate refuses before changing anything (exit 7, the node named)" {
+    WORKER2_HALTED=1
+    bash "$CLUSTER" halt worker2 >/dev/null
+    run -7 --separate-stderr pgt --format json migrate
+    json_is '.status.code == "partial_failure"'
+    json_is ".status.message | test(\"unreachable 127.0.0.1:$(port_of worker2)\") and test(\"nothing was changed\")"
+    json_is ".nodes[] | select(.node == \"127.0.0.1:$(port_of worker2)\") | .outcome == \"unreachable\" and .applied == false and (.error | test(\"could not connect\"))"
+    json_is '[.nodes[:2][].outcome] == ["not_attempted", "not_attempted"]'
+    # The retries are reported on stderr.
+    [[ "$stderr" == *"attempt 1 of 3"* ]]
+    bash "$CLUSTER" resume worker2 >/dev/null
+    WORKER2_HALTED=
+    [ "$(version_on coordinator) $(version_on worker1)" = "0.31.0 0.31.0" ]
+}
+
+@test "a worker failing half-way: exit 7 with what was done where; a rerun finishes every node" {
+    local c w1 w2 sn
+    c=127.0.0.1:$(port_of coordinator)
+    w1=127.0.0.1:$(port_of worker1)
+    w2=127.0.0.1:$(port_of worker2)
+    refuse_update_on_worker2
+    run -7 --separate-stderr pgt --format json migrate
+    json_is '.status.code == "partial_failure"'
+    # Workers first: worker1 migrated, worker2 failed (rolled back), the coordinator untouched.
+    json_is ".nodes[] | select(.node == \"$w1\") | .outcome == \"migrated\" and .applied == true"
+    json_is ".nodes[] | select(.node == \"$w2\") | .outcome == \"failed\" and .applied == false and (.error | test(\"worker2 refuses\")) and (.error | test(\"SQLSTATE P0001\"))"
+    json_is ".nodes[] | select(.node == \"$c\") | .outcome == \"not_attempted\" and .applied == false"
+    json_is ".status.message | test(\"$w2 failed\") and test(\"migrated: $w1\") and test(\"not attempted: $c\")"
+    [ "$(versions)" = "0.31.0 0.35.0 0.31.0" ]
+    # Still OID names on the coordinator.
+    [ "$(on coordinator "SELECT to_regclass('pgtrickle_changes.changes_' || 'plans'::regclass::oid) IS NOT NULL")" = t ]
+
+    on worker2 "DROP EVENT TRIGGER refuse_alter_extension"
+    run -0 --separate-stderr pgt --format json migrate
+    json_is '.status.code == "ok"'
+    json_is ".nodes[] | select(.node == \"$w1\") | .from == \"0.35.0\" and .outcome == \"up_to_date\""
+    json_is ".nodes[] | select(.node == \"$w2\") | .from == \"0.31.0\" and .outcome == \"migrated\""
+    json_is ".nodes[] | select(.node == \"$c\") | .from == \"0.31.0\" and .outcome == \"migrated\" and (.renames | length) == 14"
+    [ "$(versions)" = "0.35.0 0.35.0 0.35.0" ]
+    # Stable names on the coordinator: the renamed buffer exists, the OID-named one is gone.
+    sn=$(on coordinator "SELECT pgtrickle.source_stable_name('plans'::regclass)")
+    [[ "$sn" =~ ^[0-9a-f]{16}$ ]]
+    [ "$(on coordinator "SELECT to_regclass('pgtrickle_changes.changes_$sn') IS NOT NULL")" = t ]
+    [ "$(on coordinator "SELECT to_regclass('pgtrickle_changes.changes_' || 'plans'::regclass::oid) IS NULL")" = t ]
+    # The workers' catalogs are the 0.35.0 ones.
+    for node in worker1 worker2; do
+        [ "$(on "$node" "SELECT count(*) FROM pg_attribute WHERE attrelid = 'pgtrickle.pgt_stream_tables'::regclass AND attname = 'refresh_settings'")" = 1 ]
+    done
+    # The change made before the migration was kept and is applied differentially.
+    refreshed_matches plans_per_kind 'SELECT plan, count(*) AS n, sum(seats) AS seats FROM plans GROUP BY plan'
+    [ "$(on coordinator "SELECT last_refresh_mode FROM pgtrickle.pgt_stream_tables WHERE pgt_name = 'plans_per_kind'")" = differential ]
+
+    run -0 --separate-stderr pgt --format json migrate
+    json_is 'all(.nodes[]; .outcome == "up_to_date") and (.status.message | test("nothing to do"))'
+}
