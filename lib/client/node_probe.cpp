@@ -61,10 +61,14 @@ std::vector<ProbeAnswer> probe_round(Node& node, const NodeProbeOptions& options
         "SELECT pg_catalog.set_config('citus.node_connection_timeout', $1, true), "
         "pg_catalog.set_config('statement_timeout', $2, true), "
         "pg_catalog.set_config('client_min_messages', 'error', true)";
-    // The command runs on each node under that node's search_path: it names nothing.
+    // The command runs on each node under that node's search_path: it names everything
+    // qualified. Its answer is pg_trickle's version there ("" when not installed).
+    const std::string command =
+        "SELECT COALESCE((SELECT e.extversion FROM pg_catalog.pg_extension e "
+        "WHERE e.extname OPERATOR(pg_catalog.=) 'pg_trickle'), '')";
     const std::string sql =
         "SELECT r.nodeid, r.success, r.result FROM "
-        "pg_catalog.run_command_on_all_nodes('SELECT 1') r";
+        "pg_catalog.run_command_on_all_nodes($1::pg_catalog.text) r";
     std::vector<ProbeAnswer> answers;
     try {
         // run_command_on_all_nodes is not read-only as far as PostgreSQL knows: a plain
@@ -74,7 +78,7 @@ std::vector<ProbeAnswer> probe_round(Node& node, const NodeProbeOptions& options
         tx.exec_params(settings_sql, std::to_string(options.connect_timeout_ms),
                        std::to_string(timeout_ms));
         node.trace(sql);
-        for (const pqxx::row& r : tx.exec(sql)) {
+        for (const pqxx::row& r : tx.exec_params(sql, command)) {
             answers.push_back({r[0].as<long long>(), r[1].as<bool>(),
                                r[2].is_null() ? std::string() : std::string(r[2].c_str())});
         }
@@ -103,6 +107,7 @@ void apply_probe_round(std::vector<NodeReachability>& nodes,
         }
         if (answer && answer->success) {
             n.reachable = true;
+            n.extension_version = answer->result;
             n.error.clear();
         } else if (answer) {
             n.reachable = false;
@@ -115,6 +120,23 @@ void apply_probe_round(std::vector<NodeReachability>& nodes,
                                   : "run_command_on_all_nodes did not reach it (another "
                                     "citus.cluster_name?)";
         }
+    }
+}
+
+void mark_version_mismatches(std::vector<NodeReachability>& nodes, const std::string& expected) {
+    for (NodeReachability& n : nodes) {
+        if (n.reachable != true || !n.extension_version || *n.extension_version == expected) {
+            continue;
+        }
+        n.version_mismatch = true;
+        const std::string mine =
+            expected.empty() ? "pg_trickle is not installed" : "pg_trickle is at " + expected;
+        n.error =
+            (n.extension_version->empty() ? "pg_trickle is not installed there"
+                                          : "pg_trickle is at " + *n.extension_version + " there") +
+            ", while " + mine +
+            " on the node the CLI connected to (every node needs the same version: "
+            "run pgtrickle migrate against the coordinator)";
     }
 }
 
@@ -150,6 +172,8 @@ std::vector<NodeReachability> probe_nodes(Node& node, const NodeProbeOptions& op
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(delay));
     }
+    const std::optional<std::string> local = read_extension_info(node).installed;
+    mark_version_mismatches(nodes, local.value_or(""));
     return nodes;
 }
 

@@ -35,7 +35,13 @@ struct NodeReachability {
     /// true when the coordinator ran a statement there, false when it could not, nullopt
     /// when the probe itself failed (timed out, not permitted, ...) and the node is unknown.
     std::optional<bool> reachable;
-    std::string error;  ///< why it is not reachable, or why the probe failed
+    /// Reached nodes: pg_trickle's version there ("" when it is not installed there);
+    /// nullopt when the node was not reached.
+    std::optional<std::string> extension_version;
+    /// Reached, and its pg_trickle version differs from the connected node's (a migration
+    /// that did not finish, or a node added without it); `error` says which versions.
+    bool version_mismatch = false;
+    std::string error;  ///< why it is not reachable or has another version, or why the probe failed
 };
 
 /// The active primary nodes of the Citus cluster (pg_dist_node: isactive AND noderole =
@@ -44,8 +50,9 @@ struct NodeReachability {
 std::vector<NodeReachability> active_nodes(Node& node);
 
 /// The active primary nodes of the Citus cluster (pg_dist_node: isactive AND noderole =
-/// 'primary'), coordinator first, and whether the coordinator could run `SELECT 1` on each
-/// within the options' time. Empty when Citus is not installed or has no nodes. Throws
+/// 'primary'), coordinator first, whether the coordinator could run a statement on each
+/// within the options' time, and pg_trickle's version on each (compared with the connected
+/// node's: mark_version_mismatches). Empty when Citus is not installed or has no nodes. Throws
 /// pqxx::broken_connection when the connection to the coordinator is lost; a failing probe
 /// is reported in the nodes (reachable nullopt), not thrown.
 std::vector<NodeReachability> probe_nodes(Node& node, const NodeProbeOptions& options = {});
@@ -57,13 +64,18 @@ struct ProbeAnswer {
     std::string result;  ///< the command's result, or Citus's error
 };
 
-/// Applies one round of the probe to `nodes`: a node that answered is reachable; one whose
+/// Applies one round of the probe to `nodes`: a node that answered is reachable (its answer
+/// is its pg_trickle version, "" when not installed); one whose
 /// answer is a failure and that no earlier round reached becomes unreachable with Citus's
 /// message. When the round failed as a whole (`round_error`: timed out, ...), nodes no
 /// round has answered yet stay unknown with that error. Pure (for the tests).
 void apply_probe_round(std::vector<NodeReachability>& nodes,
                        const std::vector<ProbeAnswer>& answers,
                        const std::optional<std::string>& round_error);
+
+/// Marks the reached nodes whose pg_trickle version is not `expected` (the connected
+/// node's), with an error naming both versions. Pure (for the tests).
+void mark_version_mismatches(std::vector<NodeReachability>& nodes, const std::string& expected);
 
 /// The nodes (in their order) that hold one of `slots` (read_worker_slots rows: worker is
 /// "host:port").

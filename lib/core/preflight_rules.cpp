@@ -337,9 +337,12 @@ Check check_worker_extension(const NodeFacts& worker, const NodeFacts& coordinat
     if (theirs && compare_versions(*mine, *theirs) != 0) {
         c.status = Status::fail;
         c.detail += ", the coordinator has " + *theirs;
-        c.hint = "Install pg_trickle " + *theirs +
-                 " on this worker (ALTER EXTENSION pg_trickle UPDATE on the coordinator "
-                 "propagates to the workers once their files match).";
+        // Installed at another version: a migration that did not finish on every node.
+        c.hint = worker.extension_version
+                     ? "Install the same pg_trickle package on every node, then run pgtrickle "
+                       "migrate against the coordinator: it moves every node to one version, "
+                       "one transaction per node."
+                     : "Install pg_trickle " + *theirs + " on this worker.";
     } else if (theirs) {
         c.detail += ", as on the coordinator";
     }

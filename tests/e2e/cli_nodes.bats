@@ -107,6 +107,14 @@ refuse_update_on_worker2() {
     [ "$(versions)" = "0.31.0 0.35.0 0.31.0" ]
     # Still OID names on the coordinator.
     [ "$(on coordinator "SELECT to_regclass('pgtrickle_changes.changes_' || 'plans'::regclass::oid) IS NOT NULL")" = t ]
+    # Until the rerun, preflight and status name the node on another version (exit 6).
+    run -6 --separate-stderr pgt --format json preflight
+    json_is ".nodes[] | select(.node == \"$w1\") | .checks[] | select(.name == \"extension\") | .status == \"fail\" and (.detail | test(\"0.35.0\")) and (.hint | test(\"pgtrickle migrate\"))"
+    json_is ".nodes[] | select(.node == \"$w2\") | .checks[] | select(.name == \"extension\") | .status == \"pass\""
+    run -6 --separate-stderr pgt --format json status
+    json_is ".nodes[] | select(.node == \"$w1\") | .pg_trickle_version == \"0.35.0\" and .reachable == true and .status.code == \"version_mismatch\""
+    json_is ".nodes[] | select(.node == \"$w2\") | .pg_trickle_version == \"0.31.0\" and .status.code == \"ok\""
+    json_is "[.problems[] | select(.reason == \"node_version_mismatch\") | .subject] == [\"$w1\"]"
 
     on worker2 "DROP EVENT TRIGGER refuse_alter_extension"
     run -0 --separate-stderr pgt --format json migrate
@@ -130,4 +138,6 @@ refuse_update_on_worker2() {
 
     run -0 --separate-stderr pgt --format json migrate
     json_is 'all(.nodes[]; .outcome == "up_to_date") and (.status.message | test("nothing to do"))'
+    run -0 --separate-stderr pgt --format json status
+    json_is 'all(.nodes[]; .pg_trickle_version == "0.35.0" and .status.code == "ok")'
 }

@@ -223,6 +223,8 @@ TEST(PreflightCitus, worker_versions_must_equal_the_coordinators) {
     const Check ext = check_worker_extension(worker, coordinator);
     EXPECT_EQ(ext.status, Status::fail);
     EXPECT_TRUE(contains(ext.detail, "coordinator has 0.35.0")) << ext.detail;
+    // Installed at another version (a migration that did not reach every node): migrate.
+    EXPECT_TRUE(contains(ext.hint, "pgtrickle migrate")) << ext.hint;
     // Not installed anywhere yet: the available files are compared.
     coordinator.extension_version.reset();
     worker.extension_version.reset();
