@@ -169,17 +169,14 @@ std::string names_with(const std::vector<NodeRun>& nodes, const std::string& out
 // primary worker of pg_dist_node (retried with jittered backoff), each worker's.
 void add_workers(const Context& ctx, client::Node& coordinator, const std::string& database,
                  std::vector<NodeRun>& nodes, const std::string& target) {
-    {
-        pqxx::read_transaction tx(coordinator.conn());
-        const auto group = tx.exec("SELECT g.groupid FROM pg_catalog.pg_dist_local_group g");
-        if (!group.empty() && group[0][0].as<long long>() != 0) {
-            throw CommandError(
-                "this node (" + coordinator.name() + ") is a Citus worker (group " +
-                    group[0][0].c_str() + "), not the coordinator",
-                "Run pgtrickle migrate against the coordinator: it migrates the coordinator and "
-                "every worker, one transaction per node.",
-                ExitCode::configuration);
-        }
+    if (const auto self = client::citus_worker_self(coordinator)) {
+        throw CommandError(
+            "this node (" + coordinator.name() + ") is a Citus worker (group " +
+                std::to_string(self->group) + "), not the coordinator" +
+                (self->coordinator.empty() ? "" : " (" + self->coordinator + ")"),
+            "Run pgtrickle migrate against the coordinator: it migrates the coordinator and "
+            "every worker, one transaction per node.",
+            ExitCode::configuration);
     }
     for (const client::NodeReachability& w : client::active_nodes(coordinator)) {
         if (w.role != "worker") {

@@ -29,6 +29,24 @@ std::string first_line(std::string s) {
 
 }  // namespace
 
+std::optional<WorkerSelf> citus_worker_self(Node& node) {
+    if (!has_citus(node)) {
+        return std::nullopt;
+    }
+    const std::string sql =
+        "SELECT g.groupid, (SELECT n.nodename OPERATOR(pg_catalog.||) ':' "
+        "OPERATOR(pg_catalog.||) n.nodeport FROM pg_catalog.pg_dist_node n "
+        "WHERE n.groupid OPERATOR(pg_catalog.=) 0 LIMIT 1) "
+        "FROM pg_catalog.pg_dist_local_group g";
+    node.trace(sql);
+    pqxx::read_transaction tx(node.conn());
+    const pqxx::result r = tx.exec(sql);
+    if (r.empty() || r[0][0].as<long long>() <= 0) {
+        return std::nullopt;
+    }
+    return WorkerSelf{r[0][0].as<long long>(), r[0][1].is_null() ? "" : r[0][1].c_str()};
+}
+
 std::vector<NodeReachability> active_nodes(Node& node) {
     const std::string sql =
         "SELECT n.nodeid, n.nodename, n.nodeport, n.groupid OPERATOR(pg_catalog.=) 0 "

@@ -44,6 +44,17 @@ struct NodeReachability {
     std::string error;  ///< why it is not reachable or has another version, or why the probe failed
 };
 
+/// A Citus worker as it knows itself: its group and where its coordinator is.
+struct WorkerSelf {
+    long long group = 0;      ///< pg_dist_local_group.groupid (not 0)
+    std::string coordinator;  ///< "host:port" of group 0 in its pg_dist_node, "" if unknown
+};
+
+/// The connected node's place when it is a Citus worker; nullopt on a coordinator, a
+/// server without Citus, or a Citus node without a group yet. For commands that only make
+/// sense on the coordinator (stream tables live there).
+std::optional<WorkerSelf> citus_worker_self(Node& node);
+
 /// The active primary nodes of the Citus cluster (pg_dist_node: isactive AND noderole =
 /// 'primary'), coordinator (group 0) first, then the workers in group order, without
 /// probing them (reachable nullopt). Needs Citus installed (has_citus).

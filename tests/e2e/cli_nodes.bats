@@ -141,3 +141,49 @@ refuse_update_on_worker2() {
     run -0 --separate-stderr pgt --format json status
     json_is 'all(.nodes[]; .pg_trickle_version == "0.35.0" and .status.code == "ok")'
 }
+
+@test "refresh --all on the coordinator refreshes stream tables over distributed, reference and local tables, upstream first" {
+    local q_orders q_regions q_top
+    # Whatever the tests before left, the cluster is at this CLI's version from here on.
+    run -0 --separate-stderr pgt migrate
+    [ "$(versions)" = "0.35.0 0.35.0 0.35.0" ]
+    on coordinator "CREATE TABLE orders (id bigint PRIMARY KEY, customer_id int NOT NULL, qty int)"
+    on coordinator "SELECT create_distributed_table('orders', 'id')"
+    on coordinator "ALTER TABLE orders REPLICA IDENTITY FULL"
+    on coordinator "INSERT INTO orders SELECT g, g % 20, g % 7 FROM generate_series(1, 2000) g"
+    on coordinator "CREATE TABLE regions (customer_id int PRIMARY KEY, region text NOT NULL)"
+    on coordinator "SELECT create_reference_table('regions')"
+    on coordinator "ALTER TABLE regions REPLICA IDENTITY FULL"
+    on coordinator "INSERT INTO regions SELECT g, CASE WHEN g % 3 = 0 THEN 'east' ELSE 'west' END FROM generate_series(0, 19) g"
+    q_orders='SELECT customer_id, count(*) AS n, sum(qty) AS qty FROM orders GROUP BY customer_id'
+    q_regions='SELECT region, count(*) AS customers FROM regions GROUP BY region'
+    q_top='SELECT customer_id, qty FROM per_customer WHERE qty > 600'
+    on coordinator "CALL pgtrickle.create_stream_table('per_customer', '$q_orders', refresh_mode => 'differential')"
+    on coordinator "CALL pgtrickle.create_stream_table('per_region', '$q_regions', refresh_mode => 'differential')"
+    # A stream table over a stream table: refreshed after it.
+    on coordinator "CALL pgtrickle.create_stream_table('top_customers', '$q_top')"
+    on coordinator "INSERT INTO orders SELECT g, g % 23, 9 FROM generate_series(5000, 5400) g"
+    on coordinator "DELETE FROM orders WHERE id % 11 = 0"
+    on coordinator "UPDATE regions SET region = 'north' WHERE customer_id % 4 = 0"
+    on coordinator "UPDATE plans SET seats = seats + 2 WHERE id % 3 = 0"
+
+    run -0 --separate-stderr pgt --format json refresh --all
+    json_is '.status.code == "ok" and .summary.failed == 0'
+    json_is '.summary.refreshed == ([.results[]] | length) and all(.results[]; .ok)'
+    json_is '[.results[].name] | index("public.per_customer") < index("public.top_customers")'
+    json_is '[.results[].name] | contains(["public.per_customer", "public.per_region", "public.top_customers", "public.plans_per_kind", "public.long_notes"])'
+    [ "$(differs per_customer "$q_orders")" = 0 ]
+    [ "$(differs per_region "$q_regions")" = 0 ]
+    [ "$(differs top_customers "SELECT customer_id, qty FROM ($q_orders) p WHERE qty > 600")" = 0 ]
+    [ "$(differs plans_per_kind 'SELECT plan, count(*) AS n, sum(seats) AS seats FROM plans GROUP BY plan')" = 0 ]
+    [ "$(on coordinator "SELECT count(*) FROM pgtrickle.pgt_stream_tables WHERE pgt_name IN ('per_customer', 'per_region') AND last_refresh_mode = 'differential'")" = 2 ]
+}
+
+@test "refresh --all and migrate against a worker refuse (exit 3), naming the coordinator" {
+    local c
+    c=127.0.0.1:$(port_of coordinator)
+    run -3 --separate-stderr pgt --format json --dsn "host=127.0.0.1 port=$(port_of worker1) user=postgres dbname=postgres" refresh --all
+    json_is ".status.code == \"configuration\" and (.status.message | test(\"Citus worker\")) and (.status.message | test(\"$c\")) and (.status.hint | test(\"coordinator\"))"
+    run -3 --separate-stderr pgt --format json --dsn "host=127.0.0.1 port=$(port_of worker1) user=postgres dbname=postgres" migrate --dry-run
+    json_is ".status.code == \"configuration\" and (.status.message | test(\"Citus worker\")) and (.status.hint | test(\"against the coordinator\"))"
+}
