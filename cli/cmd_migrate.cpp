@@ -233,7 +233,14 @@ ExitCode apply_all(const Context& ctx, std::vector<NodeRun>& nodes,
             continue;
         }
         if (n.role == "single") {
-            client::apply_migration(*n.conn, n.plan, progress);
+            try {
+                client::apply_migration(*n.conn, n.plan, progress);
+            } catch (const client::CatalogBusy& e) {
+                throw CommandError(e.what(),
+                                   "Run pgtrickle migrate again when the scheduler and refreshes "
+                                   "are between transactions (pg_stat_activity shows who holds "
+                                   "the pgtrickle tables).");
+            }
             n.outcome = "migrated";
             continue;
         }
@@ -248,7 +255,10 @@ ExitCode apply_all(const Context& ctx, std::vector<NodeRun>& nodes,
             failure = ExitCode::connection;
         } catch (const pqxx::broken_connection& e) {
             n.outcome = "failed";
-            n.error = "the connection was lost (rolled back): " + first_line(e.what());
+            n.error =
+                "the connection was lost before COMMIT, so the server rolled the update "
+                "back (" +
+                first_line(e.what()) + ")";
             failure = ExitCode::connection;
         } catch (const pqxx::sql_error& e) {
             n.outcome = "failed";

@@ -28,12 +28,26 @@ setup() {
 }
 
 teardown() {
-    # A test that halted worker2 or made it refuse the update undoes that, also on failure.
+    # A test that halted worker2 or made a worker refuse or stall the update undoes that,
+    # also on failure.
     if [ -n "${WORKER2_HALTED:-}" ]; then
         bash "$CLUSTER" resume worker2 >/dev/null 2>&1
         WORKER2_HALTED=
     fi
     on worker2 "DROP EVENT TRIGGER IF EXISTS refuse_alter_extension" >/dev/null 2>&1 || true
+    on worker1 "DROP EVENT TRIGGER IF EXISTS slow_alter_extension" >/dev/null 2>&1 || true
+}
+
+# on_until NODE SQL EXPECTED: poll NODE (up to 20 s) until SQL returns EXPECTED.
+on_until() {
+    local i out=
+    for i in $(seq 1 80); do
+        out=$(on "$1" "$2" 2>/dev/null || true)
+        [ "$out" = "$3" ] && return 0
+        sleep 0.25
+    done
+    echo "waited on $1 for '$2' = '$3', last: '$out'"
+    return 1
 }
 
 teardown_file() {
@@ -186,4 +200,71 @@ refuse_update_on_worker2() {
     json_is ".status.code == \"configuration\" and (.status.message | test(\"Citus worker\")) and (.status.message | test(\"$c\")) and (.status.hint | test(\"coordinator\"))"
     run -3 --separate-stderr pgt --format json --dsn "host=127.0.0.1 port=$(port_of worker1) user=postgres dbname=postgres" migrate --dry-run
     json_is ".status.code == \"configuration\" and (.status.message | test(\"Citus worker\")) and (.status.hint | test(\"against the coordinator\"))"
+}
+
+@test "a plan with a problem on the coordinator changes no node (exit 6)" {
+    # WAL-captured sources (orders, regions) cannot be read by the 0.31.0 catalog.
+    run -6 --separate-stderr pgt --format json migrate --rollback
+    json_is '.status.code == "unhealthy" and (.status.message | test("nothing was changed on any node"))'
+    json_is '.nodes[0].role == "coordinator" and (.nodes[0].problems | any(test("public.orders is captured through WAL")))'
+    json_is 'all(.nodes[]; .applied == false and .outcome == "not_attempted")'
+    [ "$(versions)" = "0.35.0 0.35.0 0.35.0" ]
+}
+
+@test "a rollback goes coordinator first; a worker's connection killed mid-update gives exit 7, a rerun finishes" {
+    local c w1 w2 pid rc=0
+    c=127.0.0.1:$(port_of coordinator)
+    w1=127.0.0.1:$(port_of worker1)
+    w2=127.0.0.1:$(port_of worker2)
+    run -0 --separate-stderr pgt drop top_customers
+    run -0 --separate-stderr pgt drop per_customer
+    run -0 --separate-stderr pgt drop per_region
+    # worker1: its update hangs (an event trigger sleeping) until its connection is killed.
+    bash "$CLUSTER" psql worker1 -q \
+        -c "SET citus.enable_ddl_propagation = off" \
+        -c "CREATE OR REPLACE FUNCTION public.slow_alter_extension() RETURNS event_trigger LANGUAGE plpgsql AS \$\$BEGIN PERFORM pg_sleep(120); END\$\$" \
+        -c "CREATE EVENT TRIGGER slow_alter_extension ON ddl_command_start WHEN TAG IN ('ALTER EXTENSION') EXECUTE FUNCTION public.slow_alter_extension()"
+    pgt --format json migrate --rollback >"$BATS_TEST_TMPDIR/out.json" 2>"$BATS_TEST_TMPDIR/err" 3>&- &
+    pid=$!
+    on_until worker1 "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'ALTER EXTENSION%' AND wait_event = 'PgSleep'" 1
+    # The coordinator went first and is committed by now.
+    [ "$(version_on coordinator)" = 0.31.0 ]
+    on worker1 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'ALTER EXTENSION%' AND wait_event = 'PgSleep'" >/dev/null
+    wait "$pid" || rc=$?
+    on worker1 "DROP EVENT TRIGGER slow_alter_extension"
+    [ "$rc" = 7 ] || { cat "$BATS_TEST_TMPDIR/err"; return 1; }
+    output=$(cat "$BATS_TEST_TMPDIR/out.json")
+    json_is '.status.code == "partial_failure"'
+    json_is ".nodes[] | select(.node == \"$c\") | .outcome == \"migrated\" and .to == \"0.31.0\""
+    json_is ".nodes[] | select(.node == \"$w1\") | .outcome == \"failed\" and (.error | test(\"terminating connection|connection was lost\"))"
+    json_is ".nodes[] | select(.node == \"$w2\") | .outcome == \"not_attempted\""
+    [ "$(versions)" = "0.31.0 0.35.0 0.35.0" ]
+
+    run -0 --separate-stderr pgt --format json migrate --rollback
+    json_is ".nodes[] | select(.node == \"$c\") | .outcome == \"up_to_date\""
+    json_is "[.nodes[] | select(.role == \"worker\") | .outcome] == [\"migrated\", \"migrated\"]"
+    [ "$(versions)" = "0.31.0 0.31.0 0.31.0" ]
+    [ "$(on coordinator "SELECT to_regclass('pgtrickle_changes.changes_' || 'plans'::regclass::oid) IS NOT NULL")" = t ]
+
+    # And forward again: every node at this CLI's version, the stream tables still work.
+    run -0 --separate-stderr pgt migrate
+    [ "$(versions)" = "0.35.0 0.35.0 0.35.0" ]
+    on coordinator "UPDATE plans SET seats = seats + 1 WHERE id % 7 = 0"
+    run -0 --separate-stderr pgt --format json refresh --all
+    json_is '.summary.failed == 0 and .summary.refreshed == 2'
+    [ "$(differs plans_per_kind 'SELECT plan, count(*) AS n, sum(seats) AS seats FROM plans GROUP BY plan')" = 0 ]
+}
+
+@test "a catalog in use on a worker: migrate waits for it with jittered retries, then migrates" {
+    run -0 --separate-stderr pgt migrate --to 0.34.0
+    [ "$(versions)" = "0.34.0 0.34.0 0.34.0" ]
+    # worker2: a transaction reads pg_trickle's catalog for 3 seconds (as a long refresh would).
+    bash "$CLUSTER" psql worker2 -q -c "BEGIN" -c "LOCK TABLE pgtrickle.pgt_stream_tables IN ACCESS SHARE MODE" -c "SELECT pg_sleep(3)" -c "COMMIT" >/dev/null 2>&1 3>&- &
+    on_until worker2 "SELECT count(*) FROM pg_locks WHERE relation = 'pgtrickle.pgt_stream_tables'::regclass AND granted AND mode = 'AccessShareLock' AND pid <> pg_backend_pid()" 1
+    run -0 --separate-stderr pgt --format json migrate
+    json_is '.status.code == "ok" and all(.nodes[]; .outcome == "migrated")'
+    [[ "$stderr" == *"127.0.0.1:$(port_of worker2): pg_trickle's catalog is in use, retrying in"* ]]
+    [ "$(versions)" = "0.35.0 0.35.0 0.35.0" ]
+    # Nothing of pg_trickle's own failed meanwhile (teardown_file checks the logs too).
+    run -0 --separate-stderr pgt --format json refresh --all
 }
