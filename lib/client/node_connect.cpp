@@ -4,6 +4,8 @@
 #include <random>
 #include <thread>
 
+#include "core/node_conninfo.h"
+
 namespace pgt::client {
 
 namespace {
@@ -30,19 +32,22 @@ ConnectionSpec node_connection(const ConnectionSpec& coordinator, const std::str
     } catch (const ConninfoSyntaxError& e) {
         throw InvalidDsn(e.what(), coordinator.origin);
     }
+    // The extension's defaults for connections between nodes (keepalives, tcp_user_timeout:
+    // a node that vanishes is noticed), and a connect timeout, unless the user set them.
+    node_conninfo::Options defaults = node_conninfo::connection_defaults();
+    defaults["connect_timeout"] = std::to_string(connect_timeout_s);
     std::string out;
-    bool has_timeout = false;
     for (const auto& [key, value] : params) {
         if (key == "host" || key == "hostaddr" || key == "port" || key == "dbname") {
             continue;
         }
-        has_timeout = has_timeout || key == "connect_timeout";
+        defaults.erase(key);
         out += key + "=" + quote_value(value) + " ";
     }
     out += "host=" + quote_value(host) + " port=" + std::to_string(port) +
            " dbname=" + quote_value(dbname);
-    if (!has_timeout) {
-        out += " connect_timeout=" + std::to_string(connect_timeout_s);
+    for (const auto& [key, value] : defaults) {
+        out += " " + key + "=" + quote_value(value);
     }
     return {out, coordinator.origin};
 }

@@ -16,8 +16,11 @@ namespace pgt::client {
 
 /// The connection string that reaches `host`:`port`, database `dbname`, with every other
 /// setting of `coordinator` (user, password, sslmode, application_name, options, ...).
-/// Its host, hostaddr, port and dbname are replaced; when it sets no connect_timeout,
-/// `connect_timeout_s` is added (a node that does not answer costs that long per attempt).
+/// Its host, hostaddr, port and dbname are replaced. What it does not set is added:
+/// `connect_timeout_s` as connect_timeout (a node that does not answer costs that long per
+/// attempt) and the extension's defaults for connections between nodes (TCP keepalives,
+/// tcp_user_timeout: node_conninfo::connection_defaults), so that a node that vanishes from
+/// the network in the middle of its migration is noticed rather than waited for.
 /// Throws InvalidDsn when the coordinator's string is malformed.
 ConnectionSpec node_connection(const ConnectionSpec& coordinator, const std::string& host, int port,
                                const std::string& dbname, int connect_timeout_s);

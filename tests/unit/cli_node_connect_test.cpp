@@ -55,12 +55,16 @@ TEST(NodeConnection, reads_a_uri_and_quotes_what_needs_it) {
     EXPECT_EQ(value_of(w.conninfo, "dbname"), "my db");
 }
 
-TEST(NodeConnection, libpq_defaults_give_only_the_node_and_a_users_timeout_wins) {
+TEST(NodeConnection, libpq_defaults_give_the_node_and_keepalives_and_the_users_settings_win) {
     const ConnectionSpec w = node_connection({"", DsnOrigin::libpq_defaults}, "w1", 1, "d", 5);
-    EXPECT_EQ(parse_conninfo(w.conninfo).size(), 4u);
-    const ConnectionSpec t =
-        node_connection({"connect_timeout=30", DsnOrigin::flag}, "w1", 1, "d", 5);
+    // host, port, dbname, connect_timeout and the five keepalive settings.
+    EXPECT_EQ(parse_conninfo(w.conninfo).size(), 9u);
+    EXPECT_EQ(value_of(w.conninfo, "keepalives"), "1");
+    EXPECT_EQ(value_of(w.conninfo, "tcp_user_timeout"), "30000");
+    const ConnectionSpec t = node_connection(
+        {"connect_timeout=30 keepalives_idle=60", DsnOrigin::flag}, "w1", 1, "d", 5);
     EXPECT_EQ(value_of(t.conninfo, "connect_timeout"), "30");
+    EXPECT_EQ(value_of(t.conninfo, "keepalives_idle"), "60");
 }
 
 TEST(NodeConnection, a_malformed_coordinator_string_is_an_invalid_dsn) {
