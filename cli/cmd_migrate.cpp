@@ -107,18 +107,17 @@ struct NodeRun {
     std::unique_ptr<client::Node> conn;
     bool installed = false;
     migration::Plan plan;
-    /// planned, up_to_date, migrated, failed, not_attempted or unreachable
-    std::string outcome = "not_attempted";
+    migration::Outcome outcome = migration::Outcome::not_attempted;
     std::string error;  ///< failed, unreachable: why
 };
 
 json::Value node_json(const NodeRun& n) {
-    json::Value v = plan_json(n.plan, n.outcome == "migrated");
+    json::Value v = plan_json(n.plan, n.outcome == migration::Outcome::migrated);
     v.set("role", n.role);
     if (!n.installed) {
         v.set("from", json::Value());
     }
-    v.set("outcome", n.outcome);
+    v.set("outcome", migration::outcome_name(n.outcome));
     if (!n.error.empty()) {
         v.set("error", n.error);
     }
@@ -126,22 +125,17 @@ json::Value node_json(const NodeRun& n) {
 }
 
 std::string node_text(const NodeRun& n, const std::string& database) {
-    if (n.outcome == "unreachable") {
+    if (n.outcome == migration::Outcome::unreachable) {
         return "Migration plan for " + n.name + " (" + n.role +
                "): not planned, unreachable: " + n.error + "\n";
     }
     std::string out = plan_text(n.plan, database);
     if (n.role != "single") {
         out.insert(out.find(" (database ") + 2, n.role + ", ");
-        out += "  outcome: " + n.outcome + (n.error.empty() ? "" : ": " + n.error) + "\n";
+        out += "  outcome: " + std::string(migration::outcome_name(n.outcome)) +
+               (n.error.empty() ? "" : ": " + n.error) + "\n";
     }
     return out;
-}
-
-// Position of a known version (older first).
-size_t version_index(const std::string& v) {
-    const auto& vs = migration::known_versions();
-    return static_cast<size_t>(std::find(vs.begin(), vs.end(), v) - vs.begin());
 }
 
 // The first line of a message, without libpq's "ERROR:  " prefix.
@@ -155,7 +149,7 @@ std::string first_line(const std::string& s) {
 }
 
 // "a, b" of the nodes whose outcome is `outcome`.
-std::string names_with(const std::vector<NodeRun>& nodes, const std::string& outcome) {
+std::string names_with(const std::vector<NodeRun>& nodes, migration::Outcome outcome) {
     std::string out;
     for (const NodeRun& n : nodes) {
         if (n.outcome == outcome) {
@@ -205,11 +199,11 @@ void add_workers(const Context& ctx, client::Node& coordinator, const std::strin
             }
         } catch (const client::ConnectionError& e) {
             n.conn.reset();
-            n.outcome = "unreachable";
+            n.outcome = migration::Outcome::unreachable;
             n.error = first_line(e.what());
         } catch (const pqxx::broken_connection& e) {
             n.conn.reset();
-            n.outcome = "unreachable";
+            n.outcome = migration::Outcome::unreachable;
             n.error = "the connection was lost: " + first_line(e.what());
         }
         nodes.push_back(std::move(n));
@@ -225,11 +219,11 @@ ExitCode apply_all(const Context& ctx, std::vector<NodeRun>& nodes,
     for (const size_t i : order) {
         NodeRun& n = nodes[i];
         if (failure != ExitCode::ok) {
-            n.outcome = "not_attempted";
+            n.outcome = migration::Outcome::not_attempted;
             continue;
         }
         if (n.plan.nothing_to_do()) {
-            n.outcome = "up_to_date";
+            n.outcome = migration::Outcome::up_to_date;
             continue;
         }
         if (n.role == "single") {
@@ -241,31 +235,31 @@ ExitCode apply_all(const Context& ctx, std::vector<NodeRun>& nodes,
                                    "are between transactions (pg_stat_activity shows who holds "
                                    "the pgtrickle tables).");
             }
-            n.outcome = "migrated";
+            n.outcome = migration::Outcome::migrated;
             continue;
         }
         try {
             client::apply_migration(*n.conn, n.plan, progress, true);
-            n.outcome = "migrated";
+            n.outcome = migration::Outcome::migrated;
         } catch (const pqxx::in_doubt_error& e) {
-            n.outcome = "failed";
+            n.outcome = migration::Outcome::failed;
             n.error = "the connection was lost while committing, so whether " + n.name +
                       " was migrated is unknown (pgtrickle migrate --dry-run shows it): " +
                       first_line(e.what());
             failure = ExitCode::connection;
         } catch (const pqxx::broken_connection& e) {
-            n.outcome = "failed";
+            n.outcome = migration::Outcome::failed;
             n.error =
                 "the connection was lost before COMMIT, so the server rolled the update "
                 "back (" +
                 first_line(e.what()) + ")";
             failure = ExitCode::connection;
         } catch (const pqxx::sql_error& e) {
-            n.outcome = "failed";
+            n.outcome = migration::Outcome::failed;
             n.error = first_line(e.what()) + " (SQLSTATE " + e.sqlstate() + ", rolled back)";
             failure = ExitCode::sql_error;
         } catch (const std::exception& e) {
-            n.outcome = "failed";
+            n.outcome = migration::Outcome::failed;
             n.error = first_line(e.what()) + " (rolled back)";
             failure = ExitCode::failure;
         }
@@ -315,7 +309,7 @@ ExitCode run_migrate(const Context& ctx) {
     const NodeRun& coordinator = nodes.front();
     const bool several = nodes.size() > 1;
 
-    std::string unreachable = names_with(nodes, "unreachable");
+    std::string unreachable = names_with(nodes, migration::Outcome::unreachable);
     const NodeRun* problem = nullptr;
     for (const NodeRun& n : nodes) {
         if (!problem && !n.plan.problems.empty()) {
@@ -323,7 +317,7 @@ ExitCode run_migrate(const Context& ctx) {
         }
     }
     const bool all_done = std::all_of(nodes.begin(), nodes.end(), [](const NodeRun& n) {
-        return n.outcome != "unreachable" && n.plan.nothing_to_do();
+        return n.outcome != migration::Outcome::unreachable && n.plan.nothing_to_do();
     });
     std::string message;
     ExitCode code = ExitCode::ok;
@@ -332,8 +326,9 @@ ExitCode run_migrate(const Context& ctx) {
         // catalog than the rest.
         code = ExitCode::partial_failure;
         message = "cannot migrate: unreachable " + unreachable + " (" +
-                  std::find_if(nodes.begin(), nodes.end(),
-                               [](const NodeRun& n) { return n.outcome == "unreachable"; })
+                  std::find_if(
+                      nodes.begin(), nodes.end(),
+                      [](const NodeRun& n) { return n.outcome == migration::Outcome::unreachable; })
                       ->error +
                   "); nothing was changed on any node. Start it (or remove it from the cluster) "
                   "and run pgtrickle migrate again";
@@ -347,28 +342,18 @@ ExitCode run_migrate(const Context& ctx) {
                                 ") is already at " + target
                           : "nothing to do: " + coordinator.name + " is already at " + target;
         for (NodeRun& n : nodes) {
-            n.outcome = "up_to_date";
+            n.outcome = migration::Outcome::up_to_date;
         }
     } else if (opt.dry_run) {
         message = "dry run: nothing was changed";
         for (NodeRun& n : nodes) {
-            n.outcome = n.plan.nothing_to_do() ? "up_to_date" : "planned";
+            n.outcome = n.plan.nothing_to_do() ? migration::Outcome::up_to_date
+                                               : migration::Outcome::planned;
         }
     } else {
-        // Upgrades go to the workers first: the coordinator, whose scheduler calls the
-        // workers' pg_trickle functions, moves to a catalog only once every worker has it.
-        // Downgrades go the other way round for the same reason.
-        std::vector<size_t> order;
-        const bool coordinator_first = version_index(target) < version_index(coordinator.plan.from);
-        if (coordinator_first) {
-            order.push_back(0);
-        }
-        for (size_t i = 1; i < nodes.size(); ++i) {
-            order.push_back(i);
-        }
-        if (!coordinator_first) {
-            order.push_back(0);
-        }
+        // Workers first on the way up, the coordinator first on the way down (apply_order).
+        const std::vector<size_t> order =
+            migration::apply_order(coordinator.plan.from, target, nodes.size());
         const auto start = std::chrono::steady_clock::now();
         const ExitCode failure = apply_all(ctx, nodes, order);
         const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -378,19 +363,26 @@ ExitCode run_migrate(const Context& ctx) {
             message = "migrated " + coordinator.name + " from " + coordinator.plan.from + " to " +
                       target + " in " + std::to_string(ms) + " ms";
         } else if (failure == ExitCode::ok) {
-            message = "migrated " + names_with(nodes, "migrated") + " to " + target + " in " +
-                      std::to_string(ms) + " ms, one transaction per node" +
-                      (names_with(nodes, "up_to_date").empty()
-                           ? std::string()
-                           : " (already there: " + names_with(nodes, "up_to_date") + ")");
+            message =
+                "migrated " + names_with(nodes, migration::Outcome::migrated) + " to " + target +
+                " in " + std::to_string(ms) + " ms, one transaction per node" +
+                (names_with(nodes, migration::Outcome::up_to_date).empty()
+                     ? std::string()
+                     : " (already there: " + names_with(nodes, migration::Outcome::up_to_date) +
+                           ")");
         } else {
-            const auto failed = std::find_if(
-                nodes.begin(), nodes.end(), [](const NodeRun& n) { return n.outcome == "failed"; });
-            const std::string migrated = names_with(nodes, "migrated");
-            const std::string up_to_date = names_with(nodes, "up_to_date");
-            const std::string not_attempted = names_with(nodes, "not_attempted");
-            // Partial when some node is at the target now and another is not.
-            code = migrated.empty() && up_to_date.empty() ? failure : ExitCode::partial_failure;
+            const auto failed = std::find_if(nodes.begin(), nodes.end(), [](const NodeRun& n) {
+                return n.outcome == migration::Outcome::failed;
+            });
+            const std::string migrated = names_with(nodes, migration::Outcome::migrated);
+            const std::string up_to_date = names_with(nodes, migration::Outcome::up_to_date);
+            const std::string not_attempted = names_with(nodes, migration::Outcome::not_attempted);
+            std::vector<migration::Outcome> outcomes;
+            outcomes.reserve(nodes.size());
+            for (const NodeRun& n : nodes) {
+                outcomes.push_back(n.outcome);
+            }
+            code = migration::stopped_run_code(outcomes, failure);
             message = "migration stopped: " + failed->name + " failed: " + failed->error +
                       "; migrated: " + (migrated.empty() ? "none" : migrated) +
                       (up_to_date.empty() ? "" : "; already at " + target + ": " + up_to_date) +
