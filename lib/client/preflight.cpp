@@ -259,6 +259,7 @@ preflight::NodeFacts gather_facts(Node& node) {
     f.database = ext.database;
     f.extension_version = ext.installed;
     f.extension_available = ext.available.has_value();
+    f.extension_default_version = ext.available;
     return f;
 }
 

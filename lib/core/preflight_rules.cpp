@@ -345,6 +345,19 @@ Check check_worker_extension(const NodeFacts& worker, const NodeFacts& coordinat
                      : "Install pg_trickle " + *theirs + " on this worker.";
     } else if (theirs) {
         c.detail += ", as on the coordinator";
+        // The same catalog, but another package (library and scripts): half of an upgrade.
+        if (worker.extension_version && worker.extension_default_version &&
+            coordinator.extension_default_version &&
+            *worker.extension_default_version != *coordinator.extension_default_version) {
+            c.status = Status::fail;
+            c.detail += ", but this node's pg_trickle package is " +
+                        *worker.extension_default_version + " and the coordinator's " +
+                        *coordinator.extension_default_version;
+            c.hint =
+                "Install the same pg_trickle package on every node and restart it (the "
+                "library is preloaded), then run pgtrickle migrate against the "
+                "coordinator.";
+        }
     }
     return c;
 }
