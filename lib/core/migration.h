@@ -65,10 +65,10 @@ Plan plan(const std::string& node, const std::string& database, const std::strin
 
 /// The order in which `pgtrickle migrate` updates `nodes` nodes of a Citus cluster, as
 /// indexes into a list whose entry 0 is the coordinator and the rest the workers (in their
-/// order). Workers first when `target` is the coordinator's installed version or newer:
-/// the coordinator's scheduler calls the workers' pg_trickle functions, so it moves to a
-/// catalog only once every worker has it. The coordinator first on the way down, for the
-/// same reason.
+/// order). Workers first when `target` is the coordinator's installed version or newer,
+/// the coordinator first on the way down: the coordinator acts on the workers (its
+/// scheduler and WAL poller connect to them), so it is never newer than they are; and its
+/// catalog, which holds all the state, changes only once every worker has succeeded.
 std::vector<std::size_t> apply_order(const std::string& coordinator_version,
                                      const std::string& target, std::size_t nodes);
 
