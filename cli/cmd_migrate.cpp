@@ -159,8 +159,8 @@ std::string names_with(const std::vector<NodeRun>& nodes, migration::Outcome out
     return out;
 }
 
-// Citus: the coordinator's plan and, through a connection of the CLI's own to each active
-// primary worker of pg_dist_node (retried with jittered backoff), each worker's.
+// Citus: refuses a worker as the entry node; then plans each active primary worker of
+// pg_dist_node through a connection of the CLI's own (retried with jittered backoff).
 void add_workers(const Context& ctx, client::Node& coordinator, const std::string& database,
                  std::vector<NodeRun>& nodes, const std::string& target) {
     if (const auto self = client::citus_worker_self(coordinator)) {
@@ -183,7 +183,6 @@ void add_workers(const Context& ctx, client::Node& coordinator, const std::strin
         n.plan.to = target;
         try {
             n.conn = ctx.connect_to_node(w.host, w.port, database);
-            n.name = w.node;
             const client::MigrationFacts facts = client::read_migration_facts(*n.conn);
             if (facts.installed) {
                 n.installed = true;

@@ -49,7 +49,7 @@ ConnectionSpec node_connection(const ConnectionSpec& coordinator, const std::str
     for (const auto& [key, value] : defaults) {
         out += " " + key + "=" + quote_value(value);
     }
-    return {out, coordinator.origin};
+    return {out, DsnOrigin::cluster_node};
 }
 
 std::unique_ptr<Node> connect_with_retry(const ConnectionSpec& spec, const Diagnostics& diag,

@@ -21,7 +21,8 @@ namespace pgt::client {
 /// attempt) and the extension's defaults for connections between nodes (TCP keepalives,
 /// tcp_user_timeout: node_conninfo::connection_defaults), so that a node that vanishes from
 /// the network in the middle of its migration is noticed rather than waited for.
-/// Throws InvalidDsn when the coordinator's string is malformed.
+/// Its origin is DsnOrigin::cluster_node. Throws InvalidDsn when the coordinator's string is
+/// malformed.
 ConnectionSpec node_connection(const ConnectionSpec& coordinator, const std::string& host, int port,
                                const std::string& dbname, int connect_timeout_s);
 

@@ -33,7 +33,7 @@ TEST(NodeConnection, keeps_the_coordinators_settings_and_replaces_host_port_and_
         "sslmode=require",
         DsnOrigin::flag};
     const ConnectionSpec w = node_connection(c, "10.0.0.2", 5433, "shop", 5);
-    EXPECT_EQ(w.origin, DsnOrigin::flag);
+    EXPECT_EQ(w.origin, DsnOrigin::cluster_node);
     EXPECT_EQ(value_of(w.conninfo, "host"), "10.0.0.2");
     EXPECT_EQ(value_of(w.conninfo, "hostaddr"), "<none>");
     EXPECT_EQ(value_of(w.conninfo, "port"), "5433");
