@@ -2,6 +2,7 @@
 // extension's SQL API (refresh --all: one per stream table, upstream ones first).
 #include <memory>
 
+#include "client/node_probe.h"
 #include "client/stream_tables.h"
 #include "commands.h"
 #include "context.h"
@@ -133,6 +134,15 @@ json::Value result_json(const client::RefreshResult& r) {
 
 ExitCode run_refresh_all(const Context& ctx, bool full) {
     auto node = ctx.connect_with_extension();
+    // Citus: stream tables live on the coordinator; a worker has none, and "nothing to
+    // refresh" there would hide that the wrong node was named.
+    if (const auto self = client::citus_worker_self(*node)) {
+        throw CommandError(
+            "this node (" + node->name() + ") is a Citus worker (group " +
+                std::to_string(self->group) + "): stream tables live on the coordinator" +
+                (self->coordinator.empty() ? "" : ", " + self->coordinator),
+            "Run pgtrickle refresh --all against the coordinator.", ExitCode::configuration);
+    }
     const Console& console = ctx.console();
     const auto results = client::refresh_all(*node, full, [&](const client::RefreshResult& r) {
         if (r.ok) {

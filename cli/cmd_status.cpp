@@ -106,6 +106,9 @@ json::Value nodes_json(const std::vector<client::NodeReachability>& nodes) {
         v.set("nodeid", n.nodeid);
         v.set("role", n.role);
         v.set("reachable", n.reachable ? json::Value(*n.reachable) : json::Value());
+        v.set("pg_trickle_version", n.extension_version && !n.extension_version->empty()
+                                        ? json::Value(*n.extension_version)
+                                        : json::Value());
         v.set("status", item_status_json(client::node_status(n)));
         out.push_back(std::move(v));
     }
@@ -116,9 +119,10 @@ std::string nodes_table(const std::vector<client::NodeReachability>& nodes) {
     std::vector<std::vector<std::string>> cells;
     for (const client::NodeReachability& n : nodes) {
         const client::ItemStatus st = client::node_status(n);
-        cells.push_back({n.node, n.role, st.code, st.ok() ? "" : cli_format::one_line(n.error)});
+        cells.push_back({n.node, n.role, n.extension_version.value_or("?"), st.code,
+                         st.ok() ? "" : cli_format::one_line(n.error)});
     }
-    return cli_format::render_table({"node", "role", "reachable", "error"}, cells);
+    return cli_format::render_table({"node", "role", "pg_trickle", "status", "error"}, cells);
 }
 
 json::Value problems_json(const client::Health& health) {

@@ -14,6 +14,10 @@ namespace pgt::cli {
 /// otherwise (libpq's own default is to wait forever).
 inline constexpr int default_connect_timeout_s = 10;
 
+/// Seconds one attempt to connect to another node of a cluster may take (unless the
+/// connection settings say otherwise); connect_to_node makes up to 3 attempts in 15 s.
+inline constexpr int node_connect_timeout_s = 5;
+
 /// The environment of one command run.
 class Context {
   public:
@@ -28,10 +32,19 @@ class Context {
     /// client::InvalidDsn or client::ConnectionError.
     std::unique_ptr<client::Node> connect(int timeout_s = default_connect_timeout_s) const;
 
+    /// Connects to another node of the cluster the command connected to: `host`:`port`,
+    /// database `dbname`, with the other settings of --dsn / PGTRICKLE_DSN / libpq defaults
+    /// (client::node_connection), retrying with jittered backoff (client::connect_with_retry).
+    /// Throws client::InvalidDsn or client::ConnectionError (the last attempt's).
+    std::unique_ptr<client::Node> connect_to_node(const std::string& host, int port,
+                                                  const std::string& dbname) const;
+
     /// connect(), then checks that pg_trickle is installed (client::ExtensionMissing).
     std::unique_ptr<client::Node> connect_with_extension() const;
 
   private:
+    client::Diagnostics diagnostics() const;
+
     const GlobalOptions& globals_;
     Console console_;
     std::string command_;

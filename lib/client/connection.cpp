@@ -28,6 +28,8 @@ const char* origin_name(DsnOrigin o) {
             return "PGTRICKLE_DSN";
         case DsnOrigin::libpq_defaults:
             return "libpq defaults";
+        case DsnOrigin::cluster_node:
+            return "pg_dist_node, with the coordinator's connection settings";
     }
     return "";
 }

@@ -24,10 +24,12 @@
 
 namespace pgt::client {
 
-/// Where a connection string came from, for messages.
-enum class DsnOrigin { flag, env, libpq_defaults };
+/// Where a connection string came from, for messages. cluster_node: a node of the Citus
+/// cluster (pg_dist_node) reached with the coordinator's settings (client/node_connect.h).
+enum class DsnOrigin { flag, env, libpq_defaults, cluster_node };
 
-/// "--dsn", "PGTRICKLE_DSN" or "libpq defaults".
+/// "--dsn", "PGTRICKLE_DSN", "libpq defaults" or "pg_dist_node, with the coordinator's
+/// connection settings".
 const char* origin_name(DsnOrigin o);
 
 /// A libpq connection string and its origin.

@@ -1,8 +1,14 @@
 #include "client/migrator.h"
 
 #include <algorithm>
+#include <chrono>
+#include <memory>
+#include <random>
+#include <thread>
 
 #include <pqxx/pqxx>
+
+#include "core/retry.h"
 
 namespace pgt::client {
 namespace {
@@ -100,9 +106,79 @@ void check_plan(Node& node, migration::Plan& plan, const MigrationFacts& facts) 
     }
 }
 
+namespace {
+
+// Opens the node's migration transaction holding every table of pg_trickle's catalog
+// (schema pgtrickle) in ACCESS EXCLUSIVE mode, taken at once with NOWAIT and retried with
+// jittered backoff while a pg_trickle process (scheduler, WAL poller, a refresh) is in a
+// transaction reading it. The update takes those locks anyway, one by one as its scripts
+// go; a background worker that read one table and then waited for another the update
+// already held would deadlock with it (seen with the WAL poller during a downgrade).
+// Holding them all first, and waiting for none while holding any, leaves no such cycle.
+std::unique_ptr<pqxx::work> begin_with_catalog(
+    Node& node, const migration::Plan& plan,
+    const std::function<void(const std::string&)>& progress, bool this_node_only) {
+    using Clock = std::chrono::steady_clock;
+    const retry::Policy policy{20, 100, 1000, 100};
+    const auto deadline = Clock::now() + std::chrono::milliseconds(catalog_lock_wait_ms);
+    std::mt19937 rng(std::random_device{}());
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    const std::string tables_sql =
+        "SELECT pg_catalog.string_agg(c.oid::pg_catalog.regclass::pg_catalog.text, ', ' "
+        "ORDER BY c.oid) FROM pg_catalog.pg_class c WHERE c.relnamespace OPERATOR(pg_catalog.=) "
+        "'pgtrickle'::pg_catalog.regnamespace AND c.relkind OPERATOR(pg_catalog.=) ANY "
+        "('{r,p}'::pg_catalog.\"char\"[])";
+    for (int attempt = 1;; ++attempt) {
+        auto tx = std::make_unique<pqxx::work>(node.conn());
+        if (this_node_only) {
+            const std::string local =
+                "SELECT pg_catalog.set_config('citus.enable_ddl_propagation', 'off', true)";
+            node.trace(local);
+            tx->exec1(local);
+        }
+        node.trace(tables_sql);
+        const pqxx::row tables = tx->exec1(tables_sql);
+        if (tables[0].is_null()) {
+            return tx;
+        }
+        const std::string lock =
+            "LOCK TABLE " + std::string(tables[0].c_str()) + " IN ACCESS EXCLUSIVE MODE NOWAIT";
+        try {
+            node.trace(lock);
+            tx->exec0(lock);
+            return tx;
+        } catch (const pqxx::sql_error& e) {
+            if (e.sqlstate() != "55P03") {  // lock_not_available
+                throw;
+            }
+        }
+        tx->abort();
+        tx.reset();
+        const int64_t delay = retry::delay_ms(policy, attempt, unit(rng));
+        const int64_t remaining =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+        if (!retry::another_attempt(policy, attempt, remaining, delay)) {
+            throw CatalogBusy("pg_trickle's catalog on " + plan.node +
+                              " stayed in use (by the scheduler, the WAL poller, a refresh or "
+                              "another session) through " +
+                              std::to_string(attempt) + " attempts in " +
+                              std::to_string(catalog_lock_wait_ms / 1000) +
+                              " s; nothing was changed there");
+        }
+        progress(plan.node + ": pg_trickle's catalog is in use, retrying in " +
+                 std::to_string(delay) + " ms (attempt " + std::to_string(attempt) + " of " +
+                 std::to_string(policy.max_attempts) + ")");
+        std::this_thread::sleep_for(std::chrono::milliseconds(delay));
+    }
+}
+
+}  // namespace
+
 void apply_migration(Node& node, const migration::Plan& plan,
-                     const std::function<void(const std::string&)>& progress) {
-    pqxx::work tx(node.conn());
+                     const std::function<void(const std::string&)>& progress, bool this_node_only) {
+    const std::unique_ptr<pqxx::work> work =
+        begin_with_catalog(node, plan, progress, this_node_only);
+    pqxx::work& tx = *work;
     progress(plan.node + ": ALTER EXTENSION pg_trickle UPDATE TO '" + plan.to + "' (" +
              std::to_string(plan.steps.size()) + " steps, " + std::to_string(plan.renames.size()) +
              " renames)");

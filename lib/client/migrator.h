@@ -3,7 +3,9 @@
 #pragma once
 
 #include <functional>
+#include <cstdint>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -28,10 +30,27 @@ MigrationFacts read_migration_facts(Node& node);
 /// scripts are not installed, or a capture object the plan renames does not exist.
 void check_plan(Node& node, migration::Plan& plan, const MigrationFacts& facts);
 
+/// How long apply_migration retries for pg_trickle's catalog before giving up.
+inline constexpr int64_t catalog_lock_wait_ms = 30000;
+
+/// Thrown by apply_migration when pg_trickle's catalog stayed in use for
+/// catalog_lock_wait_ms: nothing was changed on that node.
+class CatalogBusy : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
+};
+
 /// Applies the plan in one transaction and verifies the result (version, renamed objects)
-/// before committing. `progress` receives one line per step. Throws on any failure, after
-/// which the transaction is rolled back and nothing has changed.
+/// before committing. The transaction first takes every table of pg_trickle's catalog
+/// (ACCESS EXCLUSIVE, NOWAIT, retried with jittered backoff within catalog_lock_wait_ms)
+/// so that it never deadlocks with pg_trickle's own processes; CatalogBusy when that
+/// never succeeds. `progress` receives one line per step. Throws on any failure, after
+/// which the transaction is rolled back and nothing has changed. `this_node_only` (a node of
+/// a Citus cluster, migrated in a transaction of its own) turns Citus's DDL propagation off
+/// for the transaction: otherwise the coordinator would forward ALTER EXTENSION to every
+/// worker in its own distributed transaction, and a worker would refuse it.
 void apply_migration(Node& node, const migration::Plan& plan,
-                     const std::function<void(const std::string&)>& progress);
+                     const std::function<void(const std::string&)>& progress,
+                     bool this_node_only = false);
 
 }  // namespace pgt::client

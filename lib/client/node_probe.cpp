@@ -27,8 +27,27 @@ std::string first_line(std::string s) {
     return s;
 }
 
-// The active primary nodes, coordinator (group 0) first.
-std::vector<NodeReachability> list_nodes(Node& node) {
+}  // namespace
+
+std::optional<WorkerSelf> citus_worker_self(Node& node) {
+    if (!has_citus(node)) {
+        return std::nullopt;
+    }
+    const std::string sql =
+        "SELECT g.groupid, (SELECT n.nodename OPERATOR(pg_catalog.||) ':' "
+        "OPERATOR(pg_catalog.||) n.nodeport FROM pg_catalog.pg_dist_node n "
+        "WHERE n.groupid OPERATOR(pg_catalog.=) 0 LIMIT 1) "
+        "FROM pg_catalog.pg_dist_local_group g";
+    node.trace(sql);
+    pqxx::read_transaction tx(node.conn());
+    const pqxx::result r = tx.exec(sql);
+    if (r.empty() || r[0][0].as<long long>() <= 0) {
+        return std::nullopt;
+    }
+    return WorkerSelf{r[0][0].as<long long>(), r[0][1].is_null() ? "" : r[0][1].c_str()};
+}
+
+std::vector<NodeReachability> active_nodes(Node& node) {
     const std::string sql =
         "SELECT n.nodeid, n.nodename, n.nodeport, n.groupid OPERATOR(pg_catalog.=) 0 "
         "FROM pg_catalog.pg_dist_node n WHERE n.isactive "
@@ -40,12 +59,16 @@ std::vector<NodeReachability> list_nodes(Node& node) {
     for (const pqxx::row& r : tx.exec(sql)) {
         NodeReachability n;
         n.nodeid = r[0].as<long long>();
-        n.node = std::string(r[1].c_str()) + ":" + r[2].c_str();
+        n.host = r[1].c_str();
+        n.port = r[2].as<int>();
+        n.node = n.host + ":" + r[2].c_str();
         n.role = r[3].as<bool>() ? "coordinator" : "worker";
         out.push_back(std::move(n));
     }
     return out;
 }
+
+namespace {
 
 // One round: SELECT 1 on every node at once, through the coordinator, within timeout_ms.
 // Returns the answers, or the error that ended the round.
@@ -56,10 +79,14 @@ std::vector<ProbeAnswer> probe_round(Node& node, const NodeProbeOptions& options
         "SELECT pg_catalog.set_config('citus.node_connection_timeout', $1, true), "
         "pg_catalog.set_config('statement_timeout', $2, true), "
         "pg_catalog.set_config('client_min_messages', 'error', true)";
-    // The command runs on each node under that node's search_path: it names nothing.
+    // The command runs on each node under that node's search_path: it names everything
+    // qualified. Its answer is pg_trickle's version there ("" when not installed).
+    const std::string command =
+        "SELECT COALESCE((SELECT e.extversion FROM pg_catalog.pg_extension e "
+        "WHERE e.extname OPERATOR(pg_catalog.=) 'pg_trickle'), '')";
     const std::string sql =
         "SELECT r.nodeid, r.success, r.result FROM "
-        "pg_catalog.run_command_on_all_nodes('SELECT 1') r";
+        "pg_catalog.run_command_on_all_nodes($1::pg_catalog.text) r";
     std::vector<ProbeAnswer> answers;
     try {
         // run_command_on_all_nodes is not read-only as far as PostgreSQL knows: a plain
@@ -69,7 +96,7 @@ std::vector<ProbeAnswer> probe_round(Node& node, const NodeProbeOptions& options
         tx.exec_params(settings_sql, std::to_string(options.connect_timeout_ms),
                        std::to_string(timeout_ms));
         node.trace(sql);
-        for (const pqxx::row& r : tx.exec(sql)) {
+        for (const pqxx::row& r : tx.exec_params(sql, command)) {
             answers.push_back({r[0].as<long long>(), r[1].as<bool>(),
                                r[2].is_null() ? std::string() : std::string(r[2].c_str())});
         }
@@ -98,6 +125,7 @@ void apply_probe_round(std::vector<NodeReachability>& nodes,
         }
         if (answer && answer->success) {
             n.reachable = true;
+            n.extension_version = answer->result;
             n.error.clear();
         } else if (answer) {
             n.reachable = false;
@@ -113,11 +141,28 @@ void apply_probe_round(std::vector<NodeReachability>& nodes,
     }
 }
 
+void mark_version_mismatches(std::vector<NodeReachability>& nodes, const std::string& expected) {
+    for (NodeReachability& n : nodes) {
+        if (n.reachable != true || !n.extension_version || *n.extension_version == expected) {
+            continue;
+        }
+        n.version_mismatch = true;
+        const std::string mine =
+            expected.empty() ? "pg_trickle is not installed" : "pg_trickle is at " + expected;
+        n.error =
+            (n.extension_version->empty() ? "pg_trickle is not installed there"
+                                          : "pg_trickle is at " + *n.extension_version + " there") +
+            ", while " + mine +
+            " on the node the CLI connected to (every node needs the same version: "
+            "run pgtrickle migrate against the coordinator)";
+    }
+}
+
 std::vector<NodeReachability> probe_nodes(Node& node, const NodeProbeOptions& options) {
     if (!has_citus(node)) {
         return {};
     }
-    std::vector<NodeReachability> nodes = list_nodes(node);
+    std::vector<NodeReachability> nodes = active_nodes(node);
     if (nodes.empty()) {
         return nodes;
     }
@@ -145,6 +190,8 @@ std::vector<NodeReachability> probe_nodes(Node& node, const NodeProbeOptions& op
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(delay));
     }
+    const std::optional<std::string> local = read_extension_info(node).installed;
+    mark_version_mismatches(nodes, local.value_or(""));
     return nodes;
 }
 

@@ -1,11 +1,16 @@
 #include "client/preflight.h"
 
+#include <algorithm>
+#include <chrono>
 #include <map>
 #include <optional>
+#include <random>
+#include <thread>
 
 #include <pqxx/transaction>
 
 #include "client/catalog.h"
+#include "core/retry.h"
 
 namespace pgt::client {
 
@@ -143,11 +148,39 @@ PreflightReport run_citus_preflight(Node& entry, pqxx::transaction_base& tx,
     const std::string run_sql =
         "SELECT w.nodename, w.nodeport, w.success, w.result FROM "
         "pg_catalog.run_command_on_workers($1::pg_catalog.text) w";
-    entry.trace(run_sql);
+    // A worker that could not be connected to is asked again (a blip is not an outage),
+    // with jittered backoff, within worker_retry_ms: the best answer of any round counts.
     std::map<std::string, pqxx::row> rows;
-    const pqxx::result answers = tx.exec_params(run_sql, citus_facts_sql());
-    for (const pqxx::row& r : answers) {
-        rows.emplace(std::string(r[0].c_str()) + ":" + r[1].c_str(), r);
+    const auto unreached = [](const pqxx::row& r) {
+        return !r[2].as<bool>() &&
+               preflight::is_connection_error(r[3].is_null() ? "" : r[3].c_str());
+    };
+    const retry::Policy policy;
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::milliseconds(worker_retry_ms);
+    std::mt19937 rng(std::random_device{}());
+    std::uniform_real_distribution<double> unit(0.0, 1.0);
+    for (int attempt = 1;; ++attempt) {
+        entry.trace(run_sql);
+        for (const pqxx::row& r : tx.exec_params(run_sql, citus_facts_sql())) {
+            const std::string name = std::string(r[0].c_str()) + ":" + r[1].c_str();
+            const auto it = rows.find(name);
+            if (it == rows.end() || (unreached(it->second) && !unreached(r))) {
+                rows.insert_or_assign(name, r);
+            }
+        }
+        const bool all_reached = std::all_of(workers.begin(), workers.end(), [&](const Worker& w) {
+            const auto it = rows.find(w.name);
+            return it != rows.end() && !unreached(it->second);
+        });
+        const int64_t delay = retry::delay_ms(policy, attempt, unit(rng));
+        const int64_t remaining = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      deadline - std::chrono::steady_clock::now())
+                                      .count();
+        if (all_reached || !retry::another_attempt(policy, attempt, remaining, delay)) {
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(delay));
     }
     for (const Worker& w : workers) {
         auto it = rows.find(w.name);
@@ -259,6 +292,7 @@ preflight::NodeFacts gather_facts(Node& node) {
     f.database = ext.database;
     f.extension_version = ext.installed;
     f.extension_available = ext.available.has_value();
+    f.extension_default_version = ext.available;
     return f;
 }
 

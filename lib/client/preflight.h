@@ -5,6 +5,7 @@
 // reaches them (Citus's credentials), and before pg_trickle is installed anywhere.
 #pragma once
 
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -55,6 +56,10 @@ const std::string& citus_facts_sql();
 
 /// NodeFacts from the JSON text citus_facts_sql() returns. Throws json::ParseError.
 preflight::NodeFacts parse_citus_facts(std::string_view json_text);
+
+/// How long preflight asks again for a worker the coordinator could not connect to (up to
+/// retry::Policy's attempts, jittered backoff) before reporting it unreachable.
+inline constexpr int64_t worker_retry_ms = 5000;
 
 /// Runs all checks on every node reachable from the entry node. Throws PreflightError
 /// when the entry node is a Citus worker.

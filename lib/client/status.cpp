@@ -159,6 +159,9 @@ ItemStatus worker_slot_status(const json::Value& slot) {
 }
 
 ItemStatus node_status(const NodeReachability& node) {
+    if (node.reachable == true && node.version_mismatch) {
+        return {"version_mismatch", node.error};
+    }
     if (node.reachable == true) {
         return {"ok", "reached from the coordinator"};
     }
@@ -211,12 +214,13 @@ Health assess_health(const StatusSnapshot& snap, const HealthRules& rules) {
         }
     }
     std::vector<std::string> bad_nodes;
+    std::vector<std::string> other_versions;
     for (const NodeReachability& node : snap.nodes) {
         const ItemStatus st = node_status(node);
         if (!st.ok()) {
-            bad_nodes.push_back(node.node + " (" + node.role + ", " + st.code + ": " + node.error +
-                                ")");
-            h.problems.push_back({node.node, "node_" + st.code, bad_nodes.back()});
+            auto& list = node.version_mismatch ? other_versions : bad_nodes;
+            list.push_back(node.node + " (" + node.role + ", " + st.code + ": " + node.error + ")");
+            h.problems.push_back({node.node, "node_" + st.code, list.back()});
         }
     }
     h.healthy = h.problems.empty();
@@ -269,6 +273,10 @@ Health assess_health(const StatusSnapshot& snap, const HealthRules& rules) {
     if (!bad_nodes.empty()) {
         parts.push_back(
             list(bad_nodes.size(), snap.nodes.size(), "node", "nodes", "not reachable", bad_nodes));
+    }
+    if (!other_versions.empty()) {
+        parts.push_back(list(other_versions.size(), snap.nodes.size(), "node", "nodes",
+                             "on another pg_trickle version", other_versions));
     }
     for (std::size_t i = 0; i < parts.size(); ++i) {
         h.message += (i ? "; " : "") + parts[i];

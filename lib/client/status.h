@@ -96,8 +96,10 @@ struct ItemStatus {
 /// lost slot recreated, which the next successful poll clears).
 ItemStatus worker_slot_status(const json::Value& slot);
 
-/// The health of a node: "ok" when the coordinator reached it, "unreachable" when it could
-/// not, "unknown" when the probe failed (the error says why).
+/// The health of a node: "ok" when the coordinator reached it and it has the connected
+/// node's pg_trickle version, "version_mismatch" when reached with another version (or
+/// none), "unreachable" when it could not be reached, "unknown" when the probe failed (the
+/// error says why).
 ItemStatus node_status(const NodeReachability& node);
 
 /// "source@worker" of a worker slot row, for messages.

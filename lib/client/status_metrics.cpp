@@ -96,7 +96,7 @@ prometheus::Family node_up_family(const std::vector<NodeReachability>& nodes) {
                          prometheus::Type::gauge,
                          {}};
     for (const NodeReachability& n : nodes) {
-        f.add({{"node", n.node}, {"role", n.role}}, node_status(n).ok() ? 1 : 0);
+        f.add({{"node", n.node}, {"role", n.role}}, n.reachable == true ? 1 : 0);
     }
     return f;
 }

@@ -179,4 +179,48 @@ Plan plan(const std::string& node, const std::string& database, const std::strin
     return p;
 }
 
+std::vector<std::size_t> apply_order(const std::string& coordinator_version,
+                                     const std::string& target, std::size_t nodes) {
+    std::vector<std::size_t> order;
+    if (nodes == 0) {
+        return order;
+    }
+    const bool coordinator_first = index_of(target) < index_of(coordinator_version);
+    if (coordinator_first) {
+        order.push_back(0);
+    }
+    for (std::size_t i = 1; i < nodes; ++i) {
+        order.push_back(i);
+    }
+    if (!coordinator_first) {
+        order.push_back(0);
+    }
+    return order;
+}
+
+const char* outcome_name(Outcome o) {
+    switch (o) {
+        case Outcome::planned:
+            return "planned";
+        case Outcome::up_to_date:
+            return "up_to_date";
+        case Outcome::migrated:
+            return "migrated";
+        case Outcome::failed:
+            return "failed";
+        case Outcome::not_attempted:
+            return "not_attempted";
+        case Outcome::unreachable:
+            return "unreachable";
+    }
+    return "unknown";
+}
+
+ExitCode stopped_run_code(const std::vector<Outcome>& outcomes, ExitCode failure) {
+    const bool some_at_target = std::any_of(outcomes.begin(), outcomes.end(), [](Outcome o) {
+        return o == Outcome::migrated || o == Outcome::up_to_date;
+    });
+    return some_at_target ? ExitCode::partial_failure : failure;
+}
+
 }  // namespace pgt::migration

@@ -3,9 +3,12 @@
 // and then applies it with ALTER EXTENSION pg_trickle UPDATE TO, in one transaction per node.
 #pragma once
 
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "core/exit_codes.h"
 
 namespace pgt::migration {
 
@@ -59,5 +62,33 @@ struct Plan {
 Plan plan(const std::string& node, const std::string& database, const std::string& from,
           const std::string& to, const std::vector<Source>& sources,
           int stream_tables_with_frontier);
+
+/// The order in which `pgtrickle migrate` updates `nodes` nodes of a Citus cluster, as
+/// indexes into a list whose entry 0 is the coordinator and the rest the workers (in their
+/// order). Workers first when `target` is the coordinator's installed version or newer,
+/// the coordinator first on the way down: the coordinator acts on the workers (its
+/// scheduler and WAL poller connect to them), so it is never newer than they are; and its
+/// catalog, which holds all the state, changes only once every worker has succeeded.
+std::vector<std::size_t> apply_order(const std::string& coordinator_version,
+                                     const std::string& target, std::size_t nodes);
+
+/// What became of one node in a run of `pgtrickle migrate`.
+enum class Outcome {
+    planned,        ///< dry run: its plan has something to do
+    up_to_date,     ///< already at the target
+    migrated,       ///< this run updated it
+    failed,         ///< its update failed (rolled back, or unknown when COMMIT was cut)
+    not_attempted,  ///< the run was refused or stopped before it
+    unreachable,    ///< the CLI could not connect to it
+};
+
+/// "planned", "up_to_date", ... (as the JSON output has it).
+const char* outcome_name(Outcome o);
+
+/// The exit code of a run that stopped at a failed node, whose own code is `failure`:
+/// partial_failure when another node is at the target (migrated now or before), since the
+/// nodes then run different catalogs; else `failure` (nothing is at the target: as if one
+/// node had failed alone).
+ExitCode stopped_run_code(const std::vector<Outcome>& outcomes, ExitCode failure);
 
 }  // namespace pgt::migration

@@ -337,11 +337,27 @@ Check check_worker_extension(const NodeFacts& worker, const NodeFacts& coordinat
     if (theirs && compare_versions(*mine, *theirs) != 0) {
         c.status = Status::fail;
         c.detail += ", the coordinator has " + *theirs;
-        c.hint = "Install pg_trickle " + *theirs +
-                 " on this worker (ALTER EXTENSION pg_trickle UPDATE on the coordinator "
-                 "propagates to the workers once their files match).";
+        // Installed at another version: a migration that did not finish on every node.
+        c.hint = worker.extension_version
+                     ? "Install the same pg_trickle package on every node, then run pgtrickle "
+                       "migrate against the coordinator: it moves every node to one version, "
+                       "one transaction per node."
+                     : "Install pg_trickle " + *theirs + " on this worker.";
     } else if (theirs) {
         c.detail += ", as on the coordinator";
+        // The same catalog, but another package (library and scripts): half of an upgrade.
+        if (worker.extension_version && worker.extension_default_version &&
+            coordinator.extension_default_version &&
+            *worker.extension_default_version != *coordinator.extension_default_version) {
+            c.status = Status::fail;
+            c.detail += ", but this node's pg_trickle package is " +
+                        *worker.extension_default_version + " and the coordinator's " +
+                        *coordinator.extension_default_version;
+            c.hint =
+                "Install the same pg_trickle package on every node and restart it (the "
+                "library is preloaded), then run pgtrickle migrate against the "
+                "coordinator.";
+        }
     }
     return c;
 }

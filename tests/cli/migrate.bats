@@ -52,6 +52,7 @@ matches() {
     json_is '(.nodes[0].steps | length) == 4 and (.nodes[0].renames | length) == 14'
     json_is '.nodes[0].renames[0].kind == "table" and (.nodes[0].renames[0].to | test("changes_[0-9a-f]{16}$"))'
     json_is '.nodes[0].frontier_rekeys == 3 and .status.code == "ok"'
+    json_is '(.nodes | length) == 1 and .nodes[0].role == "single" and .nodes[0].outcome == "planned"'
     [ "$(sql mig_dry "SELECT extversion FROM pg_extension WHERE extname = 'pg_trickle'")" = "0.31.0" ]
 }
 
@@ -67,6 +68,7 @@ matches() {
     [ "$(sql mig_apply "SELECT string_agg(DISTINCT last_refresh_mode, ',') FROM pgtrickle.pgt_stream_tables")" = "differential" ]
     run -0 --separate-stderr pgt --format json migrate
     json_is '.nodes[0].from == "0.35.0" and .nodes[0].to == "0.35.0" and .nodes[0].applied == false'
+    json_is '.nodes[0].outcome == "up_to_date"'
     json_is '.status.message | test("nothing to do")'
 }
 

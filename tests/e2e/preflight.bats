@@ -1,8 +1,9 @@
 #!/usr/bin/env bats
 # pgtrickle preflight, slots and status on a real Citus cluster: every node checked through
 # the coordinator (run_command_on_workers), a stopped worker reported as unreachable (exit
-# 7), REPLICA IDENTITY FULL required on distributed sources (exit 6), and worker slots in
-# `slots list` and `status` (a slot with failed polls makes status exit 6).
+# 7, after asking again with jittered backoff), REPLICA IDENTITY FULL required on
+# distributed sources (exit 6), and worker slots in `slots list` and `status` (a slot with
+# failed polls makes status exit 6).
 
 load helpers
 
@@ -97,6 +98,9 @@ fake_source() {
     json_is ".status.message | test(\"127.0.0.1:$(port_of worker2)\")"
     json_is ".nodes[] | select(.node == \"127.0.0.1:$(port_of worker2)\") | .reachable == false and .checks[0].name == \"reachable\" and .checks[0].status == \"fail\" and (.checks[0].hint | length > 0)"
     json_is ".nodes[] | select(.node == \"127.0.0.1:$(port_of worker1)\") | .reachable and (.checks | length > 5)"
+    # A worker is not declared unreachable on one failed connection: asked three times.
+    run -7 --separate-stderr pgt -v --format json preflight
+    [ "$(grep -c 'sql: SELECT w.nodename, w.nodeport, w.success, w.result FROM pg_catalog.run_command_on_workers' <<<"$stderr")" = 3 ]
     start_worker2
     run -0 --separate-stderr pgt --format json preflight
 }

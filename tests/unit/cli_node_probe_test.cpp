@@ -1,11 +1,13 @@
 // The pure parts of the Citus node probe of `pgtrickle status` (lib/client/node_probe.h):
-// how rounds of answers decide each node's reachability, and which nodes a stream table's
-// worker slots are on.
+// how rounds of answers decide each node's reachability and pg_trickle version, which nodes
+// are on another version than the coordinator, and which nodes a stream table's worker
+// slots are on.
 #include "client/node_probe.h"
 
 #include <gtest/gtest.h>
 
 using pgt::client::apply_probe_round;
+using pgt::client::mark_version_mismatches;
 using pgt::client::NodeReachability;
 using pgt::client::nodes_of_slots;
 using pgt::client::ProbeAnswer;
@@ -83,4 +85,39 @@ TEST(NodeProbe, nodes_of_slots_keeps_the_nodes_holding_a_slot_in_node_order) {
     EXPECT_EQ(kept[0].node, "c:5432");
     EXPECT_EQ(kept[1].node, "w2:5432");
     EXPECT_TRUE(nodes_of_slots(three_nodes(), Value::array()).empty());
+}
+
+TEST(NodeProbe, a_reached_node_answers_with_its_pg_trickle_version) {
+    auto nodes = three_nodes();
+    apply_probe_round(nodes, {{1, true, "0.35.0"}, {2, true, ""}, {3, false, "refused"}},
+                      std::nullopt);
+    EXPECT_EQ(nodes[0].extension_version, "0.35.0");
+    EXPECT_EQ(nodes[1].extension_version, "");
+    EXPECT_FALSE(nodes[2].extension_version.has_value());
+}
+
+TEST(NodeProbe, a_reached_node_on_another_version_or_without_pg_trickle_is_a_mismatch) {
+    auto nodes = three_nodes();
+    apply_probe_round(nodes, {{1, true, "0.35.0"}, {2, true, "0.31.0"}, {3, true, ""}},
+                      std::nullopt);
+    mark_version_mismatches(nodes, "0.35.0");
+    EXPECT_FALSE(nodes[0].version_mismatch);
+    EXPECT_TRUE(nodes[0].error.empty());
+    EXPECT_TRUE(nodes[1].version_mismatch);
+    EXPECT_EQ(nodes[1].error.rfind("pg_trickle is at 0.31.0 there, while pg_trickle is at 0.35.0 "
+                                   "on the node the CLI connected to",
+                                   0),
+              0u);
+    EXPECT_NE(nodes[1].error.find("pgtrickle migrate"), std::string::npos);
+    EXPECT_TRUE(nodes[2].version_mismatch);
+    EXPECT_EQ(nodes[2].error.rfind("pg_trickle is not installed there", 0), 0u);
+}
+
+TEST(NodeProbe, an_unreached_node_is_no_version_mismatch) {
+    auto nodes = three_nodes();
+    apply_probe_round(nodes, {{1, true, "0.35.0"}, {2, false, "refused"}}, std::nullopt);
+    mark_version_mismatches(nodes, "0.35.0");
+    EXPECT_FALSE(nodes[1].version_mismatch);
+    EXPECT_EQ(nodes[1].error, "refused");
+    EXPECT_FALSE(nodes[2].version_mismatch);
 }

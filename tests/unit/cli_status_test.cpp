@@ -270,6 +270,24 @@ TEST(StatusHealth, an_unreachable_or_unknown_node_is_unhealthy_after_the_slots) 
     EXPECT_EQ(h.message, "1 stream table, 1 worker slot, 3 nodes, all healthy");
 }
 
+TEST(StatusHealth, a_node_on_another_pg_trickle_version_is_unhealthy_and_named) {
+    StatusSnapshot snap = snapshot({stream_table("a", "active")});
+    snap.nodes = {node("c:5432", "coordinator", true), node("w1:5432", "worker", true),
+                  node("w2:5432", "worker", true)};
+    snap.nodes[2].version_mismatch = true;
+    snap.nodes[2].error = "pg_trickle is at 0.31.0 there, while pg_trickle is at 0.35.0 ...";
+    EXPECT_EQ(node_status(snap.nodes[2]).code, "version_mismatch");
+    const auto h = assess_health(snap);
+    EXPECT_FALSE(h.healthy);
+    ASSERT_EQ(h.problems.size(), 1u);
+    EXPECT_EQ(h.problems[0].subject, "w2:5432");
+    EXPECT_EQ(h.problems[0].reason, "node_version_mismatch");
+    EXPECT_EQ(h.message,
+              "1 stream table; 1 of 3 nodes on another pg_trickle version: w2:5432 (worker, "
+              "version_mismatch: pg_trickle is at 0.31.0 there, while pg_trickle is at 0.35.0 "
+              "...)");
+}
+
 TEST(StatusHealth, every_kind_of_problem_in_order_and_in_the_message) {
     Value st = stream_table("b", "error", "boom");
     st.set("schedule", "5s");

@@ -72,5 +72,37 @@ TEST(Migration, collisions_and_unknown_versions_are_problems) {
     EXPECT_FALSE(plan("n", "a", "0.29.0", "0.35.0", {}, 0).problems.empty());
 }
 
+TEST(MigrationOrder, an_upgrade_goes_to_the_workers_first) {
+    EXPECT_EQ(apply_order("0.31.0", "0.35.0", 3), (std::vector<std::size_t>{1, 2, 0}));
+    // After a run that stopped half-way: the coordinator still old, so workers first again.
+    EXPECT_EQ(apply_order("0.34.0", "0.35.0", 2), (std::vector<std::size_t>{1, 0}));
+}
+
+TEST(MigrationOrder, a_downgrade_goes_to_the_coordinator_first) {
+    EXPECT_EQ(apply_order("0.35.0", "0.31.0", 3), (std::vector<std::size_t>{0, 1, 2}));
+}
+
+TEST(MigrationOrder, the_coordinator_already_at_the_target_comes_last_and_one_node_is_alone) {
+    EXPECT_EQ(apply_order("0.35.0", "0.35.0", 3), (std::vector<std::size_t>{1, 2, 0}));
+    EXPECT_EQ(apply_order("0.31.0", "0.35.0", 1), (std::vector<std::size_t>{0}));
+    EXPECT_TRUE(apply_order("0.31.0", "0.35.0", 0).empty());
+}
+
+TEST(MigrationOutcome, a_stop_is_partial_only_when_some_node_is_at_the_target) {
+    using pgt::ExitCode;
+    using O = Outcome;
+    EXPECT_EQ(stopped_run_code({O::migrated, O::failed, O::not_attempted}, ExitCode::sql_error),
+              ExitCode::partial_failure);
+    // Already there from an earlier run: the cluster is still split.
+    EXPECT_EQ(stopped_run_code({O::up_to_date, O::failed, O::not_attempted}, ExitCode::connection),
+              ExitCode::partial_failure);
+    // The first node failed, nothing is at the target: that failure's own code.
+    EXPECT_EQ(
+        stopped_run_code({O::failed, O::not_attempted, O::not_attempted}, ExitCode::sql_error),
+        ExitCode::sql_error);
+    EXPECT_STREQ(outcome_name(O::not_attempted), "not_attempted");
+    EXPECT_STREQ(outcome_name(O::up_to_date), "up_to_date");
+}
+
 }  // namespace
 }  // namespace pgt::migration

@@ -223,6 +223,20 @@ TEST(PreflightCitus, worker_versions_must_equal_the_coordinators) {
     const Check ext = check_worker_extension(worker, coordinator);
     EXPECT_EQ(ext.status, Status::fail);
     EXPECT_TRUE(contains(ext.detail, "coordinator has 0.35.0")) << ext.detail;
+    // Installed at another version (a migration that did not reach every node): migrate.
+    EXPECT_TRUE(contains(ext.hint, "pgtrickle migrate")) << ext.hint;
+    // The same version installed, but another package on the worker: half of an upgrade.
+    worker.extension_version = "0.34.0";
+    coordinator.extension_version = "0.34.0";
+    worker.extension_default_version = "0.34.0";
+    coordinator.extension_default_version = "0.35.0";
+    const Check pkg = check_worker_extension(worker, coordinator);
+    EXPECT_EQ(pkg.status, Status::fail);
+    EXPECT_TRUE(contains(pkg.detail, "package is 0.34.0 and the coordinator's 0.35.0"))
+        << pkg.detail;
+    EXPECT_TRUE(contains(pkg.hint, "same pg_trickle package on every node")) << pkg.hint;
+    worker.extension_default_version = "0.35.0";
+    EXPECT_EQ(check_worker_extension(worker, coordinator).status, Status::pass);
     // Not installed anywhere yet: the available files are compared.
     coordinator.extension_version.reset();
     worker.extension_version.reset();
