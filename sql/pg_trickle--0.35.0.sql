@@ -352,7 +352,7 @@ BEGIN
     END IF;
     BEGIN
         rel := to_regclass(doc->>'table');
-    EXCEPTION WHEN invalid_name OR syntax_error THEN
+    EXCEPTION WHEN invalid_name OR syntax_error OR feature_not_supported THEN
         rel := NULL;
     END;
     IF rel IS NULL THEN

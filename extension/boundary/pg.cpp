@@ -217,7 +217,6 @@ extern "C" {
 #include "utils/fmgroids.h"
 #include "utils/acl.h"
 #include "utils/guc.h"
-#include "utils/timeout.h"
 #include "utils/rls.h"
 }
 
@@ -289,26 +288,6 @@ void set_for_scope(const std::string& name, const std::string& value) {
     pg_call([&]() noexcept {
         (void)set_config_option(n, v, PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
     });
-}
-
-StatementDeadline::StatementDeadline(int ms) {
-    if (ms <= 0) {
-        return;
-    }
-    armed_ = pg_call([ms]() noexcept {
-        if (get_timeout_active(STATEMENT_TIMEOUT)) {
-            return false;
-        }
-        enable_timeout_after(STATEMENT_TIMEOUT, ms);
-        return true;
-    });
-}
-
-StatementDeadline::~StatementDeadline() {
-    // disable_timeout cannot fail; while an exception unwinds the abort disables it too.
-    if (armed_) {
-        disable_timeout(STATEMENT_TIMEOUT, false);
-    }
 }
 
 bool wrote_in_transaction(Oid relid) {

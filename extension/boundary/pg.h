@@ -199,22 +199,6 @@ class SettingsScope {
 /// function's SET clause does).
 void set_for_scope(const std::string& name, const std::string& value);
 
-/// A statement deadline for code that runs outside a client's statement (a background
-/// worker's SPI calls, where statement_timeout is never armed): after `ms` milliseconds the
-/// statement is cancelled at its next interrupt check ("canceling statement due to
-/// statement timeout", SQLSTATE 57014), for as long as the scope lives. `ms` <= 0: none. A
-/// deadline already armed (a client's statement_timeout) is left alone.
-class StatementDeadline {
-  public:
-    explicit StatementDeadline(int ms);
-    ~StatementDeadline();
-    StatementDeadline(const StatementDeadline&) = delete;
-    StatementDeadline& operator=(const StatementDeadline&) = delete;
-
-  private:
-    bool armed_ = false;
-};
-
 /// How the SQL pg_trickle runs right now resolves unqualified names (pg::SearchPathScope):
 /// `pinned`: search_path is pg_catalog, pg_temp (pg_trickle's own SQL); `caller`: the caller's
 /// own search_path, for SQL that is the caller's (its defining query, parsed, never run as

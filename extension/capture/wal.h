@@ -80,6 +80,16 @@ class NodeUnreachable : public Error {
                 "the slot's failures.") {}
 };
 
+/// A WAL-captured source became a Citus table (or stopped being one) and the poller has not
+/// moved its slots yet: a refresh now would miss the changes made where they happen now.
+/// Transient: the scheduler retries it (with backoff, not toward suspension).
+class SlotsNotProvisioned : public Error {
+  public:
+    SlotsNotProvisioned(const std::string& message, const std::string& detail,
+                        const std::string& hint)
+        : Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, message, detail, hint) {}
+};
+
 /// One drained slot.
 struct Drained {
     std::string source;  ///< stable name

@@ -87,6 +87,7 @@ std::vector<SlotAction> provision(std::optional<Oid> relid) {
     std::vector<Planned> planned;
     std::map<std::string, std::string> missed;  // key -> why its readers recompute
     std::map<std::string, std::string> moved;   // key -> its new placement, said first
+    std::map<Oid, std::string> placed;          // source -> placement to record (phase 2)
     std::vector<Adoption> adopt;  // 0.31.0 slots whose changes are drained, not recomputed
     const std::vector<Oid> sources = relid ? std::vector<Oid>{*relid} : catalog::wal_sources();
     // Phase 1, before this transaction writes anything: look at every node, create slots.
@@ -111,7 +112,9 @@ std::vector<SlotAction> provision(std::optional<Oid> relid) {
         // slots is in no buffer, so its readers recompute once. They are not recreated.
         if (const auto recorded_source = catalog::source(src);
             recorded_source && recorded_source->placement != placement.name()) {
-            catalog::set_placement(src, placement.name());
+            // Recorded in phase 2: a write now would give this transaction an id that a
+            // slot created on this server below would wait for.
+            placed[src] = placement.name();
             moved[*key] = "source " + qualified_name(src) + " became a " +
                           (placement.kind == citus::Placement::Kind::local
                                ? std::string("local table")
@@ -297,6 +300,9 @@ std::vector<SlotAction> provision(std::optional<Oid> relid) {
         }
         out.push_back(p.action);
     }
+    for (const auto& [src, where] : placed) {
+        catalog::set_placement(src, where);
+    }
     for (const auto& [key, why] : moved) {
         missed[key] = why;  // the slots it dropped and made follow from it
     }
@@ -308,12 +314,15 @@ std::vector<SlotAction> provision(std::optional<Oid> relid) {
 
 std::vector<SlotAction> drop_orphans(bool skip_unreachable) {
     std::vector<SlotAction> out;
-    // The coordinator is this server: a local source's slot on it is recorded under this
-    // server's own address (this_server: its socket directory), not its pg_dist_node name.
+    // A local source's slot on this server is recorded under this server's own address
+    // (this_server: its socket directory), not its pg_dist_node name.
     const remote::Node self = citus::this_server();
     std::vector<std::pair<remote::Node, bool>> nodes;  // node, is this server
-    for (const auto& info : citus::active_primaries()) {
-        nodes.emplace_back(info.node, info.coordinator());
+    const std::vector<citus::NodeInfo> primaries = citus::active_primaries();
+    const int32_t group = primaries.empty() ? 0 : citus::local_group();
+    nodes.reserve(primaries.size() + 1);
+    for (const auto& info : primaries) {
+        nodes.emplace_back(info.node, info.groupid == group);
     }
     if (nodes.empty()) {
         nodes.emplace_back(self, true);
@@ -329,7 +338,7 @@ std::vector<SlotAction> drop_orphans(bool skip_unreachable) {
             continue;  // its orphans wait for the next sweep
         }
         remote::Connection& c = *conn;
-        if (node.host == self.host && node.port == self.port) {
+        if (is_self) {
             drop_unclaimed_legacy_slots(c, node, out);  // 0.31.0's OID-named slots
         }
         auto slots = c.exec(

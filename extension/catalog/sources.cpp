@@ -270,6 +270,27 @@ std::optional<std::string> oldest_reader_xmin(const std::string& key, Oid relid,
         .scalar();
 }
 
+std::vector<std::string> readers_own_xids(const std::string& key, Oid relid, Snapshot snapshot) {
+    const pg::AsExtensionOwner owner;
+    std::vector<std::string> out;
+    for (const auto& r :
+         spi::exec_cached(
+             "SELECT DISTINCT st.frontier OPERATOR(pg_catalog.->) 'sources' "
+             "OPERATOR(pg_catalog.->) $1 OPERATOR(pg_catalog.->>) 'own_xid' FROM "
+             "pgtrickle.pgt_stream_tables st JOIN pgtrickle.pgt_dependencies d ON d.pgt_id "
+             "OPERATOR(pg_catalog.=) st.pgt_id WHERE d.source_relid::pg_catalog.oid "
+             "OPERATOR(pg_catalog.=) $2::pg_catalog.oid AND (st.frontier OPERATOR(pg_catalog.->) "
+             "'sources' OPERATOR(pg_catalog.->) $1 OPERATOR(pg_catalog.->>) 'own_xid') IS NOT "
+             "NULL",
+             {key, oid_text(relid)}, snapshot)
+             .rows) {
+        if (r[0]) {
+            out.push_back(*r[0]);
+        }
+    }
+    return out;
+}
+
 // ---- worker slots ------------------------------------------------------------------------
 
 std::vector<WorkerSlot> lock_worker_slots(const std::string& key,

@@ -67,6 +67,11 @@ void delete_source(Oid relid);
 /// The oldest transaction every reader of source `key` has consumed: the smallest xmin of
 /// their frontiers (readers that recompute anyway, or belong to another cluster, do not
 /// hold the buffer back). nullopt when no reader holds it.
+/// The transactions whose own rows in source `key`'s buffer a reader's frontier tells apart
+/// by their cmin (each frontier's own_xid). Such rows must never be deleted by a
+/// transaction that may still abort: its delete would leave its own command id where their
+/// cmin is read.
+std::vector<std::string> readers_own_xids(const std::string& key, Oid relid, Snapshot snapshot);
 std::optional<std::string> oldest_reader_xmin(const std::string& key, Oid relid,
                                               const std::string& sysid, Snapshot snapshot);
 

@@ -106,6 +106,11 @@ std::vector<remote::Node> capture_nodes(Oid relid, const Placement& placement) {
     return out;
 }
 
+int32_t local_group() {
+    auto r = spi::exec("SELECT groupid::pg_catalog.text FROM pg_catalog.pg_dist_local_group");
+    return std::stoi(r.scalar().value_or("0"));
+}
+
 std::vector<remote::Node> placement_nodes(Oid relid) {
     std::vector<remote::Node> out;
     auto held = spi::exec(

@@ -49,6 +49,10 @@ std::vector<NodeInfo> active_primaries();
 /// change, and Citus CDC reports reference-table changes only there).
 std::vector<remote::Node> capture_nodes(Oid relid, const Placement& placement);
 
+/// This server's group in the cluster (pg_dist_local_group: 0 on the coordinator). Citus
+/// must be loaded.
+int32_t local_group();
+
 /// The nodes other than the coordinator that hold placements of `relid` (its shards, or a
 /// reference table's copies): every one of them takes part in a write to it.
 std::vector<remote::Node> placement_nodes(Oid relid);

@@ -33,12 +33,14 @@ extern "C" {
 namespace pgt {
 namespace {
 
-/// A lease this backend holds until its transaction ends.
+/// A lease this backend holds until its transaction (or the subtransaction that took it)
+/// ends.
 struct Held {
     int64_t pgt_id = 0;
     std::string holder;
     remote::Node node;
     std::string user;
+    SubTransactionId subxact = InvalidSubTransactionId;
 };
 
 std::vector<Held>& held() {
@@ -46,31 +48,64 @@ std::vector<Held>& held() {
     return h;
 }
 
-/// Give the leases back when the transaction ends, committed or not (also at PREPARE: the
-/// prepared transaction keeps the advisory lock). Never ereports: a release that cannot be
-/// made (the loopback connection broke) leaves the lease to expire.
-void release_all() noexcept {
-    for (const Held& h : held()) {
-        if (remote::Connection* c = remote::idle_cached_connection(h.node, h.user)) {
+/// Give back the leases taken at or below subtransaction `from` (every one: Invalid).
+/// Never ereports: a release that cannot be made (the loopback connection broke, or is
+/// busy) leaves the lease to expire. May throw std::bad_alloc (caught by the callbacks).
+void release(SubTransactionId from) {
+    auto& h = held();
+    for (auto it = h.begin(); it != h.end();) {
+        if (from != InvalidSubTransactionId && it->subxact < from) {
+            ++it;
+            continue;
+        }
+        if (remote::Connection* c = remote::idle_cached_connection(it->node, it->user)) {
             (void)c->try_exec_during_abort(
                 "DELETE FROM pgtrickle.pgt_st_locks WHERE pgt_id OPERATOR(pg_catalog.=) "
                 "$1::pg_catalog.int8 AND locked_by OPERATOR(pg_catalog.=) $2",
-                {std::to_string(h.pgt_id), h.holder}, 2000);
+                {std::to_string(it->pgt_id), it->holder}, 2000);
         }
+        it = h.erase(it);
     }
-    held().clear();
 }
 
 void on_xact(XactEvent event, void* /*arg*/) noexcept {
     if (held().empty()) {
         return;
     }
-    if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT || event == XACT_EVENT_PREPARE ||
+    if (event == XACT_EVENT_PREPARE) {
+        // The prepared transaction keeps the advisory lock and its refresh is not applied
+        // yet: its leases stay until they expire, as a holder's that died would.
+        held().clear();
+        return;
+    }
+    if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
         event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT) {
         try {
-            release_all();
+            release(InvalidSubTransactionId);
         } catch (...) {
             held().clear();  // std::bad_alloc building a parameter: the lease expires
+        }
+    }
+}
+
+/// A savepoint rolled back releases the advisory lock taken in it: its lease goes too. A
+/// committed one hands its leases to its parent.
+void on_subxact(SubXactEvent event, SubTransactionId sub, SubTransactionId parent,
+                void* /*arg*/) noexcept {
+    if (held().empty()) {
+        return;
+    }
+    if (event == SUBXACT_EVENT_ABORT_SUB) {
+        try {
+            release(sub);
+        } catch (...) {
+            held().clear();
+        }
+    } else if (event == SUBXACT_EVENT_COMMIT_SUB) {
+        for (auto& h : held()) {
+            if (h.subxact >= sub) {
+                h.subxact = parent;
+            }
         }
     }
 }
@@ -78,7 +113,10 @@ void on_xact(XactEvent event, void* /*arg*/) noexcept {
 void register_callback() {
     static bool registered = false;
     if (!registered) {
-        pg_call([]() noexcept { RegisterXactCallback(on_xact, nullptr); });
+        pg_call([]() noexcept {
+            RegisterXactCallback(on_xact, nullptr);
+            RegisterSubXactCallback(on_subxact, nullptr);
+        });
         registered = true;
     }
 }
@@ -144,22 +182,29 @@ bool LeaseRefreshLock::acquire(int64_t pgt_id, bool wait) {
         return true;
     }
     register_callback();
-    node_ = citus::coordinator();
+    // This server's own catalog, where the stream table is (the coordinator's, or a
+    // worker's own stream tables), reached as local WAL capture reaches it.
+    node_ = citus::this_server();
     user_ = pg::role_name(pg::extension_owner());
     holder_ = this_holder(node_);
     pgt_id_ = pgt_id;
+    const SubTransactionId sub = pg_call([]() noexcept { return GetCurrentSubTransactionId(); });
     const auto start = std::chrono::steady_clock::now();
     std::mt19937_64 rng(static_cast<uint64_t>(MyProcPid) ^
                         static_cast<uint64_t>(start.time_since_epoch().count()));
     std::uniform_real_distribution<double> unit(0.0, 1.0);
     const retry::Policy backoff{1000000, 50, 1000, 0};
     for (int attempt = 1;; ++attempt) {
+        // Listed before it is claimed: a claim committed by the loopback just before a
+        // cancel reached this backend is still released (deleting a row that is not there
+        // is harmless).
+        held().push_back({pgt_id, holder_, node_, user_, sub});
         const Claim claim = claim_lease();
         if (claim.acquired) {
-            held().push_back({pgt_id, holder_, node_, user_});
             acquired_ = std::chrono::steady_clock::now();
             return true;
         }
+        held().pop_back();
         if (!wait) {
             return false;
         }
@@ -186,28 +231,37 @@ bool LeaseRefreshLock::acquire(int64_t pgt_id, bool wait) {
 
 LeaseRefreshLock::Claim LeaseRefreshLock::claim_lease() {
     remote::Connection& c = remote::cached_connection(node_, user_);
+    const std::string id = std::to_string(pgt_id_);
     // Free, expired, or ours already (a second refresh of it in this transaction): taken.
     const remote::Result r = c.exec(
-        "WITH claim AS (INSERT INTO pgtrickle.pgt_st_locks AS l (pgt_id, locked_by, "
-        "acquired_at, expires_at) VALUES ($1::pg_catalog.int8, $2, pg_catalog.now(), "
-        "pg_catalog.now() OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => "
-        "$3::pg_catalog.float8 OPERATOR(pg_catalog./) 1000)) ON CONFLICT (pgt_id) DO UPDATE SET "
-        "locked_by = EXCLUDED.locked_by, acquired_at = EXCLUDED.acquired_at, expires_at = "
+        "INSERT INTO pgtrickle.pgt_st_locks AS l (pgt_id, locked_by, acquired_at, expires_at) "
+        "VALUES ($1::pg_catalog.int8, $2, pg_catalog.now(), pg_catalog.now() "
+        "OPERATOR(pg_catalog.+) pg_catalog.make_interval(secs => $3::pg_catalog.float8 "
+        "OPERATOR(pg_catalog./) 1000)) ON CONFLICT (pgt_id) DO UPDATE SET locked_by = "
+        "EXCLUDED.locked_by, acquired_at = EXCLUDED.acquired_at, expires_at = "
         "EXCLUDED.expires_at WHERE l.expires_at OPERATOR(pg_catalog.<=) pg_catalog.now() OR "
-        "l.locked_by OPERATOR(pg_catalog.=) EXCLUDED.locked_by RETURNING 1) "
-        "SELECT (SELECT pg_catalog.count(*) FROM claim) OPERATOR(pg_catalog.>) 0, "
-        "(SELECT locked_by FROM pgtrickle.pgt_st_locks WHERE pgt_id OPERATOR(pg_catalog.=) "
-        "$1::pg_catalog.int8), (SELECT expires_at::pg_catalog.text FROM pgtrickle.pgt_st_locks "
-        "WHERE pgt_id OPERATOR(pg_catalog.=) $1::pg_catalog.int8), (SELECT "
-        "(pg_catalog.date_part('epoch', expires_at OPERATOR(pg_catalog.-) pg_catalog.now()) "
-        "OPERATOR(pg_catalog.*) 1000)::pg_catalog.int8 FROM pgtrickle.pgt_st_locks WHERE pgt_id "
-        "OPERATOR(pg_catalog.=) $1::pg_catalog.int8)",
-        {std::to_string(pgt_id_), holder_, std::to_string(refresh_lease_ms())});
+        "l.locked_by OPERATOR(pg_catalog.=) EXCLUDED.locked_by RETURNING 1",
+        {id, holder_, std::to_string(refresh_lease_ms())});
     Claim out;
-    out.acquired = r.text(0, 0) == "t";
-    out.holder = r.text(0, 1);
-    out.expires_at = r.text(0, 2);
-    out.expires_in_ms = r.is_null(0, 3) ? 0 : std::stoll(r.text(0, 3));
+    out.acquired = r.rows() > 0;
+    if (out.acquired) {
+        return out;
+    }
+    // Who has it, as of now (the claim's snapshot may predate the row it conflicted with).
+    const remote::Result h = c.exec(
+        "SELECT locked_by, expires_at::pg_catalog.text, (pg_catalog.date_part('epoch', "
+        "expires_at OPERATOR(pg_catalog.-) pg_catalog.now()) OPERATOR(pg_catalog.*) "
+        "1000)::pg_catalog.int8 FROM pgtrickle.pgt_st_locks WHERE pgt_id OPERATOR(pg_catalog.=) "
+        "$1::pg_catalog.int8",
+        {id});
+    if (h.rows() > 0) {
+        out.holder = h.text(0, 0);
+        out.expires_at = h.text(0, 1);
+        out.expires_in_ms = h.is_null(0, 2) ? 0 : std::stoll(h.text(0, 2));
+    } else {
+        out.holder = "nobody (released meanwhile)";
+        out.expires_at = "now";
+    }
     return out;
 }
 

@@ -230,6 +230,7 @@ class Refresh {
             // relies on it); a scheduled one with nothing to do stays one catalog read.
             (void)storage_place(nullptr);
         }
+        lock.renew();  // the apply may have been long: still ours, or rolled back
         store_frontier();
         if (out_.mode != "none") {
             record_history();
@@ -384,18 +385,18 @@ class Refresh {
                 // Its changes now happen elsewhere; the slots there do not exist yet. A
                 // refresh now would miss them: wait for the poller (one tick) instead.
                 const std::string name = pg::rel_name(s.relid).value_or(std::to_string(s.relid));
-                throw Error(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
-                            "source \"" + name + "\" became a " +
-                                (now.kind == citus::Placement::Kind::local
-                                     ? std::string("local table")
-                                     : std::string("Citus ") + now.name() + " table") +
-                                " and its slots are not provisioned yet",
-                            "Its changes are now captured on other nodes; the WAL poller "
-                            "provisions the slots there at its next tick, and the stream "
-                            "tables reading it then refresh fully once.",
-                            "Retry in a moment, or run SELECT * FROM "
-                            "pgtrickle.provision_worker_slots('" +
-                                name + "') to provision them now.");
+                throw capture::wal::SlotsNotProvisioned(
+                    "source \"" + name + "\" became a " +
+                        (now.kind == citus::Placement::Kind::local
+                             ? std::string("local table")
+                             : std::string("Citus ") + now.name() + " table") +
+                        " and its slots are not provisioned yet",
+                    "Its changes are now captured on other nodes; the WAL poller "
+                    "provisions the slots there at its next tick, and the stream "
+                    "tables reading it then refresh fully once.",
+                    "Retry in a moment, or run SELECT * FROM "
+                    "pgtrickle.provision_worker_slots(" +
+                        sql::quote_literal(name) + ") to provision them now.");
             }
         }
     }
@@ -609,7 +610,6 @@ class Refresh {
         const std::string fill = ivm::full_refresh_sql(plan, layout, st_.qualified_name(), view);
         const pg::AsUser as_owner(owner_, /*restricted=*/true);
         apply_recorded_settings();
-        const pg::StatementDeadline deadline(write_deadline_ms(place));
         spi::run("DELETE FROM " + st_.qualified_name(), {}, snap_);
         out_.rows = static_cast<int64_t>(spi::exec(fill, {}, snap_).processed);
     }
@@ -691,32 +691,21 @@ class Refresh {
             ivm::delta_apply_sql(*tr.plan, layout, st_.qualified_name(), window_, place.target);
         const pg::AsUser as_owner(owner_, /*restricted=*/true);
         apply_recorded_settings();
-        const pg::StatementDeadline deadline(write_deadline_ms(place));
         auto res = spi::exec(apply, {}, snap_);
         out_.rows = res.rows.empty() ? static_cast<int64_t>(res.processed)
                                      : std::stoll(res.scalar().value_or("0"));
     }
 
-    /// A scheduled refresh writing Citus storage needs every node holding its placements: a
-    /// node frozen with its connections open would hold it, and the scheduler with it (a
-    /// background worker has no statement_timeout), forever. Its write gets
-    /// pg_trickle.remote_command_timeout; a manual refresh keeps the session's
-    /// statement_timeout.
-    int write_deadline_ms(const StoragePlace& place) const {
-        return place.target == ivm::ApplyTarget::distributed && scheduled()
-                   ? settings::remote_command_timeout
-                   : 0;
-    }
-
     /// Before a scheduled refresh writes Citus storage: every node holding its placements
     /// answers, within pg_trickle.remote_connect_timeout / remote_command_timeout (our own
-    /// connections, which give up on a node that does not). Citus's do not: once its write
-    /// has reached a frozen node, even the abort that a deadline causes waits for that node
-    /// (its cancel request blocks), and the scheduler with it. A node that fails here fails
+    /// connections, which give up on a node that does not). Citus's do not: its write to a
+    /// frozen node waits with no deadline, and even the abort of a cancelled one waits for
+    /// that node (its cancel request blocks), and the scheduler with it (seen with gdb). The
+    /// window between this question and the write stays open. A node that fails here fails
     /// the refresh (transient: retried with backoff, never counted toward suspension) before
     /// Citus is asked to write anything.
     void require_storage_nodes_answering(const StoragePlace& place) const {
-        if (write_deadline_ms(place) == 0) {
+        if (place.target != ivm::ApplyTarget::distributed || !scheduled()) {
             return;
         }
         const std::string user = pg::role_name(pg::extension_owner());
@@ -768,9 +757,27 @@ class Refresh {
                 continue;  // a reader being created needs the rows: clean up next time
             }
             if (const auto xmin = catalog::oldest_reader_xmin(src.key, src.relid, sysid_, snap_)) {
+                // Rows a frontier tells apart by their cmin stay (readers_own_xids): the ones
+                // of every reader's frontier as this refresh sees them, and of this stream
+                // table's previous frontier, which this transaction replaced but comes back
+                // if it aborts. They go at a clean-up after the next refresh that commits.
+                std::vector<std::string> keep =
+                    catalog::readers_own_xids(src.key, src.relid, snap_);
+                if (frontier_) {
+                    const auto prev = frontier_->sources.find(src.key);
+                    if (prev != frontier_->sources.end() && prev->second.own) {
+                        keep.push_back(std::to_string(prev->second.own->xid));
+                    }
+                }
+                std::string kept = "{";
+                for (size_t i = 0; i < keep.size(); ++i) {
+                    kept += (i == 0 ? "" : ",") + keep[i];
+                }
+                kept += "}";
                 query("DELETE FROM " + src.buffer() +
-                          " WHERE \"__pgt_xid\" OPERATOR(pg_catalog.<) $1::pg_catalog.xid8",
-                      {*xmin});
+                          " WHERE \"__pgt_xid\" OPERATOR(pg_catalog.<) $1::pg_catalog.xid8 AND "
+                          "\"__pgt_xid\" OPERATOR(pg_catalog.<>) ALL ($2::pg_catalog.xid8[])",
+                      {*xmin, kept});
             }
         }
     }

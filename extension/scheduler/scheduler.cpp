@@ -651,7 +651,8 @@ bool transient_failure(const std::exception& e) {
     if (dynamic_cast<const remote::RemoteError*>(&e) != nullptr ||
         dynamic_cast<const capture::wal::SlotLost*>(&e) != nullptr ||
         dynamic_cast<const capture::wal::NodeNotCapturable*>(&e) != nullptr ||
-        dynamic_cast<const capture::wal::NodeUnreachable*>(&e) != nullptr) {
+        dynamic_cast<const capture::wal::NodeUnreachable*>(&e) != nullptr ||
+        dynamic_cast<const capture::wal::SlotsNotProvisioned*>(&e) != nullptr) {
         return true;
     }
     // pg_trickle's own errors and PostgreSQL's (a deadlock, a statement timeout) alike.

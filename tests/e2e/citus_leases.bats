@@ -64,6 +64,19 @@ last_refresh() {
     run on coordinator "SELECT DISTINCT lease_health FROM pgtrickle.citus_status WHERE pgt_name = 'leased'"
     [ "$output" = unlocked ]
     [ "$(differs leased "$QUERY")" = 0 ]
+    # A refresh in a savepoint rolled back gives its lease back with it, before the
+    # transaction ends; one in a committed savepoint keeps it until the commit.
+    on coordinator "INSERT INTO orders VALUES (50021, 3, 4)"
+    run bash "$CLUSTER" psql coordinator -v ON_ERROR_STOP=1 -qAt -c "BEGIN" -c "SAVEPOINT a" \
+        -c "CALL pgtrickle.refresh_stream_table('leased')" -c "SELECT count(*) FROM pgtrickle.pgt_st_locks" \
+        -c "ROLLBACK TO SAVEPOINT a" -c "SELECT count(*) FROM pgtrickle.pgt_st_locks" \
+        -c "SAVEPOINT b" -c "CALL pgtrickle.refresh_stream_table('leased')" -c "RELEASE SAVEPOINT b" \
+        -c "SELECT count(*) FROM pgtrickle.pgt_st_locks" -c "COMMIT"
+    [ "$status" -eq 0 ]
+    [ "$output" = "$(printf '1\n0\n1')" ]
+    run on coordinator "SELECT count(*) FROM pgtrickle.pgt_st_locks"
+    [ "$output" = 0 ]
+    [ "$(differs leased "$QUERY")" = 0 ]
     # pg_ripple fences its merges for merge_fence_timeout_ms: a lease lasts at least that long.
     on coordinator "INSERT INTO orders VALUES (50011, 3, 4)"
     hold_storage 2

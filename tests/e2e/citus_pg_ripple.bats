@@ -67,6 +67,8 @@ not json|invalid vp_promoted payload: not JSON
 {"table": "_pg_ripple.vp_42_delta", "shard_count": 32, "shard_table_prefix": "x_", "predicate_id": -1}|field "predicate_id" must be a non-negative integer (got -1)
 {"table": "_pg_ripple.vp_42_delta", "shard_count": 32, "shard_table_prefix": "x_", "predicate_id": 1.5}|field "predicate_id" must be a non-negative integer (got 1.5)
 {"table": "_pg_ripple.nope", "shard_count": 32, "shard_table_prefix": "x_", "predicate_id": 1}|field "table": relation "_pg_ripple.nope" does not exist
+{"table": "a.b.c.d", "shard_count": 32, "shard_table_prefix": "x_", "predicate_id": 1}|field "table": relation "a.b.c.d" does not exist
+{"table": "otherdb.s.t", "shard_count": 32, "shard_table_prefix": "x_", "predicate_id": 1}|field "table": relation "otherdb.s.t" does not exist
 EOF
     # A table pg_trickle does not capture: false; the captured one, still local: false.
     on coordinator "CREATE TABLE _pg_ripple.vp_7 (s bigint, o bigint)"

@@ -94,6 +94,38 @@ TEST_F(Transactions, savepoints_rolled_back_and_released) {
     EXPECT_EQ(scalar("SELECT count(*) FROM src WHERE id = 100"), "0");
 }
 
+TEST_F(Transactions, a_refresh_rolled_back_after_its_clean_up_leaves_the_last_frontier_exact) {
+    // The frontier remembers the rows its own transaction wrote before it by their cmin. A
+    // later refresh's clean-up deletes those rows; when that refresh rolls back (its whole
+    // transaction, or a savepoint), the rows are back, but the aborted delete left its own
+    // command id where their cmin is read: the next refresh took them for rows written after
+    // the frontier and applied them twice.
+    create("agg", kAgg);
+    create("flat", kRows);
+    in_transaction({"INSERT INTO src VALUES (100, 1, 50)",
+                    "CALL pgtrickle.refresh_stream_table('agg')",
+                    "CALL pgtrickle.refresh_stream_table('flat')"});
+    {
+        auto c = connect();
+        pqxx::work tx(*c);
+        tx.exec("INSERT INTO src VALUES (101, 2, 70)");
+        tx.exec("SELECT 1 FROM generate_series(1, 5)");  // a few more commands
+        tx.exec("CALL pgtrickle.refresh_stream_table('agg')");
+        tx.exec("CALL pgtrickle.refresh_stream_table('flat')");
+        tx.abort();
+    }
+    in_transaction({"INSERT INTO src VALUES (102, 0, 80)", "SAVEPOINT a",
+                    "CALL pgtrickle.refresh_stream_table('agg')",
+                    "CALL pgtrickle.refresh_stream_table('flat')", "ROLLBACK TO a"});
+    exec("CALL pgtrickle.refresh_stream_table('agg')");
+    exec("CALL pgtrickle.refresh_stream_table('flat')");
+    expect_matches_query("agg", kAgg);
+    expect_matches_query("flat", kRows);
+    EXPECT_EQ(scalar("SELECT string_agg(DISTINCT last_refresh_mode, ',') FROM "
+                     "pgtrickle.pgt_stream_tables"),
+              "differential");
+}
+
 TEST_F(Transactions, prepared_transactions_are_applied_once_after_commit_prepared) {
     create("agg", kAgg);
     const std::string gid = "pgt_" + db_;
