@@ -252,41 +252,28 @@ void delete_source(Oid relid) {
         {oid_text(relid)});
 }
 
-std::optional<std::string> oldest_reader_xmin(const std::string& key, Oid relid,
-                                              const std::string& sysid, Snapshot snapshot) {
+BufferRetention buffer_retention(const std::string& key, Oid relid, const std::string& sysid,
+                                 Snapshot snapshot) {
     const pg::AsExtensionOwner owner;
-    return spi::exec_cached(
-               "SELECT pg_catalog.min(pg_catalog.pg_snapshot_xmin((st.frontier "
-               "OPERATOR(pg_catalog.->) 'sources' OPERATOR(pg_catalog.->) $1 "
-               "OPERATOR(pg_catalog.->>) 'snapshot')::pg_catalog.pg_snapshot))::pg_catalog.text "
-               "FROM pgtrickle.pgt_stream_tables st JOIN pgtrickle.pgt_dependencies d ON "
-               "d.pgt_id OPERATOR(pg_catalog.=) st.pgt_id WHERE d.source_relid::pg_catalog.oid "
-               "OPERATOR(pg_catalog.=) $2::pg_catalog.oid AND (st.frontier "
-               "OPERATOR(pg_catalog.->) 'sources') OPERATOR(pg_catalog.?) $1 AND NOT "
-               "st.needs_full_refresh AND st.status OPERATOR(pg_catalog.<>) 'suspended' AND "
-               "(st.frontier "
-               "OPERATOR(pg_catalog.->>) 'sysid') OPERATOR(pg_catalog.=) $3",
-               {key, oid_text(relid), sysid}, snapshot)
-        .scalar();
-}
-
-std::vector<std::string> readers_own_xids(const std::string& key, Oid relid, Snapshot snapshot) {
-    const pg::AsExtensionOwner owner;
-    std::vector<std::string> out;
-    for (const auto& r :
-         spi::exec_cached(
-             "SELECT DISTINCT st.frontier OPERATOR(pg_catalog.->) 'sources' "
-             "OPERATOR(pg_catalog.->) $1 OPERATOR(pg_catalog.->>) 'own_xid' FROM "
-             "pgtrickle.pgt_stream_tables st JOIN pgtrickle.pgt_dependencies d ON d.pgt_id "
-             "OPERATOR(pg_catalog.=) st.pgt_id WHERE d.source_relid::pg_catalog.oid "
-             "OPERATOR(pg_catalog.=) $2::pg_catalog.oid AND (st.frontier OPERATOR(pg_catalog.->) "
-             "'sources' OPERATOR(pg_catalog.->) $1 OPERATOR(pg_catalog.->>) 'own_xid') IS NOT "
-             "NULL",
-             {key, oid_text(relid)}, snapshot)
-             .rows) {
-        if (r[0]) {
-            out.push_back(*r[0]);
-        }
+    // One pass over the readers: the oldest xmin of those that hold the buffer, and the own
+    // transaction of every frontier (whatever the reader's state).
+    const auto r = spi::exec_cached(
+        "WITH f AS (SELECT st.frontier OPERATOR(pg_catalog.->) 'sources' "
+        "OPERATOR(pg_catalog.->) $1 AS src, NOT st.needs_full_refresh AND st.status "
+        "OPERATOR(pg_catalog.<>) 'suspended' AND (st.frontier OPERATOR(pg_catalog.->>) 'sysid') "
+        "OPERATOR(pg_catalog.=) $3 AS holds FROM pgtrickle.pgt_stream_tables st JOIN "
+        "pgtrickle.pgt_dependencies d ON d.pgt_id OPERATOR(pg_catalog.=) st.pgt_id WHERE "
+        "d.source_relid::pg_catalog.oid OPERATOR(pg_catalog.=) $2::pg_catalog.oid) "
+        "SELECT (pg_catalog.min(pg_catalog.pg_snapshot_xmin((src OPERATOR(pg_catalog.->>) "
+        "'snapshot')::pg_catalog.pg_snapshot)) FILTER (WHERE holds))::pg_catalog.text, "
+        "COALESCE(pg_catalog.array_agg(DISTINCT (src OPERATOR(pg_catalog.->>) "
+        "'own_xid')::pg_catalog.xid8) FILTER (WHERE src OPERATOR(pg_catalog.->>) 'own_xid' IS "
+        "NOT NULL), '{}')::pg_catalog.text FROM f WHERE src IS NOT NULL",
+        {key, oid_text(relid), sysid}, snapshot);
+    BufferRetention out;
+    if (!r.rows.empty()) {
+        out.oldest_xmin = r.rows[0][0];
+        out.own_xids = r.rows[0][1].value_or("{}");
     }
     return out;
 }

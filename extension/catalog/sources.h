@@ -67,13 +67,19 @@ void delete_source(Oid relid);
 /// The oldest transaction every reader of source `key` has consumed: the smallest xmin of
 /// their frontiers (readers that recompute anyway, or belong to another cluster, do not
 /// hold the buffer back). nullopt when no reader holds it.
-/// The transactions whose own rows in source `key`'s buffer a reader's frontier tells apart
-/// by their cmin (each frontier's own_xid). Such rows must never be deleted by a
+/// What the buffer of source `key` must keep, as its readers' frontiers say under
+/// `snapshot`: rows from `oldest_xmin` on (the smallest xmin of the frontiers; readers that
+/// recompute anyway, or belong to another cluster, do not hold the buffer back; nullopt when
+/// no reader holds it), and the rows of `own_xids` (a xid8[] literal): the transactions whose
+/// own rows a frontier tells apart by their cmin. Those must never be deleted by a
 /// transaction that may still abort: its delete would leave its own command id where their
 /// cmin is read.
-std::vector<std::string> readers_own_xids(const std::string& key, Oid relid, Snapshot snapshot);
-std::optional<std::string> oldest_reader_xmin(const std::string& key, Oid relid,
-                                              const std::string& sysid, Snapshot snapshot);
+struct BufferRetention {
+    std::optional<std::string> oldest_xmin;
+    std::string own_xids = "{}";
+};
+BufferRetention buffer_retention(const std::string& key, Oid relid, const std::string& sysid,
+                                 Snapshot snapshot);
 
 // ---- worker slots ------------------------------------------------------------------------
 

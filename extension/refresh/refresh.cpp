@@ -756,29 +756,28 @@ class Refresh {
             if (!src.captured || !try_lock_buffer_for_cleanup(src.key)) {
                 continue;  // a reader being created needs the rows: clean up next time
             }
-            if (const auto xmin = catalog::oldest_reader_xmin(src.key, src.relid, sysid_, snap_)) {
-                // Rows a frontier tells apart by their cmin stay (readers_own_xids): the ones
-                // of every reader's frontier as this refresh sees them, and of this stream
-                // table's previous frontier, which this transaction replaced but comes back
-                // if it aborts. They go at a clean-up after the next refresh that commits.
-                std::vector<std::string> keep =
-                    catalog::readers_own_xids(src.key, src.relid, snap_);
-                if (frontier_) {
-                    const auto prev = frontier_->sources.find(src.key);
-                    if (prev != frontier_->sources.end() && prev->second.own) {
-                        keep.push_back(std::to_string(prev->second.own->xid));
-                    }
-                }
-                std::string kept = "{";
-                for (size_t i = 0; i < keep.size(); ++i) {
-                    kept += (i == 0 ? "" : ",") + keep[i];
-                }
-                kept += "}";
-                query("DELETE FROM " + src.buffer() +
-                          " WHERE \"__pgt_xid\" OPERATOR(pg_catalog.<) $1::pg_catalog.xid8 AND "
-                          "\"__pgt_xid\" OPERATOR(pg_catalog.<>) ALL ($2::pg_catalog.xid8[])",
-                      {*xmin, kept});
+            const catalog::BufferRetention keep =
+                catalog::buffer_retention(src.key, src.relid, sysid_, snap_);
+            if (!keep.oldest_xmin) {
+                continue;
             }
+            // Rows a frontier tells apart by their cmin stay: every reader's own transaction
+            // as this refresh sees the frontiers, and this stream table's previous one, which
+            // this transaction replaced but which comes back if it aborts. They go at a
+            // clean-up after the next refresh that commits.
+            std::optional<std::string> previous_own;
+            if (frontier_) {
+                const auto prev = frontier_->sources.find(src.key);
+                if (prev != frontier_->sources.end() && prev->second.own) {
+                    previous_own = std::to_string(prev->second.own->xid);
+                }
+            }
+            query("DELETE FROM " + src.buffer() +
+                      " WHERE \"__pgt_xid\" OPERATOR(pg_catalog.<) $1::pg_catalog.xid8 AND "
+                      "\"__pgt_xid\" OPERATOR(pg_catalog.<>) ALL ($2::pg_catalog.xid8[]) AND "
+                      "($3::pg_catalog.xid8 IS NULL OR \"__pgt_xid\" OPERATOR(pg_catalog.<>) "
+                      "$3::pg_catalog.xid8)",
+                  {*keep.oldest_xmin, keep.own_xids, previous_own});
         }
     }
 

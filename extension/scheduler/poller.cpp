@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -240,14 +241,17 @@ bool poll_once() {
             any = true;
             const Oid relid = state.source.relid;
             std::vector<std::string> want, have;
-            if (citus::loaded() && state.source.placement != citus::placement_of(relid).name()) {
+            const std::optional<citus::Placement> now =
+                citus::loaded() ? std::optional<citus::Placement>(citus::placement_of(relid))
+                                : std::nullopt;
+            if (now && state.source.placement != now->name()) {
                 drifted.push_back(relid);  // distributed or undistributed since (provision)
                 continue;
             }
             if (state.source.placement == "local") {
                 want.push_back(citus::this_server().label());
-            } else if (citus::loaded()) {
-                for (const auto& n : citus::capture_nodes(relid, citus::placement_of(relid))) {
+            } else if (now) {
+                for (const auto& n : citus::capture_nodes(relid, *now)) {
                     want.push_back(n.label());
                 }
             } else {
